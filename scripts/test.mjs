@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// The project's one test command (`npm test`): static checks, then every test file
+// under */src, each in its own process on Node's test runner. Ends with the line
+// "N passed, N failed[, N skipped]". Arguments filter test files by substring.
+import { spawnSync } from "node:child_process";
+import { globSync } from "node:fs";
+import { run } from "node:test";
+import { spec } from "node:test/reporters";
+
+const root = new URL("..", import.meta.url).pathname;
+const filters = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const failures = [];
+
+const major = Number(process.versions.node.split(".")[0]);
+if (major !== 24) {
+  console.error(
+    `berth test: running on Node ${process.version}; run through npm so the pinned Node 24 (devDependency "node") is used.`,
+  );
+  process.exit(1);
+}
+
+function check(name, cmd, args, cwd = root) {
+  const started = Date.now();
+  process.stdout.write(`▶ ${name} … `);
+  const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
+  const ms = Date.now() - started;
+  if (r.status === 0) {
+    passed++;
+    console.log(`ok (${ms} ms)`);
+  } else {
+    failed++;
+    failures.push(name);
+    console.log(`FAILED (${ms} ms)`);
+    console.log((r.stdout ?? "") + (r.stderr ?? "") + (r.error ? String(r.error) : ""));
+  }
+}
+
+const bin = (n) => `${root}node_modules/.bin/${n}`;
+if (filters.length === 0 || filters.includes("--static")) {
+  check("format and lint (biome check)", bin("biome"), ["check", "."]);
+  check("type check (tsc)", bin("tsc"), ["-p", "tsconfig.json"]);
+  check("proto lint (buf lint)", bin("buf"), ["lint"], `${root}proto`);
+}
+
+const files = globSync(["*/src/**/*.test.ts"], {
+  cwd: root,
+  exclude: (f) => f.includes("node_modules"),
+})
+  .filter((f) => filters.filter((x) => !x.startsWith("--")).every((x) => f.includes(x)))
+  .sort()
+  .map((f) => `${root}${f}`);
+
+console.log(`▶ ${files.length} test files`);
+const stream = run({
+  files,
+  concurrency: Number(process.env.BERTH_TEST_CONCURRENCY ?? 2),
+  timeout: Number(process.env.BERTH_TEST_TIMEOUT_MS ?? 600_000),
+  execArgv: ["--import", "tsx"],
+  cwd: root,
+});
+stream.on("test:pass", (e) => {
+  if (e.details?.type === "suite") return;
+  if (e.skip || e.todo) skipped++;
+  else passed++;
+});
+stream.on("test:fail", (e) => {
+  if (e.details?.type === "suite" && e.details?.error?.failureType === "subtestsFailed") return;
+  failed++;
+  failures.push(`${e.file ? `${e.file.replace(root, "")}: ` : ""}${e.name}`);
+});
+stream.compose(spec).pipe(process.stdout);
+await new Promise((resolve) => stream.on("end", resolve));
+// Let the reporter flush.
+await new Promise((resolve) => setImmediate(resolve));
+if (failures.length) {
+  console.log("\nFailed:");
+  for (const f of failures) console.log(`  ✖ ${f}`);
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
