@@ -5,3 +5,4 @@
 
 export * as internal from "./gen/berth/internal/v1/worker.js";
 export * as v1 from "./gen/berth/v1/capacity.js";
+export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
