@@ -5,7 +5,27 @@
  *
  * Events are the storage format. Change them additively only: new optional
  * fields or new event types, never a renamed or re-typed field.
+ *
+ * Malformed input (units not a positive integer, a NaN timestamp, an invalid label
+ * key) is a programming error at this layer — the gateway validates requests
+ * first — so `decide` throws `InvalidCommandError` for it rather than answering
+ * with a `Rejection`. Every well-formed command gets a `Decision`.
  */
+
+import { labelKeyProblem, labelValueProblem } from "./label-selector.js";
+import {
+  CorruptSnapshotError,
+  EventSequenceError,
+  InvalidCommandError,
+  InvalidEventError,
+} from "./pool-errors.js";
+
+export {
+  CorruptSnapshotError,
+  EventSequenceError,
+  InvalidCommandError,
+  InvalidEventError,
+} from "./pool-errors.js";
 
 /** A half-open time window [startMs, endMs) in Unix epoch milliseconds. */
 export interface TimeWindowMs {
@@ -71,6 +91,8 @@ export interface PoolState {
   readonly active: ReadonlyMap<number, Reservation>;
   /** Every reservation ever made, active or released, by request id (idempotency). */
   readonly byRequest: ReadonlyMap<string, Reservation>;
+  /** Released reservations by seq, so a repeated release is recognised. */
+  readonly released: ReadonlyMap<number, Reservation>;
 }
 
 /** Why a command was refused: an answer, not an exception. */
@@ -99,3 +121,522 @@ export type Reply =
 export type Decision =
   | { readonly ok: true; readonly events: readonly PoolEvent[]; readonly reply: Reply }
   | { readonly ok: false; readonly rejection: Rejection };
+
+/** Largest capacity a pool may have (int32, as on the wire). */
+export const MAX_CAPACITY = 2_147_483_647;
+
+/** The first state of every pool: version 0, not configured (so it does not exist yet). */
+export function initialState(pool: string): PoolState {
+  return {
+    pool,
+    version: 0,
+    spec: undefined,
+    reserved: 0,
+    active: new Map(),
+    byRequest: new Map(),
+    released: new Map(),
+  };
+}
+
+/**
+ * Decides a command against a state: the events to append and the reply, or a
+ * rejection. Pure; never mutates `state`. Emits at most one event, whose seq is
+ * `state.version + 1`.
+ *
+ * - configure: emits `configured` when any field of the spec differs, generation
+ *   included (so the journaled spec always carries the generation that status
+ *   reports as observedGeneration); `changed` says whether an event was emitted.
+ * - reserve: a seen request id replays the original reservation (even if since
+ *   released, or the pool since closed) with no events; a different unit count
+ *   under the same id is REQUEST_ID_REUSED. Otherwise POOL_CLOSED, or
+ *   INSUFFICIENT_CAPACITY unless `reserved + units <= capacity`.
+ * - release: allowed on a closed pool; a released seq answers `alreadyReleased`.
+ *
+ * @throws InvalidCommandError for a malformed command (a caller bug)
+ */
+export function decide(state: PoolState, command: PoolCommand): Decision {
+  checkCommand(state.pool, command);
+  switch (command.type) {
+    case "configure":
+      return decideConfigure(state, command.spec, command.at);
+    case "reserve":
+      return decideReserve(state, command.units, command.requestId, command.at);
+    case "release":
+      return decideRelease(state, command.reservationSeq, command.at);
+  }
+}
+
+function decideConfigure(state: PoolState, rawSpec: PoolSpec, at: number): Decision {
+  const spec = normalizeSpec(rawSpec);
+  if (state.spec !== undefined && specEquals(state.spec, spec)) {
+    return { ok: true, events: [], reply: { type: "configured", changed: false } };
+  }
+  return {
+    ok: true,
+    events: [{ type: "configured", spec, at }],
+    reply: { type: "configured", changed: true },
+  };
+}
+
+function decideReserve(state: PoolState, units: number, requestId: string, at: number): Decision {
+  const spec = state.spec;
+  if (spec === undefined) return notFound(state);
+  const previous = state.byRequest.get(requestId);
+  if (previous !== undefined) {
+    if (previous.units !== units) {
+      return reject({
+        code: "REQUEST_ID_REUSED",
+        message: `pool ${state.pool}: request id ${JSON.stringify(requestId)} was already used for a reservation of ${previous.units} units (seq ${previous.seq}); this request asks for ${units}`,
+      });
+    }
+    return {
+      ok: true,
+      events: [],
+      reply: { type: "reserved", reservationSeq: previous.seq, units, replayed: true },
+    };
+  }
+  if (spec.closed) {
+    return reject({
+      code: "POOL_CLOSED",
+      message: `pool ${state.pool} is closed to new reservations`,
+    });
+  }
+  if (state.reserved + units > spec.capacity) {
+    const available = availableOf(spec, state.reserved);
+    const over =
+      state.reserved > spec.capacity
+        ? ` (over-committed: ${state.reserved} reserved of capacity ${spec.capacity})`
+        : "";
+    return reject({
+      code: "INSUFFICIENT_CAPACITY",
+      message: `pool ${state.pool} has ${available} of ${spec.capacity} units available; ${units} requested${over}`,
+      available,
+    });
+  }
+  return {
+    ok: true,
+    events: [{ type: "reserved", requestId, units, at }],
+    reply: { type: "reserved", reservationSeq: state.version + 1, units, replayed: false },
+  };
+}
+
+function decideRelease(state: PoolState, reservationSeq: number, at: number): Decision {
+  if (state.spec === undefined) return notFound(state);
+  const active = state.active.get(reservationSeq);
+  if (active !== undefined) {
+    return {
+      ok: true,
+      events: [{ type: "released", reservationSeq, units: active.units, at }],
+      reply: { type: "released", reservationSeq, units: active.units, alreadyReleased: false },
+    };
+  }
+  const released = state.released.get(reservationSeq);
+  if (released !== undefined) {
+    return {
+      ok: true,
+      events: [],
+      reply: { type: "released", reservationSeq, units: released.units, alreadyReleased: true },
+    };
+  }
+  return reject({
+    code: "RESERVATION_NOT_FOUND",
+    message: `pool ${state.pool} has no reservation with seq ${reservationSeq}`,
+  });
+}
+
+function reject(rejection: Rejection): Decision {
+  return { ok: false, rejection };
+}
+
+function notFound(state: PoolState): Decision {
+  return reject({
+    code: "POOL_NOT_FOUND",
+    message: `pool ${state.pool} does not exist (it has never been configured)`,
+  });
+}
+
+function availableOf(spec: PoolSpec, reserved: number): number {
+  return spec.closed ? 0 : Math.max(0, spec.capacity - reserved);
+}
+
+/**
+ * Folds one event, stored at `seq`, into the state. O(1) for reservation events:
+ * it mutates and reuses the input state's Maps, so the input state is CONSUMED —
+ * do not read it (or decide against it) afterwards. Keep a `cloneState` copy if
+ * you may need to roll back.
+ *
+ * @throws EventSequenceError when `seq !== state.version + 1`
+ * @throws InvalidEventError when the event is malformed or cannot apply to the state
+ */
+export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolState {
+  if (seq !== state.version + 1) throw new EventSequenceError(state.pool, state.version + 1, seq);
+  const shape = eventProblem(event);
+  if (shape !== undefined) throw new InvalidEventError(state.pool, seq, shape);
+  const invalid = (problem: string) => new InvalidEventError(state.pool, seq, problem);
+  switch (event.type) {
+    case "configured":
+      return { ...state, version: seq, spec: normalizeSpec(event.spec) };
+    case "reserved": {
+      if (state.spec === undefined) throw invalid("reserved before the pool was configured");
+      const earlier = state.byRequest.get(event.requestId);
+      if (earlier !== undefined) {
+        throw invalid(
+          `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
+        );
+      }
+      const reservation: Reservation = { seq, units: event.units, requestId: event.requestId };
+      mutable(state.active).set(seq, reservation);
+      mutable(state.byRequest).set(event.requestId, reservation);
+      return { ...state, version: seq, reserved: state.reserved + event.units };
+    }
+    case "released": {
+      const reservation = state.active.get(event.reservationSeq);
+      if (reservation === undefined) {
+        throw invalid(`released reservation ${event.reservationSeq}, which is not active`);
+      }
+      if (reservation.units !== event.units) {
+        throw invalid(
+          `released ${event.units} units of reservation ${event.reservationSeq}, which holds ${reservation.units}`,
+        );
+      }
+      mutable(state.active).delete(event.reservationSeq);
+      mutable(state.released).set(event.reservationSeq, reservation);
+      return { ...state, version: seq, reserved: state.reserved - reservation.units };
+    }
+  }
+}
+
+// The Maps of a PoolState are only ever created here (initialState, fromSnapshot,
+// cloneState), so they are real Maps: evolve owns them.
+function mutable<K, V>(map: ReadonlyMap<K, V>): Map<K, V> {
+  return map as Map<K, V>;
+}
+
+/**
+ * A deep copy of a state that shares no mutable structure with it: what a caller
+ * keeps to roll back to when events decided against a pending state fail to append.
+ * O(reservations ever made).
+ */
+export function cloneState(state: PoolState): PoolState {
+  return {
+    ...state,
+    active: new Map(state.active),
+    byRequest: new Map(state.byRequest),
+    released: new Map(state.released),
+  };
+}
+
+/**
+ * Validates a stored event (JSON from the journal) and returns it typed, with
+ * unknown fields dropped.
+ * @throws InvalidEventError when it is not a valid event
+ */
+export function parsePoolEvent(pool: string, seq: number, json: unknown): PoolEvent {
+  const problem = eventProblem(json);
+  if (problem !== undefined) throw new InvalidEventError(pool, seq, problem);
+  const e = json as PoolEvent;
+  switch (e.type) {
+    case "configured":
+      return { type: "configured", spec: normalizeSpec(e.spec), at: e.at };
+    case "reserved":
+      return { type: "reserved", requestId: e.requestId, units: e.units, at: e.at };
+    case "released":
+      return { type: "released", reservationSeq: e.reservationSeq, units: e.units, at: e.at };
+  }
+}
+
+/** The public counters of a configured pool: what gossip and status report. */
+export interface PoolView {
+  readonly pool: string;
+  /** Journal seq of the last event: the version of these counters. */
+  readonly version: number;
+  readonly capacity: number;
+  /** Sum of active reservations; may exceed capacity after a capacity cut. */
+  readonly reserved: number;
+  /** capacity − reserved, floored at 0; 0 when closed. */
+  readonly available: number;
+  readonly closed: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly window: TimeWindowMs | undefined;
+  /** metadata.generation of the last applied spec (status.observedGeneration). */
+  readonly generation: number;
+  /** Number of active (unreleased) reservations. */
+  readonly activeReservations: number;
+  /** reserved > capacity: a capacity cut left more reserved than there is. */
+  readonly overCommitted: boolean;
+}
+
+/** The public counters of a pool, or undefined when it has never been configured. */
+export function poolView(state: PoolState): PoolView | undefined {
+  const spec = state.spec;
+  if (spec === undefined) return undefined;
+  return {
+    pool: state.pool,
+    version: state.version,
+    capacity: spec.capacity,
+    reserved: state.reserved,
+    available: availableOf(spec, state.reserved),
+    closed: spec.closed,
+    labels: spec.labels,
+    window: spec.window,
+    generation: spec.generation,
+    activeReservations: state.active.size,
+    overCommitted: state.reserved > spec.capacity,
+  };
+}
+
+/** A reservation in a snapshot: `[seq, units, requestId]`. */
+export type SnapshotReservation = readonly [seq: number, units: number, requestId: string];
+
+/**
+ * Snapshot format version 1: plain JSON. `spec` is null before the first
+ * configure. Reservations are listed in ascending seq; labels in key order, so
+ * equal states give byte-identical snapshots.
+ */
+export interface PoolSnapshotV1 {
+  readonly v: 1;
+  readonly pool: string;
+  readonly version: number;
+  readonly spec: PoolSpec | null;
+  /** Sum of the active reservations' units (checked on load). */
+  readonly reserved: number;
+  readonly active: readonly SnapshotReservation[];
+  readonly released: readonly SnapshotReservation[];
+}
+
+/** The state as a canonical, JSON-serialisable snapshot. Does not consume the state. */
+export function toSnapshot(state: PoolState): PoolSnapshotV1 {
+  const list = (m: ReadonlyMap<number, Reservation>): SnapshotReservation[] =>
+    [...m.values()]
+      .sort((a, b) => a.seq - b.seq)
+      .map((r): SnapshotReservation => [r.seq, r.units, r.requestId]);
+  return {
+    v: 1,
+    pool: state.pool,
+    version: state.version,
+    spec: state.spec === undefined ? null : normalizeSpec(state.spec),
+    reserved: state.reserved,
+    active: list(state.active),
+    released: list(state.released),
+  };
+}
+
+/**
+ * Rebuilds a state from a snapshot (as parsed from JSON), validating all of it:
+ * shape, types, ranges, ascending unique seqs ≤ version, unique request ids, and
+ * that `reserved` is the sum of the active reservations.
+ * @throws CorruptSnapshotError naming the first offending field
+ */
+export function fromSnapshot(json: unknown): PoolState {
+  const corrupt = (path: string, problem: string) => new CorruptSnapshotError(path, problem);
+  if (!isRecord(json)) throw corrupt("(root)", `must be an object, got ${typeName(json)}`);
+  if (json.v !== 1) throw corrupt("v", `must be 1 (the only known format), got ${show(json.v)}`);
+  const { pool, version, reserved } = json;
+  if (typeof pool !== "string" || pool.length === 0) {
+    throw corrupt("pool", `must be a non-empty string, got ${show(pool)}`);
+  }
+  if (!isNonNegativeInt(version)) {
+    throw corrupt("version", `must be a non-negative integer, got ${show(version)}`);
+  }
+  let spec: PoolSpec | undefined;
+  if (json.spec !== null) {
+    const p = specProblem(json.spec);
+    if (p !== undefined) throw corrupt(`spec${p.path}`, p.problem);
+    spec = normalizeSpec(json.spec as PoolSpec);
+  }
+  // The first event of every pool is `configured`: no spec means no events at all.
+  if ((spec === undefined) !== (version === 0)) {
+    throw corrupt("spec", `is ${spec === undefined ? "null" : "set"} at version ${version}`);
+  }
+  if (!isNonNegativeInt(reserved)) {
+    throw corrupt("reserved", `must be a non-negative integer, got ${show(reserved)}`);
+  }
+  const active = new Map<number, Reservation>();
+  const released = new Map<number, Reservation>();
+  const byRequest = new Map<string, Reservation>();
+  for (const [name, target] of [
+    ["active", active],
+    ["released", released],
+  ] as const) {
+    const list = json[name];
+    if (!Array.isArray(list)) throw corrupt(name, `must be an array, got ${typeName(list)}`);
+    let lastSeq = 0;
+    list.forEach((item: unknown, i) => {
+      const path = `${name}[${i}]`;
+      if (!Array.isArray(item) || item.length !== 3) {
+        throw corrupt(path, `must be [seq, units, requestId], got ${show(item)}`);
+      }
+      const [seq, units, requestId] = item as unknown[];
+      if (!isPositiveInt(seq) || seq > version) {
+        throw corrupt(`${path}[0]`, `must be a seq in 1..${version}, got ${show(seq)}`);
+      }
+      if (seq <= lastSeq) throw corrupt(`${path}[0]`, `seq ${seq} is not above ${lastSeq}`);
+      lastSeq = seq;
+      if (!isPositiveInt(units)) {
+        throw corrupt(`${path}[1]`, `must be a positive integer, got ${show(units)}`);
+      }
+      if (typeof requestId !== "string" || requestId.length === 0) {
+        throw corrupt(`${path}[2]`, `must be a non-empty string, got ${show(requestId)}`);
+      }
+      if (active.has(seq)) throw corrupt(`${path}[0]`, `seq ${seq} is both active and released`);
+      const other = byRequest.get(requestId);
+      if (other !== undefined) {
+        throw corrupt(
+          `${path}[2]`,
+          `request id ${JSON.stringify(requestId)} is also used by seq ${other.seq}`,
+        );
+      }
+      const r: Reservation = { seq, units, requestId };
+      target.set(seq, r);
+      byRequest.set(requestId, r);
+    });
+  }
+  let sum = 0;
+  for (const r of active.values()) sum += r.units;
+  if (sum !== reserved) {
+    throw corrupt("reserved", `is ${reserved} but the active reservations hold ${sum} units`);
+  }
+  return { pool, version, spec, reserved, active, byRequest, released };
+}
+
+// ---- validation -------------------------------------------------------------
+
+function checkCommand(pool: string, command: PoolCommand): void {
+  const c = command as unknown;
+  const type = isRecord(c) ? c.type : undefined;
+  const fail = (field: string, problem: string): never => {
+    throw new InvalidCommandError(
+      pool,
+      typeof type === "string" ? type : "unknown",
+      field,
+      problem,
+    );
+  };
+  if (!isRecord(c)) {
+    fail("command", `must be an object, got ${typeName(c)}`);
+    return;
+  }
+  if (!Number.isFinite(c.at)) fail("at", `must be a finite number, got ${show(c.at)}`);
+  switch (type) {
+    case "configure": {
+      const p = specProblem(c.spec);
+      if (p !== undefined) fail(`spec${p.path}`, p.problem);
+      return;
+    }
+    case "reserve":
+      if (!isPositiveInt(c.units))
+        fail("units", `must be a positive integer, got ${show(c.units)}`);
+      if (typeof c.requestId !== "string" || c.requestId.length === 0) {
+        fail("requestId", `must be a non-empty string, got ${show(c.requestId)}`);
+      }
+      return;
+    case "release":
+      if (!isPositiveInt(c.reservationSeq)) {
+        fail("reservationSeq", `must be a positive integer, got ${show(c.reservationSeq)}`);
+      }
+      return;
+    default:
+      fail("type", `must be configure, reserve or release, got ${show(type)}`);
+  }
+}
+
+function eventProblem(e: unknown): string | undefined {
+  if (!isRecord(e)) return `event must be an object, got ${typeName(e)}`;
+  if (!Number.isFinite(e.at)) return `at must be a finite number, got ${show(e.at)}`;
+  switch (e.type) {
+    case "configured": {
+      const p = specProblem(e.spec);
+      return p === undefined ? undefined : `spec${p.path} ${p.problem}`;
+    }
+    case "reserved":
+      if (!isPositiveInt(e.units)) return `units must be a positive integer, got ${show(e.units)}`;
+      if (typeof e.requestId !== "string" || e.requestId.length === 0) {
+        return `requestId must be a non-empty string, got ${show(e.requestId)}`;
+      }
+      return undefined;
+    case "released":
+      if (!isPositiveInt(e.units)) return `units must be a positive integer, got ${show(e.units)}`;
+      if (!isPositiveInt(e.reservationSeq)) {
+        return `reservationSeq must be a positive integer, got ${show(e.reservationSeq)}`;
+      }
+      return undefined;
+    default:
+      return `unknown event type ${show(e.type)}`;
+  }
+}
+
+function specProblem(s: unknown): { path: string; problem: string } | undefined {
+  const at = (path: string, problem: string) => ({ path, problem });
+  if (!isRecord(s)) return at("", `must be an object, got ${typeName(s)}`);
+  if (!isNonNegativeInt(s.capacity) || s.capacity > MAX_CAPACITY) {
+    return at(".capacity", `must be an integer in 0..${MAX_CAPACITY}, got ${show(s.capacity)}`);
+  }
+  if (typeof s.closed !== "boolean") {
+    return at(".closed", `must be a boolean, got ${show(s.closed)}`);
+  }
+  if (!isNonNegativeInt(s.generation)) {
+    return at(".generation", `must be a non-negative integer, got ${show(s.generation)}`);
+  }
+  if (!isRecord(s.labels)) return at(".labels", `must be an object, got ${typeName(s.labels)}`);
+  for (const [k, v] of Object.entries(s.labels)) {
+    const keyProblem = labelKeyProblem(k);
+    if (keyProblem !== undefined) return at(".labels", keyProblem);
+    if (typeof v !== "string") return at(`.labels[${JSON.stringify(k)}]`, "must be a string");
+    const valueProblem = labelValueProblem(v);
+    if (valueProblem !== undefined) return at(`.labels[${JSON.stringify(k)}]`, valueProblem);
+  }
+  if (s.window !== undefined) {
+    const w = s.window;
+    if (!isRecord(w)) return at(".window", `must be an object, got ${typeName(w)}`);
+    if (!Number.isSafeInteger(w.startMs)) {
+      return at(".window.startMs", `must be an integer, got ${show(w.startMs)}`);
+    }
+    if (!Number.isSafeInteger(w.endMs) || (w.endMs as number) <= (w.startMs as number)) {
+      return at(".window.endMs", `must be an integer above startMs, got ${show(w.endMs)}`);
+    }
+  }
+  return undefined;
+}
+
+/** A fresh spec with only known fields and labels in key order (canonical form). */
+function normalizeSpec(s: PoolSpec): PoolSpec {
+  const labels: Record<string, string> = {};
+  for (const k of Object.keys(s.labels).sort()) labels[k] = s.labels[k] as string;
+  const base = { capacity: s.capacity, labels, closed: s.closed, generation: s.generation };
+  return s.window === undefined
+    ? base
+    : { ...base, window: { startMs: s.window.startMs, endMs: s.window.endMs } };
+}
+
+function specEquals(a: PoolSpec, b: PoolSpec): boolean {
+  if (a.capacity !== b.capacity || a.closed !== b.closed || a.generation !== b.generation) {
+    return false;
+  }
+  if (a.window?.startMs !== b.window?.startMs || a.window?.endMs !== b.window?.endMs) return false;
+  const ak = Object.keys(a.labels);
+  if (ak.length !== Object.keys(b.labels).length) return false;
+  return ak.every((k) => Object.hasOwn(b.labels, k) && a.labels[k] === b.labels[k]);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function isNonNegativeInt(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0;
+}
+
+function isPositiveInt(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) > 0;
+}
+
+function typeName(x: unknown): string {
+  return x === null ? "null" : Array.isArray(x) ? "an array" : typeof x;
+}
+
+function show(x: unknown): string {
+  if (x === undefined) return "undefined";
+  if (typeof x === "number" && !Number.isFinite(x)) return String(x);
+  const s = JSON.stringify(x) ?? String(x);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}

@@ -1,0 +1,183 @@
+/**
+ * Given/when/then helper for the pool decider. For tests only: not exported from
+ * the package entry point.
+ *
+ * ```ts
+ * given(configured({ capacity: 5 }))
+ *   .when(reserve(2, "r1"))
+ *   .thenEvents(reserved("r1", 2))
+ *   .thenReply({ type: "reserved", reservationSeq: 2, units: 2, replayed: false });
+ * ```
+ *
+ * Assertion failures throw `PoolTestkitAssertionError` (no `node:assert` here:
+ * src/domain stays free of `node:*`).
+ */
+
+import type {
+  Decision,
+  PoolCommand,
+  PoolEvent,
+  PoolSpec,
+  PoolState,
+  Rejection,
+  Reply,
+} from "./pool.js";
+import { decide, evolve, initialState } from "./pool.js";
+
+/** Pool id used by `given` unless `givenPool` names another. */
+export const TEST_POOL = "default/test-pool";
+
+/** Thrown when a given/when/then expectation does not hold. */
+export class PoolTestkitAssertionError extends Error {
+  override readonly name = "PoolTestkitAssertionError";
+  constructor(
+    message: string,
+    readonly expected: unknown,
+    readonly actual: unknown,
+  ) {
+    super(
+      `${message}\n  expected: ${JSON.stringify(expected)}\n  actual:   ${JSON.stringify(actual)}`,
+    );
+  }
+}
+
+/** The outcome of `when`, with chainable expectations. */
+export interface PoolThen {
+  readonly state: PoolState;
+  readonly decision: Decision;
+  /** Expects acceptance with exactly these events (none: accepted with no events). */
+  thenEvents(...expected: PoolEvent[]): PoolThen;
+  /** Expects acceptance with this reply. */
+  thenReply(expected: Reply): PoolThen;
+  /** Expects a rejection with this code and, if given, this exact message (or one matching the RegExp). */
+  thenRejected(code: Rejection["code"], message?: string | RegExp): PoolThen;
+}
+
+/** A state built from past events, ready for a command. */
+export interface PoolGiven {
+  /** State after the given events. `when` does not consume it (decide is pure). */
+  readonly state: PoolState;
+  when(command: PoolCommand): PoolThen;
+}
+
+/** Folds `events` (seq 1..n) from the initial state of `TEST_POOL`. */
+export function given(...events: PoolEvent[]): PoolGiven {
+  return givenPool(TEST_POOL, ...events);
+}
+
+/** Folds `events` (seq 1..n) from the initial state of `pool`. */
+export function givenPool(pool: string, ...events: PoolEvent[]): PoolGiven {
+  let state = initialState(pool);
+  for (const e of events) state = evolve(state, e, state.version + 1);
+  return {
+    state,
+    when(command) {
+      return then(state, decide(state, command));
+    },
+  };
+}
+
+function then(state: PoolState, decision: Decision): PoolThen {
+  const self: PoolThen = {
+    state,
+    decision,
+    thenEvents(...expected) {
+      if (!decision.ok) {
+        throw new PoolTestkitAssertionError(
+          "expected acceptance, got a rejection",
+          expected,
+          decision,
+        );
+      }
+      if (!jsonEqual(decision.events, expected)) {
+        throw new PoolTestkitAssertionError("unexpected events", expected, decision.events);
+      }
+      return self;
+    },
+    thenReply(expected) {
+      if (!decision.ok) {
+        throw new PoolTestkitAssertionError(
+          "expected acceptance, got a rejection",
+          expected,
+          decision,
+        );
+      }
+      if (!jsonEqual(decision.reply, expected)) {
+        throw new PoolTestkitAssertionError("unexpected reply", expected, decision.reply);
+      }
+      return self;
+    },
+    thenRejected(code, message) {
+      if (decision.ok) {
+        throw new PoolTestkitAssertionError(`expected rejection ${code}`, code, decision);
+      }
+      const r = decision.rejection;
+      if (r.code !== code) throw new PoolTestkitAssertionError("unexpected rejection", code, r);
+      const messageOk =
+        message === undefined ||
+        (typeof message === "string" ? r.message === message : message.test(r.message));
+      if (!messageOk) {
+        throw new PoolTestkitAssertionError(
+          "unexpected rejection message",
+          String(message),
+          r.message,
+        );
+      }
+      return self;
+    },
+  };
+  return self;
+}
+
+// Events and replies are plain JSON data; key order is fixed by the builders.
+function jsonEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(canonical);
+  if (typeof x === "object" && x !== null) {
+    return Object.fromEntries(
+      Object.entries(x)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
+  }
+  return x;
+}
+
+/** A spec with defaults: capacity 10, no labels, open, generation 1, no window. */
+export function spec(overrides: Partial<PoolSpec> = {}): PoolSpec {
+  return { capacity: 10, labels: {}, closed: false, generation: 1, ...overrides };
+}
+
+/** A `configured` event for `spec(overrides)`. */
+export function configured(overrides: Partial<PoolSpec> = {}, at = 0): PoolEvent {
+  return { type: "configured", spec: spec(overrides), at };
+}
+
+/** A `reserved` event. */
+export function reserved(requestId: string, units: number, at = 0): PoolEvent {
+  return { type: "reserved", requestId, units, at };
+}
+
+/** A `released` event. */
+export function released(reservationSeq: number, units: number, at = 0): PoolEvent {
+  return { type: "released", reservationSeq, units, at };
+}
+
+/** A configure command for `spec(overrides)`. */
+export function configure(overrides: Partial<PoolSpec> = {}, at = 0): PoolCommand {
+  return { type: "configure", spec: spec(overrides), at };
+}
+
+/** A reserve command. */
+export function reserve(units: number, requestId: string, at = 0): PoolCommand {
+  return { type: "reserve", units, requestId, at };
+}
+
+/** A release command. */
+export function release(reservationSeq: number, at = 0): PoolCommand {
+  return { type: "release", reservationSeq, at };
+}

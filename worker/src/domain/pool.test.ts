@@ -1,0 +1,769 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import type { PoolCommand, PoolEvent, PoolSpec, PoolState } from "./pool.js";
+import {
+  CorruptSnapshotError,
+  cloneState,
+  decide,
+  EventSequenceError,
+  evolve,
+  fromSnapshot,
+  InvalidCommandError,
+  InvalidEventError,
+  initialState,
+  parsePoolEvent,
+  poolView,
+  toSnapshot,
+} from "./pool.js";
+import {
+  configure,
+  configured,
+  given,
+  PoolTestkitAssertionError,
+  release,
+  released,
+  reserve,
+  reserved,
+  spec,
+  TEST_POOL,
+} from "./pool-testkit.js";
+
+describe("configure", () => {
+  test("configuring a new pool emits configured and reports a change", () => {
+    given()
+      .when(configure({ capacity: 5, labels: { zone: "a" } }, 7))
+      .thenEvents(configured({ capacity: 5, labels: { zone: "a" } }, 7))
+      .thenReply({ type: "configured", changed: true });
+  });
+
+  test("configuring the same spec again emits nothing and reports no change", () => {
+    given(configured({ capacity: 5, labels: { b: "2", a: "1" } }))
+      .when(configure({ capacity: 5, labels: { a: "1", b: "2" } }))
+      .thenEvents()
+      .thenReply({ type: "configured", changed: false });
+  });
+
+  test("a generation-only change is recorded so status can report observedGeneration", () => {
+    const then = given(configured({ generation: 1 }))
+      .when(configure({ generation: 2 }))
+      .thenEvents(configured({ generation: 2 }))
+      .thenReply({ type: "configured", changed: true });
+    assert.ok(then.decision.ok);
+    const [event] = then.decision.events;
+    assert.ok(event);
+    assert.equal(poolView(evolve(then.state, event, 2))?.generation, 2);
+  });
+
+  for (const [what, change] of [
+    ["capacity", { capacity: 11 }],
+    ["closed", { closed: true }],
+    ["labels", { labels: { zone: "b" } }],
+    ["window", { window: { startMs: 0, endMs: 1000 } }],
+  ] as const) {
+    test(`a change of ${what} emits configured`, () => {
+      given(configured({ labels: { zone: "a" } }))
+        .when(configure({ labels: { zone: "a" }, ...change }))
+        .thenEvents(configured({ labels: { zone: "a" }, ...change }))
+        .thenReply({ type: "configured", changed: true });
+    });
+  }
+
+  test("unknown fields of a spec are not journaled", () => {
+    const withExtra = { ...spec(), extra: "x" } as PoolSpec;
+    const d = given().when({ type: "configure", spec: withExtra, at: 0 }).decision;
+    assert.ok(d.ok);
+    assert.deepEqual(Object.keys((d.events[0] as { spec: PoolSpec }).spec).sort(), [
+      "capacity",
+      "closed",
+      "generation",
+      "labels",
+    ]);
+  });
+
+  test("a capacity cut leaves reservations in place and reports the pool over-committed", () => {
+    const { state } = given(
+      configured({ capacity: 10 }),
+      reserved("r1", 8),
+      configured({ capacity: 5 }),
+    );
+    assert.deepEqual(poolView(state), {
+      pool: TEST_POOL,
+      version: 3,
+      capacity: 5,
+      reserved: 8,
+      available: 0,
+      closed: false,
+      labels: {},
+      window: undefined,
+      generation: 1,
+      activeReservations: 1,
+      overCommitted: true,
+    });
+  });
+});
+
+describe("reserve", () => {
+  test("a reserve on a pool that was never configured is POOL_NOT_FOUND", () => {
+    given()
+      .when(reserve(1, "r1"))
+      .thenRejected(
+        "POOL_NOT_FOUND",
+        `pool ${TEST_POOL} does not exist (it has never been configured)`,
+      );
+  });
+
+  test("a reserve within capacity emits reserved and replies with the event's seq", () => {
+    given(configured({ capacity: 5 }), reserved("r0", 2))
+      .when(reserve(3, "r1", 42))
+      .thenEvents(reserved("r1", 3, 42))
+      .thenReply({ type: "reserved", reservationSeq: 3, units: 3, replayed: false });
+  });
+
+  test("a reserve beyond capacity is INSUFFICIENT_CAPACITY with the units available", () => {
+    const { decision } = given(configured({ capacity: 5 }), reserved("r0", 2)).when(
+      reserve(4, "r1"),
+    );
+    assert.deepEqual(decision, {
+      ok: false,
+      rejection: {
+        code: "INSUFFICIENT_CAPACITY",
+        message: `pool ${TEST_POOL} has 3 of 5 units available; 4 requested`,
+        available: 3,
+      },
+    });
+  });
+
+  test("a reserve on a closed pool is POOL_CLOSED", () => {
+    given(configured({ closed: true }))
+      .when(reserve(1, "r1"))
+      .thenRejected("POOL_CLOSED", `pool ${TEST_POOL} is closed to new reservations`);
+  });
+
+  test("a retried reserve replays the original reservation and emits nothing", () => {
+    given(configured({ capacity: 5 }), reserved("r1", 5))
+      .when(reserve(5, "r1"))
+      .thenEvents()
+      .thenReply({ type: "reserved", reservationSeq: 2, units: 5, replayed: true });
+  });
+
+  test("a retried reserve replays even after release and after the pool closed", () => {
+    given(configured(), reserved("r1", 2), released(2, 2), configured({ closed: true }))
+      .when(reserve(2, "r1"))
+      .thenEvents()
+      .thenReply({ type: "reserved", reservationSeq: 2, units: 2, replayed: true });
+  });
+
+  test("a request id reused with different units is REQUEST_ID_REUSED", () => {
+    given(configured(), reserved("r1", 2))
+      .when(reserve(3, "r1"))
+      .thenRejected(
+        "REQUEST_ID_REUSED",
+        `pool ${TEST_POOL}: request id "r1" was already used for a reservation of 2 units (seq 2); this request asks for 3`,
+      );
+  });
+
+  test("an over-committed pool accepts no reserve until reserved + units fits", () => {
+    const past = [configured({ capacity: 10 }), reserved("r1", 6), configured({ capacity: 4 })];
+    given(...past)
+      .when(reserve(1, "r2"))
+      .thenRejected(
+        "INSUFFICIENT_CAPACITY",
+        `pool ${TEST_POOL} has 0 of 4 units available; 1 requested (over-committed: 6 reserved of capacity 4)`,
+      );
+    given(...past, released(2, 6))
+      .when(reserve(4, "r2"))
+      .thenReply({ type: "reserved", reservationSeq: 5, units: 4, replayed: false });
+  });
+
+  for (const [what, units] of [
+    ["zero", 0],
+    ["negative", -1],
+    ["fractional", 1.5],
+    ["NaN", Number.NaN],
+    ["unsafe", 2 ** 53],
+  ] as const) {
+    test(`a reserve of ${what} units is a programming error and throws`, () => {
+      assert.throws(
+        () => decide(given(configured()).state, reserve(units, "r1")),
+        (e: unknown) =>
+          e instanceof InvalidCommandError &&
+          e.name === "InvalidCommandError" &&
+          e.message ===
+            `invalid reserve command for pool ${TEST_POOL}: units must be a positive integer, got ${Number.isNaN(units) ? "NaN" : JSON.stringify(units)}`,
+      );
+    });
+  }
+
+  test("a reserve with an empty request id throws", () => {
+    assert.throws(() => decide(given(configured()).state, reserve(1, "")), {
+      name: "InvalidCommandError",
+      message: `invalid reserve command for pool ${TEST_POOL}: requestId must be a non-empty string, got ""`,
+    });
+  });
+});
+
+describe("release", () => {
+  test("releasing an active reservation emits released with its units", () => {
+    given(configured(), reserved("r1", 3))
+      .when(release(2, 9))
+      .thenEvents(released(2, 3, 9))
+      .thenReply({ type: "released", reservationSeq: 2, units: 3, alreadyReleased: false });
+  });
+
+  test("releasing a released reservation emits nothing and reports alreadyReleased", () => {
+    given(configured(), reserved("r1", 3), released(2, 3))
+      .when(release(2))
+      .thenEvents()
+      .thenReply({ type: "released", reservationSeq: 2, units: 3, alreadyReleased: true });
+  });
+
+  test("releasing on a closed pool is allowed", () => {
+    given(configured(), reserved("r1", 3), configured({ closed: true }))
+      .when(release(2))
+      .thenEvents(released(2, 3));
+  });
+
+  test("releasing a seq that is not a reservation is RESERVATION_NOT_FOUND", () => {
+    given(configured(), reserved("r1", 3))
+      .when(release(1))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with seq 1`);
+    given(configured())
+      .when(release(99))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with seq 99`);
+  });
+
+  test("releasing on a pool that was never configured is POOL_NOT_FOUND", () => {
+    given().when(release(1)).thenRejected("POOL_NOT_FOUND");
+  });
+
+  test("a release of seq 0 throws", () => {
+    assert.throws(() => decide(given(configured()).state, release(0)), {
+      name: "InvalidCommandError",
+      message: `invalid release command for pool ${TEST_POOL}: reservationSeq must be a positive integer, got 0`,
+    });
+  });
+});
+
+describe("invalid commands", () => {
+  test("a configure with a capacity above int32 throws", () => {
+    assert.throws(() => decide(initialState("a/b"), configure({ capacity: 2 ** 31 })), {
+      name: "InvalidCommandError",
+      message:
+        "invalid configure command for pool a/b: spec.capacity must be an integer in 0..2147483647, got 2147483648",
+    });
+  });
+
+  test("a configure with an invalid label key throws", () => {
+    assert.throws(() => decide(initialState("a/b"), configure({ labels: { "-x": "1" } })), {
+      name: "InvalidCommandError",
+      message:
+        "invalid configure command for pool a/b: spec.labels label key name \"-x\" must consist of alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+    });
+  });
+
+  test("a configure with an empty window throws", () => {
+    assert.throws(
+      () => decide(initialState("a/b"), configure({ window: { startMs: 5, endMs: 5 } })),
+      {
+        name: "InvalidCommandError",
+        message:
+          "invalid configure command for pool a/b: spec.window.endMs must be an integer above startMs, got 5",
+      },
+    );
+  });
+
+  test("a command with a non-finite time throws", () => {
+    assert.throws(() => decide(initialState("a/b"), release(1, Number.POSITIVE_INFINITY)), {
+      name: "InvalidCommandError",
+      message: "invalid release command for pool a/b: at must be a finite number, got Infinity",
+    });
+  });
+
+  test("a command of unknown type throws", () => {
+    const bogus = { type: "explode", at: 0 } as unknown as PoolCommand;
+    assert.throws(() => decide(initialState("a/b"), bogus), {
+      name: "InvalidCommandError",
+      message:
+        'invalid explode command for pool a/b: type must be configure, reserve or release, got "explode"',
+    });
+  });
+});
+
+describe("evolve", () => {
+  test("an event out of sequence throws EventSequenceError", () => {
+    const state = given(configured()).state;
+    assert.throws(
+      () => evolve(state, reserved("r1", 1), 3),
+      (e: unknown) =>
+        e instanceof EventSequenceError &&
+        e.name === "EventSequenceError" &&
+        e.expectedSeq === 2 &&
+        e.actualSeq === 3 &&
+        e.message === `pool ${TEST_POOL}: event seq 3 applied at version 1; expected seq 2`,
+    );
+  });
+
+  test("a release of a reservation that is not active throws InvalidEventError", () => {
+    const state = given(configured(), reserved("r1", 1)).state;
+    assert.throws(
+      () => evolve(state, released(1, 1), 3),
+      (e: unknown) =>
+        e instanceof InvalidEventError &&
+        e.message ===
+          `pool ${TEST_POOL}: invalid event at seq 3: released reservation 1, which is not active`,
+    );
+  });
+
+  test("a released event with the wrong units throws InvalidEventError", () => {
+    const state = given(configured(), reserved("r1", 2)).state;
+    assert.throws(() => evolve(state, released(2, 1), 3), {
+      name: "InvalidEventError",
+      message: `pool ${TEST_POOL}: invalid event at seq 3: released 1 units of reservation 2, which holds 2`,
+    });
+  });
+
+  test("a reserved event before any configure throws InvalidEventError", () => {
+    assert.throws(() => evolve(initialState("a/b"), reserved("r1", 1), 1), {
+      name: "InvalidEventError",
+      message: "pool a/b: invalid event at seq 1: reserved before the pool was configured",
+    });
+  });
+
+  test("a reserved event repeating a request id throws InvalidEventError", () => {
+    const state = given(configured(), reserved("r1", 1)).state;
+    assert.throws(() => evolve(state, reserved("r1", 1), 3), {
+      name: "InvalidEventError",
+      message: `pool ${TEST_POOL}: invalid event at seq 3: request id "r1" already reserved at seq 2`,
+    });
+  });
+
+  test("parsePoolEvent returns a typed event and drops unknown fields", () => {
+    assert.deepEqual(
+      parsePoolEvent("a/b", 4, { type: "reserved", requestId: "x", units: 2, at: 1, extra: true }),
+      reserved("x", 2, 1),
+    );
+  });
+
+  test("parsePoolEvent rejects an unknown event type", () => {
+    assert.throws(() => parsePoolEvent("a/b", 4, { type: "exploded", at: 1 }), {
+      name: "InvalidEventError",
+      message: 'pool a/b: invalid event at seq 4: unknown event type "exploded"',
+    });
+  });
+
+  test("cloneState gives a copy that evolving the original does not change", () => {
+    const state = given(configured(), reserved("r1", 1)).state;
+    const copy = cloneState(state);
+    const before = toSnapshot(copy);
+    evolve(state, reserved("r2", 1), 3);
+    assert.deepEqual(toSnapshot(copy), before);
+  });
+});
+
+describe("snapshots", () => {
+  test("a snapshot has the documented v1 shape", () => {
+    const { state } = given(
+      configured({ capacity: 9, labels: { zone: "a" }, window: { startMs: 1, endMs: 2 } }),
+      reserved("r1", 2),
+      reserved("r2", 3),
+      released(2, 2),
+    );
+    assert.deepEqual(toSnapshot(state), {
+      v: 1,
+      pool: TEST_POOL,
+      version: 4,
+      spec: {
+        capacity: 9,
+        labels: { zone: "a" },
+        closed: false,
+        generation: 1,
+        window: { startMs: 1, endMs: 2 },
+      },
+      reserved: 3,
+      active: [[3, 3, "r2"]],
+      released: [[2, 2, "r1"]],
+    });
+  });
+
+  test("a snapshot survives JSON and restores an equal state", () => {
+    const { state } = given(configured(), reserved("r1", 2), reserved("r2", 3), released(2, 2));
+    const restored = fromSnapshot(JSON.parse(JSON.stringify(toSnapshot(state))));
+    assert.deepEqual(toSnapshot(restored), toSnapshot(state));
+    assert.deepEqual(decide(restored, reserve(2, "r1")), decide(state, reserve(2, "r1")));
+  });
+
+  test("the initial state round-trips through a snapshot", () => {
+    const s = initialState("a/b");
+    assert.deepEqual(toSnapshot(fromSnapshot(toSnapshot(s))), toSnapshot(s));
+  });
+
+  const good = () =>
+    JSON.parse(
+      JSON.stringify(toSnapshot(given(configured(), reserved("r1", 2), reserved("r2", 3)).state)),
+    ) as Record<string, unknown>;
+  const corruptions: [string, (s: Record<string, unknown>) => unknown, string][] = [
+    ["a non-object", () => "nope", "corrupt pool snapshot: (root) must be an object, got string"],
+    [
+      "an unknown format version",
+      (s) => ({ ...s, v: 2 }),
+      "corrupt pool snapshot: v must be 1 (the only known format), got 2",
+    ],
+    [
+      "a negative version",
+      (s) => ({ ...s, version: -1 }),
+      "corrupt pool snapshot: version must be a non-negative integer, got -1",
+    ],
+    [
+      "a reserved total that disagrees with the reservations",
+      (s) => ({ ...s, reserved: 4 }),
+      "corrupt pool snapshot: reserved is 4 but the active reservations hold 5 units",
+    ],
+    [
+      "a reservation seq beyond the version",
+      (s) => ({
+        ...s,
+        active: [
+          [2, 2, "r1"],
+          [9, 3, "r2"],
+        ],
+      }),
+      "corrupt pool snapshot: active[1][0] must be a seq in 1..3, got 9",
+    ],
+    [
+      "reservations out of order",
+      (s) => ({
+        ...s,
+        active: [
+          [3, 3, "r2"],
+          [2, 2, "r1"],
+        ],
+      }),
+      "corrupt pool snapshot: active[1][0] seq 2 is not above 3",
+    ],
+    [
+      "a repeated request id",
+      (s) => ({
+        ...s,
+        active: [
+          [2, 2, "r1"],
+          [3, 3, "r1"],
+        ],
+      }),
+      'corrupt pool snapshot: active[1][2] request id "r1" is also used by seq 2',
+    ],
+    [
+      "a seq both active and released",
+      (s) => ({ ...s, released: [[2, 2, "rx"]] }),
+      "corrupt pool snapshot: released[0][0] seq 2 is both active and released",
+    ],
+    [
+      "a malformed reservation",
+      (s) => ({ ...s, active: [[2, 2]] }),
+      "corrupt pool snapshot: active[0] must be [seq, units, requestId], got [2,2]",
+    ],
+    [
+      "a bad spec",
+      (s) => ({ ...s, spec: { ...(s.spec as object), capacity: "10" } }),
+      'corrupt pool snapshot: spec.capacity must be an integer in 0..2147483647, got "10"',
+    ],
+    [
+      "a missing spec after events",
+      (s) => ({ ...s, spec: null }),
+      "corrupt pool snapshot: spec is null at version 3",
+    ],
+  ];
+  for (const [what, mutate, message] of corruptions) {
+    test(`fromSnapshot rejects ${what} with a precise error`, () => {
+      assert.throws(
+        () => fromSnapshot(mutate(good())),
+        (e: unknown) => e instanceof CorruptSnapshotError && e.message === message,
+      );
+    });
+  }
+});
+
+describe("the testkit", () => {
+  test("then fails when the events differ", () => {
+    assert.throws(
+      () => given(configured()).when(reserve(1, "r1")).thenEvents(reserved("r1", 2)),
+      (e: unknown) =>
+        e instanceof PoolTestkitAssertionError && e.message.startsWith("unexpected events"),
+    );
+  });
+
+  test("then fails when a rejection was expected but the command was accepted", () => {
+    assert.throws(
+      () => given(configured()).when(reserve(1, "r1")).thenRejected("POOL_CLOSED"),
+      (e: unknown) =>
+        e instanceof PoolTestkitAssertionError &&
+        e.message.startsWith("expected rejection POOL_CLOSED"),
+    );
+  });
+});
+
+// ---- properties ---------------------------------------------------------------
+
+/**
+ * Model-generated steps. Release targets are resolved at run time against the
+ * reservations made so far, so releases mostly hit real (active or released) seqs.
+ */
+type Step =
+  | { readonly kind: "configure"; readonly spec: PoolSpec }
+  | { readonly kind: "reserve"; readonly units: number; readonly requestId: string }
+  | { readonly kind: "release"; readonly pick: number; readonly unknownSeq: number }
+  /** Re-sends an earlier reserve command verbatim (a client retry). */
+  | { readonly kind: "retry"; readonly pick: number };
+
+const labelsArb = fc.dictionary(
+  fc.constantFrom("zone", "tier", "berth.dev/kind"),
+  fc.constantFrom("a", "b", ""),
+  { maxKeys: 2 },
+);
+const specArb: fc.Arbitrary<PoolSpec> = fc.record(
+  {
+    capacity: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.constant(2_147_483_647)),
+    labels: labelsArb,
+    closed: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, fc.constant(true)),
+    generation: fc.integer({ min: 0, max: 3 }),
+    window: fc
+      .tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 1000 }))
+      .map(([startMs, len]) => ({ startMs, endMs: startMs + len })),
+  },
+  { requiredKeys: ["capacity", "labels", "closed", "generation"] },
+);
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 1, arbitrary: specArb.map((spec) => ({ kind: "configure" as const, spec })) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("reserve" as const),
+      units: fc.integer({ min: 1, max: 8 }),
+      requestId: fc.constantFrom("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("release" as const),
+      pick: fc.nat(),
+      unknownSeq: fc.integer({ min: 1, max: 100 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("retry" as const), pick: fc.nat() }),
+  },
+);
+// Most runs start configured; some never are (every command must then be POOL_NOT_FOUND).
+const stepsArb = fc.tuple(
+  fc.option(specArb, { freq: 8 }),
+  fc.array(stepArb, { maxLength: 80, size: "medium" }),
+);
+
+interface Run {
+  readonly state: PoolState;
+  readonly log: readonly PoolEvent[];
+  /** Every reservation seq made (active or released), in order. */
+  readonly seqs: readonly number[];
+}
+
+function toCommand(
+  step: Step,
+  seqs: readonly number[],
+  reserves: readonly PoolCommand[],
+  at: number,
+): PoolCommand {
+  switch (step.kind) {
+    case "configure":
+      return { type: "configure", spec: step.spec, at };
+    case "reserve":
+      return { type: "reserve", units: step.units, requestId: step.requestId, at };
+    case "release": {
+      // One slot past the known seqs means "some seq that may not be a reservation".
+      const i = step.pick % (seqs.length + 1);
+      return { type: "release", reservationSeq: seqs[i] ?? step.unknownSeq, at };
+    }
+    case "retry":
+      return reserves[step.pick % Math.max(1, reserves.length)] ?? release(1, at);
+  }
+}
+
+/** Runs the steps, checking per-step invariants (a), (b), (c) and decide's purity. */
+function run(first: PoolSpec | null, steps: readonly Step[]): Run {
+  let state = initialState("ns/prop");
+  const log: PoolEvent[] = [];
+  const seqs: number[] = [];
+  const reserves: PoolCommand[] = [];
+  const firstSeqOf = new Map<string, { seq: number; units: number }>();
+  const all: Step[] =
+    first === null ? steps.slice() : [{ kind: "configure", spec: first }, ...steps];
+  all.forEach((step, at) => {
+    const command = toCommand(step, seqs, reserves, at);
+    if (command.type === "reserve") reserves.push(command);
+    const before = JSON.stringify(toSnapshot(state));
+    const d = decide(state, command);
+    assert.equal(JSON.stringify(toSnapshot(state)), before, "decide must not change the state");
+    if (state.spec === undefined && command.type !== "configure") {
+      assert.ok(!d.ok && d.rejection.code === "POOL_NOT_FOUND");
+    }
+    if (d.ok) {
+      for (const e of d.events) {
+        log.push(e);
+        state = evolve(state, e, state.version + 1);
+      }
+    }
+    if (command.type === "reserve" && d.ok) {
+      assert.equal(d.reply.type, "reserved");
+      if (d.reply.type !== "reserved") return;
+      const original = firstSeqOf.get(command.requestId);
+      if (original === undefined) {
+        // (a) an accepted new reserve never oversells.
+        assert.equal(d.events.length, 1);
+        assert.equal(d.reply.replayed, false);
+        assert.equal(d.reply.reservationSeq, state.version);
+        assert.ok(state.spec !== undefined && state.reserved <= state.spec.capacity);
+        firstSeqOf.set(command.requestId, { seq: d.reply.reservationSeq, units: command.units });
+        seqs.push(d.reply.reservationSeq);
+      } else {
+        // (b) a retry returns the original reservation and writes nothing.
+        assert.equal(d.events.length, 0);
+        assert.equal(d.reply.replayed, true);
+        assert.equal(d.reply.reservationSeq, original.seq);
+        assert.equal(original.units, command.units);
+      }
+    }
+    if (command.type === "reserve" && !d.ok && d.rejection.code === "REQUEST_ID_REUSED") {
+      assert.notEqual(firstSeqOf.get(command.requestId)?.units, command.units);
+    }
+    if (command.type === "release" && d.ok && d.reply.type === "released") {
+      // (c) a release that emits nothing is a repeat of an earlier release.
+      assert.equal(d.events.length === 0, d.reply.alreadyReleased);
+      if (d.reply.alreadyReleased) {
+        assert.ok(state.released.has(command.reservationSeq));
+        assert.ok(!state.active.has(command.reservationSeq));
+      }
+    }
+    // (a) reserved is always the sum of the active reservations.
+    let sum = 0;
+    for (const r of state.active.values()) sum += r.units;
+    assert.equal(state.reserved, sum);
+    const view = poolView(state);
+    if (view !== undefined) {
+      assert.equal(view.overCommitted, view.reserved > view.capacity);
+      assert.ok(view.available >= 0 && view.available <= view.capacity);
+    }
+  });
+  return { state, log, seqs };
+}
+
+function fold(state: PoolState, events: readonly PoolEvent[]): PoolState {
+  let s = state;
+  for (const e of events) s = evolve(s, e, s.version + 1);
+  return s;
+}
+
+describe("properties", () => {
+  test("reserved never exceeds capacity at an accepted reserve and always equals the active sum", () => {
+    fc.assert(
+      fc.property(stepsArb, ([first, steps]) => {
+        run(first, steps);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("every reserve retried with its request id returns the original seq and emits nothing", () => {
+    fc.assert(
+      fc.property(stepsArb, ([first, steps]) => {
+        const { state } = run(first, steps);
+        for (const [requestId, r] of state.byRequest) {
+          const d = decide(state, reserve(r.units, requestId));
+          assert.deepEqual(d, {
+            ok: true,
+            events: [],
+            reply: { type: "reserved", reservationSeq: r.seq, units: r.units, replayed: true },
+          });
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("release is idempotent: the second release emits nothing and reports alreadyReleased", () => {
+    fc.assert(
+      fc.property(stepsArb, ([first, steps]) => {
+        let { state } = run(first, steps);
+        for (const seq of [...state.active.keys()]) {
+          const d1 = decide(state, release(seq));
+          assert.ok(d1.ok && d1.events.length === 1);
+          state = fold(state, d1.events);
+          const d2 = decide(state, release(seq));
+          assert.ok(d2.ok && d2.reply.type === "released");
+          assert.equal(d2.events.length, 0);
+          assert.equal(d2.reply.alreadyReleased, true);
+        }
+        assert.equal(state.reserved, 0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("replaying the events, with or without a snapshot at any point, yields the live state", () => {
+    fc.assert(
+      fc.property(stepsArb, fc.nat(), ([first, steps], cutSeed) => {
+        const { state, log } = run(first, steps);
+        const live = toSnapshot(state);
+        assert.deepEqual(toSnapshot(fold(initialState("ns/prop"), log)), live);
+        const cut = cutSeed % (log.length + 1);
+        const head = toSnapshot(fold(initialState("ns/prop"), log.slice(0, cut)));
+        const restored = fromSnapshot(JSON.parse(JSON.stringify(head)));
+        assert.deepEqual(toSnapshot(fold(restored, log.slice(cut))), live);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("decide never throws on a well-formed command", () => {
+    const wideSpec: fc.Arbitrary<PoolSpec> = fc.record(
+      {
+        capacity: fc.integer({ min: 0, max: 2_147_483_647 }),
+        labels: labelsArb,
+        closed: fc.boolean(),
+        generation: fc.nat(),
+        window: fc
+          .tuple(
+            fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+            fc.integer({ min: 1, max: 2 ** 40 }),
+          )
+          .map(([startMs, len]) => ({ startMs, endMs: startMs + len })),
+      },
+      { requiredKeys: ["capacity", "labels", "closed", "generation"] },
+    );
+    const at = fc.double({ noNaN: true, noDefaultInfinity: true });
+    const command: fc.Arbitrary<PoolCommand> = fc.oneof(
+      fc.record({ type: fc.constant("configure" as const), spec: wideSpec, at }),
+      fc.record({
+        type: fc.constant("reserve" as const),
+        units: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        requestId: fc.string({ minLength: 1 }),
+        at,
+      }),
+      fc.record({
+        type: fc.constant("release" as const),
+        reservationSeq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        at,
+      }),
+    );
+    fc.assert(
+      fc.property(stepsArb, fc.array(command, { maxLength: 20 }), ([first, steps], commands) => {
+        let { state } = run(first, steps);
+        for (const c of commands) {
+          const d = decide(state, c);
+          if (d.ok) state = fold(state, d.events);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
