@@ -176,10 +176,15 @@ export interface PushResponse {
 
 export interface PullRequest {
   from: string;
+  /** Token from the previous response's next_page_token; empty for the first page. */
+  pageToken: string;
 }
 
 export interface PullResponse {
+  /** Entries in pool-id order; one page stays well under gRPC's 4 MiB message limit. */
   entries: PoolCounters[];
+  /** Token for the next page; empty on the last one. */
+  nextPageToken: string;
 }
 
 /**
@@ -1514,13 +1519,16 @@ export const PushResponse: MessageFns<PushResponse> = {
 };
 
 function createBasePullRequest(): PullRequest {
-  return { from: "" };
+  return { from: "", pageToken: "" };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
   encode(message: PullRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.from !== "") {
       writer.uint32(10).string(message.from);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
     }
     return writer;
   },
@@ -1546,6 +1554,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             message.from = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1559,13 +1575,23 @@ export const PullRequest: MessageFns<PullRequest> = {
   },
 
   fromJSON(object: any): PullRequest {
-    return { from: isSet(object.from) ? globalThis.String(object.from) : "" };
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
   toJSON(message: PullRequest): unknown {
     const obj: any = {};
     if (message.from !== "") {
       obj.from = message.from;
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -1576,18 +1602,22 @@ export const PullRequest: MessageFns<PullRequest> = {
   fromPartial<I extends Exact<DeepPartial<PullRequest>, I>>(object: I): PullRequest {
     const message = createBasePullRequest();
     message.from = object.from ?? "";
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBasePullResponse(): PullResponse {
-  return { entries: [] };
+  return { entries: [], nextPageToken: "" };
 }
 
 export const PullResponse: MessageFns<PullResponse> = {
   encode(message: PullResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.entries) {
       PoolCounters.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1613,6 +1643,14 @@ export const PullResponse: MessageFns<PullResponse> = {
             message.entries.push(PoolCounters.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1630,6 +1668,11 @@ export const PullResponse: MessageFns<PullResponse> = {
       entries: globalThis.Array.isArray(object?.entries)
         ? object.entries.map((e: any) => PoolCounters.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -1637,6 +1680,9 @@ export const PullResponse: MessageFns<PullResponse> = {
     const obj: any = {};
     if (message.entries?.length) {
       obj.entries = message.entries.map((e) => PoolCounters.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1647,6 +1693,7 @@ export const PullResponse: MessageFns<PullResponse> = {
   fromPartial<I extends Exact<DeepPartial<PullResponse>, I>>(object: I): PullResponse {
     const message = createBasePullResponse();
     message.entries = object.entries?.map((e) => PoolCounters.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
