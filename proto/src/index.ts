@@ -3,6 +3,60 @@
  * message and service types, and the pure functions over them.
  */
 
+export {
+  assignOwners,
+  type PlanShardMapInput,
+  planShardMap,
+  rendezvousScore,
+} from "./assignment.js";
 export * as internal from "./gen/berth/internal/v1/worker.js";
+
+export {
+  Member,
+  ShardAssignment,
+  ShardMap,
+  ShardState,
+  shardStateFromJSON,
+  shardStateToJSON,
+} from "./gen/berth/internal/v1/worker.js";
 export * as v1 from "./gen/berth/v1/capacity.js";
-export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
+export {
+  assertPoolId,
+  InvalidPoolIdError,
+  MAX_NAME_LENGTH,
+  MAX_NAMESPACE_LENGTH,
+  MAX_POOL_ID_LENGTH,
+  poolIdProblem,
+  splitPoolId,
+} from "./pool-id.js";
+export {
+  decodeReservationId,
+  encodeReservationId,
+  MAX_RESERVATION_ID_LENGTH,
+  MalformedReservationIdError,
+  RESERVATION_ID_VERSION,
+} from "./reservation-id.js";
+export { assertShardCount, DEFAULT_SHARD_COUNT, murmur3, shardOf } from "./shard-hash.js";
+export {
+  FileShardMapSource,
+  type FileShardMapSourceOptions,
+  type FileShardMapSourceStats,
+  type ShardMapSource,
+  StaticShardMapSource,
+  shardMapProblem,
+  writeShardMapFile,
+} from "./shard-map-source.js";
+export {
+  ERROR_DOMAIN,
+  ERROR_REASONS,
+  type ErrorReason,
+  type FieldViolation,
+  isErrorReason,
+  type ParsedRichStatus,
+  parseRichStatus,
+  type RichStatusDetail,
+  RichStatusError,
+  richStatus,
+  STATUS_DETAILS_KEY,
+  TYPE_URLS,
+} from "./status.js";

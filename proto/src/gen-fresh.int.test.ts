@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { globSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+const root = new URL("../..", import.meta.url).pathname;
+const protoDir = join(root, "proto");
+const committedDir = join(protoDir, "src/gen");
+const bin = join(root, "node_modules/.bin");
+
+function filesUnder(dir: string): string[] {
+  return globSync("**/*", { cwd: dir, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name).slice(dir.length + 1))
+    .sort();
+}
+
+test("the committed generated code in proto/src/gen is what buf generate produces now", () => {
+  const out = mkdtempSync(join(tmpdir(), "berth-gen-fresh-"));
+  try {
+    // buf v2: -o is prepended to each plugin's `out` (src/gen), so the fresh copy
+    // lands in <out>/src/gen; the template's local plugin path is relative to proto/.
+    const r = spawnSync(join(bin, "buf"), ["generate", "--template", "buf.gen.yaml", "-o", out], {
+      cwd: protoDir,
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
+    });
+    assert.equal(r.status, 0, `buf generate failed:\n${r.stdout}${r.stderr}${r.error ?? ""}`);
+    const freshDir = join(out, "src/gen");
+    const fresh = filesUnder(freshDir);
+    const committed = filesUnder(committedDir);
+    assert.ok(fresh.length > 0, `buf generate wrote nothing under ${freshDir}`);
+
+    const problems: string[] = [];
+    for (const f of fresh) {
+      if (!committed.includes(f)) problems.push(`proto/src/gen/${f}: missing (not committed)`);
+      else if (
+        readFileSync(join(freshDir, f), "utf8") !== readFileSync(join(committedDir, f), "utf8")
+      ) {
+        problems.push(`proto/src/gen/${f}: stale (differs from a fresh generation)`);
+      }
+    }
+    for (const f of committed) {
+      if (!fresh.includes(f)) problems.push(`proto/src/gen/${f}: no longer generated (delete it)`);
+    }
+    assert.deepEqual(
+      problems,
+      [],
+      `proto/src/gen does not match the .proto files; run \`npm run proto:gen\` and commit:\n  ${problems.join("\n  ")}`,
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
