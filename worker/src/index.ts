@@ -2,4 +2,54 @@
  * @berth/worker: the pool entity, its journal, the gossip read side, and the
  * shared process plumbing (logging, metrics, health) that gateways reuse.
  */
+
+export { type GrpcError, toGrpcError } from "./adapters/grpc-errors.js";
+
+// The worker runtime: start a worker in-process, or use its pieces.
+export {
+  InvalidJournalUrlError,
+  type JournalLocation,
+  openJournal,
+  parseJournalUrl,
+} from "./adapters/journal-url.js";
 export * from "./adapters/observability.js";
+export {
+  MAX_LABELS,
+  MAX_REQUEST_ID_LENGTH,
+  MAX_UNITS,
+} from "./adapters/request-validation.js";
+export { countersOf, poolToWire, timestampOf, windowToWire } from "./adapters/wire.js";
+export {
+  parseWorkerFlags,
+  USAGE as WORKER_USAGE,
+  UsageError,
+  type WorkerFlags,
+} from "./adapters/worker-flags.js";
+export {
+  createGrpcServerMetrics,
+  type GrpcServerMetrics,
+  instrumentService,
+  WorkerMetrics,
+} from "./adapters/worker-metrics.js";
+export { type RunningWorker, startWorker, type WorkerConfig } from "./adapters/worker-server.js";
+// The read side and the pure pieces gateways reuse.
+export {
+  formatLabelSelector,
+  type LabelRequirement,
+  type LabelSelector,
+  LabelSelectorSyntaxError,
+  labelKeyProblem,
+  labelValueProblem,
+  MAX_LABEL_SELECTOR_LENGTH,
+  matchesLabels,
+  parseLabelSelector,
+} from "./domain/label-selector.js";
+export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
+export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
+export * from "./gossip/index.js";
+export type {
+  CommandOutcome,
+  ExecuteResult,
+  NotOwnerOutcome,
+} from "./ownership/command-outcome.js";
+export { ShardOwnership, type ShardOwnershipOptions } from "./ownership/shard-ownership.js";

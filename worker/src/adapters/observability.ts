@@ -104,6 +104,6 @@ export class InvalidAddressError extends Error {
 export function parseHostPort(address: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:[\]]+):(\d{1,5})$/.exec(address);
   const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || !m[1] || port > 65535) throw new InvalidAddressError(address);
+  if (!m?.[1] || port > 65535) throw new InvalidAddressError(address);
   return { host: m[1].replace(/^\[|\]$/g, ""), port };
 }

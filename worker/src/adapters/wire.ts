@@ -1,0 +1,59 @@
+// Conversions between the domain's pool view and the wire messages.
+import type { internal, v1 } from "@berth/proto";
+import type { PoolView, TimeWindowMs } from "../domain/pool.js";
+
+/** A Timestamp for Unix epoch milliseconds. */
+export function timestampOf(ms: number): { seconds: number; nanos: number } {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+}
+
+/** Unix epoch milliseconds of a Timestamp (sub-millisecond part dropped). */
+export function msOf(t: { readonly seconds: number; readonly nanos: number }): number {
+  return t.seconds * 1000 + Math.floor(t.nanos / 1_000_000);
+}
+
+/** The wire TimeWindow of a domain window. */
+export function windowToWire(w: TimeWindowMs | undefined): v1.TimeWindow | undefined {
+  return w === undefined ? undefined : { start: timestampOf(w.startMs), end: timestampOf(w.endMs) };
+}
+
+/** Where a pool is served, as GetPool and Configure report it. */
+export interface Placement {
+  readonly shard: number;
+  readonly owner: string;
+  readonly epoch: number;
+}
+
+/** The authoritative Pool message of a pool view. */
+export function poolToWire(view: PoolView, placement: Placement): v1.Pool {
+  return {
+    pool: view.pool,
+    capacity: view.capacity,
+    reserved: view.reserved,
+    available: view.available,
+    labels: { ...view.labels },
+    window: windowToWire(view.window),
+    closed: view.closed,
+    version: view.version,
+    activeReservations: view.activeReservations,
+    overCommitted: view.overCommitted,
+    shard: placement.shard,
+    owner: placement.owner,
+    epoch: placement.epoch,
+  };
+}
+
+/** The gossip counters of a pool view, confirmed at `nowMs`. */
+export function countersOf(view: PoolView, nowMs: number): internal.PoolCounters {
+  return {
+    pool: view.pool,
+    capacity: view.capacity,
+    reserved: view.reserved,
+    labels: { ...view.labels },
+    window: windowToWire(view.window),
+    closed: view.closed,
+    version: view.version,
+    confirmedAt: timestampOf(nowMs),
+  };
+}

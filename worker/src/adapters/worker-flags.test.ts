@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parseWorkerFlags, UsageError } from "./worker-flags.js";
+
+const base = [
+  "--id",
+  "worker-1",
+  "--grpc",
+  "127.0.0.1:50062",
+  "--http",
+  "127.0.0.1:9102",
+  "--journal",
+  "sqlite:///tmp/j.db",
+  "--shard-map-file",
+  "/tmp/map.json",
+];
+
+function usage(args: string[]): string {
+  try {
+    parseWorkerFlags(args);
+  } catch (e: unknown) {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.equal(e.name, "UsageError");
+    return e.message;
+  }
+  return assert.fail("expected a UsageError");
+}
+
+describe("worker flags", () => {
+  test("the documented flags parse, with repeatable gossip peers and a default snapshot interval", () => {
+    assert.deepEqual(
+      parseWorkerFlags([...base, "--gossip-peer", "127.0.0.1:50060", "--gossip-peer", "gw:1"]),
+      {
+        id: "worker-1",
+        grpc: "127.0.0.1:50062",
+        http: "127.0.0.1:9102",
+        journal: "sqlite:///tmp/j.db",
+        shardMapFile: "/tmp/map.json",
+        gossipPeers: ["127.0.0.1:50060", "gw:1"],
+        snapshotEvery: 100,
+      },
+    );
+    const seven = parseWorkerFlags([...base, "--snapshot-every", "7"]);
+    assert.ok(seven !== "help");
+    assert.equal(seven.snapshotEvery, 7);
+    assert.equal(parseWorkerFlags(["--help"]), "help");
+  });
+
+  test("bad flags are rejected with a precise message", () => {
+    assert.equal(usage(base.slice(2)), "missing required flag --id");
+    assert.match(usage([...base, "--bogus"]), /Unknown option '--bogus'/);
+    assert.equal(
+      usage([...base, "--snapshot-every", "0"]),
+      '--snapshot-every must be a positive integer, got "0"',
+    );
+    assert.equal(
+      usage([...base.slice(0, 2), "--grpc", "nope", ...base.slice(4)]),
+      '--grpc: invalid address "nope": expected host:port with port 0-65535',
+    );
+    assert.equal(
+      usage([...base.slice(0, 8), "--shard-map-file", "map.json"]),
+      '--shard-map-file must be an absolute path, got "map.json"',
+    );
+  });
+});

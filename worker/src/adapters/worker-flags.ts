@@ -1,0 +1,101 @@
+// Command-line flags of the worker process.
+import { isAbsolute } from "node:path";
+import { parseArgs } from "node:util";
+import { InvalidAddressError, parseHostPort } from "./observability.js";
+
+/** The worker's usage text. */
+export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <host:port>
+              --journal sqlite:///abs/path/journal.db --shard-map-file /abs/path/shard-map.json
+              [--gossip-peer <host:port>]... [--snapshot-every <n>]
+
+  --id              this worker's member id in the shard map, e.g. worker-0
+  --grpc            gRPC listen address (WorkerService, GossipService, health, reflection)
+  --http            HTTP listen address for /metrics, /healthz, /readyz
+  --journal         journal URL: sqlite:///absolute/path.db[?synchronous=FULL|NORMAL]
+  --shard-map-file  JSON ShardMap file to follow (written by the supervisor/operator)
+  --gossip-peer     GossipService address of a gateway; repeatable
+  --snapshot-every  save a pool snapshot every n events (default 100)
+`;
+
+/** The worker's parsed flags. */
+export interface WorkerFlags {
+  readonly id: string;
+  readonly grpc: string;
+  readonly http: string;
+  readonly journal: string;
+  readonly shardMapFile: string;
+  readonly gossipPeers: readonly string[];
+  readonly snapshotEvery: number;
+}
+
+/** Thrown when the command line is not valid; the message says precisely why. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** Parses and checks the worker's command line. @throws UsageError */
+export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" {
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    values = parse(args).values;
+  } catch (e: unknown) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return "help";
+  const required = (name: "id" | "grpc" | "http" | "journal" | "shard-map-file"): string => {
+    const v = values[name];
+    if (v === undefined || v === "") throw new UsageError(`missing required flag --${name}`);
+    return v;
+  };
+  const id = required("id");
+  const grpc = required("grpc");
+  const http = required("http");
+  const journal = required("journal");
+  const shardMapFile = required("shard-map-file");
+  for (const [flag, address] of [
+    ["grpc", grpc],
+    ["http", http],
+    ...(values["gossip-peer"] ?? []).map((p) => ["gossip-peer", p] as const),
+  ] as const) {
+    try {
+      parseHostPort(address);
+    } catch (e: unknown) {
+      if (e instanceof InvalidAddressError) throw new UsageError(`--${flag}: ${e.message}`);
+      throw e;
+    }
+  }
+  if (!isAbsolute(shardMapFile)) {
+    throw new UsageError(`--shard-map-file must be an absolute path, got "${shardMapFile}"`);
+  }
+  const every = values["snapshot-every"] ?? "100";
+  if (!/^[1-9][0-9]{0,8}$/.test(every)) {
+    throw new UsageError(`--snapshot-every must be a positive integer, got "${every}"`);
+  }
+  return {
+    id,
+    grpc,
+    http,
+    journal,
+    shardMapFile,
+    gossipPeers: values["gossip-peer"] ?? [],
+    snapshotEvery: Number(every),
+  };
+}
+
+function parse(args: readonly string[]) {
+  return parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      id: { type: "string" },
+      grpc: { type: "string" },
+      http: { type: "string" },
+      journal: { type: "string" },
+      "shard-map-file": { type: "string" },
+      "gossip-peer": { type: "string", multiple: true },
+      "snapshot-every": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}

@@ -1,0 +1,245 @@
+// Wires a worker: ownership, WorkerService + GossipService + health + reflection on one
+// gRPC server, gossip, metrics and the observability HTTP server.
+import { internal, type ShardMapSource } from "@berth/proto";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { Gossiper } from "../gossip/gossiper.js";
+import { Replica } from "../gossip/replica.js";
+import type { Journal } from "../journal/journal.js";
+import { ShardOwnership } from "../ownership/shard-ownership.js";
+import {
+  createLogger,
+  createRegistry,
+  type ObservabilityServer,
+  parseHostPort,
+  type Readiness,
+  startObservabilityServer,
+} from "./observability.js";
+import { addReflection } from "./reflection.js";
+import { countersOf } from "./wire.js";
+import { instrumentService, WorkerMetrics } from "./worker-metrics.js";
+import { workerServiceHandlers } from "./worker-service.js";
+
+/** How to run a worker. */
+export interface WorkerConfig {
+  /** Member id of this worker in the ShardMap, e.g. "worker-0". */
+  readonly id: string;
+  /** gRPC listen address host:port; port 0 picks a free port (see {@link RunningWorker.address}). */
+  readonly grpc: string;
+  /** Observability HTTP listen address (/metrics, /healthz, /readyz); omitted: none. */
+  readonly http?: string;
+  /** The journal; the caller owns it (close it after {@link RunningWorker.close}). */
+  readonly journal: Journal;
+  /** Where the ShardMap comes from; the caller owns it (close it after the worker). */
+  readonly shardMapSource: ShardMapSource;
+  /** GossipService addresses of extra peers (gateways), besides the ShardMap's other members. */
+  readonly gossipPeers?: readonly string[];
+  /** Snapshot every this many events per pool. Default 100. */
+  readonly snapshotEvery?: number;
+  /** Most events per group-commit append. Default 256. */
+  readonly maxBatchEvents?: number;
+  /** Gossip timing (defaults: push after 10 ms, anti-entropy every 1000 ms). */
+  readonly gossip?: { readonly pushDelayMs?: number; readonly antiEntropyIntervalMs?: number };
+  /** Longest wait for in-flight calls on close before they are cut off. Default 10,000 ms. */
+  readonly drainTimeoutMs?: number;
+  /** Default: a "worker" JSON logger with the worker id. */
+  readonly logger?: Logger;
+  /** Default: a fresh registry (createRegistry("worker")). */
+  readonly registry?: Registry;
+}
+
+/** A running worker. */
+export interface RunningWorker {
+  readonly id: string;
+  /** host:port the gRPC server is bound to (WorkerService, GossipService, health, reflection). */
+  readonly address: string;
+  /** host:port of the observability HTTP server, if one was asked for. */
+  readonly httpAddress: string | undefined;
+  readonly ownership: ShardOwnership;
+  /** This worker's gossip replica (read side). */
+  readonly replica: Replica;
+  readonly registry: Registry;
+  /** Ready once the ShardMap is known and every owned shard is recovered. */
+  readiness(): Readiness;
+  /** Resolves when {@link readiness} first says ready (or rejects when the worker closes first). */
+  whenReady(): Promise<void>;
+  /**
+   * Stops taking calls, drains in-flight ones (bounded by drainTimeoutMs), stops gossip
+   * and HTTP. Does not close the journal or the ShardMap source. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+const WORKER_SERVICE = "berth.internal.v1.WorkerService";
+const GOSSIP_SERVICE = "berth.internal.v1.GossipService";
+
+/** Starts a worker in this process. Used by main.ts, by tests and by in-process clusters. */
+export async function startWorker(config: WorkerConfig): Promise<RunningWorker> {
+  const log = config.logger ?? createLogger("worker", { worker: config.id });
+  const registry = config.registry ?? createRegistry("worker");
+  const replica = new Replica(() => Date.now());
+  let ownershipRef: ShardOwnership | undefined;
+  const metrics = new WorkerMetrics(
+    registry,
+    () => ownershipRef?.stats() ?? { shardsOwned: 0, shardsRecovering: 0, poolsLoaded: 0 },
+  );
+
+  let gossiper: Gossiper | undefined;
+  const ownership = new ShardOwnership({
+    nodeId: config.id,
+    journal: config.journal,
+    source: config.shardMapSource,
+    logger: log,
+    metrics,
+    ...(config.snapshotEvery === undefined ? {} : { snapshotEvery: config.snapshotEvery }),
+    ...(config.maxBatchEvents === undefined ? {} : { maxBatchEvents: config.maxBatchEvents }),
+    onCommitted: (view) => gossiper?.publish(countersOf(view, Date.now())),
+  });
+  ownershipRef = ownership;
+
+  const extraPeers = config.gossipPeers ?? [];
+  gossiper = new Gossiper({
+    nodeId: config.id,
+    replica,
+    peers: () => {
+      const members = ownership.shardMap?.members ?? [];
+      const addresses = members.filter((m) => m.id !== config.id).map((m) => m.address);
+      return [...new Set([...addresses, ...extraPeers])].filter((a) => a !== "");
+    },
+    owned: function* () {
+      const now = Date.now();
+      for (const v of ownership.ownedViews()) yield countersOf(v, now);
+    },
+    logger: log,
+    registry,
+    ...(config.gossip?.pushDelayMs === undefined ? {} : { pushDelayMs: config.gossip.pushDelayMs }),
+    ...(config.gossip?.antiEntropyIntervalMs === undefined
+      ? {}
+      : { antiEntropyIntervalMs: config.gossip.antiEntropyIntervalMs }),
+  });
+
+  // Gossip serves from the start; the WorkerService (and "") only once ready.
+  const health = new HealthImplementation({
+    "": "NOT_SERVING",
+    [WORKER_SERVICE]: "NOT_SERVING",
+    [GOSSIP_SERVICE]: "SERVING",
+  });
+  let closing = false;
+  const readiness = (): Readiness =>
+    closing ? { ready: false, reason: "worker is shutting down" } : ownership.readiness();
+  const readyWaiters = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
+  const refresh = () => {
+    const r = readiness();
+    const s = r.ready ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", s);
+    health.setStatus(WORKER_SERVICE, s);
+    if (r.ready) {
+      for (const w of readyWaiters) w.resolve();
+      readyWaiters.clear();
+    }
+  };
+  const stopListening = ownership.onChange(refresh);
+
+  const server = new Server();
+  server.addService(
+    internal.WorkerServiceService,
+    instrumentService(
+      internal.WorkerServiceService,
+      workerServiceHandlers({ nodeId: config.id, ownership, logger: log }),
+      metrics.grpc,
+    ),
+  );
+  server.addService(
+    internal.GossipServiceService,
+    instrumentService(internal.GossipServiceService, gossiper.serviceHandlers(), metrics.grpc),
+  );
+  health.addToServer(server);
+  addReflection(server);
+
+  const { host } = parseHostPort(config.grpc);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(config.grpc, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+
+  let http: ObservabilityServer | undefined;
+  try {
+    if (config.http !== undefined) {
+      http = await startObservabilityServer({
+        listen: config.http,
+        registry,
+        readiness,
+        logger: log,
+      });
+    }
+  } catch (e: unknown) {
+    server.forceShutdown();
+    throw e;
+  }
+
+  ownership.start();
+  refresh();
+  void gossiper.start();
+  log.info({ grpc: address, http: http?.address, id: config.id }, "worker started");
+
+  let closed: Promise<void> | undefined;
+  const drainTimeoutMs = config.drainTimeoutMs ?? 10_000;
+  const close = async (): Promise<void> => {
+    closing = true;
+    refresh();
+    health.setStatus(GOSSIP_SERVICE, "NOT_SERVING");
+    for (const w of readyWaiters)
+      w.reject(new Error(`worker ${config.id} closed before it was ready`));
+    readyWaiters.clear();
+    stopListening();
+    // Stop accepting calls first; let those in flight finish while the entities drain
+    // (queued commands answer UNAVAILABLE, in-flight appends complete). Bounded.
+    const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    const drained = Promise.all([ownership.close(), shutdown]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), drainTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      log.warn({ drainTimeoutMs }, "draining did not finish in time; cutting in-flight calls off");
+      server.forceShutdown();
+    }
+    await gossiper.stop();
+    await http?.close();
+    log.info({ id: config.id }, "worker stopped");
+  };
+
+  return {
+    id: config.id,
+    address,
+    httpAddress: http?.address,
+    ownership,
+    replica,
+    registry,
+    readiness,
+    whenReady: () =>
+      new Promise<void>((resolve, reject) => {
+        if (closing) {
+          reject(new Error(`worker ${config.id} is closed`));
+          return;
+        }
+        if (readiness().ready) {
+          resolve();
+          return;
+        }
+        readyWaiters.add({ resolve, reject });
+      }),
+    close: () => {
+      closed ??= close();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,564 @@
+// Hosts one pool: its state in memory, its commands one at a time, its events to the journal.
+import type { Logger } from "pino";
+import {
+  decide,
+  evolve,
+  fromSnapshot,
+  InvalidCommandError,
+  initialState,
+  type PoolEvent,
+  type PoolState,
+  type PoolView,
+  parsePoolEvent,
+  poolView,
+  toSnapshot,
+} from "../domain/pool.js";
+import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
+import type { Journal } from "../journal/journal.js";
+import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
+import type { EntityCommand, EntityOutcome } from "./entity-outcome.js";
+
+/** Observations an entity reports (the worker turns them into Prometheus metrics). */
+export interface EntityMetrics {
+  /** One journal append finished (or failed) after `seconds`, carrying `events` events. */
+  observeAppend(seconds: number, events: number, result: "ok" | "error"): void;
+}
+
+/** Options of {@link PoolEntity}. */
+export interface PoolEntityOptions {
+  readonly pool: string;
+  readonly shard: number;
+  /** This owner's epoch for the shard: every append is made at this epoch. */
+  readonly epoch: number;
+  readonly journal: Journal;
+  readonly logger: Logger;
+  /**
+   * Raise the pool's fence to `epoch` before loading it (a new owner taking the pool
+   * over). Without it the entity only loads, and refuses to serve if the pool is
+   * already fenced above `epoch`.
+   */
+  readonly fenceOnStart: boolean;
+  /** Save a snapshot once this many events were appended since the last one. Default 100. */
+  readonly snapshotEvery?: number;
+  /** Most events in one append (group commit). Default 256. */
+  readonly maxBatchEvents?: number;
+  /** Most commands waiting for their turn; beyond it commands answer UNAVAILABLE. Default 10,000. */
+  readonly maxQueue?: number;
+  /** Deadline of a command submitted without one, in ms from submission. Default 30,000. */
+  readonly defaultTimeoutMs?: number;
+  readonly backoff?: BackoffPolicy;
+  readonly metrics?: EntityMetrics;
+  /** Called after every durable change, with the pool's counters at the new version. */
+  readonly onCommitted?: (view: PoolView) => void;
+  /** Called once when the journal reports that a newer owner fenced the pool. */
+  readonly onFenced?: (entity: PoolEntity) => void;
+}
+
+/** Lifecycle of an entity. */
+export type EntityStatus = "new" | "loading" | "ready" | "fenced" | "broken" | "closing" | "closed";
+
+interface Pending {
+  readonly command: EntityCommand;
+  readonly deadline: number;
+  readonly resolve: (outcome: EntityOutcome) => void;
+  /** expectedVersion of the first failed append that carried this command's events. */
+  failedFromVersion: number | undefined;
+}
+
+interface Decided {
+  readonly pending: Pending;
+  readonly outcome: EntityOutcome;
+}
+
+const JOURNAL_RETRY_MS = 100;
+
+/**
+ * One pool's host. Commands run one at a time, in arrival order. While an append is
+ * in flight, arriving commands queue; when it completes they are decided together
+ * against the committed state and appended in ONE journal append (group commit,
+ * capped at `maxBatchEvents`). A command is answered only once the append holding
+ * its events is durable; a command that writes nothing answers at once if it was
+ * decided before any event of its batch, else with the batch.
+ *
+ * On any append failure the entity discards its state, reloads the pool from the
+ * journal and decides the failed batch's commands again (all commands are
+ * idempotent, so one whose event did land now replays), retrying with backoff within
+ * each command's deadline. A FencedError means a newer owner took the pool: every
+ * command answers `not_owner` from then on.
+ */
+export class PoolEntity {
+  readonly pool: string;
+  readonly shard: number;
+  readonly epoch: number;
+  private readonly journal: Journal;
+  private readonly log: Logger;
+  private readonly snapshotEvery: number;
+  private readonly maxBatchEvents: number;
+  private readonly maxQueue: number;
+  private readonly defaultTimeoutMs: number;
+  private readonly backoff: BackoffPolicy;
+  private readonly options: PoolEntityOptions;
+
+  private statusValue: EntityStatus = "new";
+  /** Committed state while idle; committed + the in-flight batch during an append. */
+  private state: PoolState;
+  private committedView: PoolView | undefined;
+  private lastSnapshotSeq = 0;
+  private snapshotInFlight = false;
+  private readonly queue: Pending[] = [];
+  private pumping: Promise<void> | undefined;
+  private readyPromise: Promise<void> | undefined;
+  private closeReason: EntityOutcome | undefined;
+
+  constructor(options: PoolEntityOptions) {
+    this.options = options;
+    this.pool = options.pool;
+    this.shard = options.shard;
+    this.epoch = options.epoch;
+    this.journal = options.journal;
+    this.log = options.logger.child({
+      pool: options.pool,
+      shard: options.shard,
+      epoch: options.epoch,
+    });
+    this.snapshotEvery = options.snapshotEvery ?? 100;
+    this.maxBatchEvents = options.maxBatchEvents ?? 256;
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.state = initialState(options.pool);
+  }
+
+  /** Where the entity is in its life. */
+  get status(): EntityStatus {
+    return this.statusValue;
+  }
+
+  /** The pool's counters at its last committed version; undefined if never configured (or not loaded). */
+  get view(): PoolView | undefined {
+    return this.committedView;
+  }
+
+  /**
+   * Starts recovery (fence if asked, then load). Resolves once the entity serves, or
+   * has settled as fenced, broken or closed; never rejects. Idempotent.
+   */
+  start(): Promise<void> {
+    if (this.readyPromise === undefined) {
+      this.statusValue = "loading";
+      this.readyPromise = this.recoverInitially();
+      this.pumping = this.readyPromise.then(() => this.pump());
+    }
+    return this.readyPromise;
+  }
+
+  /**
+   * Submits a command. `deadline` is absolute (ms since the epoch, as Date.now());
+   * undefined means `defaultTimeoutMs` from now. Never rejects.
+   */
+  submit(command: EntityCommand, deadline?: number): Promise<EntityOutcome> {
+    const refused = this.refusal();
+    if (refused !== undefined) return Promise.resolve(refused);
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.resolve<EntityOutcome>({
+        kind: "unavailable",
+        reason: "OWNER_UNAVAILABLE",
+        message: `pool ${this.pool} has ${this.queue.length} commands waiting; try again shortly`,
+        retryDelayMs: JOURNAL_RETRY_MS,
+      });
+    }
+    return new Promise<EntityOutcome>((resolve) => {
+      this.queue.push({
+        command,
+        deadline: deadline ?? Date.now() + this.defaultTimeoutMs,
+        resolve,
+        failedFromVersion: undefined,
+      });
+      this.kick();
+    });
+  }
+
+  /**
+   * Stops taking commands: queued commands not yet decided answer `outcome` (default
+   * `not_owner`), the in-flight append finishes and its commands are answered. Resolves
+   * when nothing is in flight any more. Idempotent.
+   */
+  async close(outcome?: EntityOutcome): Promise<void> {
+    if (this.statusValue !== "closed" && this.statusValue !== "closing") {
+      this.closeReason = outcome ?? {
+        kind: "not_owner",
+        message: `this worker no longer owns pool ${this.pool}`,
+      };
+      if (this.statusValue === "fenced" || this.statusValue === "broken") {
+        // Keep answering why it stopped.
+      } else {
+        this.statusValue = "closing";
+      }
+      this.answerQueued(this.refusal() ?? this.closeReason);
+    }
+    await this.pumping;
+    if (this.statusValue === "closing") this.statusValue = "closed";
+  }
+
+  private refusal(): EntityOutcome | undefined {
+    switch (this.statusValue) {
+      case "fenced":
+        return {
+          kind: "not_owner",
+          message: `pool ${this.pool} was taken over by a newer owner (this worker's epoch ${this.epoch} is fenced)`,
+        };
+      case "broken":
+        return {
+          kind: "internal",
+          message: `pool ${this.pool} could not be recovered from the journal`,
+        };
+      case "closing":
+      case "closed":
+        return this.closeReason;
+      default:
+        return undefined;
+    }
+  }
+
+  private kick(): void {
+    if (this.statusValue !== "ready" || this.pumping !== undefined) return;
+    this.pumping = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (this.statusValue === "ready" && this.queue.length > 0) {
+        await this.runBatch();
+      }
+    } catch (e: unknown) {
+      // runBatch handles every journal error; reaching here is a bug.
+      this.log.error({ err: e }, "pool entity failed");
+      this.statusValue = "broken";
+      this.answerQueued(this.refusal() ?? { kind: "internal", message: String(e) });
+    } finally {
+      this.pumping = undefined;
+    }
+    // A command may have arrived while the final batch was being answered.
+    if (this.statusValue === "ready" && this.queue.length > 0) this.kick();
+  }
+
+  /** Decides the next batch of queued commands and appends their events in one append. */
+  private async runBatch(): Promise<void> {
+    const now = Date.now();
+    const expectedVersion = this.state.version;
+    const events: PoolEvent[] = [];
+    const waiting: Decided[] = [];
+    while (this.queue.length > 0 && events.length < this.maxBatchEvents) {
+      const p = this.queue.shift() as Pending;
+      if (p.deadline <= now) {
+        p.resolve(this.expired(p));
+        continue;
+      }
+      let outcome: EntityOutcome;
+      if (p.command.type === "read") {
+        outcome = { kind: "view", view: poolView(this.state) };
+      } else {
+        let decision: ReturnType<typeof decide>;
+        try {
+          decision = decide(this.state, p.command);
+        } catch (e: unknown) {
+          if (!(e instanceof InvalidCommandError)) throw e;
+          p.resolve({ kind: "invalid", error: e });
+          continue;
+        }
+        if (!decision.ok) {
+          outcome = {
+            kind: "rejected",
+            rejection: decision.rejection,
+            version: this.state.version,
+          };
+        } else {
+          try {
+            for (const event of decision.events) {
+              this.state = evolve(this.state, event, this.state.version + 1);
+              events.push(event);
+            }
+          } catch (e: unknown) {
+            // decide emitted an event evolve refuses: a decider bug. The state may be
+            // half-changed, so rebuild it from the journal and decide the batch again.
+            this.log.error({ err: e, command: p.command }, "decided event could not be applied");
+            p.resolve({ kind: "internal", message: `pool ${this.pool}: ${String(e)}` });
+            this.queue.unshift(...waiting.map((d) => d.pending));
+            await this.reloadUntilReady(1);
+            return;
+          }
+          let reply = decision.reply;
+          if (
+            reply.type === "reserved" &&
+            reply.replayed &&
+            p.failedFromVersion !== undefined &&
+            reply.reservationSeq > p.failedFromVersion
+          ) {
+            // The reservation is this very command's own earlier append, whose
+            // outcome was unknown: for its caller this is the first answer.
+            reply = { ...reply, replayed: false };
+          }
+          outcome = {
+            kind: "ok",
+            reply,
+            version: this.state.version,
+            view: p.command.type === "configure" ? poolView(this.state) : undefined,
+          };
+        }
+      }
+      if (events.length === 0) p.resolve(outcome);
+      else waiting.push({ pending: p, outcome });
+    }
+    if (events.length === 0) return;
+
+    const started = performance.now();
+    let newVersion: number;
+    try {
+      newVersion = await this.journal.append(
+        { pool: this.pool, shard: this.shard, epoch: this.epoch, expectedVersion },
+        events,
+      );
+    } catch (e: unknown) {
+      this.options.metrics?.observeAppend(
+        (performance.now() - started) / 1000,
+        events.length,
+        "error",
+      );
+      await this.appendFailed(e, expectedVersion, waiting);
+      return;
+    }
+    this.options.metrics?.observeAppend((performance.now() - started) / 1000, events.length, "ok");
+    if (newVersion !== this.state.version) {
+      // The journal and the decider disagree on the seqs: trust the journal.
+      this.log.error(
+        { journalVersion: newVersion, stateVersion: this.state.version },
+        "append returned an unexpected version; reloading",
+      );
+      this.queue.unshift(...waiting.map((d) => d.pending));
+      await this.reloadUntilReady(1);
+      return;
+    }
+    this.committed();
+    for (const d of waiting) d.pending.resolve(d.outcome);
+  }
+
+  /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
+  private committed(): void {
+    this.committedView = poolView(this.state);
+    if (this.committedView !== undefined) {
+      try {
+        this.options.onCommitted?.(this.committedView);
+      } catch (e: unknown) {
+        this.log.error({ err: e }, "onCommitted listener failed");
+      }
+    }
+    this.maybeSnapshot();
+  }
+
+  private maybeSnapshot(): void {
+    const seq = this.state.version;
+    if (this.snapshotInFlight || seq - this.lastSnapshotSeq < this.snapshotEvery) return;
+    // Taken now, synchronously: the next batch mutates the state in place.
+    const snapshot = { seq, state: toSnapshot(this.state) };
+    this.snapshotInFlight = true;
+    this.journal.saveSnapshot(this.pool, snapshot).then(
+      () => {
+        this.snapshotInFlight = false;
+        this.lastSnapshotSeq = Math.max(this.lastSnapshotSeq, seq);
+        this.log.debug({ seq }, "snapshot saved");
+      },
+      (e: unknown) => {
+        this.snapshotInFlight = false;
+        this.log.warn({ err: e, seq }, "snapshot not saved; will try again later");
+      },
+    );
+  }
+
+  private async appendFailed(
+    error: unknown,
+    expectedVersion: number,
+    waiting: readonly Decided[],
+  ): Promise<void> {
+    const commands = waiting.map((d) => d.pending);
+    if (error instanceof FencedError) {
+      this.becomeFenced(error);
+      for (const p of commands) p.resolve(this.refusal() as EntityOutcome);
+      return;
+    }
+    const unknownOutcome = !(error instanceof VersionConflictError);
+    this.log.warn(
+      { err: error, events: commands.length, expectedVersion, unknownOutcome },
+      "append failed; reloading the pool and deciding the batch again",
+    );
+    if (this.statusValue !== "ready") {
+      // Closing: no retries. The outcome may be unknown, so this is no acknowledgement.
+      for (const p of commands) p.resolve(this.unavailable(p));
+      return;
+    }
+    for (const p of commands) p.failedFromVersion ??= expectedVersion;
+    this.queue.unshift(...commands);
+    await this.reloadUntilReady(error instanceof VersionConflictError ? 0 : 1);
+  }
+
+  /**
+   * Discards the in-memory state and loads the pool again, retrying with backoff while
+   * the journal is unavailable; queued commands whose deadline passes meanwhile answer
+   * UNAVAILABLE.
+   */
+  private async reloadUntilReady(firstAttempt: number): Promise<void> {
+    this.committedView = undefined;
+    for (let attempt = firstAttempt; ; attempt++) {
+      if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
+      if (this.statusValue !== "ready" && this.statusValue !== "loading") {
+        this.answerQueued(this.refusal() ?? this.unavailable(undefined));
+        return;
+      }
+      this.expireQueued();
+      if (await this.loadOnce()) return;
+    }
+  }
+
+  private async recoverInitially(): Promise<void> {
+    const started = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
+      if (this.statusValue !== "loading") {
+        this.answerQueued(this.refusal() ?? this.unavailable(undefined));
+        return;
+      }
+      this.expireQueued();
+      if (this.options.fenceOnStart) {
+        try {
+          await this.journal.fence(this.pool, this.shard, this.epoch);
+        } catch (e: unknown) {
+          if (e instanceof FencedError) {
+            this.becomeFenced(e);
+            return;
+          }
+          if (!(e instanceof JournalUnavailableError)) {
+            this.becomeBroken(e);
+            return;
+          }
+          this.log.warn({ err: e, attempt }, "fence failed; retrying");
+          continue;
+        }
+      }
+      if (await this.loadOnce()) {
+        if (this.status === "ready") {
+          this.log.debug(
+            { version: this.state.version, ms: Math.round(performance.now() - started) },
+            "pool loaded",
+          );
+        }
+        return;
+      }
+    }
+  }
+
+  /** One load attempt. True when settled (ready, fenced or broken); false to retry. */
+  private async loadOnce(): Promise<boolean> {
+    let state: PoolState;
+    let fenceEpoch: number;
+    let snapshotSeq = 0;
+    try {
+      const loaded = await this.journal.load(this.pool);
+      fenceEpoch = loaded.fenceEpoch;
+      if (loaded.snapshot !== undefined) {
+        state = fromSnapshot(loaded.snapshot.state);
+        snapshotSeq = loaded.snapshot.seq;
+        if (state.pool !== this.pool || state.version !== snapshotSeq) {
+          throw new Error(
+            `snapshot of pool ${this.pool} at seq ${snapshotSeq} holds pool ${state.pool} at version ${state.version}`,
+          );
+        }
+      } else {
+        state = initialState(this.pool);
+      }
+      for (const stored of loaded.events) {
+        state = evolve(state, parsePoolEvent(this.pool, stored.seq, stored.event), stored.seq);
+      }
+      if (state.version !== loaded.version) {
+        throw new Error(
+          `pool ${this.pool} replayed to version ${state.version}, journal says ${loaded.version}`,
+        );
+      }
+    } catch (e: unknown) {
+      if (e instanceof JournalUnavailableError) {
+        this.log.warn({ err: e }, "load failed; retrying");
+        return false;
+      }
+      this.becomeBroken(e);
+      return true;
+    }
+    if (fenceEpoch > this.epoch) {
+      this.becomeFenced(new FencedError(this.pool, this.epoch, fenceEpoch));
+      return true;
+    }
+    // Closed while loading: leave the state alone, nothing will use it.
+    if (this.statusValue !== "loading" && this.statusValue !== "ready") return true;
+    this.state = state;
+    this.lastSnapshotSeq = snapshotSeq;
+    this.statusValue = "ready";
+    this.committed();
+    return true;
+  }
+
+  private becomeFenced(error: FencedError): void {
+    if (this.statusValue === "fenced") return;
+    this.log.warn({ fenceEpoch: error.fenceEpoch }, "pool fenced by a newer owner");
+    this.statusValue = "fenced";
+    this.committedView = undefined;
+    this.answerQueued(this.refusal() as EntityOutcome);
+    try {
+      this.options.onFenced?.(this);
+    } catch (e: unknown) {
+      this.log.error({ err: e }, "onFenced listener failed");
+    }
+  }
+
+  private becomeBroken(error: unknown): void {
+    this.log.error({ err: error }, "pool cannot be recovered from the journal");
+    this.statusValue = "broken";
+    this.committedView = undefined;
+    this.answerQueued(this.refusal() as EntityOutcome);
+  }
+
+  private answerQueued(outcome: EntityOutcome): void {
+    for (const p of this.queue.splice(0)) p.resolve(outcome);
+  }
+
+  private expireQueued(): void {
+    const now = Date.now();
+    for (let i = 0; i < this.queue.length; ) {
+      const p = this.queue[i] as Pending;
+      if (p.deadline <= now) {
+        this.queue.splice(i, 1);
+        p.resolve(this.expired(p));
+      } else {
+        i++;
+      }
+    }
+  }
+
+  private expired(p: Pending): EntityOutcome {
+    // A command whose earlier append had an unknown outcome must not be told
+    // "nothing written": say unavailable, so the caller retries with the same id.
+    if (p.failedFromVersion !== undefined) return this.unavailable(p);
+    return {
+      kind: "deadline_exceeded",
+      message: `pool ${this.pool}: the deadline passed before the command could run`,
+    };
+  }
+
+  private unavailable(p: Pending | undefined): EntityOutcome {
+    const unknown = p?.failedFromVersion !== undefined;
+    return {
+      kind: "unavailable",
+      reason: "JOURNAL_UNAVAILABLE",
+      message: unknown
+        ? `pool ${this.pool}: the journal did not confirm the write in time; its outcome is unknown — retry with the same request`
+        : `pool ${this.pool}: the journal is unavailable`,
+      retryDelayMs: JOURNAL_RETRY_MS,
+    };
+  }
+}

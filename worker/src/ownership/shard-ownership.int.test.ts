@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
+import { pino } from "pino";
+import type { PoolSpec } from "../domain/pool.js";
+import { ForwardingJournal } from "../entity/testing-journals.js";
+import type { Journal, LoadedPool } from "../journal/journal.js";
+import { SqliteJournal } from "../journal/sqlite-journal.js";
+import { ShardOwnership } from "./shard-ownership.js";
+
+const SHARDS = 4;
+const ME = "worker-0";
+const OTHER = "worker-1";
+const logger = pino({ level: "silent" });
+const spec: PoolSpec = { capacity: 5, labels: {}, closed: false, generation: 1 };
+
+function poolIn(shard: number, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const id = `ns/${prefix}-${i}`;
+    if (shardOf(id, SHARDS) === shard) return id;
+  }
+}
+
+type Assign = { owner: string; epoch: number; state?: internal.ShardState };
+
+function map(revision: number, assign: (shard: number) => Assign): internal.ShardMap {
+  return {
+    revision,
+    shardCount: SHARDS,
+    quorum: 1,
+    members: [
+      { id: ME, address: "127.0.0.1:50061" },
+      { id: OTHER, address: "127.0.0.1:50062" },
+    ],
+    shards: Array.from({ length: SHARDS }, (_, shard) => {
+      const a = assign(shard);
+      return {
+        shard,
+        owner: a.owner,
+        epoch: a.epoch,
+        state: a.state ?? internal.ShardState.SHARD_STATE_ACTIVE,
+      };
+    }),
+  };
+}
+
+/** Holds every load until released, to observe a shard while it recovers. */
+class HeldLoads extends ForwardingJournal {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  hold(): void {
+    this.gate = new Promise((r) => {
+      this.open = r;
+    });
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  override async load(pool: string): Promise<LoadedPool> {
+    if (this.gate !== undefined) await this.gate;
+    return this.inner.load(pool);
+  }
+}
+
+async function withJournal(body: (journal: SqliteJournal) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "berth-ownership-"));
+  const journal = SqliteJournal.open(join(dir, "journal.db"), { synchronous: "NORMAL" });
+  try {
+    await body(journal);
+  } finally {
+    await journal.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function ownership(journal: Journal, source: StaticShardMapSource): ShardOwnership {
+  const o = new ShardOwnership({
+    nodeId: ME,
+    journal,
+    source,
+    logger,
+    backoff: { baseMs: 1, maxMs: 5 },
+  });
+  o.start();
+  return o;
+}
+
+const settled = (o: ShardOwnership) =>
+  new Promise<void>((resolve) => {
+    if (o.readiness().ready) return resolve();
+    const off = o.onChange(() => {
+      if (o.readiness().ready) {
+        off();
+        resolve();
+      }
+    });
+  });
+
+describe("ShardOwnership", () => {
+  test("it is not ready until the shard map is known", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource();
+      const o = ownership(journal, source);
+      assert.deepEqual(o.readiness(), { ready: false, reason: "shard map not known yet" });
+      const r = await o.execute(poolIn(0, "p"), { type: "read" });
+      assert.ok(r.outcome.kind === "unavailable");
+      assert.equal(r.outcome.reason, "SHARD_RECOVERING");
+      source.set(map(1, () => ({ owner: ME, epoch: 1 })));
+      await settled(o);
+      assert.equal(o.stats().shardsOwned, SHARDS);
+      await o.close();
+    });
+  });
+
+  test("an acquired shard is fenced and loaded eagerly, answering SHARD_RECOVERING until then", async () => {
+    await withJournal(async (sqlite) => {
+      // Pools written by a previous owner at epoch 1.
+      const pools = [poolIn(2, "a"), poolIn(2, "b"), poolIn(2, "c")];
+      for (const p of pools) {
+        await sqlite.fence(p, 2, 1);
+        await sqlite.append({ pool: p, shard: 2, epoch: 1, expectedVersion: 0 }, [
+          { type: "configured", spec, at: 1 },
+        ]);
+      }
+      const journal = new HeldLoads(sqlite);
+      journal.hold();
+      const source = new StaticShardMapSource(
+        map(1, (s) => ({ owner: s === 2 ? ME : OTHER, epoch: 2 })),
+      );
+      const o = ownership(journal, source);
+      const ready = o.readiness();
+      assert.ok(!ready.ready);
+      assert.match(ready.reason, /^recovering 1 of 1 owned shards: 2$/);
+      const during = await o.execute(pools[0] as string, { type: "read" });
+      assert.ok(during.outcome.kind === "unavailable");
+      assert.equal(during.outcome.reason, "SHARD_RECOVERING");
+      assert.equal(during.outcome.retryDelayMs, 50);
+      // Every pool is fenced at the new epoch before it is loaded.
+      for (let i = 0; i < 100 && (await sqlite.load(pools[2] as string)).fenceEpoch < 2; i++) {
+        await new Promise((r) => setImmediate(r));
+      }
+      for (const p of pools) assert.equal((await sqlite.load(p)).fenceEpoch, 2, p);
+      journal.release();
+      await settled(o);
+      assert.equal(o.stats().poolsLoaded, 3, "all pools loaded before the first command");
+      const after = await o.execute(pools[1] as string, { type: "read" });
+      assert.ok(after.outcome.kind === "view");
+      assert.equal(after.outcome.view?.capacity, 5);
+      assert.equal(after.epoch, 2);
+      await o.close();
+    });
+  });
+
+  test("configure of a new pool on an owned shard fences it, then appends configured", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 3 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(1, "new");
+      const r = await o.execute(pool, { type: "configure", spec, at: 1 });
+      assert.equal(r.outcome.kind, "ok");
+      const loaded = await journal.load(pool);
+      assert.equal(loaded.fenceEpoch, 3);
+      assert.equal(loaded.version, 1);
+      assert.deepEqual(await journal.listPools(1), [pool]);
+      await o.close();
+    });
+  });
+
+  test("commands for a pool that does not exist create nothing in the journal", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(3, "ghost");
+      const r = await o.execute(pool, { type: "reserve", units: 1, requestId: "x", at: 1 });
+      assert.ok(r.outcome.kind === "rejected");
+      assert.equal(r.outcome.rejection.code, "POOL_NOT_FOUND");
+      assert.deepEqual(await journal.listPools(3), []);
+      await o.close();
+    });
+  });
+
+  test("a draining shard stops taking commands; a lost one names its new owner", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(0, "drain");
+      assert.equal((await o.execute(pool, { type: "configure", spec, at: 1 })).outcome.kind, "ok");
+
+      source.set(
+        map(2, (s) => ({
+          owner: ME,
+          epoch: 1,
+          state:
+            s === 0
+              ? internal.ShardState.SHARD_STATE_DRAINING
+              : internal.ShardState.SHARD_STATE_ACTIVE,
+        })),
+      );
+      const draining = await o.execute(pool, { type: "read" });
+      assert.ok(draining.outcome.kind === "not_owner");
+      assert.equal(draining.outcome.owner, undefined);
+      assert.equal(draining.outcome.retryDelayMs, 50);
+      assert.match(draining.outcome.message, /handed off/);
+
+      source.set(map(3, (s) => ({ owner: s === 0 ? OTHER : ME, epoch: s === 0 ? 2 : 1 })));
+      const moved = await o.execute(pool, { type: "read" });
+      assert.ok(moved.outcome.kind === "not_owner");
+      assert.equal(moved.outcome.owner, OTHER);
+      assert.equal(moved.outcome.ownerAddress, "127.0.0.1:50062");
+      assert.equal(moved.outcome.epoch, 2);
+      assert.equal(o.stats().shardsOwned, SHARDS - 1);
+      await o.close();
+    });
+  });
+
+  test("a shard that comes back with a higher epoch is recovered again at that epoch", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(2, "back");
+      await o.execute(pool, { type: "configure", spec, at: 1 });
+      source.set(map(2, (s) => ({ owner: ME, epoch: s === 2 ? 5 : 1 })));
+      await settled(o);
+      assert.equal((await journal.load(pool)).fenceEpoch, 5);
+      const r = await o.execute(pool, { type: "reserve", units: 2, requestId: "r", at: 2 });
+      assert.equal(r.outcome.kind, "ok");
+      assert.equal(r.epoch, 5);
+      await o.close();
+    });
+  });
+});

@@ -1,0 +1,467 @@
+// Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
+import { internal, type ShardMapSource, shardOf } from "@berth/proto";
+import type { Logger } from "pino";
+import type { PoolView } from "../domain/pool.js";
+import type { BackoffPolicy } from "../entity/backoff.js";
+import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
+import type { EntityCommand, EntityOutcome } from "../entity/entity-outcome.js";
+import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
+import { JournalUnavailableError } from "../journal/errors.js";
+import type { Journal } from "../journal/journal.js";
+import type { CommandOutcome, ExecuteResult, NotOwnerOutcome } from "./command-outcome.js";
+
+/** How long a caller should wait before retrying a shard that is recovering. */
+export const SHARD_RECOVERING_RETRY_MS = 50;
+/** How long a caller should wait before retrying a shard that is being handed off. */
+export const SHARD_DRAINING_RETRY_MS = 50;
+
+/** Observations of the ownership layer (the worker turns them into metrics). */
+export interface OwnershipMetrics extends EntityMetrics {
+  /** A shard was recovered (every pool fenced and loaded) in `seconds`. */
+  observeRecovery(seconds: number): void;
+}
+
+/** Options of {@link ShardOwnership}. */
+export interface ShardOwnershipOptions {
+  /** This worker's member id in the ShardMap. */
+  readonly nodeId: string;
+  readonly journal: Journal;
+  readonly source: ShardMapSource;
+  readonly logger: Logger;
+  /** Snapshot every this many events per pool. Default 100. */
+  readonly snapshotEvery?: number;
+  /** Most events per group-commit append. Default 256. */
+  readonly maxBatchEvents?: number;
+  /** Pools of one shard loaded at once during recovery. Default 16. */
+  readonly recoveryConcurrency?: number;
+  readonly backoff?: BackoffPolicy;
+  readonly metrics?: OwnershipMetrics;
+  /** Called with a pool's counters after every durable change (and after it loads). */
+  readonly onCommitted?: (view: PoolView) => void;
+}
+
+type ShardStatus = "recovering" | "active" | "draining";
+
+interface HeldShard {
+  readonly shard: number;
+  readonly epoch: number;
+  status: ShardStatus;
+  readonly entities: Map<string, PoolEntity>;
+  readonly acquiredAt: number;
+}
+
+/** Counts for the gauges. */
+export interface OwnershipStats {
+  readonly shardsOwned: number;
+  readonly shardsRecovering: number;
+  readonly poolsLoaded: number;
+}
+
+/**
+ * Follows the ShardMap. A shard whose owner is this worker and whose state is ACTIVE
+ * is acquired: every pool recorded in it is fenced at the shard's epoch and then
+ * loaded (warm ownership) — commands meanwhile answer UNAVAILABLE/SHARD_RECOVERING —
+ * and then served. A shard that leaves (another owner, DRAINING, UNASSIGNED, or a
+ * newer epoch) stops taking commands at once (NOT_OWNER), lets its in-flight appends
+ * finish and drops its entities. Moves cost one fence + load per pool, no more.
+ */
+export class ShardOwnership {
+  private readonly o: ShardOwnershipOptions;
+  private readonly log: Logger;
+  private readonly shards = new Map<number, HeldShard>();
+  private readonly releasing = new Set<Promise<void>>();
+  private readonly listeners = new Set<() => void>();
+  private map: internal.ShardMap | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private closed = false;
+
+  constructor(options: ShardOwnershipOptions) {
+    this.o = options;
+    this.log = options.logger.child({ module: "ownership", node: options.nodeId });
+  }
+
+  /** Starts following the ShardMap source (applies its current map, if any, at once). */
+  start(): void {
+    if (this.unsubscribe !== undefined || this.closed) return;
+    this.unsubscribe = this.o.source.subscribe((m) => this.apply(m));
+    const current = this.o.source.current();
+    if (current !== undefined) this.apply(current);
+  }
+
+  /** The ShardMap this worker follows, once known. */
+  get shardMap(): internal.ShardMap | undefined {
+    return this.map;
+  }
+
+  /** Registers a listener called whenever a shard is acquired, recovered or released. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Ready once the ShardMap is known and every owned shard is recovered. */
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (this.closed) return { ready: false, reason: "worker is shutting down" };
+    if (this.map === undefined) return { ready: false, reason: "shard map not known yet" };
+    const recovering = [...this.shards.values()]
+      .filter((s) => s.status === "recovering")
+      .map((s) => s.shard)
+      .sort((a, b) => a - b);
+    if (recovering.length > 0) {
+      const shown = recovering.slice(0, 20).join(", ");
+      const more = recovering.length > 20 ? ", …" : "";
+      const owned = this.countStatus("active") + recovering.length;
+      return {
+        ready: false,
+        reason: `recovering ${recovering.length} of ${owned} owned shards: ${shown}${more}`,
+      };
+    }
+    return { ready: true };
+  }
+
+  /** Counts of owned shards and loaded pools. */
+  stats(): OwnershipStats {
+    let poolsLoaded = 0;
+    for (const s of this.shards.values()) {
+      for (const e of s.entities.values()) if (e.status === "ready") poolsLoaded++;
+    }
+    return {
+      shardsOwned: this.countStatus("active") + this.countStatus("recovering"),
+      shardsRecovering: this.countStatus("recovering"),
+      poolsLoaded,
+    };
+  }
+
+  /** Counters of every configured pool this worker serves (for gossip anti-entropy). */
+  *ownedViews(): Iterable<PoolView> {
+    for (const s of this.shards.values()) {
+      if (s.status === "draining") continue;
+      for (const e of s.entities.values()) {
+        const v = e.view;
+        if (v !== undefined) yield v;
+      }
+    }
+  }
+
+  /**
+   * Routes a command to the pool's entity if this worker serves its shard; otherwise
+   * answers where it lives. `deadline` is absolute ms (Date.now() clock). Never rejects.
+   */
+  async execute(pool: string, command: EntityCommand, deadline?: number): Promise<ExecuteResult> {
+    const map = this.map;
+    if (this.closed) {
+      return {
+        outcome: {
+          kind: "unavailable",
+          reason: "OWNER_UNAVAILABLE",
+          message: "this worker is shutting down",
+          retryDelayMs: SHARD_DRAINING_RETRY_MS,
+        },
+        shard: undefined,
+        epoch: 0,
+      };
+    }
+    if (map === undefined) {
+      return {
+        outcome: {
+          kind: "unavailable",
+          reason: "SHARD_RECOVERING",
+          message: "this worker does not know the shard map yet",
+          retryDelayMs: SHARD_RECOVERING_RETRY_MS,
+        },
+        shard: undefined,
+        epoch: 0,
+      };
+    }
+    const shard = shardOf(pool, map.shardCount);
+    const routed = await this.entityFor(pool, shard, command);
+    if (!(routed instanceof PoolEntity))
+      return { outcome: routed, shard, epoch: this.epochOf(shard) };
+    const outcome: EntityOutcome = await routed.submit(command, deadline);
+    if (outcome.kind === "not_owner") {
+      if (routed.status === "fenced") this.forget(routed);
+      return { outcome: this.notOwner(shard, outcome.message), shard, epoch: routed.epoch };
+    }
+    return { outcome, shard, epoch: routed.epoch };
+  }
+
+  /**
+   * Stops following the map and drains every shard: queued commands answer
+   * UNAVAILABLE (the gateway retries them elsewhere or later), in-flight appends finish.
+   * Bounded by the appends' own timeouts. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    const shutdown: EntityOutcome = {
+      kind: "unavailable",
+      reason: "OWNER_UNAVAILABLE",
+      message: "this worker is shutting down; retry with the same request",
+      retryDelayMs: SHARD_DRAINING_RETRY_MS,
+    };
+    for (const held of [...this.shards.values()])
+      this.release(held, "worker shutting down", shutdown);
+    while (this.releasing.size > 0) await Promise.all([...this.releasing]);
+  }
+
+  private countStatus(status: ShardStatus): number {
+    let n = 0;
+    for (const s of this.shards.values()) if (s.status === status) n++;
+    return n;
+  }
+
+  private epochOf(shard: number): number {
+    return this.shards.get(shard)?.epoch ?? this.map?.shards[shard]?.epoch ?? 0;
+  }
+
+  private async entityFor(
+    pool: string,
+    shard: number,
+    command: EntityCommand,
+  ): Promise<PoolEntity | CommandOutcome> {
+    const held = this.shards.get(shard);
+    if (held === undefined || held.status === "draining") return this.notOwner(shard);
+    if (held.status === "recovering") return recovering(shard);
+    const known = held.entities.get(pool);
+    if (known !== undefined) return known;
+    if (command.type !== "configure") {
+      // Not loaded by the warm recovery: either it does not exist (the usual case: answer
+      // without creating anything in the journal) or it was created after the shard's
+      // pools were listed. A read tells which.
+      let exists: boolean;
+      try {
+        const loaded = await this.o.journal.load(pool);
+        exists = loaded.version > 0 || loaded.snapshot !== undefined;
+      } catch (e: unknown) {
+        if (!(e instanceof JournalUnavailableError)) {
+          this.log.error({ err: e, pool, shard }, "pool lookup failed");
+          return { kind: "internal", message: `pool ${pool} could not be read from the journal` };
+        }
+        return {
+          kind: "unavailable",
+          reason: "JOURNAL_UNAVAILABLE",
+          message: `pool ${pool}: the journal is unavailable`,
+          retryDelayMs: 100,
+        };
+      }
+      // The shard may have moved, or a configure created the entity, while we read.
+      if (this.shards.get(shard) !== held || held.status !== "active") {
+        return this.notOwner(shard);
+      }
+      const raced = held.entities.get(pool);
+      if (raced !== undefined) return raced;
+      if (!exists) {
+        return command.type === "read"
+          ? { kind: "view", view: undefined }
+          : {
+              kind: "rejected",
+              rejection: {
+                code: "POOL_NOT_FOUND",
+                message: `pool ${pool} does not exist (it has never been configured)`,
+              },
+              version: 0,
+            };
+      }
+    }
+    const entity = this.newEntity(held, pool);
+    void entity.start();
+    return entity;
+  }
+
+  private newEntity(held: HeldShard, pool: string): PoolEntity {
+    const entity = new PoolEntity({
+      pool,
+      shard: held.shard,
+      epoch: held.epoch,
+      journal: this.o.journal,
+      logger: this.o.logger,
+      fenceOnStart: true,
+      ...(this.o.snapshotEvery !== undefined ? { snapshotEvery: this.o.snapshotEvery } : {}),
+      ...(this.o.maxBatchEvents !== undefined ? { maxBatchEvents: this.o.maxBatchEvents } : {}),
+      ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
+      ...(this.o.metrics !== undefined ? { metrics: this.o.metrics } : {}),
+      // Also while draining: a change committed then is as true as any (higher version wins).
+      onCommitted: (view) => this.o.onCommitted?.(view),
+      onFenced: (e) => {
+        this.log.warn(
+          { pool, shard: held.shard, epoch: held.epoch },
+          "pool fenced by a newer owner; this worker's shard map is stale",
+        );
+        this.forget(e);
+      },
+    });
+    held.entities.set(pool, entity);
+    return entity;
+  }
+
+  /** Drops a fenced entity, so that a later command tries (and fences) afresh. */
+  private forget(entity: PoolEntity): void {
+    const held = this.shards.get(entity.shard);
+    if (held !== undefined && held.entities.get(entity.pool) === entity) {
+      held.entities.delete(entity.pool);
+    }
+  }
+
+  private apply(map: internal.ShardMap): void {
+    if (this.closed) return;
+    if (this.map !== undefined && map.revision < this.map.revision) {
+      this.log.warn(
+        { revision: map.revision, current: this.map.revision },
+        "ignoring an older shard map",
+      );
+      return;
+    }
+    if (this.map !== undefined && map.shardCount !== this.map.shardCount) {
+      this.log.error(
+        { shardCount: map.shardCount, current: this.map.shardCount },
+        "the shard count changed; it is fixed at install — following the new map anyway",
+      );
+    }
+    this.map = map;
+    const wanted = new Map<number, internal.ShardAssignment>();
+    for (const a of map.shards) {
+      if (a.owner === this.o.nodeId && a.state === internal.ShardState.SHARD_STATE_ACTIVE) {
+        wanted.set(a.shard, a);
+      }
+    }
+    for (const held of [...this.shards.values()]) {
+      const a = wanted.get(held.shard);
+      if (a === undefined) {
+        const now = map.shards[held.shard];
+        const why =
+          now === undefined
+            ? "shard not in the map"
+            : now.owner === this.o.nodeId
+              ? `shard state ${internal.shardStateToJSON(now.state)}`
+              : `owner now ${now.owner === "" ? "(none)" : now.owner}`;
+        this.release(held, why);
+      } else if (a.epoch !== held.epoch) {
+        this.release(held, `epoch moved from ${held.epoch} to ${a.epoch}`);
+      }
+    }
+    for (const a of wanted.values()) {
+      if (!this.shards.has(a.shard)) this.acquire(a.shard, a.epoch);
+    }
+    this.changed();
+  }
+
+  private acquire(shard: number, epoch: number): void {
+    const held: HeldShard = {
+      shard,
+      epoch,
+      status: "recovering",
+      entities: new Map(),
+      acquiredAt: performance.now(),
+    };
+    this.shards.set(shard, held);
+    this.log.info({ shard, epoch }, "shard acquired; recovering");
+    this.recover(held).catch((e: unknown) => {
+      this.log.error({ err: e, shard, epoch }, "shard recovery failed");
+    });
+  }
+
+  private async recover(held: HeldShard): Promise<void> {
+    const current = () => this.shards.get(held.shard) === held && held.status === "recovering";
+    let pools: string[] | undefined;
+    for (let attempt = 0; pools === undefined; attempt++) {
+      if (attempt > 0) await delay(backoffDelayMs(attempt, this.o.backoff ?? DEFAULT_BACKOFF));
+      if (!current()) return;
+      try {
+        pools = await this.o.journal.listPools(held.shard);
+      } catch (e: unknown) {
+        this.log.warn({ err: e, shard: held.shard, attempt }, "listing the shard's pools failed");
+      }
+    }
+    if (!current()) return;
+    const entities = pools.map((p) => held.entities.get(p) ?? this.newEntity(held, p));
+    let next = 0;
+    const concurrency = Math.max(1, this.o.recoveryConcurrency ?? 16);
+    const loader = async () => {
+      while (next < entities.length && current()) {
+        const e = entities[next++] as PoolEntity;
+        await e.start();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, entities.length) }, loader));
+    if (!current()) return;
+    held.status = "active";
+    const seconds = (performance.now() - held.acquiredAt) / 1000;
+    this.o.metrics?.observeRecovery(seconds);
+    this.log.info(
+      {
+        shard: held.shard,
+        epoch: held.epoch,
+        pools: entities.length,
+        ms: Math.round(seconds * 1000),
+      },
+      "shard recovered; serving",
+    );
+    this.changed();
+  }
+
+  private release(held: HeldShard, why: string, outcome?: EntityOutcome): void {
+    if (this.shards.get(held.shard) === held) this.shards.delete(held.shard);
+    if (held.status === "draining") return;
+    held.status = "draining";
+    this.log.info({ shard: held.shard, epoch: held.epoch, why }, "shard leaving; draining");
+    const drained = outcome ?? {
+      kind: "not_owner",
+      message: `this worker no longer serves shard ${held.shard} (${why})`,
+    };
+    const task = Promise.all([...held.entities.values()].map((e) => e.close(drained))).then(() => {
+      held.entities.clear();
+      this.log.info({ shard: held.shard, epoch: held.epoch }, "shard drained");
+    });
+    this.releasing.add(task);
+    void task.finally(() => {
+      this.releasing.delete(task);
+      this.changed();
+    });
+  }
+
+  private notOwner(shard: number, message?: string): NotOwnerOutcome {
+    const a = this.map?.shards[shard];
+    const owner =
+      a !== undefined && a.owner !== "" && a.owner !== this.o.nodeId ? a.owner : undefined;
+    const handingOff =
+      a !== undefined &&
+      (a.state === internal.ShardState.SHARD_STATE_DRAINING ||
+        (a.owner === this.o.nodeId && a.state === internal.ShardState.SHARD_STATE_ACTIVE));
+    return {
+      kind: "not_owner",
+      message:
+        message ??
+        (owner !== undefined
+          ? `shard ${shard} is owned by ${owner}`
+          : handingOff
+            ? `shard ${shard} is being handed off`
+            : `shard ${shard} has no owner`),
+      shard,
+      epoch: a?.epoch ?? 0,
+      owner,
+      ownerAddress:
+        owner === undefined ? undefined : this.map?.members.find((m) => m.id === owner)?.address,
+      retryDelayMs: owner === undefined ? SHARD_DRAINING_RETRY_MS : undefined,
+    };
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch (e: unknown) {
+        this.log.error({ err: e }, "ownership listener failed");
+      }
+    }
+  }
+}
+
+function recovering(shard: number): CommandOutcome {
+  return {
+    kind: "unavailable",
+    reason: "SHARD_RECOVERING",
+    message: `shard ${shard} is recovering on this worker`,
+    retryDelayMs: SHARD_RECOVERING_RETRY_MS,
+  };
+}

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { internal, planShardMap, type v1, writeShardMapFile } from "@berth/proto";
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+
+const mainScript = fileURLToPath(new URL("./main.ts", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function runWorker(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", mainScript, ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, BERTH_LOG_LEVEL: "info" },
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.on("line", (line) => {
+      lines.push(line);
+      try {
+        const j = JSON.parse(line) as Record<string, unknown>;
+        if (j.msg === "worker listening") resolve(j);
+      } catch {
+        // not JSON: ignore
+      }
+    });
+    void exited.then((code) =>
+      reject(
+        new Error(`worker exited with ${code} before listening:\n${stderr}\n${lines.join("\n")}`),
+      ),
+    );
+  });
+  return { child, listening, exited, stderr: () => stderr, lines };
+}
+
+describe("the worker process", () => {
+  test("it serves after printing 'worker listening' and exits 0 on SIGTERM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-worker-proc-"));
+    try {
+      const grpc = `127.0.0.1:${await freePort()}`;
+      const http = `127.0.0.1:${await freePort()}`;
+      const mapFile = join(dir, "shard-map.json");
+      await writeShardMapFile(
+        mapFile,
+        planShardMap({ members: [{ id: "worker-0", address: grpc }], shardCount: 16, quorum: 1 }),
+      );
+      const w = runWorker([
+        "--id",
+        "worker-0",
+        "--grpc",
+        grpc,
+        "--http",
+        http,
+        "--journal",
+        `sqlite://${join(dir, "journal.db")}`,
+        "--shard-map-file",
+        mapFile,
+        "--snapshot-every",
+        "10",
+      ]);
+      const line = await w.listening;
+      assert.equal(line.grpc, grpc);
+      assert.equal(line.http, http);
+
+      const client = new internal.WorkerServiceClient(grpc, credentials.createInsecure());
+      const deadline = () => ({ deadline: Date.now() + 5000 });
+      const configured = await new Promise<internal.ConfigureResponse>((resolve, reject) =>
+        client.configure(
+          {
+            spec: {
+              pool: "default/proc",
+              capacity: 3,
+              labels: {},
+              window: undefined,
+              closed: false,
+              generation: 1,
+            },
+            epoch: 0,
+          },
+          new Metadata(),
+          deadline(),
+          (e: ServiceError | null, r: internal.ConfigureResponse) => (e ? reject(e) : resolve(r)),
+        ),
+      );
+      assert.equal(configured.pool?.owner, "worker-0");
+      const reserved = await new Promise<v1.ReserveResponse>((resolve, reject) =>
+        client.reserve(
+          { request: { pool: "default/proc", units: 2, requestId: "p-1" }, epoch: 0 },
+          new Metadata(),
+          deadline(),
+          (e: ServiceError | null, r: v1.ReserveResponse) => (e ? reject(e) : resolve(r)),
+        ),
+      );
+      assert.equal(reserved.units, 2);
+      client.close();
+      assert.equal((await fetch(`http://${http}/readyz`)).status, 200);
+
+      w.child.kill("SIGTERM");
+      assert.equal(await w.exited, 0, w.stderr());
+      assert.ok(w.lines.some((l) => l.includes("worker exited cleanly")));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a journal URL it cannot open is a usage error naming the URL", async () => {
+    const w = runWorker([
+      "--id",
+      "worker-0",
+      "--grpc",
+      "127.0.0.1:0",
+      "--http",
+      "127.0.0.1:0",
+      "--journal",
+      "mysql://db/berth",
+      "--shard-map-file",
+      "/tmp/none.json",
+    ]);
+    w.listening.catch(() => undefined);
+    assert.equal(await w.exited, 2);
+    assert.match(
+      w.stderr(),
+      /invalid journal URL "mysql:\/\/db\/berth": unsupported scheme "mysql"/,
+    );
+    assert.match(w.stderr(), /usage: worker/);
+  });
+
+  test("a missing required flag is a usage error naming the flag", async () => {
+    const w = runWorker(["--id", "worker-0"]);
+    w.listening.catch(() => undefined);
+    assert.equal(await w.exited, 2);
+    assert.match(w.stderr(), /^worker: missing required flag --grpc/);
+  });
+});
