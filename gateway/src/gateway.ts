@@ -1,0 +1,298 @@
+/**
+ * The gateway process, in-process: the public gRPC server (CapacityService, health,
+ * reflection), the read-only gossip replica on its own port, and the metrics and
+ * health HTTP endpoints. `main.ts` is a thin wrapper around {@link startGateway}.
+ */
+import { hostname } from "node:os";
+import {
+  berthReflectionPackage,
+  FileShardMapSource,
+  internal,
+  type ShardMapSource,
+  v1,
+} from "@berth/proto";
+import {
+  createGrpcServerMetrics,
+  createLogger,
+  createRegistry,
+  Gossiper,
+  instrumentService,
+  parseHostPort,
+  Replica,
+  startObservabilityServer,
+} from "@berth/worker";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import { Gauge, type Registry } from "prom-client";
+import { capacityServiceHandlers } from "./capacity-service.js";
+import { Router, type RouterOptions } from "./router.js";
+
+/** How to run a gateway. Addresses are host:port; port 0 picks a free port. */
+export interface GatewayConfig {
+  /** Public gRPC listen address (CapacityService, health, reflection). */
+  readonly grpc: string;
+  /** GossipService listen address (read-only replica; workers push here). */
+  readonly gossip: string;
+  /** HTTP listen address for /metrics, /healthz, /readyz. */
+  readonly http: string;
+  /**
+   * Where the ShardMap comes from: a JSON file written by the local supervisor
+   * (watched), or a source the caller owns (it is not closed by the gateway).
+   * Exactly one of the two.
+   */
+  readonly shardMapFile?: string;
+  readonly shardMapSource?: ShardMapSource;
+  /**
+   * How long startup waits for a first ShardMap before listening anyway (health
+   * NOT_SERVING and writes answering UNAVAILABLE/NO_OWNER until one arrives).
+   * Default 10,000 ms; 0 does not wait.
+   */
+  readonly shardMapWaitMs?: number;
+  /** Node id sent with gossip messages. Default `gateway-<hostname>-<pid>`. */
+  readonly nodeId?: string;
+  /** Default: a pino JSON logger on stdout. */
+  readonly logger?: Logger;
+  /** Default: a new registry with process metrics. */
+  readonly registry?: Registry;
+  /** Router tuning (deadline default, attempt timeout, backoff). */
+  readonly router?: Omit<RouterOptions, "source" | "logger" | "registry">;
+  /** Longest graceful shutdown before in-flight calls are cut. Default 5,000 ms. */
+  readonly shutdownGraceMs?: number;
+}
+
+/** A running gateway. */
+export interface RunningGateway {
+  /** host:port of the public gRPC server. */
+  readonly grpcAddress: string;
+  /** host:port of the GossipService server. */
+  readonly gossipAddress: string;
+  /** host:port of the metrics and health HTTP server. */
+  readonly httpAddress: string;
+  /** The router, for callers that route pool commands in-process (the local supervisor). */
+  readonly router: Router;
+  /** The gossip replica GetAvailability answers from. */
+  readonly replica: Replica;
+  /**
+   * Stops the gateway gracefully: health NOT_SERVING, in-flight calls finish (within
+   * `shutdownGraceMs`, then they are cut), gossip stops, ports close. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** Thrown when a {@link GatewayConfig} is contradictory or incomplete. */
+export class GatewayConfigError extends Error {
+  override readonly name = "GatewayConfigError";
+}
+
+const CAPACITY_SERVICE = "berth.v1.CapacityService";
+
+/**
+ * Starts a gateway and resolves once every port listens.
+ *
+ * @param config listen addresses, ShardMap source and options
+ * @returns the bound addresses and `close()`
+ * @throws GatewayConfigError for a bad config; InvalidAddressError for a bad address;
+ *   the bind error when a port is taken
+ */
+export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
+  if ((config.shardMapFile === undefined) === (config.shardMapSource === undefined)) {
+    throw new GatewayConfigError("give exactly one of shardMapFile and shardMapSource");
+  }
+  // Fail on a malformed address before anything is started.
+  parseHostPort(config.grpc);
+  parseHostPort(config.gossip);
+  parseHostPort(config.http);
+
+  const logger = config.logger ?? createLogger("gateway");
+  const registry = config.registry ?? createRegistry("gateway");
+  const nodeId = config.nodeId ?? `gateway-${hostname()}-${process.pid}`;
+  const fileSource =
+    config.shardMapSource === undefined
+      ? new FileShardMapSource(config.shardMapFile as string)
+      : undefined;
+  const source: ShardMapSource = config.shardMapSource ?? (fileSource as FileShardMapSource);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  if (fileSource !== undefined) cleanups.push(() => fileSource.close());
+
+  try {
+    await fileSource?.ready;
+    await waitForFirstMap(source, config.shardMapWaitMs ?? 10_000, logger);
+
+    const router = new Router({ ...config.router, source, logger, registry });
+    cleanups.push(() => router.close());
+
+    const replica = new Replica(Date.now);
+    new Gauge({
+      name: "berth_gateway_replica_pools",
+      help: "Pools in this gateway's gossip replica.",
+      registers: [registry],
+      collect() {
+        this.set(replica.size);
+      },
+    });
+    const gossiper = new Gossiper({
+      nodeId,
+      replica,
+      // Read-only replica: no `owned`, so it never pushes; it pulls on start and
+      // receives the owners' pushes.
+      peers: () => source.current()?.members.map((m) => m.address) ?? [],
+      logger: logger.child({ part: "gossip" }),
+      registry,
+    });
+    cleanups.push(() => gossiper.stop());
+
+    const health = new HealthImplementation({
+      "": "NOT_SERVING",
+      [CAPACITY_SERVICE]: "NOT_SERVING",
+    });
+    let serving = false;
+    const updateHealth = (): void => {
+      const status = serving && source.current() !== undefined ? "SERVING" : "NOT_SERVING";
+      health.setStatus("", status);
+      health.setStatus(CAPACITY_SERVICE, status);
+    };
+
+    const grpcServer = new grpc.Server();
+    grpcServer.addService(
+      v1.CapacityServiceService,
+      instrumentService(
+        v1.CapacityServiceService,
+        capacityServiceHandlers({ router, replica, logger }),
+        createGrpcServerMetrics(registry),
+      ),
+    );
+    health.addToServer(grpcServer);
+    new ReflectionService(berthReflectionPackage(), {
+      services: [CAPACITY_SERVICE, "grpc.health.v1.Health"],
+    }).addToServer(grpcServer);
+
+    const gossipServer = new grpc.Server();
+    gossipServer.addService(internal.GossipServiceService, gossiper.serviceHandlers());
+
+    const shutdownGraceMs = config.shutdownGraceMs ?? 5000;
+    const grpcAddress = await bind(grpcServer, config.grpc);
+    cleanups.push(() => shutdown(grpcServer, shutdownGraceMs));
+    const gossipAddress = await bind(gossipServer, config.gossip);
+    cleanups.push(() => shutdown(gossipServer, shutdownGraceMs));
+
+    const http = await startObservabilityServer({
+      listen: config.http,
+      registry,
+      logger,
+      readiness: () =>
+        source.current() === undefined
+          ? { ready: false, reason: "no ShardMap is known yet" }
+          : serving
+            ? { ready: true }
+            : { ready: false, reason: "shutting down" },
+    });
+    cleanups.push(() => http.close());
+
+    serving = true;
+    updateHealth();
+    const unsubscribe = source.subscribe((map) => {
+      logger.info(
+        { revision: map.revision, members: map.members.length, shardCount: map.shardCount },
+        "ShardMap updated",
+      );
+      updateHealth();
+    });
+    cleanups.push(unsubscribe);
+
+    const gossipStarted = gossiper.start().catch((e: unknown) => {
+      logger.error({ err: e }, "gossip start failed");
+    });
+
+    logger.info(
+      { grpc: grpcAddress, gossip: gossipAddress, http: http.address },
+      "gateway listening",
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      grpcAddress,
+      gossipAddress,
+      httpAddress: http.address,
+      router,
+      replica,
+      close() {
+        closing ??= (async () => {
+          serving = false;
+          updateHealth();
+          logger.info("gateway shutting down");
+          await gossipStarted;
+          await runCleanups(cleanups, logger);
+          logger.info("gateway stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (e: unknown) {
+    await runCleanups(cleanups, logger);
+    throw e;
+  }
+}
+
+/** Runs cleanups in reverse order, logging (not throwing) their failures. */
+async function runCleanups(
+  cleanups: (() => Promise<void> | void)[],
+  logger: Logger,
+): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch (e: unknown) {
+      logger.error({ err: e }, "error during gateway shutdown");
+    }
+  }
+}
+
+/** Resolves when `source` has a map or after `waitMs`, whichever is first. */
+async function waitForFirstMap(
+  source: ShardMapSource,
+  waitMs: number,
+  logger: Logger,
+): Promise<void> {
+  if (source.current() !== undefined || waitMs <= 0) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, waitMs);
+    const unsubscribe = source.subscribe(() => done());
+    function done(): void {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve();
+    }
+  });
+  if (source.current() === undefined) {
+    logger.warn(
+      { waitedMs: waitMs },
+      "no ShardMap yet; serving anyway (health NOT_SERVING, writes UNAVAILABLE) until one arrives",
+    );
+  }
+}
+
+async function bind(server: grpc.Server, address: string): Promise<string> {
+  const { host } = parseHostPort(address);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** tryShutdown, bounded by `graceMs`, then forceShutdown. */
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,313 @@
+// The Router against small but real grpc-js WorkerService servers on loopback
+// (FakeWorker) that answer as an owner, a non-owner or an unavailable owner would.
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { parseRichStatus, richStatus, StaticShardMapSource, v1 } from "@berth/proto";
+import * as grpc from "@grpc/grpc-js";
+import { Registry } from "prom-client";
+import { Router } from "./router.js";
+import { FakeWorker, notOwner, reserved, shardMapAllOwnedBy, wireDetails } from "./test-support.js";
+
+const pool = "default/van-north";
+const request = v1.ReserveRequest.fromPartial({ pool, units: 3, requestId: "req-1" });
+const cleanups: (() => void)[] = [];
+after(() => {
+  for (const c of cleanups.reverse()) c();
+});
+
+async function worker(behaviour: ConstructorParameters<typeof FakeWorker>[0]): Promise<FakeWorker> {
+  const w = await new FakeWorker(behaviour).start();
+  cleanups.push(() => w.stop());
+  return w;
+}
+
+function router(source: StaticShardMapSource, registry?: Registry): Router {
+  const r = new Router({
+    source,
+    ...(registry ? { registry } : {}),
+    attemptTimeoutMs: 300,
+  });
+  cleanups.push(() => r.close());
+  return r;
+}
+
+/** A free loopback port nothing listens on: bound, then released. */
+async function closedAddress(): Promise<string> {
+  const w = await new FakeWorker(() => ({})).start();
+  w.stop();
+  return w.address;
+}
+
+describe("Router", () => {
+  test("it sends a command to the shard's owner with the shard's epoch", async () => {
+    const a = await worker((c) => reserved(pool, (c.request as v1.ReserveRequest).units));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 7,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const r = router(source);
+    const response = await r.call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3));
+    assert.equal(a.calls.length, 1);
+    assert.equal(a.calls[0]?.epoch, 7);
+    assert.deepEqual(a.calls[0]?.request, request);
+  });
+
+  test("it propagates the caller's deadline to the worker call", async () => {
+    const a = await worker(() => reserved(pool, 3));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const r = new Router({ source, attemptTimeoutMs: 60_000 });
+    cleanups.push(() => r.close());
+    const deadline = Date.now() + 4000;
+    await r.call("reserve", pool, request, deadline);
+    const seen = a.calls[0]?.deadlineMs ?? Number.POSITIVE_INFINITY;
+    assert.ok(seen <= deadline, `worker deadline ${seen} is after the caller's ${deadline}`);
+  });
+
+  test("it applies the 5 s default budget when the caller set no deadline", async () => {
+    const a = await worker(() => reserved(pool, 3));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const r = new Router({ source, attemptTimeoutMs: 60_000 });
+    cleanups.push(() => r.close());
+    const before = Date.now();
+    await r.call("reserve", pool, request, Number.POSITIVE_INFINITY);
+    const seen = a.calls[0]?.deadlineMs ?? Number.POSITIVE_INFINITY;
+    assert.ok(Number.isFinite(seen) && seen <= before + 5000 + 1000, `worker deadline ${seen}`);
+  });
+
+  test("after NOT_OWNER it follows a ShardMap change to the new owner and succeeds", async () => {
+    const b = await worker((c) => (c.epoch >= 2 ? reserved(pool, 3, 9) : notOwner(2)));
+    const a = await worker(() => notOwner(2, "w-b"));
+    const members = [
+      { id: "w-a", address: a.address },
+      { id: "w-b", address: b.address },
+    ];
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({ revision: 1, owner: "w-a", epoch: 1, members }),
+    );
+    const registry = new Registry();
+    const r = router(source, registry);
+    // The hand-off: once the old owner has refused, the map moves the shard to w-b.
+    a.behaviour = () => {
+      setTimeout(
+        () => source.set(shardMapAllOwnedBy({ revision: 2, owner: "w-b", epoch: 2, members })),
+        20,
+      );
+      return notOwner(2, "w-b");
+    };
+    const response = await r.call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3, 9));
+    assert.ok(a.calls.length >= 1);
+    assert.equal(b.calls.at(-1)?.epoch, 2);
+    const metrics = await registry.getSingleMetricAsString("berth_gateway_forward_retries_total");
+    assert.match(metrics, /berth_gateway_forward_retries_total\{reason="not_owner"\} [1-9]/);
+  });
+
+  test("it retries an owner that is recovering until it serves", async () => {
+    let refusals = 3;
+    const a = await worker(() =>
+      refusals-- > 0
+        ? {
+            error: richStatus(grpc.status.UNAVAILABLE, "shard 0 is recovering", {
+              reason: "SHARD_RECOVERING",
+              retryDelayMs: 10,
+            }),
+          }
+        : reserved(pool, 3),
+    );
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const response = await router(source).call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3));
+    assert.equal(a.calls.length, 4);
+  });
+
+  test("it answers UNAVAILABLE with RetryInfo and OWNER_UNAVAILABLE when the owner never answers in time", async () => {
+    const address = await closedAddress();
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address }],
+      }),
+    );
+    const err = await router(source)
+      .call("reserve", pool, request, Date.now() + 600)
+      .then(
+        () => assert.fail("expected UNAVAILABLE"),
+        (e: unknown) => e,
+      );
+    const s = parseRichStatus(err);
+    assert.equal(s.code, grpc.status.UNAVAILABLE);
+    assert.equal(s.reason, "OWNER_UNAVAILABLE");
+    assert.match(
+      s.message,
+      /no owner of pool "default\/van-north" answered within the deadline: owner w-a/,
+    );
+    assert.ok((s.retryDelayMs ?? 0) > 0);
+    assert.ok((wireDetails(err).retryDelayMs ?? 0) > 0);
+  });
+
+  test("it retries an owner that hangs, attempt by attempt, then answers UNAVAILABLE", async () => {
+    const a = await worker(() => "hang");
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const registry = new Registry();
+    const err = await router(source, registry)
+      .call("getPool", pool, { pool }, Date.now() + 1500)
+      .then(
+        () => assert.fail("expected UNAVAILABLE"),
+        (e: unknown) => e,
+      );
+    assert.equal(parseRichStatus(err).code, grpc.status.UNAVAILABLE);
+    assert.equal(parseRichStatus(err).reason, "OWNER_UNAVAILABLE");
+    assert.ok(a.calls.length >= 2, `expected several attempts, got ${a.calls.length}`);
+    const metrics = await registry.getSingleMetricAsString("berth_gateway_forward_retries_total");
+    assert.match(metrics, /reason="deadline"\} [1-9]/);
+  });
+
+  test("it answers UNAVAILABLE with NO_OWNER when the shard has no owner", async () => {
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({ revision: 1, owner: "", epoch: 0, members: [] }),
+    );
+    const err = await router(source)
+      .call("reserve", pool, request, Date.now() + 300)
+      .then(
+        () => assert.fail("expected UNAVAILABLE"),
+        (e: unknown) => e,
+      );
+    const s = parseRichStatus(err);
+    assert.equal(s.code, grpc.status.UNAVAILABLE);
+    assert.equal(s.reason, "NO_OWNER");
+    assert.match(s.message, /shard \d+ has no owner in ShardMap revision 1/);
+  });
+
+  test("a shard that gets an owner while a call waits is served within the deadline", async () => {
+    const a = await worker(() => reserved(pool, 3));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({ revision: 1, owner: "", epoch: 0, members: [] }),
+    );
+    const r = router(source);
+    const pending = r.call("reserve", pool, request, Date.now() + 5000);
+    setTimeout(
+      () =>
+        source.set(
+          shardMapAllOwnedBy({
+            revision: 2,
+            owner: "w-a",
+            epoch: 1,
+            members: [{ id: "w-a", address: a.address }],
+          }),
+        ),
+      50,
+    );
+    assert.deepEqual(await pending, reserved(pool, 3));
+  });
+
+  test("domain errors pass through unchanged with their details", async () => {
+    const a = await worker(() => ({
+      error: richStatus(grpc.status.FAILED_PRECONDITION, "only 2 units available", {
+        reason: "INSUFFICIENT_CAPACITY",
+        metadata: { pool, available: "2" },
+      }),
+    }));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const err = await router(source)
+      .call("reserve", pool, request, Date.now() + 5000)
+      .then(
+        () => assert.fail("expected FAILED_PRECONDITION"),
+        (e: unknown) => e,
+      );
+    const s = parseRichStatus(err);
+    assert.equal(s.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(s.reason, "INSUFFICIENT_CAPACITY");
+    assert.equal(s.message, "only 2 units available");
+    assert.deepEqual(s.metadata, { pool, available: "2" });
+    assert.equal(a.calls.length, 1, "a domain rejection is not retried");
+  });
+
+  test("NOT_FOUND passes through without a retry", async () => {
+    const a = await worker(() => ({
+      error: richStatus(grpc.status.NOT_FOUND, "pool default/van-north does not exist", {
+        reason: "POOL_NOT_FOUND",
+      }),
+    }));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const err = await router(source)
+      .call("getPool", pool, { pool }, Date.now() + 5000)
+      .then(
+        () => assert.fail("expected NOT_FOUND"),
+        (e: unknown) => e,
+      );
+    assert.equal(parseRichStatus(err).code, grpc.status.NOT_FOUND);
+    assert.equal(parseRichStatus(err).reason, "POOL_NOT_FOUND");
+    assert.equal(a.calls.length, 1);
+  });
+
+  test("an aborted call stops retrying and answers CANCELLED", async () => {
+    const a = await worker(() => "hang");
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const controller = new AbortController();
+    const pending = router(source).call("reserve", pool, request, Date.now() + 60_000, {
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(), 50);
+    const err = await pending.then(
+      () => assert.fail("expected CANCELLED"),
+      (e: unknown) => e,
+    );
+    assert.equal((err as { code: number }).code, grpc.status.CANCELLED);
+  });
+});

@@ -1,0 +1,244 @@
+// Helpers for the gateway's tests: real grpc-js servers and clients on loopback,
+// ShardMaps built by hand, and a decoder for the rich error details on the wire.
+import { internal, richStatus, v1 } from "@berth/proto";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import * as grpc from "@grpc/grpc-js";
+
+/** A ShardMap of `shardCount` shards, every one owned by `owner` at `epoch`. */
+export function shardMapAllOwnedBy(options: {
+  revision: number;
+  owner: string;
+  epoch: number;
+  members: { id: string; address: string }[];
+  shardCount?: number;
+}): internal.ShardMap {
+  const shardCount = options.shardCount ?? 8;
+  return internal.ShardMap.fromPartial({
+    revision: options.revision,
+    shardCount,
+    quorum: 1,
+    members: options.members,
+    shards: Array.from({ length: shardCount }, (_, shard) => ({
+      shard,
+      owner: options.owner,
+      epoch: options.epoch,
+      state:
+        options.owner === ""
+          ? internal.ShardState.SHARD_STATE_UNASSIGNED
+          : internal.ShardState.SHARD_STATE_ACTIVE,
+    })),
+  });
+}
+
+/** One call a {@link FakeWorker} received. */
+export interface ReceivedCall {
+  readonly method: string;
+  readonly request: unknown;
+  readonly epoch: number;
+  /** The deadline the call arrived with (epoch ms), Infinity when none. */
+  readonly deadlineMs: number;
+}
+
+/** How a fake worker answers: a response, or an error for the callback. */
+export type FakeBehaviour = (call: ReceivedCall) => unknown | { error: unknown } | "hang";
+
+/**
+ * A small but real grpc-js `berth.internal.v1.WorkerService` server on loopback
+ * whose answers the test scripts — the stand-in for a worker until the real one can
+ * be started in-process.
+ */
+export class FakeWorker {
+  readonly calls: ReceivedCall[] = [];
+  behaviour: FakeBehaviour;
+  readonly #server = new grpc.Server();
+  address = "";
+
+  constructor(behaviour: FakeBehaviour) {
+    this.behaviour = behaviour;
+    const handler =
+      (method: string) =>
+      (
+        call: grpc.ServerUnaryCall<{ epoch: number; request?: unknown; spec?: unknown }, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ): void => {
+        const deadline = call.getDeadline();
+        const received: ReceivedCall = {
+          method,
+          request: call.request.request ?? call.request.spec,
+          epoch: call.request.epoch,
+          deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
+        };
+        this.calls.push(received);
+        const answer = this.behaviour(received);
+        if (answer === "hang") return;
+        if (typeof answer === "object" && answer !== null && "error" in answer) {
+          callback((answer as { error: grpc.ServiceError }).error);
+        } else callback(null, answer);
+      };
+    this.#server.addService(internal.WorkerServiceService, {
+      reserve: handler("reserve"),
+      release: handler("release"),
+      getPool: handler("getPool"),
+      configure: handler("configure"),
+      echo: handler("echo"),
+    });
+  }
+
+  async start(address = "127.0.0.1:0"): Promise<this> {
+    const port = await new Promise<number>((resolve, reject) =>
+      this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    this.address = `127.0.0.1:${port}`;
+    return this;
+  }
+
+  stop(): void {
+    this.#server.forceShutdown();
+  }
+}
+
+/** A worker's NOT_OWNER answer, naming the epoch it knows for the shard. */
+export function notOwner(epoch: number, owner?: string): { error: unknown } {
+  return {
+    error: richStatus(grpc.status.FAILED_PRECONDITION, "not the owner of this shard", {
+      reason: "NOT_OWNER",
+      metadata: { shard: "0", epoch: String(epoch), ...(owner ? { owner } : {}) },
+    }),
+  };
+}
+
+/** A reserve answer as a worker gives it. */
+export function reserved(pool: string, units: number, version = 1): v1.ReserveResponse {
+  return v1.ReserveResponse.fromPartial({
+    reservationId: `r-${version}`,
+    pool,
+    units,
+    replayed: false,
+    version,
+  });
+}
+
+/** The decoded `grpc-status-details-bin` of an error. */
+export interface WireDetails {
+  errorInfo?: { reason: string; domain: string; metadata: Record<string, string> };
+  retryDelayMs?: number;
+  fieldViolations: { field: string; description: string }[];
+}
+
+/** Decodes the google.rpc.Status in an error's trailers (ErrorInfo, RetryInfo, BadRequest). */
+export function wireDetails(err: unknown): WireDetails {
+  const md = (err as { metadata?: grpc.Metadata }).metadata;
+  const bin = md?.get("grpc-status-details-bin")[0];
+  const out: WireDetails = { fieldViolations: [] };
+  if (!(bin instanceof Buffer)) return out;
+  const status = new BinaryReader(bin);
+  while (status.pos < status.len) {
+    const [field, wire] = status.tag();
+    if (field !== 3) {
+      status.skip(wire);
+      continue;
+    }
+    const any = new BinaryReader(status.bytes());
+    let typeUrl = "";
+    let value: Uint8Array = new Uint8Array();
+    while (any.pos < any.len) {
+      const [f, w] = any.tag();
+      if (f === 1) typeUrl = any.string();
+      else if (f === 2) value = any.bytes();
+      else any.skip(w);
+    }
+    const r = new BinaryReader(value);
+    if (typeUrl.endsWith("google.rpc.ErrorInfo")) {
+      const info = { reason: "", domain: "", metadata: {} as Record<string, string> };
+      while (r.pos < r.len) {
+        const [f, w] = r.tag();
+        if (f === 1) info.reason = r.string();
+        else if (f === 2) info.domain = r.string();
+        else if (f === 3) {
+          const e = new BinaryReader(r.bytes());
+          let k = "";
+          let v = "";
+          while (e.pos < e.len) {
+            const [ef, ew] = e.tag();
+            if (ef === 1) k = e.string();
+            else if (ef === 2) v = e.string();
+            else e.skip(ew);
+          }
+          info.metadata[k] = v;
+        } else r.skip(w);
+      }
+      out.errorInfo = info;
+    } else if (typeUrl.endsWith("google.rpc.RetryInfo")) {
+      let ms = 0;
+      while (r.pos < r.len) {
+        const [f, w] = r.tag();
+        if (f === 1) {
+          const d = new BinaryReader(r.bytes());
+          while (d.pos < d.len) {
+            const [df, dw] = d.tag();
+            if (df === 1) ms += Number(d.int64()) * 1000;
+            else if (df === 2) ms += d.int32() / 1e6;
+            else d.skip(dw);
+          }
+        } else r.skip(w);
+      }
+      out.retryDelayMs = ms;
+    } else if (typeUrl.endsWith("google.rpc.BadRequest")) {
+      while (r.pos < r.len) {
+        const [f, w] = r.tag();
+        if (f !== 1) {
+          r.skip(w);
+          continue;
+        }
+        const v = new BinaryReader(r.bytes());
+        const violation = { field: "", description: "" };
+        while (v.pos < v.len) {
+          const [vf, vw] = v.tag();
+          if (vf === 1) violation.field = v.string();
+          else if (vf === 2) violation.description = v.string();
+          else v.skip(vw);
+        }
+        out.fieldViolations.push(violation);
+      }
+    }
+  }
+  return out;
+}
+
+/** Calls one unary method of a grpc-js generated client as a promise. */
+export function unary<Req, Res>(
+  client: grpc.Client,
+  method: (
+    request: Req,
+    metadata: grpc.Metadata,
+    options: Partial<grpc.CallOptions>,
+    callback: (error: grpc.ServiceError | null, response: Res) => void,
+  ) => grpc.ClientUnaryCall,
+  request: Req,
+  timeoutMs = 10_000,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(
+      client,
+      request,
+      new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (err, response) => (err ? reject(err) : resolve(response)),
+    );
+  });
+}
+
+/** Waits until `predicate` holds, polling; throws after `timeoutMs` (a bound, not an assertion). */
+export async function eventually(
+  predicate: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
