@@ -1,0 +1,266 @@
+// Command-line parsing of the `berth` CLI: argv in, a typed command out. Pure.
+import { parseArgs } from "node:util";
+import { parseRfc3339, type Timestamp } from "../manifests/index.js";
+
+/** Address of the gateway when neither `--address` nor `BERTH_ADDRESS` says otherwise. */
+export const DEFAULT_ADDRESS = "localhost:50051";
+/** Per-call deadline when `--timeout` is not given. */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  readonly address: string;
+  readonly json: boolean;
+  readonly timeoutMs: number;
+}
+
+/** A parsed command line. */
+export type CliCommand =
+  | { readonly command: "help"; readonly topic?: string }
+  | (GlobalOptions &
+      (
+        | {
+            readonly command: "reserve";
+            readonly pool: string;
+            readonly units: number;
+            /** Undefined: the CLI generates a UUID and prints it. */
+            readonly requestId: string | undefined;
+          }
+        | { readonly command: "release"; readonly reservationId: string }
+        | {
+            readonly command: "availability";
+            readonly selector: string;
+            readonly window: { start: Timestamp; end: Timestamp } | undefined;
+            readonly minUnits: number;
+            readonly pageSize: number;
+            readonly pageToken: string;
+            readonly allPages: boolean;
+            readonly includeClosed: boolean;
+          }
+        | { readonly command: "pool"; readonly pool: string }
+      ));
+
+/** Thrown when the command line is malformed; the CLI prints it with the usage and exits 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  /** The command whose usage to print, if known. */
+  readonly topic: string | undefined;
+  constructor(message: string, topic?: string) {
+    super(message);
+    this.topic = topic;
+  }
+}
+
+const COMMANDS = ["reserve", "release", "availability", "pool", "help"] as const;
+
+const OPTIONS = {
+  address: { type: "string" },
+  json: { type: "boolean" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  "request-id": { type: "string" },
+  selector: { type: "string", short: "l" },
+  from: { type: "string" },
+  to: { type: "string" },
+  "min-units": { type: "string" },
+  "page-size": { type: "string" },
+  "page-token": { type: "string" },
+  "all-pages": { type: "boolean" },
+  "include-closed": { type: "boolean" },
+} as const;
+
+const GLOBAL = ["address", "json", "timeout", "help"];
+const PER_COMMAND: Record<string, readonly string[]> = {
+  reserve: ["request-id"],
+  release: [],
+  pool: [],
+  availability: [
+    "selector",
+    "from",
+    "to",
+    "min-units",
+    "page-size",
+    "page-token",
+    "all-pages",
+    "include-closed",
+  ],
+  help: [],
+};
+
+/** Usage text, for one command or all of them. */
+export function usage(topic?: string): string {
+  const common = `Common options:
+  --address HOST:PORT   gateway address (env BERTH_ADDRESS, default ${DEFAULT_ADDRESS})
+  --timeout DURATION    deadline of each call: 500ms, 5s, 1m (env BERTH_TIMEOUT, default 5s)
+  --json                print the answer (or the error) as JSON
+  -h, --help            show help`;
+  const commands: Record<string, string> = {
+    reserve: `berth reserve <pool> <units> [--request-id ID]
+  Reserves units of a pool ("namespace/name"). Without --request-id a UUID is generated
+  and printed: rerun with it to retry safely (a retry returns the same reservation).`,
+    release: `berth release <reservation-id>
+  Releases a reservation. Idempotent: releasing twice reports it was already released.`,
+    availability: `berth availability [--selector SEL] [--from RFC3339 --to RFC3339] [--min-units N]
+                   [--page-size N] [--page-token T | --all-pages] [--include-closed]
+  Lists pools with free units, from the gateway's replicated (slightly stale) copy.
+  --selector / -l  Kubernetes label selector, e.g. 'zone=north,kind in (van,bike)'
+  --from, --to     only pools whose window overlaps [from, to)`,
+    pool: `berth pool <pool>
+  Shows one pool's authoritative state, read from its owner.`,
+  };
+  const known = topic === undefined ? undefined : commands[topic];
+  if (known !== undefined) return `Usage: ${known}\n\n${common}\n`;
+  return `Usage: berth <command> [options]   (npm run berth -- <command> …)
+
+Commands:
+  ${Object.values(commands).join("\n\n  ")}
+
+${common}
+
+Exit codes: 0 success, 1 the call failed (the gRPC status is printed), 2 usage error.
+`;
+}
+
+/**
+ * Parses a duration: `250ms`, `5s`, `1.5s`, `2m`, or a bare number of seconds.
+ *
+ * @returns milliseconds, or undefined when the text is not a positive duration
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  const ms = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+  return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+function integer(
+  text: string | undefined,
+  flag: string,
+  min: number,
+  max: number,
+  topic: string,
+): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${text}"`, topic);
+  }
+  return Number(text);
+}
+
+/**
+ * Parses the CLI's arguments (after `node main.ts`).
+ *
+ * @param argv the arguments
+ * @param env environment for fallbacks (BERTH_ADDRESS, BERTH_TIMEOUT)
+ * @throws UsageError on anything malformed, with the command it concerns
+ */
+export function parseCliArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): CliCommand {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e: unknown) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (command === undefined) {
+    if (values.help === true) return { command: "help" };
+    throw new UsageError("missing command");
+  }
+  if (command === "help") {
+    return args[0] === undefined ? { command: "help" } : { command: "help", topic: args[0] };
+  }
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(
+      `unknown command "${command}" (commands: ${COMMANDS.filter((c) => c !== "help").join(", ")})`,
+    );
+  }
+  if (values.help === true) return { command: "help", topic: command };
+  const allowed = [...GLOBAL, ...(PER_COMMAND[command] ?? [])];
+  for (const key of Object.keys(values)) {
+    if (!allowed.includes(key)) {
+      throw new UsageError(`--${key} does not apply to "${command}"`, command);
+    }
+  }
+  const timeoutText = values.timeout ?? env.BERTH_TIMEOUT;
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (timeoutText !== undefined) {
+    const t = parseDuration(timeoutText);
+    if (t === undefined) {
+      throw new UsageError(
+        `--timeout must be a positive duration such as 500ms, 5s or 1m, got "${timeoutText}"`,
+        command,
+      );
+    }
+    timeoutMs = t;
+  }
+  const address = values.address ?? env.BERTH_ADDRESS ?? DEFAULT_ADDRESS;
+  if (address.trim() === "") throw new UsageError("--address must not be empty", command);
+  const global: GlobalOptions = { address, json: values.json === true, timeoutMs };
+  const arity = (n: number, names: string) => {
+    if (args.length !== n) {
+      throw new UsageError(
+        args.length < n
+          ? `"${command}" needs ${names}`
+          : `"${command}" takes ${names}; unexpected "${args.slice(n).join(" ")}"`,
+        command,
+      );
+    }
+  };
+  switch (command) {
+    case "reserve": {
+      arity(2, "<pool> <units>");
+      const units = integer(args[1], "<units>", 1, 1_000_000, command) as number;
+      const requestId = values["request-id"];
+      if (requestId !== undefined && requestId === "") {
+        throw new UsageError("--request-id must not be empty", command);
+      }
+      return { ...global, command, pool: args[0] as string, units, requestId };
+    }
+    case "release":
+      arity(1, "<reservation-id>");
+      return { ...global, command, reservationId: args[0] as string };
+    case "pool":
+      arity(1, "<pool>");
+      return { ...global, command, pool: args[0] as string };
+    default: {
+      arity(0, "no positional arguments");
+      const from = values.from;
+      const to = values.to;
+      let window: { start: Timestamp; end: Timestamp } | undefined;
+      if ((from === undefined) !== (to === undefined)) {
+        throw new UsageError("--from and --to go together", command);
+      }
+      if (from !== undefined && to !== undefined) {
+        const start = parseRfc3339(from);
+        const end = parseRfc3339(to);
+        if (start === undefined) {
+          throw new UsageError(`--from must be an RFC 3339 timestamp, got "${from}"`, command);
+        }
+        if (end === undefined) {
+          throw new UsageError(`--to must be an RFC 3339 timestamp, got "${to}"`, command);
+        }
+        window = { start, end };
+      }
+      if (values["all-pages"] === true && values["page-token"] !== undefined) {
+        throw new UsageError("--all-pages and --page-token exclude each other", command);
+      }
+      return {
+        ...global,
+        command: "availability",
+        selector: values.selector ?? "",
+        window,
+        minUnits: integer(values["min-units"], "--min-units", 0, 1_000_000, command) ?? 0,
+        pageSize: integer(values["page-size"], "--page-size", 1, 1000, command) ?? 0,
+        pageToken: values["page-token"] ?? "",
+        allPages: values["all-pages"] === true,
+        includeClosed: values["include-closed"] === true,
+      };
+    }
+  }
+}

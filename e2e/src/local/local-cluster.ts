@@ -1,0 +1,576 @@
+// Local mode: a gateway and N workers as supervised child processes on this
+// machine, a SQLite journal and a ShardMap file in a data directory, and pools
+// configured from CapacityPool manifests. `npm start` is a thin wrapper over
+// startLocalCluster; the acceptance tests and the benchmark use it directly.
+import { createWriteStream, existsSync, type WriteStream } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { isAbsolute, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Router } from "@berth/gateway";
+import { internal, StaticShardMapSource, shardOf, writeShardMapFile } from "@berth/proto";
+import { loadPoolManifests, type PoolManifest } from "../manifests/index.js";
+import type { RestartBackoffOptions } from "./backoff.js";
+import { banner } from "./banner.js";
+import { type ControlServer, startControlServer } from "./control-server.js";
+import { formatLogLine, type LogFormat } from "./log-format.js";
+import { type LifecycleEvent, ManagedProcess } from "./managed-process.js";
+import { applyPools, changedSpecs, specKey, watchManifests } from "./pool-sync.js";
+import {
+  allocateFreePorts,
+  type ClusterPorts,
+  DEFAULT_GATEWAY_PORT,
+  derivePorts,
+} from "./ports.js";
+import { moveShardInMap, planLocalShardMap, shardsPerMember } from "./shard-map-ops.js";
+
+/** The repository root (where `worker/`, `gateway/` and `examples/` live). */
+export const REPO_ROOT: string = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Options of {@link startLocalCluster}; every field has a default. */
+export interface LocalClusterOptions {
+  /** Worker processes. Default 3. */
+  readonly workers?: number;
+  /** Journal, shard map and logs. Default `<repo>/.berth`. */
+  readonly dataDir?: string;
+  /** Manifest files or directories of `*.yaml`. Default `[<repo>/examples/pools.yaml]`. */
+  readonly pools?: readonly string[];
+  /** Gateway gRPC port; other ports derive from it. 0: free ports for everything. Default 50051. */
+  readonly port?: number;
+  /** Control server port. Default derived from `port` (9099), or free with `port: 0`. */
+  readonly controlPort?: number;
+  /** Shard count, fixed for a data directory. Default 256. */
+  readonly shards?: number;
+  /** `sqlite` (`<dataDir>/journal.db`) or a journal URL passed to workers as is. Default `sqlite`. */
+  readonly journal?: string;
+  /** Where relayed log lines go (already formatted). Default: nowhere (files only). */
+  readonly logOutput?: (line: string) => void;
+  /** Format of relayed lines. Default `pretty`. */
+  readonly logFormat?: LogFormat;
+  /** ANSI colours in pretty lines. Default false. */
+  readonly logColor?: boolean;
+  /** Re-apply manifests when they change. Default false (main.ts turns it on). */
+  readonly watch?: boolean;
+  /** Restart backoff of crashed processes. Default 1 s doubling to 30 s, reset after 10 s up. */
+  readonly restartBackoff?: RestartBackoffOptions;
+  /** How long a process may take to become ready. Default 60 s. */
+  readonly readyTimeoutMs?: number;
+  /** How long stop waits after SIGTERM before SIGKILL. Default 5 s. */
+  readonly stopTimeoutMs?: number;
+  /** Extra environment for the children (e.g. BERTH_LOG_LEVEL). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** A worker of a local cluster. `pid` changes when it is restarted. */
+export interface LocalWorker {
+  readonly id: string;
+  readonly grpcAddress: string;
+  readonly httpAddress: string;
+  /** Current pid; undefined while it is down between a crash and its restart. */
+  readonly pid: number | undefined;
+  /** Restarts after crashes so far. */
+  readonly restarts: number;
+}
+
+/** Answer of {@link LocalCluster.moveShard}. */
+export interface ShardMove {
+  readonly shard: number;
+  readonly from: string;
+  readonly to: string;
+  readonly epoch: number;
+  readonly revision: number;
+  /** False when `to` already owned the shard (nothing was written). */
+  readonly changed: boolean;
+}
+
+/** A running local cluster. */
+export interface LocalCluster {
+  /** host:port of the gateway's public gRPC API (berth.v1.CapacityService). */
+  readonly gatewayAddress: string;
+  readonly gatewayHttpAddress: string;
+  readonly gatewayPid: number | undefined;
+  readonly workers: readonly LocalWorker[];
+  /** host:port of the control HTTP server. */
+  readonly controlAddress: string;
+  readonly dataDir: string;
+  readonly shardMapFile: string;
+  readonly journal: string;
+  /** Pool ids configured from the manifests, in manifest order. */
+  readonly pools: readonly string[];
+  /** The ShardMap now in force. */
+  shardMap(): internal.ShardMap;
+  /** Moves a shard to another worker: a new map with the next revision and epoch+1. */
+  /**
+   * Moves a shard to another worker: a new map with the next revision and the
+   * shard's epoch + 1. Resolves once the gateway routes by the new map and the new
+   * owner serves the shard (both say so in their logs).
+   *
+   * @throws ShardMoveError for an unknown shard or worker
+   * @throws Error when the new owner does not serve the shard within 30 s (the map stays moved)
+   */
+  moveShard(shard: number, to: string): Promise<ShardMove>;
+  /** Sends a signal to a worker (SIGKILL: a crash). The supervisor restarts it. */
+  killWorker(id: string, signal?: NodeJS.Signals): void;
+  /** Resolves with the new pid once the worker is back after its last exit or kill. */
+  waitForWorkerRestart(id: string, timeoutMs?: number): Promise<number>;
+  /** Re-reads the manifests and configures new or changed pools. */
+  reloadPools(): Promise<void>;
+  /** The banner `npm start` prints. */
+  banner(): string;
+  /** Stops the gateway, then the workers (SIGTERM, SIGKILL after a bound). Idempotent. */
+  stop(): Promise<void>;
+}
+
+const CONFIGURE_DEADLINE_MS = 30_000;
+const MOVE_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts a local cluster and configures its pools.
+ *
+ * @throws ManifestError when a manifest is invalid (before any process starts)
+ * @throws ProcessStartError when a worker or the gateway does not come up (everything
+ *   started is stopped first)
+ */
+export async function startLocalCluster(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+  const workerCount = options.workers ?? 3;
+  const dataDir = resolve(options.dataDir ?? resolve(REPO_ROOT, ".berth"));
+  const manifestPaths = options.pools ?? [resolve(REPO_ROOT, "examples/pools.yaml")];
+  const shardCount = options.shards ?? 256;
+  const journal =
+    (options.journal ?? "sqlite") === "sqlite"
+      ? `sqlite://${resolve(dataDir, "journal.db")}`
+      : (options.journal as string);
+  const shardMapFile = resolve(dataDir, "shard-map.json");
+  const logDir = resolve(dataDir, "logs");
+  const logFormat = options.logFormat ?? "pretty";
+  const port = options.port ?? DEFAULT_GATEWAY_PORT;
+
+  // Manifests first: a typo should fail before anything starts.
+  const manifests = await loadPoolManifests(manifestPaths);
+  await mkdir(logDir, { recursive: true });
+
+  const ports: ClusterPorts =
+    port === 0 ? await allocateFreePorts(workerCount) : derivePorts(port, workerCount);
+  const host = "127.0.0.1";
+  const at = (p: number) => `${host}:${p}`;
+  const workerIds = Array.from({ length: workerCount }, (_, i) => `worker-${i}`);
+  const members = workerIds.map((id, i) => ({
+    id,
+    address: at((ports.workers[i] as ClusterPorts["workers"][number]).grpc),
+  }));
+
+  // Logs: every line to <dataDir>/logs/<name>.log; formatted to logOutput if given.
+  const files = new Map<string, WriteStream>();
+  const nameWidth = Math.max("gateway".length, ...workerIds.map((id) => id.length), "berth".length);
+  // What the processes report about the map, to know when a move has taken effect.
+  const seen = { gatewayRevision: 0, serving: new Map<string, number>() };
+  const convergence = new Set<() => void>();
+  const observe = (name: string, line: string) => {
+    if (!line.includes("ShardMap updated") && !line.includes("shard recovered")) return;
+    let e: { msg?: unknown; revision?: unknown; shard?: unknown; epoch?: unknown };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      return;
+    }
+    if (name === "gateway" && e.msg === "ShardMap updated" && typeof e.revision === "number") {
+      seen.gatewayRevision = Math.max(seen.gatewayRevision, e.revision);
+    } else if (
+      e.msg === "shard recovered; serving" &&
+      typeof e.shard === "number" &&
+      typeof e.epoch === "number"
+    ) {
+      seen.serving.set(`${name}/${e.shard}`, e.epoch);
+    } else {
+      return;
+    }
+    for (const check of [...convergence]) check();
+  };
+  const waitFor = (what: string, done: () => boolean, timeoutMs: number) =>
+    new Promise<void>((resolvePromise, reject) => {
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        convergence.delete(check);
+        resolvePromise();
+      };
+      const timer = setTimeout(() => {
+        convergence.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting until ${what}`));
+      }, timeoutMs);
+      convergence.add(check);
+      check();
+    });
+  const relay = (name: string, line: string, stream: "stdout" | "stderr") => {
+    observe(name, line);
+    let file = files.get(name);
+    if (file === undefined) {
+      file = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
+      files.set(name, file);
+    }
+    file.write(`${line}\n`);
+    options.logOutput?.(
+      formatLogLine(name, line, {
+        format: logFormat,
+        nameWidth,
+        color: options.logColor ?? false,
+        stream,
+      }),
+    );
+  };
+  const log = (level: "info" | "warn" | "error", msg: string, fields: object = {}) =>
+    relay(
+      "berth",
+      JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields }),
+      level === "info" ? "stdout" : "stderr",
+    );
+
+  // The ShardMap: epochs continue from whatever the data directory already holds.
+  const previous = await readPreviousMap(shardMapFile);
+  let map = planLocalShardMap({ members, shardCount, previous, previousPath: shardMapFile });
+  await writeShardMapFile(shardMapFile, map);
+  const source = new StaticShardMapSource(map);
+  log("info", "ShardMap written", {
+    file: shardMapFile,
+    revision: map.revision,
+    shards: shardCount,
+    quorum: map.quorum,
+  });
+
+  const childEnv = {
+    ...process.env,
+    ...options.env,
+    BERTH_SUPERVISOR_PID: String(process.pid),
+  };
+  const nodeArgs = (entry: string) => [
+    "--import",
+    "tsx",
+    "--import",
+    pathToFileURL(fileURLToPath(new URL("./parent-watch.ts", import.meta.url))).href,
+    resolve(REPO_ROOT, entry),
+  ];
+  const lifecycle = (name: string) => (e: LifecycleEvent) => {
+    switch (e.type) {
+      case "exited":
+        if (!e.expected) {
+          log("warn", `${name} exited`, {
+            pid: e.pid,
+            code: e.code,
+            signal: e.signal,
+            uptimeMs: e.uptimeMs,
+          });
+        }
+        return;
+      case "restarting":
+        log("info", `restarting ${name}`, { delayMs: e.delayMs });
+        return;
+      case "ready":
+        if (e.generation > 1) log("info", `${name} is back`, { pid: e.pid });
+        return;
+      case "stop-timeout":
+        log("warn", `${name} did not stop within ${e.timeoutMs} ms; killing it`, { pid: e.pid });
+        return;
+      case "started":
+        return;
+    }
+  };
+  const common = {
+    command: process.execPath,
+    cwd: REPO_ROOT,
+    env: childEnv,
+    ...(options.restartBackoff === undefined ? {} : { backoff: options.restartBackoff }),
+    ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
+    ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
+  };
+  const gatewayAddresses = {
+    grpc: at(ports.gateway.grpc),
+    gossip: at(ports.gateway.gossip),
+    http: at(ports.gateway.http),
+  };
+  const gateway = new ManagedProcess({
+    ...common,
+    name: "gateway",
+    args: [
+      ...nodeArgs("gateway/src/main.ts"),
+      "--grpc",
+      gatewayAddresses.grpc,
+      "--gossip",
+      gatewayAddresses.gossip,
+      "--http",
+      gatewayAddresses.http,
+      "--shard-map-file",
+      shardMapFile,
+      "--node-id",
+      "gateway-0",
+    ],
+    readyMessage: "gateway listening",
+    onLine: (line, stream) => relay("gateway", line, stream),
+    onLifecycle: lifecycle("gateway"),
+  });
+  const workerProcs = workerIds.map((id, i) => {
+    const p = ports.workers[i] as ClusterPorts["workers"][number];
+    return new ManagedProcess({
+      ...common,
+      name: id,
+      args: [
+        ...nodeArgs("worker/src/main.ts"),
+        "--id",
+        id,
+        "--grpc",
+        at(p.grpc),
+        "--http",
+        at(p.http),
+        "--journal",
+        journal,
+        "--shard-map-file",
+        shardMapFile,
+        "--gossip-peer",
+        gatewayAddresses.gossip,
+      ],
+      readyMessage: "worker listening",
+      onLine: (line, stream) => relay(id, line, stream),
+      onLifecycle: lifecycle(id),
+    });
+  });
+  const all = [gateway, ...workerProcs];
+  // Whatever happens to this process, its children go with it.
+  const killAll = () => {
+    for (const p of all) p.killNow();
+  };
+  process.on("exit", killAll);
+
+  let router: Router | undefined;
+  let control: ControlServer | undefined;
+  let watcher: { close(): void } | undefined;
+  let stopping: Promise<void> | undefined;
+  const closeFiles = () =>
+    Promise.all([...files.values()].map((f) => new Promise<void>((done) => f.end(() => done()))));
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      watcher?.close();
+      router?.close();
+      await control?.close();
+      log("info", "stopping the gateway and the workers");
+      await gateway.stop();
+      await Promise.all(workerProcs.map((w) => w.stop()));
+      source.close();
+      log("info", "stopped");
+      process.off("exit", killAll);
+      await closeFiles();
+    })();
+    return stopping;
+  };
+
+  const applied = new Map<string, string>();
+  let manifestOrder: string[] = manifests.map((m) => m.spec.pool);
+  const configureAll = async (list: readonly PoolManifest[], initial: boolean) => {
+    const specs = changedSpecs(list, applied);
+    if (specs.length === 0) return;
+    const r = router as Router;
+    const result = await applyPools(specs, (spec) =>
+      r.call("configure", spec.pool, spec, Date.now() + CONFIGURE_DEADLINE_MS),
+    );
+    const failed = new Set(result.failures.map((f) => f.pool));
+    for (const spec of specs) if (!failed.has(spec.pool)) applied.set(spec.pool, specKey(spec));
+    if (result.failures.length > 0) {
+      const first = result.failures.slice(0, 5).map((f) => `${f.pool}: ${f.error}`);
+      const message = `${result.failures.length} of ${specs.length} pools could not be configured:\n  ${first.join("\n  ")}`;
+      if (initial) throw new Error(message);
+      log("error", message);
+    }
+    log("info", `configured ${result.configured} pools (${result.changed} changed)`, {
+      configured: result.configured,
+      changed: result.changed,
+    });
+  };
+
+  try {
+    log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal });
+    await Promise.all(all.map((p) => p.start()));
+    router = new Router({ source });
+    await configureAll(manifests, true);
+  } catch (e: unknown) {
+    await stop();
+    throw e;
+  }
+
+  let moves = Promise.resolve();
+  const moveShard = (shard: number, to: string): Promise<ShardMove> => {
+    const run = moves.then(async (): Promise<ShardMove> => {
+      const from = map.shards[shard]?.owner ?? "";
+      const next = moveShardInMap(map, shard, to);
+      const changed = next !== map;
+      if (changed) {
+        await writeShardMapFile(shardMapFile, next);
+        map = next;
+        source.set(next);
+        const epoch = next.shards[shard]?.epoch ?? 0;
+        log("info", `moving shard ${shard} from ${from} to ${to}`, {
+          shard,
+          epoch,
+          revision: next.revision,
+        });
+        await waitFor(
+          `the gateway routes by ShardMap revision ${next.revision} and ${to} serves shard ${shard} at epoch ${epoch}`,
+          () =>
+            seen.gatewayRevision >= next.revision &&
+            (seen.serving.get(`${to}/${shard}`) ?? 0) >= epoch,
+          MOVE_TIMEOUT_MS,
+        );
+        log("info", `moved shard ${shard} to ${to}`, { shard, epoch });
+      }
+      return {
+        shard,
+        from,
+        to,
+        epoch: next.shards[shard]?.epoch ?? 0,
+        revision: next.revision,
+        changed,
+      };
+    });
+    moves = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  };
+
+  const workerOf = (id: string): ManagedProcess => {
+    const w = workerProcs.find((p) => p.name === id);
+    if (w === undefined) {
+      throw new RangeError(`no worker ${JSON.stringify(id)}; workers are ${workerIds.join(", ")}`);
+    }
+    return w;
+  };
+
+  const reloadPools = async () => {
+    let list: PoolManifest[];
+    try {
+      list = await loadPoolManifests(manifestPaths);
+    } catch (e: unknown) {
+      log("error", "manifests changed but are invalid; keeping the pools as they are", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      return;
+    }
+    const ids = new Set(list.map((m) => m.spec.pool));
+    const removed = [...applied.keys()].filter((p) => !ids.has(p));
+    if (removed.length > 0) {
+      log("warn", "pools removed from the manifests keep being served (there is no delete yet)", {
+        pools: removed,
+      });
+    }
+    manifestOrder = [
+      ...manifestOrder,
+      ...list.map((m) => m.spec.pool).filter((p) => !manifestOrder.includes(p)),
+    ];
+    await configureAll(list, false);
+  };
+
+  try {
+    control = await startControlServer(options.controlPort ?? ports.control, {
+      shardMap: () => internal.ShardMap.toJSON(map),
+      moveShard,
+      processes: () =>
+        all.map((p) => ({
+          name: p.name,
+          pid: p.pid ?? null,
+          ready: p.ready,
+          restarts: p.restarts,
+        })),
+      shardOf: (pool) => {
+        const shard = shardOf(pool, map.shardCount);
+        const a = map.shards[shard];
+        return { pool, shard, owner: a?.owner ?? "", epoch: a?.epoch ?? 0 };
+      },
+    });
+    if (options.watch === true) {
+      watcher = await watchManifests(manifestPaths, () => {
+        reloadPools().catch((e: unknown) =>
+          log("error", "re-applying manifests failed", { error: String(e) }),
+        );
+      });
+    }
+  } catch (e: unknown) {
+    await stop();
+    throw e;
+  }
+  const controlAddress = control.address;
+
+  const workers: LocalWorker[] = workerProcs.map((p, i) => ({
+    id: p.name,
+    grpcAddress: members[i]?.address ?? "",
+    httpAddress: at((ports.workers[i] as ClusterPorts["workers"][number]).http),
+    get pid() {
+      return p.pid;
+    },
+    get restarts() {
+      return p.restarts;
+    },
+  }));
+
+  return {
+    gatewayAddress: gatewayAddresses.grpc,
+    gatewayHttpAddress: gatewayAddresses.http,
+    get gatewayPid() {
+      return gateway.pid;
+    },
+    workers,
+    controlAddress,
+    dataDir,
+    shardMapFile,
+    journal,
+    get pools() {
+      return manifestOrder.filter((p) => applied.has(p));
+    },
+    shardMap: () => map,
+    moveShard,
+    killWorker: (id, signal = "SIGTERM") => workerOf(id).kill(signal),
+    waitForWorkerRestart: (id, timeoutMs) => workerOf(id).waitForRestart(timeoutMs),
+    reloadPools,
+    banner: () => {
+      const counts = shardsPerMember(map);
+      const examplePool = manifests.find((m) => !m.spec.closed)?.spec.pool;
+      let example: { pool: string; shard: number; moveTo: string } | undefined;
+      if (examplePool !== undefined) {
+        const shard = shardOf(examplePool, map.shardCount);
+        const owner = map.shards[shard]?.owner;
+        const moveTo = workerIds.find((id) => id !== owner) ?? workerIds[0] ?? "worker-0";
+        example = { pool: examplePool, shard, moveTo };
+      }
+      return banner({
+        gateway: gatewayAddresses,
+        workers: workers.map((w) => ({
+          id: w.id,
+          grpc: w.grpcAddress,
+          http: w.httpAddress,
+          shards: counts.get(w.id) ?? 0,
+        })),
+        control: controlAddress,
+        dataDir,
+        journal,
+        shardCount,
+        revision: map.revision,
+        pools: applied.size,
+        manifests: manifestPaths.map((p) => {
+          const rel = relative(process.cwd(), resolve(p));
+          return rel.startsWith("..") || isAbsolute(rel) ? p : rel;
+        }),
+        ...(example === undefined ? {} : { example }),
+        watching: options.watch === true,
+      });
+    },
+    stop,
+  };
+}
+
+async function readPreviousMap(path: string): Promise<internal.ShardMap | undefined> {
+  if (!existsSync(path)) return undefined;
+  const text = await readFile(path, "utf8");
+  try {
+    return internal.ShardMap.fromJSON(JSON.parse(text));
+  } catch (e: unknown) {
+    throw new Error(
+      `${path} is not a ShardMap (${e instanceof Error ? e.message : String(e)}); remove it or use another --data-dir`,
+    );
+  }
+}

@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type LifecycleEvent, ManagedProcess, ProcessStartError } from "./managed-process.js";
+
+const dir = mkdtempSync(join(tmpdir(), "berth-managed-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const fixture = join(dir, "fixture.mjs");
+writeFileSync(
+  fixture,
+  `const mode = process.env.FIXTURE_MODE;
+if (mode === "fail") { console.error("cannot bind 127.0.0.1:1: EACCES"); process.exit(3); }
+if (mode === "ignore-term") process.on("SIGTERM", () => console.log(JSON.stringify({ msg: "ignoring SIGTERM" })));
+else process.on("SIGTERM", () => process.exit(0));
+console.log(JSON.stringify({ level: "info", msg: "fixture listening", pid: process.pid }));
+setInterval(() => {}, 1000);
+`,
+);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(
+  what: string,
+  condition: () => boolean,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function managed(mode: string, events: LifecycleEvent[] = [], lines: string[] = []) {
+  return new ManagedProcess({
+    name: `fixture-${mode}`,
+    command: process.execPath,
+    args: [fixture],
+    cwd: dir,
+    env: { ...process.env, FIXTURE_MODE: mode },
+    readyMessage: "fixture listening",
+    onLine: (line) => lines.push(line),
+    onLifecycle: (e) => events.push(e),
+    backoff: { initialMs: 50, maxMs: 200 },
+    stopTimeoutMs: 300,
+    readyTimeoutMs: 20_000,
+  });
+}
+
+test("a crashed process is restarted and announces readiness again", async () => {
+  const events: LifecycleEvent[] = [];
+  const lines: string[] = [];
+  const p = managed("normal", events, lines);
+  await p.start();
+  const first = p.pid as number;
+  assert.ok(alive(first));
+  assert.equal(p.ready, true);
+  assert.match(lines[0] ?? "", /fixture listening/);
+
+  p.kill("SIGKILL");
+  const second = await p.waitForRestart();
+  assert.notEqual(second, first);
+  assert.ok(alive(second));
+  assert.equal(p.restarts, 1);
+  await waitUntil("the killed process is gone", () => !alive(first));
+  const exit = events.find((e) => e.type === "exited");
+  assert.deepEqual(exit && { signal: exit.signal, expected: exit.expected }, {
+    signal: "SIGKILL",
+    expected: false,
+  });
+  assert.ok(events.some((e) => e.type === "restarting"));
+
+  await p.stop();
+  assert.equal(p.pid, undefined);
+  assert.ok(!alive(second));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(p.restarts, 1, "a stopped process is not restarted");
+});
+
+test("a process that ignores SIGTERM is killed after the stop timeout", async () => {
+  const events: LifecycleEvent[] = [];
+  const p = managed("ignore-term", events);
+  await p.start();
+  const pid = p.pid as number;
+  await p.stop();
+  assert.ok(!alive(pid));
+  assert.ok(events.some((e) => e.type === "stop-timeout" && e.pid === pid));
+  const exit = events.find((e) => e.type === "exited");
+  assert.equal(exit?.type === "exited" ? exit.signal : undefined, "SIGKILL");
+});
+
+test("a process that exits before it is ready fails the start with its last output", async () => {
+  const p = managed("fail");
+  await assert.rejects(p.start(), (e: unknown) => {
+    assert.ok(e instanceof ProcessStartError);
+    assert.equal(e.name, "ProcessStartError");
+    assert.equal(
+      e.message,
+      "fixture-fail exited with code 3 before it was ready; its last output:\n  cannot bind 127.0.0.1:1: EACCES",
+    );
+    return true;
+  });
+});
+
+test("a child with the parent watch exits when its supervisor dies", async () => {
+  const watch = fileURLToPath(new URL("./parent-watch.ts", import.meta.url));
+  // sh plays the supervisor: it starts the child in the background and exits.
+  const sh = spawn(
+    "sh",
+    [
+      "-c",
+      `BERTH_SUPERVISOR_PID=$$ "${process.execPath}" --import tsx --import "${watch}" "${fixture}" >/dev/null 2>&1 & echo $!; sleep 1`,
+    ],
+    {
+      cwd: fileURLToPath(new URL("../../../", import.meta.url)),
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  sh.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((r) => sh.on("exit", r));
+  const child = Number(out.trim());
+  assert.ok(Number.isSafeInteger(child) && child > 0, `child pid from sh: ${JSON.stringify(out)}`);
+  await waitUntil("the orphaned child has exited", () => !alive(child));
+});

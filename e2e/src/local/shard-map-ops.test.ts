@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { internal } from "@berth/proto";
+import { majority, moveShardInMap, planLocalShardMap, shardsPerMember } from "./shard-map-ops.js";
+
+const members = [0, 1, 2].map((i) => ({ id: `worker-${i}`, address: `127.0.0.1:${50061 + i}` }));
+
+test("the local map assigns every shard to one of the workers with a majority quorum", () => {
+  const map = planLocalShardMap({ members, shardCount: 16 });
+  assert.equal(map.revision, 1);
+  assert.equal(map.quorum, 2);
+  assert.equal(map.shards.length, 16);
+  assert.ok(map.shards.every((s) => s.epoch === 1 && s.owner.startsWith("worker-")));
+  assert.equal(
+    [...shardsPerMember(map).values()].reduce((a, b) => a + b),
+    16,
+  );
+  assert.deepEqual([1, 2, 3, 4, 5].map(majority), [1, 2, 2, 3, 3]);
+});
+
+test("a restarted cluster continues the revision and epochs of the map on disk", () => {
+  const first = planLocalShardMap({ members, shardCount: 16 });
+  const moved = moveShardInMap(
+    first,
+    3,
+    first.shards[3]?.owner === "worker-0" ? "worker-1" : "worker-0",
+  );
+  const again = planLocalShardMap({ members, shardCount: 16, previous: moved });
+  assert.equal(again.revision, 3);
+  // Shard 3 goes back to its planned owner with a yet higher epoch.
+  assert.equal(again.shards[3]?.owner, first.shards[3]?.owner);
+  assert.equal(again.shards[3]?.epoch, 3);
+  assert.throws(
+    () =>
+      planLocalShardMap({
+        members,
+        shardCount: 32,
+        previous: moved,
+        previousPath: "d/shard-map.json",
+      }),
+    {
+      name: "ShardCountMismatchError",
+      message:
+        "d/shard-map.json was written for 16 shards, but 32 were asked for: the shard count is fixed when a data directory is first used (use --shards 16, or another --data-dir)",
+    },
+  );
+});
+
+test("moving a shard raises its epoch and the map revision and touches nothing else", () => {
+  const map = planLocalShardMap({ members, shardCount: 8 });
+  const from = map.shards[5]?.owner;
+  const to = from === "worker-2" ? "worker-0" : "worker-2";
+  const next = moveShardInMap(map, 5, to);
+  assert.equal(next.revision, map.revision + 1);
+  assert.deepEqual(next.shards[5], {
+    shard: 5,
+    owner: to,
+    epoch: 2,
+    state: internal.ShardState.SHARD_STATE_ACTIVE,
+  });
+  assert.deepEqual(
+    next.shards.filter((s) => s.shard !== 5),
+    map.shards.filter((s) => s.shard !== 5),
+  );
+  assert.equal(map.shards[5]?.owner, from, "the input map is not modified");
+  assert.equal(moveShardInMap(next, 5, to), next, "a move to the current owner changes nothing");
+});
+
+test("a move to an unknown worker or shard is rejected", () => {
+  const map = planLocalShardMap({ members, shardCount: 8 });
+  assert.throws(() => moveShardInMap(map, 8, "worker-0"), {
+    name: "ShardMoveError",
+    message: "shard must be an integer from 0 to 7, got 8",
+  });
+  assert.throws(() => moveShardInMap(map, 1, "worker-9"), {
+    name: "ShardMoveError",
+    message: 'no worker "worker-9"; members are worker-0, worker-1, worker-2',
+  });
+});
