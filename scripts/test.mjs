@@ -9,6 +9,7 @@ import { spec } from "node:test/reporters";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
+const paths = filters.filter((x) => !x.startsWith("--"));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -49,7 +50,7 @@ const files = globSync(["*/src/**/*.test.ts"], {
   cwd: root,
   exclude: (f) => f.includes("node_modules"),
 })
-  .filter((f) => filters.filter((x) => !x.startsWith("--")).every((x) => f.includes(x)))
+  .filter((f) => paths.length === 0 || paths.some((x) => f.includes(x)))
   .sort()
   .map((f) => `${root}${f}`);
 
