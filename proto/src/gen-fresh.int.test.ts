@@ -8,7 +8,6 @@ import { test } from "node:test";
 const root = new URL("../..", import.meta.url).pathname;
 const protoDir = join(root, "proto");
 const committedDir = join(protoDir, "src/gen");
-const bin = join(root, "node_modules/.bin");
 
 function filesUnder(dir: string): string[] {
   return globSync("**/*", { cwd: dir, withFileTypes: true })
@@ -17,17 +16,14 @@ function filesUnder(dir: string): string[] {
     .sort();
 }
 
-test("the committed generated code in proto/src/gen is what buf generate produces now", () => {
+test("the committed generated code in proto/src/gen is what npm run proto:gen produces now", () => {
   const out = mkdtempSync(join(tmpdir(), "berth-gen-fresh-"));
   try {
-    // buf v2: -o is prepended to each plugin's `out` (src/gen), so the fresh copy
-    // lands in <out>/src/gen; the template's local plugin path is relative to proto/.
-    const r = spawnSync(join(bin, "buf"), ["generate", "--template", "buf.gen.yaml", "-o", out], {
-      cwd: protoDir,
+    const r = spawnSync(process.execPath, [join(root, "scripts/proto-gen.mjs"), "--out", out], {
+      cwd: root,
       encoding: "utf8",
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
     });
-    assert.equal(r.status, 0, `buf generate failed:\n${r.stdout}${r.stderr}${r.error ?? ""}`);
+    assert.equal(r.status, 0, `proto-gen failed:\n${r.stdout}${r.stderr}${r.error ?? ""}`);
     const freshDir = join(out, "src/gen");
     const fresh = filesUnder(freshDir);
     const committed = filesUnder(committedDir);
@@ -36,9 +32,7 @@ test("the committed generated code in proto/src/gen is what buf generate produce
     const problems: string[] = [];
     for (const f of fresh) {
       if (!committed.includes(f)) problems.push(`proto/src/gen/${f}: missing (not committed)`);
-      else if (
-        readFileSync(join(freshDir, f), "utf8") !== readFileSync(join(committedDir, f), "utf8")
-      ) {
+      else if (!readFileSync(join(freshDir, f)).equals(readFileSync(join(committedDir, f)))) {
         problems.push(`proto/src/gen/${f}: stale (differs from a fresh generation)`);
       }
     }

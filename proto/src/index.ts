@@ -30,12 +30,7 @@ export {
   splitPoolId,
 } from "./pool-id.js";
 export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
-export {
-  berthReflectionPackage,
-  type ProtoFile,
-  ReflectionSchemaError,
-  reflectionPackageDefinition,
-} from "./reflection.js";
+export { berthFileDescriptors, berthReflectionPackage } from "./reflection.js";
 export {
   decodeReservationId,
   encodeReservationId,

@@ -1,9 +1,15 @@
-// gRPC server reflection over Berth's .proto files.
+// gRPC server reflection over Berth's compiled descriptors.
 import { berthReflectionPackage } from "@berth/proto";
 import type { Server } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 
-/** Adds the standard reflection service (v1 and v1alpha) describing Berth's services. */
+/** Adds the standard reflection service (v1 and v1alpha) describing what a worker serves. */
 export function addReflection(server: Pick<Server, "addService">): void {
-  new ReflectionService(berthReflectionPackage()).addToServer(server);
+  new ReflectionService(berthReflectionPackage(), {
+    services: [
+      "berth.internal.v1.WorkerService",
+      "berth.internal.v1.GossipService",
+      "grpc.health.v1.Health",
+    ],
+  }).addToServer(server);
 }
