@@ -59,7 +59,9 @@ const stream = run({
   files,
   concurrency: Number(process.env.BERTH_TEST_CONCURRENCY ?? 2),
   timeout: Number(process.env.BERTH_TEST_TIMEOUT_MS ?? 600_000),
-  execArgv: ["--import", "tsx"],
+  // A file whose tests finished must not hang the run on a leaked handle (e.g. a
+  // driver's reconnect timer): its process exits once its tests are done.
+  execArgv: ["--import", "tsx", "--test-force-exit"],
   cwd: root,
 });
 stream.on("test:pass", (e) => {
