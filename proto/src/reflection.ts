@@ -39,5 +39,13 @@ export function berthReflectionPackage(): PackageDefinition {
   const fileDescriptorProtos = berthFileDescriptors().map((f) =>
     Buffer.from(toBinary(FileDescriptorProtoSchema, f)),
   );
-  return { "berth.descriptors": { format: "", type: {}, fileDescriptorProtos } };
+  // ReflectionService reads only `fileDescriptorProtos` of each entry; one entry
+  // shaped as proto-loader's smallest type definition carries them all.
+  return {
+    "berth.descriptors": {
+      format: "Protocol Buffer 3 EnumDescriptorProto",
+      type: {},
+      fileDescriptorProtos,
+    },
+  };
 }

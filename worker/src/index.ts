@@ -3,10 +3,15 @@
  * shared process plumbing (logging, metrics, health) that gateways reuse.
  */
 
-export { type GrpcError, toGrpcError } from "./adapters/grpc-errors.js";
-
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
+  type ConnectBackoff,
+  ConnectingJournal,
+  type ConnectingJournalOptions,
+} from "./adapters/connecting-journal.js";
+export { type GrpcError, toGrpcError } from "./adapters/grpc-errors.js";
+export {
+  connectCassandra,
   InvalidJournalUrlError,
   type JournalLocation,
   openJournal,
@@ -47,6 +52,10 @@ export {
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
 export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
 export * from "./gossip/index.js";
+export { CassandraJournal, type CassandraJournalOptions } from "./journal/cassandra-journal.js";
+export { CassandraUrlError, parseCassandraJournalUrl } from "./journal/cassandra-url.js";
+export { FencedError, JournalUnavailableError } from "./journal/errors.js";
+export type { Journal, LoadedPool, StoredEvent } from "./journal/journal.js";
 export type {
   CommandOutcome,
   ExecuteResult,

@@ -1,6 +1,8 @@
 // The worker process: parses flags, opens the journal, follows the shard-map file,
 // serves until SIGTERM/SIGINT, then drains and exits 0.
+import { setTimeout as sleep } from "node:timers/promises";
 import { FileShardMapSource } from "@berth/proto";
+import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
 import { createLogger } from "./adapters/observability.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
@@ -22,7 +24,14 @@ async function main(): Promise<number> {
   const log = createLogger("worker", { worker: flags.id });
   let journal: Awaited<ReturnType<typeof openJournal>>;
   try {
-    journal = await openJournal(flags.journal);
+    journal = await openJournal(flags.journal, {
+      onAttemptFailed: (e, attempt, retryInMs) =>
+        log.warn(
+          { attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },
+          "journal unavailable; not ready, retrying",
+        ),
+      onConnected: (attempts) => log.info({ attempts }, "journal connected"),
+    });
   } catch (e: unknown) {
     if (e instanceof InvalidJournalUrlError) {
       process.stderr.write(`worker: --journal: ${e.message}\n\n${USAGE}`);
@@ -43,9 +52,19 @@ async function main(): Promise<number> {
     logger: log,
   });
 
+  let exitCode = 0;
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
+    if (journal instanceof ConnectingJournal) {
+      // Unreachable is retried forever; a fatal error (e.g. a keyspace migrated by a
+      // newer build) ends the worker.
+      journal.whenConnected().catch((e: unknown) => {
+        log.fatal({ err: e, journal: flags.journal }, "cannot open the journal");
+        exitCode = 1;
+        resolve("journal failed");
+      });
+    }
   });
   const first = await Promise.race([
     worker.whenReady().then(
@@ -61,16 +80,38 @@ async function main(): Promise<number> {
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
   source.close();
-  await journal.close();
-  log.info("worker exited cleanly");
-  return 0;
+  // Bounded: a driver whose connections were cut may never finish shutting down.
+  const journalClosed = await Promise.race([
+    journal.close().then(
+      () => true,
+      (e: unknown) => {
+        log.warn({ err: e }, "closing the journal failed");
+        return true;
+      },
+    ),
+    sleep(JOURNAL_CLOSE_TIMEOUT_MS, false, { ref: false }),
+  ]);
+  if (!journalClosed) {
+    log.warn({ timeoutMs: JOURNAL_CLOSE_TIMEOUT_MS }, "the journal did not close in time");
+  }
+  log.info(exitCode === 0 ? "worker exited cleanly" : "worker exited");
+  return exitCode;
 }
+
+const JOURNAL_CLOSE_TIMEOUT_MS = 5000;
+const FORCED_EXIT_AFTER_MS = 2000;
 
 main().then(
   (code) => {
     process.exitCode = code;
-    // Everything is closed; should a stray handle keep the loop alive, exit anyway.
-    setTimeout(() => process.exit(code), 2000).unref();
+    // Everything is closed; should a stray handle keep the loop alive (cassandra-driver
+    // 4.10 can keep reconnecting a pool after its connections were cut), exit anyway.
+    setTimeout(() => {
+      process.stdout.write(
+        `${JSON.stringify({ level: 40, time: Date.now(), msg: "a handle kept the process alive after shutdown; forcing exit", code })}\n`,
+      );
+      process.exit(code);
+    }, FORCED_EXIT_AFTER_MS).unref();
   },
   (e: unknown) => {
     process.stderr.write(

@@ -30,7 +30,7 @@ describe("journal URLs", () => {
   test("anything else is refused with a precise reason", () => {
     assert.equal(
       problem("journal.db"),
-      'invalid journal URL "journal.db": not a URL; expected sqlite:///absolute/path.db',
+      'invalid journal URL "journal.db": not a URL; expected sqlite:///absolute/path.db or cassandra://host:port/keyspace',
     );
     assert.equal(
       problem("sqlite://host/x.db"),
@@ -41,7 +41,42 @@ describe("journal URLs", () => {
       problem("sqlite:///tmp/x.db?synchronous=OFF"),
       /synchronous must be FULL or NORMAL/,
     );
-    assert.match(problem("cassandra://c1:9042/berth"), /Cassandra journal is not available/);
     assert.match(problem("mysql://db/berth"), /unsupported scheme "mysql"/);
+  });
+
+  test("cassandra URLs name contact points and a keyspace, with driver options", () => {
+    assert.deepEqual(
+      parseJournalUrl(
+        "cassandra://c1:9042,c2:9142/berth?dc=dc1&rf=3&consistency=LOCAL_QUORUM&timeoutMs=2000",
+      ),
+      {
+        kind: "cassandra",
+        options: {
+          contactPoints: ["c1:9042", "c2:9142"],
+          keyspace: "berth",
+          localDataCenter: "dc1",
+          replication: { class: "SimpleStrategy", replication_factor: 3 },
+          consistency: "LOCAL_QUORUM",
+          requestTimeoutMs: 2000,
+        },
+      },
+    );
+    assert.deepEqual(parseJournalUrl("cassandra://127.0.0.1/berth"), {
+      kind: "cassandra",
+      options: { contactPoints: ["127.0.0.1:9042"], keyspace: "berth" },
+    });
+  });
+
+  test("a malformed cassandra URL is refused with the Cassandra parser's reason", () => {
+    assert.equal(
+      problem("cassandra://c1:9042"),
+      'invalid journal URL "cassandra://c1:9042": no keyspace; expected cassandra://host:9042[,host:9042]/keyspace?dc=datacenter1',
+    );
+    assert.match(
+      problem("cassandra://c1:9042/berth?consistency=ONE"),
+      /consistency must be one of/,
+    );
+    assert.match(problem("cassandra://c1:9042/berth?ttl=1"), /unknown option "ttl"/);
+    assert.match(problem("cassandra://c1:99999/berth"), /port must be 1\.\.65535/);
   });
 });

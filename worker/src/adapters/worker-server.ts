@@ -9,6 +9,8 @@ import { Gossiper } from "../gossip/gossiper.js";
 import { Replica } from "../gossip/replica.js";
 import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
+import { ConnectingJournal } from "./connecting-journal.js";
+import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import {
   createLogger,
   createRegistry,
@@ -30,7 +32,12 @@ export interface WorkerConfig {
   readonly grpc: string;
   /** Observability HTTP listen address (/metrics, /healthz, /readyz); omitted: none. */
   readonly http?: string;
-  /** The journal; the caller owns it (close it after {@link RunningWorker.close}). */
+  /**
+   * The journal; the caller owns it (close it after {@link RunningWorker.close}). A
+   * {@link ConnectingJournal} that is not connected yet holds the worker in a startup
+   * phase: servers up, not ready (the reason on /readyz), WorkerService calls answer
+   * UNAVAILABLE/JOURNAL_UNAVAILABLE, and shards are taken only once it connects.
+   */
   readonly journal: Journal;
   /** Where the ShardMap comes from; the caller owns it (close it after the worker). */
   readonly shardMapSource: ShardMapSource;
@@ -127,8 +134,13 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     [GOSSIP_SERVICE]: "SERVING",
   });
   let closing = false;
-  const readiness = (): Readiness =>
-    closing ? { ready: false, reason: "worker is shutting down" } : ownership.readiness();
+  const connecting = config.journal instanceof ConnectingJournal ? config.journal : undefined;
+  const journalProblem = (): string | undefined => connecting?.unavailableReason();
+  const readiness = (): Readiness => {
+    if (closing) return { ready: false, reason: "worker is shutting down" };
+    const problem = journalProblem();
+    return problem !== undefined ? { ready: false, reason: problem } : ownership.readiness();
+  };
   const readyWaiters = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
   const refresh = () => {
     const r = readiness();
@@ -141,13 +153,18 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     }
   };
   const stopListening = ownership.onChange(refresh);
+  const stopWatchingJournal = connecting?.onChange(refresh);
 
   const server = new Server();
   server.addService(
     internal.WorkerServiceService,
     instrumentService(
       internal.WorkerServiceService,
-      workerServiceHandlers({ nodeId: config.id, ownership, logger: log }),
+      gateOnJournal(
+        workerServiceHandlers({ nodeId: config.id, ownership, logger: log }),
+        journalProblem,
+        log,
+      ),
       metrics.grpc,
     ),
   );
@@ -181,7 +198,23 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     throw e;
   }
 
-  ownership.start();
+  if (connecting === undefined) {
+    ownership.start();
+  } else {
+    // Shards are fenced and loaded only once the journal answers.
+    connecting.whenConnected().then(
+      () => {
+        if (closing) return;
+        log.info("journal connected; taking this worker's shards");
+        ownership.start();
+        refresh();
+      },
+      (e: unknown) => {
+        if (!closing)
+          log.error({ err: e }, "the journal cannot be opened; this worker stays not ready");
+      },
+    );
+  }
   refresh();
   void gossiper.start();
   log.info({ grpc: address, http: http?.address, id: config.id }, "worker started");
@@ -196,6 +229,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       w.reject(new Error(`worker ${config.id} closed before it was ready`));
     readyWaiters.clear();
     stopListening();
+    stopWatchingJournal?.();
     // Stop accepting calls first; let those in flight finish while the entities drain
     // (queued commands answer UNAVAILABLE, in-flight appends complete). Bounded.
     const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
@@ -242,4 +276,37 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       return closed;
     },
   };
+}
+
+/**
+ * WorkerService handlers that answer UNAVAILABLE (JOURNAL_UNAVAILABLE, with RetryInfo)
+ * while `problem()` names a reason the journal cannot be used, instead of routing.
+ */
+function gateOnJournal<S extends object>(
+  handlers: S,
+  problem: () => string | undefined,
+  log: Logger,
+): S {
+  const gated: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    gated[name] = (call: unknown, callback: (e: unknown) => void) => {
+      const reason = problem();
+      if (reason === undefined) {
+        return (handler as (c: unknown, cb: unknown) => unknown)(call, callback);
+      }
+      callback(
+        toGrpcError(
+          {
+            kind: "unavailable",
+            reason: "JOURNAL_UNAVAILABLE",
+            message: reason,
+            retryDelayMs: JOURNAL_RETRY_DELAY_MS,
+          },
+          log,
+        ),
+      );
+      return undefined;
+    };
+  }
+  return gated as S;
 }

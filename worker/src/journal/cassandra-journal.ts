@@ -97,6 +97,8 @@ const MAX_ATTEMPTS = 16;
  */
 const MAX_FENCE_ATTEMPTS = 64;
 const PAGE_SIZE = 5000;
+/** Longest wait between the driver's attempts to reconnect to a node that went away. */
+const RECONNECT_MAX_DELAY_MS = 2000;
 const MAX_INT = 2 ** 31 - 1;
 
 /**
@@ -144,6 +146,15 @@ export class CassandraJournal implements Journal {
         prepare: true,
       },
       protocolOptions: { maxSchemaAgreementWaitSeconds: 10 },
+      // The driver's default (1 s doubling to 10 min) would leave a worker without a
+      // journal for minutes after a short outage; reconnect within 2 s of its return.
+      policies: {
+        reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(
+          100,
+          RECONNECT_MAX_DELAY_MS,
+          false,
+        ),
+      },
     });
     try {
       await client.connect();

@@ -1,0 +1,369 @@
+// Faults of the Cassandra journal, on a real worker process and a real Cassandra node:
+//
+// 1. Cassandra unreachable when the worker starts: the worker serves gRPC and HTTP, is
+//    not ready (/readyz names the reason), answers commands UNAVAILABLE with
+//    JOURNAL_UNAVAILABLE and RetryInfo, logs why and retries; once a node answers on
+//    that address it takes its shards and becomes ready.
+// 2. Cassandra lost mid-run (stopped while reserves run, restarted on the same port and
+//    data directory): writes answer errors, never a false success; every acknowledged
+//    reservation is in the journal afterwards; new reserves succeed.
+// 3. SIGTERM still ends the worker after its driver's connections were cut.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  decodeReservationId,
+  internal,
+  parseRichStatus,
+  planShardMap,
+  type v1,
+  writeShardMapFile,
+} from "@berth/proto";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
+import { REPO_ROOT } from "../local/local-cluster.js";
+import {
+  cassandraJournalUrl,
+  cassandraSkipReason,
+  freshKeyspace,
+  openCassandraJournal,
+} from "./cassandra-support.js";
+import { codeName, eventually } from "./clients.js";
+
+const skip = cassandraSkipReason("the Cassandra fault tests");
+const POOL = "faults/pool";
+const log = (line: string) => process.stderr.write(`[cassandra] ${line}\n`);
+
+interface WorkerProc {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLine(what: string, match: (j: Record<string, unknown>) => boolean): Promise<void>;
+}
+
+function runWorker(args: string[]): WorkerProc {
+  const child = spawn(process.execPath, ["--import", "tsx", "worker/src/main.ts", ...args], {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, BERTH_LOG_LEVEL: "info" },
+  });
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      lines.push(line);
+      for (const w of [...waiters]) w();
+    });
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const parsed = (line: string): Record<string, unknown> | undefined => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    child,
+    lines,
+    exited,
+    waitForLine: (what, match) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!lines.some((l) => match(parsed(l) ?? {}))) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${what}; worker output:\n${lines.join("\n")}`));
+        }, 120_000);
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+function call<Res>(
+  fn: (
+    m: Metadata,
+    o: { deadline: number },
+    cb: (e: ServiceError | null, r: Res) => void,
+  ) => unknown,
+  deadlineMs: number,
+): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    fn(new Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) =>
+      e ? reject(e) : resolve(r),
+    );
+  });
+}
+
+describe("the Cassandra journal under faults, with a real worker process", { skip }, () => {
+  let dir: string;
+  let cqlPort: number;
+  let storagePort: number;
+  let node: CassandraNode | undefined;
+  let worker: WorkerProc | undefined;
+  let client: internal.WorkerServiceClient | undefined;
+  let grpcAddress: string;
+  let httpAddress: string;
+  let journalUrl: string;
+
+  const startNode = async () => {
+    node = await startCassandra({
+      port: cqlPort,
+      storagePort,
+      dataDir: join(dir, "cassandra"),
+      log,
+    });
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "berth-cassandra-faults-"));
+    const ports = await freePorts(4);
+    [cqlPort, storagePort] = ports as [number, number];
+    grpcAddress = `127.0.0.1:${ports[2]}`;
+    httpAddress = `127.0.0.1:${ports[3]}`;
+    journalUrl = cassandraJournalUrl(`127.0.0.1:${cqlPort}`, freshKeyspace("faults"));
+    const mapFile = join(dir, "shard-map.json");
+    await writeShardMapFile(
+      mapFile,
+      planShardMap({
+        members: [{ id: "worker-0", address: grpcAddress }],
+        shardCount: 16,
+        quorum: 1,
+      }),
+    );
+    // Nothing listens on cqlPort yet.
+    worker = runWorker([
+      "--id",
+      "worker-0",
+      "--grpc",
+      grpcAddress,
+      "--http",
+      httpAddress,
+      "--journal",
+      journalUrl,
+      "--shard-map-file",
+      mapFile,
+      // No snapshots: the test reads every event back from the journal.
+      "--snapshot-every",
+      "1000000",
+    ]);
+    client = new internal.WorkerServiceClient(grpcAddress, credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    if (
+      worker !== undefined &&
+      worker.child.exitCode === null &&
+      worker.child.signalCode === null
+    ) {
+      worker.child.kill("SIGKILL");
+      await worker.exited;
+    }
+    await node?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const reserve = (requestId: string, deadlineMs = 5000) => {
+    const c = client as internal.WorkerServiceClient;
+    return call<v1.ReserveResponse>(
+      (m, o, cb) => c.reserve({ request: { pool: POOL, units: 1, requestId }, epoch: 0 }, m, o, cb),
+      deadlineMs,
+    );
+  };
+
+  test("unreachable at start: serving but not ready, says why, answers UNAVAILABLE, then recovers", {
+    timeout: 240_000,
+  }, async () => {
+    const w = worker as WorkerProc;
+    await w.waitForLine("the worker's servers", (j) => j.msg === "worker started");
+    let readyz: { status: number; body: { ready: boolean; reason?: string } } | undefined;
+    await eventually(
+      "/readyz names a failed connection",
+      async () => {
+        const res = await fetch(`http://${httpAddress}/readyz`);
+        readyz = {
+          status: res.status,
+          body: (await res.json()) as { ready: boolean; reason?: string },
+        };
+        return /cannot connect/.test(readyz.body.reason ?? "");
+      },
+      60_000,
+      100,
+    );
+    assert.equal(readyz?.status, 503);
+    assert.equal(readyz?.body.ready, false);
+    assert.match(
+      readyz?.body.reason ?? "",
+      new RegExp(
+        `^journal unavailable: cannot connect to Cassandra at 127\\.0\\.0\\.1:${cqlPort} `,
+      ),
+    );
+    console.log(`# /readyz while Cassandra is unreachable: ${JSON.stringify(readyz?.body)}`);
+
+    const failure = parseRichStatus(
+      await reserve("before-cassandra").then(
+        (r) => assert.fail(`reserve succeeded without a journal: ${JSON.stringify(r)}`),
+        (e: unknown) => e,
+      ),
+    );
+    assert.equal(codeName(failure.code), "UNAVAILABLE");
+    assert.equal(failure.reason, "JOURNAL_UNAVAILABLE");
+    assert.ok(failure.retryDelayMs !== undefined && failure.retryDelayMs > 0, "RetryInfo is sent");
+    assert.match(failure.message, /^journal unavailable: cannot connect to Cassandra/);
+    await w.waitForLine(
+      "a retry log line",
+      (j) => j.msg === "journal unavailable; not ready, retrying",
+    );
+
+    await startNode();
+    await w.waitForLine("'worker listening'", (j) => j.msg === "worker listening");
+    assert.equal((await fetch(`http://${httpAddress}/readyz`)).status, 200);
+    const attempts = w.lines
+      .map((l) => JSON.parse(l) as { msg?: string; attempts?: number })
+      .find((j) => j.msg === "journal connected")?.attempts;
+    console.log(`# the worker connected on attempt ${attempts}`);
+
+    const c = client as internal.WorkerServiceClient;
+    const configured = await call<internal.ConfigureResponse>(
+      (m, o, cb) =>
+        c.configure(
+          {
+            spec: {
+              pool: POOL,
+              capacity: 1_000_000,
+              labels: {},
+              window: undefined,
+              closed: false,
+              generation: 1,
+            },
+            epoch: 0,
+          },
+          m,
+          o,
+          cb,
+        ),
+      10_000,
+    );
+    assert.equal(configured.pool?.owner, "worker-0");
+    assert.equal((await reserve("after-cassandra")).units, 1);
+  });
+
+  test("lost mid-run: no acknowledged reservation is lost and service resumes", {
+    timeout: 240_000,
+  }, async () => {
+    const acked = new Map<string, number>(); // requestId → seq
+    const outcomes: Record<string, number> = {};
+    let phase: "before" | "down" | "after" = "before";
+    const perPhase = { before: 0, down: 0, after: 0 };
+    let stop = false;
+    let n = 0;
+    const loop = async (lane: number) => {
+      while (!stop) {
+        const requestId = `mid-${lane}-${n++}`;
+        const during = phase;
+        try {
+          const r = await reserve(requestId, 3000);
+          acked.set(requestId, decodeReservationId(r.reservationId).seq);
+          perPhase[during]++;
+          outcomes.OK = (outcomes.OK ?? 0) + 1;
+        } catch (e: unknown) {
+          const s = parseRichStatus(e);
+          const key = `${codeName(s.code)}/${s.reason ?? "-"}`;
+          outcomes[key] = (outcomes[key] ?? 0) + 1;
+          assert.ok(
+            s.code === status.UNAVAILABLE || s.code === status.DEADLINE_EXCEEDED,
+            `${requestId}: only UNAVAILABLE or DEADLINE_EXCEEDED may fail a reserve, got ${key}: ${s.message}`,
+          );
+          await sleep(50);
+        }
+      }
+    };
+    const lanes = Array.from({ length: 8 }, (_, i) => loop(i));
+    try {
+      await eventually("50 reserves are acknowledged", async () => perPhase.before >= 50, 60_000);
+      phase = "down";
+      await (node as CassandraNode).stop();
+      const unavailableBefore = outcomes["UNAVAILABLE/JOURNAL_UNAVAILABLE"] ?? 0;
+      await eventually(
+        "reserves answer UNAVAILABLE while Cassandra is down",
+        async () => (outcomes["UNAVAILABLE/JOURNAL_UNAVAILABLE"] ?? 0) > unavailableBefore,
+        60_000,
+      );
+      await sleep(2000);
+      await startNode();
+      phase = "after";
+      await eventually(
+        "50 reserves are acknowledged after the restart",
+        async () => perPhase.after >= 50,
+        120_000,
+      );
+    } finally {
+      stop = true;
+      await Promise.all(lanes);
+    }
+    console.log(
+      `# outcomes: ${JSON.stringify(outcomes)}; acknowledged per phase: ${JSON.stringify(perPhase)}`,
+    );
+    // A reserve acknowledged while the node was down can only be one whose append landed
+    // just before; it must be in the journal like every other.
+    const journal = await openCassandraJournal(journalUrl);
+    try {
+      const loaded = await journal.load(POOL);
+      const bySeq = new Map<number, string>();
+      for (const e of loaded.events) {
+        const ev = e.event as { type: string; requestId?: string };
+        if (ev.type === "reserved" && ev.requestId !== undefined) bySeq.set(e.seq, ev.requestId);
+      }
+      // No snapshot (--snapshot-every is out of reach): every event is read, seqs 1..version.
+      assert.equal(loaded.snapshot, undefined);
+      assert.deepEqual(
+        loaded.events.map((e) => e.seq),
+        Array.from({ length: loaded.version }, (_, i) => i + 1),
+      );
+      for (const [requestId, seq] of acked) {
+        assert.equal(
+          bySeq.get(seq),
+          requestId,
+          `acknowledged ${requestId} is seq ${seq} in the journal`,
+        );
+      }
+      const requestIds = [...bySeq.values()];
+      assert.equal(new Set(requestIds).size, requestIds.length, "no request id is written twice");
+      console.log(
+        `# journal version ${loaded.version}; ${acked.size} acknowledged reserves all found; ${[...bySeq.values()].filter((id) => id.startsWith("mid-") && !acked.has(id)).length} written but unacknowledged (callers got an error and may retry)`,
+      );
+    } finally {
+      await journal.close();
+    }
+  });
+
+  test("SIGTERM ends the worker after its Cassandra connections were cut", {
+    timeout: 60_000,
+  }, async () => {
+    const w = worker as WorkerProc;
+    w.child.kill("SIGTERM");
+    const exit = await Promise.race([w.exited, sleep(30_000).then(() => undefined)]);
+    assert.ok(
+      exit !== undefined,
+      `the worker exits within 30 s of SIGTERM:\n${w.lines.slice(-20).join("\n")}`,
+    );
+    assert.deepEqual(exit, { code: 0, signal: null });
+    const forced = w.lines.some((l) => l.includes("forcing exit"));
+    console.log(
+      `# worker exited 0 after SIGTERM${forced ? " (forced: a driver handle stayed open)" : ""}`,
+    );
+  });
+});
