@@ -105,8 +105,15 @@ export function capacityServiceHandlers(options: CapacityServiceOptions): v1.Cap
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const abort = new AbortController();
-      call.once("cancelled", () => abort.abort());
+      let answered = false;
+      // grpc-js reports "cancelled" whenever the stream closes, also after a normal
+      // answer: abort only a call still being worked on (aborting creates a
+      // DOMException with a stack trace, far from free on every call).
+      call.once("cancelled", () => {
+        if (!answered) abort.abort();
+      });
       const finish = (err: grpc.ServiceError | null, response?: Res): void => {
+        answered = true;
         if (err === null) callback(null, response);
         else callback(err);
       };

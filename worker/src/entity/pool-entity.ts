@@ -38,7 +38,13 @@ export interface PoolEntityOptions {
    * already fenced above `epoch`.
    */
   readonly fenceOnStart: boolean;
-  /** Save a snapshot once this many events were appended since the last one. Default 100. */
+  /**
+   * Save a snapshot once this many events were appended since the last one. Default 100.
+   * A pool whose last snapshot held more reservations than this waits for as many
+   * events as that snapshot held: a snapshot costs time in proportion to the pool's
+   * size, so this keeps snapshot work per event constant as a pool grows, while
+   * recovery still replays no more events than the snapshot it starts from holds.
+   */
   readonly snapshotEvery?: number;
   /** Most events in one append (group commit). Default 256. */
   readonly maxBatchEvents?: number;
@@ -104,6 +110,8 @@ export class PoolEntity {
   private state: PoolState;
   private committedView: PoolView | undefined;
   private lastSnapshotSeq = 0;
+  /** Reservations (active and released) in the last snapshot taken or loaded. */
+  private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
   private readonly queue: Pending[] = [];
   private pumping: Promise<void> | undefined;
@@ -222,7 +230,17 @@ export class PoolEntity {
 
   private kick(): void {
     if (this.statusValue !== "ready" || this.pumping !== undefined) return;
-    this.pumping = this.pump();
+    this.pumping = this.pumpSoon();
+  }
+
+  /**
+   * Starts the next batch at the end of this turn of the event loop, not at once: the
+   * commands that arrive in the same turn (a burst of requests read from the network
+   * together) then share the first append instead of waiting behind a batch of one.
+   */
+  private async pumpSoon(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.pump();
   }
 
   private async pump(): Promise<void> {
@@ -357,9 +375,11 @@ export class PoolEntity {
 
   private maybeSnapshot(): void {
     const seq = this.state.version;
-    if (this.snapshotInFlight || seq - this.lastSnapshotSeq < this.snapshotEvery) return;
+    const every = Math.max(this.snapshotEvery, this.lastSnapshotEntries);
+    if (this.snapshotInFlight || seq - this.lastSnapshotSeq < every) return;
     // Taken now, synchronously: the next batch mutates the state in place.
     const snapshot = { seq, state: toSnapshot(this.state) };
+    this.lastSnapshotEntries = snapshotEntries(this.state);
     this.snapshotInFlight = true;
     this.journal.saveSnapshot(this.pool, snapshot).then(
       () => {
@@ -407,6 +427,7 @@ export class PoolEntity {
    */
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
     this.committedView = undefined;
+    const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
       if (this.statusValue !== "ready" && this.statusValue !== "loading") {
@@ -415,6 +436,12 @@ export class PoolEntity {
       }
       this.expireQueued();
       if (await this.loadOnce()) return;
+      // A blip is ridden out; once the journal has been down for a while, say so
+      // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
+      // to its deadline.
+      if (performance.now() - since >= JOURNAL_OUTAGE_ANSWER_MS) {
+        for (const p of this.queue.splice(0)) p.resolve(this.unavailable(p));
+      }
     }
   }
 
@@ -498,6 +525,7 @@ export class PoolEntity {
     if (this.statusValue !== "loading" && this.statusValue !== "ready") return true;
     this.state = state;
     this.lastSnapshotSeq = snapshotSeq;
+    this.lastSnapshotEntries = snapshotSeq > 0 ? snapshotEntries(state) : 0;
     this.statusValue = "ready";
     this.committed();
     return true;
@@ -561,4 +589,12 @@ export class PoolEntity {
       retryDelayMs: JOURNAL_RETRY_MS,
     };
   }
+}
+
+/** How long reloads may keep failing before waiting commands are answered UNAVAILABLE. */
+const JOURNAL_OUTAGE_ANSWER_MS = 1000;
+
+/** How many reservations a snapshot of `state` lists: what its cost grows with. */
+function snapshotEntries(state: PoolState): number {
+  return state.active.size + state.released.size;
 }

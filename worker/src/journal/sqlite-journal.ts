@@ -30,8 +30,10 @@ export interface SqliteJournalOptions {
   readonly busyTimeoutMs?: number;
   /**
    * The longest time SQLite itself blocks the thread waiting for a lock, per attempt
-   * (default 25, capped by busyTimeoutMs). Between attempts the call sleeps
-   * asynchronously, so a contended file delays this call, not the event loop.
+   * (default 2, capped by busyTimeoutMs). Between attempts the call sleeps
+   * asynchronously, so a contended file delays this call, not the event loop. Kept
+   * short because the workers of a local cluster share one file: a longer slice
+   * stalls every request of a worker while another worker commits.
    */
   readonly lockWaitSliceMs?: number;
 }
@@ -69,6 +71,17 @@ const INSERT_CHUNK = 16;
 
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
+
+/** Most appends committed in one transaction; more wait for the next turn. */
+const MAX_GROUP_APPENDS = 256;
+
+/** An append waiting for its group's transaction. */
+interface QueuedAppend {
+  readonly target: AppendTarget;
+  readonly payloads: readonly string[];
+  readonly resolve: (version: number) => void;
+  readonly reject: (e: unknown) => void;
+}
 
 interface PoolRow {
   fence_epoch: number;
@@ -109,6 +122,9 @@ function sleepSync(ms: number): void {
  */
 export class SqliteJournal implements Journal {
   private closed = false;
+  /** Appends waiting for the end of this event-loop turn, in call order. */
+  private readonly queuedAppends: QueuedAppend[] = [];
+  private flushScheduled = false;
   private readonly begin: StatementSync;
   private readonly beginRead: StatementSync;
   private readonly commit: StatementSync;
@@ -174,7 +190,7 @@ export class SqliteJournal implements Journal {
     }
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     checkNonNegativeInteger("busyTimeoutMs", busyTimeoutMs);
-    const slice = options.lockWaitSliceMs ?? 25;
+    const slice = options.lockWaitSliceMs ?? 2;
     checkNonNegativeInteger("lockWaitSliceMs", slice);
 
     let db: DatabaseSync;
@@ -217,7 +233,7 @@ export class SqliteJournal implements Journal {
     checkPoolId(pool);
     checkNonNegativeInteger("shard", shard);
     checkNonNegativeInteger("epoch", epoch);
-    await this.write("fence", pool, () => {
+    await this.write(`fence on pool ${pool}`, () => {
       const row = this.selectPool.get(pool) as PoolRow | undefined;
       const current = row?.fence_epoch ?? 0;
       if (current > epoch) throw new FencedError(pool, epoch, current);
@@ -247,39 +263,111 @@ export class SqliteJournal implements Journal {
     });
   }
 
+  /**
+   * Appends are group-committed: every append called during one turn of the event loop
+   * is committed in ONE write transaction (one fsync under synchronous=FULL) at the end
+   * of that turn, in call order, each with its own fence and version check. An append
+   * that fails its check (FencedError, VersionConflictError) writes nothing and does
+   * not affect the others; any other failure rolls the whole transaction back and
+   * fails every append in it. Each append resolves only after the transaction
+   * holding it has committed, so durability per acknowledged append is unchanged.
+   */
   async append(target: AppendTarget, events: readonly unknown[]): Promise<number> {
     const payloads = checkAppend(target, events);
-    const { pool, shard, epoch, expectedVersion } = target;
-    const check = (): void => {
-      const row = this.selectPool.get(pool) as PoolRow | undefined;
-      const fence = row?.fence_epoch ?? 0;
-      if (epoch < fence) throw new FencedError(pool, epoch, fence);
-      const version = row?.version ?? 0;
-      if (version !== expectedVersion)
-        throw new VersionConflictError(pool, expectedVersion, version);
-    };
     if (payloads.length === 0) {
-      await this.read("append", check);
+      const { pool, epoch, expectedVersion } = target;
+      await this.read("append", () => this.checkAppendTarget(pool, epoch, expectedVersion));
       return expectedVersion;
     }
-    return this.write("append", pool, () => {
-      check();
-      // Whole chunks go in one multi-row statement (fewer calls into SQLite), the rest singly.
-      let i = 0;
-      for (; i + INSERT_CHUNK <= payloads.length; i += INSERT_CHUNK) {
-        const args: (string | number)[] = [];
-        for (let k = i; k < i + INSERT_CHUNK; k++) {
-          args.push(pool, expectedVersion + 1 + k, payloads[k] as string);
-        }
-        this.insertEventChunk.run(...args);
+    this.assertOpen("append");
+    return new Promise<number>((resolve, reject) => {
+      this.queuedAppends.push({ target, payloads, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushAppends());
       }
-      for (; i < payloads.length; i++) {
-        this.insertEvent.run(pool, expectedVersion + 1 + i, payloads[i] as string);
-      }
-      const version = expectedVersion + payloads.length;
-      this.upsertVersion.run(pool, shard, version);
-      return version;
     });
+  }
+
+  /** Throws FencedError or VersionConflictError unless `pool` may take an append now. */
+  private checkAppendTarget(pool: string, epoch: number, expectedVersion: number): void {
+    const row = this.selectPool.get(pool) as PoolRow | undefined;
+    const fence = row?.fence_epoch ?? 0;
+    if (epoch < fence) throw new FencedError(pool, epoch, fence);
+    const version = row?.version ?? 0;
+    if (version !== expectedVersion) throw new VersionConflictError(pool, expectedVersion, version);
+  }
+
+  /** Commits the appends queued so far (at most MAX_GROUP_APPENDS; the rest go next turn). */
+  private flushAppends(): void {
+    this.flushScheduled = false;
+    const group = this.queuedAppends.splice(0, MAX_GROUP_APPENDS);
+    if (this.queuedAppends.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushAppends());
+    }
+    if (group.length > 0) void this.commitGroup(group);
+  }
+
+  private async commitGroup(group: readonly QueuedAppend[]): Promise<void> {
+    const first = group[0] as QueuedAppend;
+    const label =
+      group.length === 1
+        ? `append on pool ${first.target.pool}`
+        : `${group.length} appends (one group commit)`;
+    let outcomes: (number | Error)[];
+    try {
+      outcomes = await this.write(label, () => group.map((a) => this.appendOne(a)));
+    } catch (e: unknown) {
+      for (const a of group) {
+        a.reject(
+          group.length > 1 && e instanceof JournalUnavailableError
+            ? new JournalUnavailableError(
+                `append on pool ${a.target.pool}, in a group commit with ${group.length - 1} other appends: ${e.message}`,
+                e.outcomeUnknown,
+                { cause: e },
+              )
+            : e,
+        );
+      }
+      return;
+    }
+    group.forEach((a, i) => {
+      const o = outcomes[i];
+      if (typeof o === "number") a.resolve(o);
+      else a.reject(o);
+    });
+  }
+
+  /**
+   * One append inside the group's transaction. A fence or version answer is returned
+   * (it is raised before anything is written, so the others go on); anything else
+   * propagates and rolls the whole group back.
+   */
+  private appendOne(a: QueuedAppend): number | Error {
+    const { pool, shard, epoch, expectedVersion } = a.target;
+    const payloads = a.payloads;
+    try {
+      this.checkAppendTarget(pool, epoch, expectedVersion);
+    } catch (e: unknown) {
+      if (e instanceof FencedError || e instanceof VersionConflictError) return e;
+      throw e;
+    }
+    // Whole chunks go in one multi-row statement (fewer calls into SQLite), the rest singly.
+    let i = 0;
+    for (; i + INSERT_CHUNK <= payloads.length; i += INSERT_CHUNK) {
+      const args: (string | number)[] = [];
+      for (let k = i; k < i + INSERT_CHUNK; k++) {
+        args.push(pool, expectedVersion + 1 + k, payloads[k] as string);
+      }
+      this.insertEventChunk.run(...args);
+    }
+    for (; i < payloads.length; i++) {
+      this.insertEvent.run(pool, expectedVersion + 1 + i, payloads[i] as string);
+    }
+    const version = expectedVersion + payloads.length;
+    this.upsertVersion.run(pool, shard, version);
+    return version;
   }
 
   /**
@@ -288,7 +376,7 @@ export class SqliteJournal implements Journal {
    */
   async saveSnapshot(pool: string, snapshot: Snapshot): Promise<void> {
     const state = checkSnapshot(pool, snapshot);
-    await this.write("saveSnapshot", pool, () => {
+    await this.write(`saveSnapshot on pool ${pool}`, () => {
       const row = this.selectPool.get(pool) as PoolRow | undefined;
       const version = row?.version ?? 0;
       if (snapshot.seq > version) throw snapshotBeyondVersionError(pool, snapshot.seq, version);
@@ -337,10 +425,10 @@ export class SqliteJournal implements Journal {
    * Runs `body` in a write transaction taken with BEGIN IMMEDIATE, retrying while
    * another connection holds the write lock, up to busyTimeoutMs.
    */
-  private async write<T>(op: string, pool: string, body: () => T): Promise<T> {
+  private async write<T>(label: string, body: () => T): Promise<T> {
     const deadline = Date.now() + this.busyTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      this.assertOpen(op);
+      this.assertOpen(label);
       let result: T;
       try {
         this.begin.run();
@@ -348,8 +436,8 @@ export class SqliteJournal implements Journal {
       } catch (e: unknown) {
         if (this.db.isTransaction) this.rollback.run();
         if (isJournalAnswer(e)) throw e;
-        if (!isBusy(e)) throw this.unavailable(`${op} on pool ${pool}`, e, false);
-        if (Date.now() >= deadline) throw this.lockedTooLong(`${op} on pool ${pool}`, e);
+        if (!isBusy(e)) throw this.unavailable(label, e, false);
+        if (Date.now() >= deadline) throw this.lockedTooLong(label, e);
         await sleep(backoff(attempt));
         continue;
       }
@@ -361,7 +449,7 @@ export class SqliteJournal implements Journal {
         // Otherwise SQLite gave up mid-commit and the WAL may or may not hold it.
         const known = this.db.isTransaction;
         if (known) this.rollback.run();
-        throw this.unavailable(`${op} on pool ${pool} (commit)`, e, !known);
+        throw this.unavailable(`${label} (commit)`, e, !known);
       }
     }
   }

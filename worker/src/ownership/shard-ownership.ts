@@ -72,6 +72,8 @@ export class ShardOwnership {
   private readonly releasing = new Set<Promise<void>>();
   private readonly listeners = new Set<() => void>();
   private map: internal.ShardMap | undefined;
+  /** When the oldest shard still recovering was acquired; undefined when none is. */
+  private recoveryStartedAt: number | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
 
@@ -325,9 +327,12 @@ export class ShardOwnership {
         wanted.set(a.shard, a);
       }
     }
+    let released = 0;
+    let acquired = 0;
     for (const held of [...this.shards.values()]) {
       const a = wanted.get(held.shard);
       if (a === undefined) {
+        released++;
         const now = map.shards[held.shard];
         const why =
           now === undefined
@@ -337,12 +342,23 @@ export class ShardOwnership {
               : `owner now ${now.owner === "" ? "(none)" : now.owner}`;
         this.release(held, why);
       } else if (a.epoch !== held.epoch) {
+        released++;
         this.release(held, `epoch moved from ${held.epoch} to ${a.epoch}`);
       }
     }
     for (const a of wanted.values()) {
-      if (!this.shards.has(a.shard)) this.acquire(a.shard, a.epoch);
+      if (!this.shards.has(a.shard)) {
+        acquired++;
+        this.acquire(a.shard, a.epoch);
+      }
     }
+    if (acquired > 0) this.recoveryStartedAt ??= performance.now();
+    else if (!this.anyRecovering()) this.recoveryStartedAt = undefined;
+    // One line per map change; the per-shard lines of acquire are at debug level.
+    this.log.info(
+      { revision: map.revision, owned: wanted.size, acquired, released },
+      "shard map applied",
+    );
     this.changed();
   }
 
@@ -355,7 +371,7 @@ export class ShardOwnership {
       acquiredAt: performance.now(),
     };
     this.shards.set(shard, held);
-    this.log.info({ shard, epoch }, "shard acquired; recovering");
+    this.log.debug({ shard, epoch }, "shard acquired; recovering");
     this.recover(held).catch((e: unknown) => {
       this.log.error({ err: e, shard, epoch }, "shard recovery failed");
     });
@@ -397,7 +413,23 @@ export class ShardOwnership {
       },
       "shard recovered; serving",
     );
+    if (this.recoveryStartedAt !== undefined && !this.anyRecovering()) {
+      this.log.info(
+        {
+          revision: this.map?.revision,
+          owned: this.shards.size,
+          ms: Math.round(performance.now() - this.recoveryStartedAt),
+        },
+        "every owned shard serving",
+      );
+      this.recoveryStartedAt = undefined;
+    }
     this.changed();
+  }
+
+  private anyRecovering(): boolean {
+    for (const h of this.shards.values()) if (h.status === "recovering") return true;
+    return false;
   }
 
   private release(held: HeldShard, why: string, outcome?: EntityOutcome): void {

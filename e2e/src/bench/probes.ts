@@ -1,0 +1,80 @@
+// What the benchmark observes besides request rates: CPU time of each process (from
+// /proc on Linux) and the group-commit histogram a worker exports on /metrics.
+import { readFileSync } from "node:fs";
+
+/** CPU seconds (user + system) a process has used so far; undefined when unknown. */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  if (pid === process.pid) {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command (which may hold spaces) start at ") ".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here (0-based).
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every mainstream Linux build. */
+const CLOCK_TICKS = 100;
+
+/** Sum and count of a Prometheus histogram (all label sets added up). */
+export interface HistogramTotals {
+  readonly sum: number;
+  readonly count: number;
+  /** Cumulative counts by `le` bound, label sets added up. */
+  readonly buckets: ReadonlyMap<number, number>;
+}
+
+/** Parses `name`'s _sum, _count and _bucket series out of a Prometheus text exposition. */
+export function histogramTotals(text: string, name: string): HistogramTotals {
+  let sum = 0;
+  let count = 0;
+  const buckets = new Map<number, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (!Number.isFinite(value)) continue;
+    const rest = line.slice(name.length);
+    if (rest.startsWith("_sum")) sum += value;
+    else if (rest.startsWith("_count")) count += value;
+    else if (rest.startsWith("_bucket")) {
+      const le = /le="([^"]+)"/.exec(rest)?.[1];
+      if (le === undefined) continue;
+      const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + value);
+    }
+  }
+  return { sum, count, buckets };
+}
+
+/** The difference of two scrapes of one histogram. */
+export function histogramDelta(after: HistogramTotals, before: HistogramTotals): HistogramTotals {
+  const buckets = new Map<number, number>();
+  for (const [le, n] of after.buckets) buckets.set(le, n - (before.buckets.get(le) ?? 0));
+  return { sum: after.sum - before.sum, count: after.count - before.count, buckets };
+}
+
+/** The smallest bucket bound holding at least fraction `q` of the observations. */
+export function bucketQuantile(h: HistogramTotals, q: number): number | undefined {
+  if (h.count <= 0) return undefined;
+  const sorted = [...h.buckets].sort((a, b) => a[0] - b[0]);
+  for (const [le, n] of sorted) if (n >= q * h.count) return le;
+  return undefined;
+}
+
+/** Fetches a worker's or gateway's /metrics text; "" when it does not answer. */
+export async function scrapeMetrics(httpAddress: string): Promise<string> {
+  try {
+    const res = await fetch(`http://${httpAddress}/metrics`, { signal: AbortSignal.timeout(5000) });
+    return res.ok ? await res.text() : "";
+  } catch {
+    return "";
+  }
+}
