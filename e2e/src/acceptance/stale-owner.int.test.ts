@@ -7,15 +7,18 @@
 // every acknowledged reservation; GetPool must count exactly the acknowledged ones; and
 // every client answer must be a success that is in the journal, or an error.
 //
-// Runs on the Cassandra journal (a node started for this file, a fresh keyspace) and on
-// SQLite (same fencing contract). No assertion is about time.
+// Runs on the Cassandra journal (a node started for this file, a fresh keyspace). Not on
+// SQLite: a process stopped inside a write transaction keeps SQLite's file lock, so the
+// new owner cannot even fence until the old one resumes — the embedded journal is for
+// one machine, where a paused owner is not the failure being guarded. SQLite's fencing
+// itself is covered by the journal conformance suite. No assertion is about time.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decodeReservationId, internal, parseRichStatus, shardOf, type v1 } from "@berth/proto";
-import { type Journal, openJournal } from "@berth/worker";
+import type { Journal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
 import type { LocalCluster } from "../local/local-cluster.js";
@@ -250,21 +253,6 @@ describe("a paused owner cannot append after its shard moved", () => {
       const url = cassandraJournalUrl((node as CassandraNode).contactPoint, freshKeyspace("stale"));
       cluster = await startAcceptanceCluster({ journal: url });
       await staleOwnerScenario(cluster, () => openCassandraJournal(url), "cassandra");
-    });
-  });
-
-  describe("on SQLite", () => {
-    let cluster: LocalCluster | undefined;
-    after(async () => {
-      await cluster?.stop();
-    });
-
-    test("SIGSTOP the owner with reserves in flight, move its shard, SIGCONT: journal and answers agree", {
-      timeout: 180_000,
-    }, async () => {
-      cluster = await startAcceptanceCluster();
-      const c = cluster;
-      await staleOwnerScenario(c, () => openJournal(c.journal), "sqlite");
     });
   });
 });
