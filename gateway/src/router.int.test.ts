@@ -310,4 +310,115 @@ describe("Router", () => {
     );
     assert.equal((err as { code: number }).code, grpc.status.CANCELLED);
   });
+
+  test("a worker that dies mid-call (CANCELLED from forceShutdown) is retried at the shard's next owner", async () => {
+    const b = await worker(() => reserved(pool, 3, 4));
+    const a = await worker(() => "hang");
+    const members = [
+      { id: "w-a", address: a.address },
+      { id: "w-b", address: b.address },
+    ];
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({ revision: 1, owner: "w-a", epoch: 1, members }),
+    );
+    const registry = new Registry();
+    const r = new Router({ source, registry, attemptTimeoutMs: 10_000 });
+    cleanups.push(() => r.close());
+    a.behaviour = () => {
+      setTimeout(() => {
+        a.stop();
+        source.set(shardMapAllOwnedBy({ revision: 2, owner: "w-b", epoch: 2, members }));
+      }, 20);
+      return "hang";
+    };
+    const response = await r.call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3, 4));
+    assert.equal(a.calls.length, 1);
+    assert.equal(b.calls.at(-1)?.epoch, 2);
+    const metrics = await registry.getSingleMetricAsString("berth_gateway_forward_retries_total");
+    assert.match(metrics, /reason="unavailable"\} [1-9]/);
+  });
+
+  test("CANCELLED, UNKNOWN and INTERNAL without a berth.dev reason are retried like UNAVAILABLE", async () => {
+    const failures = [
+      { code: grpc.status.INTERNAL, details: "Received RST_STREAM with code 2" },
+      { code: grpc.status.UNKNOWN, details: "Unknown Error" },
+      { code: grpc.status.CANCELLED, details: "Call cancelled" },
+    ];
+    const a = await worker(() => {
+      const f = failures.shift();
+      return f === undefined
+        ? reserved(pool, 3)
+        : { error: Object.assign(new Error(f.details), f) };
+    });
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const response = await router(source).call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3));
+    assert.equal(a.calls.length, 4);
+  });
+
+  test("an INTERNAL that carries a berth.dev reason is the owner's answer: passed through, not retried", async () => {
+    const a = await worker(() => ({
+      error: richStatus(grpc.status.INTERNAL, "the worker's own INTERNAL answer", {
+        reason: "INVALID_FIELD",
+        metadata: { field: "x" },
+      }),
+    }));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const err = await router(source)
+      .call("reserve", pool, request, Date.now() + 5000)
+      .then(
+        () => assert.fail("expected INTERNAL"),
+        (e: unknown) => e,
+      );
+    const s = parseRichStatus(err);
+    assert.equal(s.code, grpc.status.INTERNAL);
+    assert.equal(s.reason, "INVALID_FIELD");
+    assert.equal(s.message, "the worker's own INTERNAL answer");
+    assert.equal(a.calls.length, 1);
+  });
+
+  test("a transport failure that keeps happening ends as UNAVAILABLE within the deadline", async () => {
+    const a = await worker(() => ({
+      error: Object.assign(new Error("Received RST_STREAM with code 2"), {
+        code: grpc.status.INTERNAL,
+        details: "Received RST_STREAM with code 2",
+      }),
+    }));
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const started = Date.now();
+    const err = await router(source)
+      .call("reserve", pool, request, Date.now() + 400)
+      .then(
+        () => assert.fail("expected UNAVAILABLE"),
+        (e: unknown) => e,
+      );
+    assert.ok(Date.now() - started < 1000);
+    const s = parseRichStatus(err);
+    assert.equal(s.code, grpc.status.UNAVAILABLE);
+    assert.equal(s.reason, "OWNER_UNAVAILABLE");
+    assert.match(s.message, /INTERNAL: Received RST_STREAM with code 2/);
+    assert.ok(a.calls.length >= 2);
+  });
 });

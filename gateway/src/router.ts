@@ -6,10 +6,20 @@
  * that already committed returns the original reservation instead of reserving
  * twice; Release is idempotent; GetPool and Configure (a desired state) are too.
  * That is what lets this router retry an attempt whose outcome it never saw.
+ *
+ * Which failed attempts are retried (see {@link isTransportFailure}): NOT_OWNER, UNAVAILABLE
+ * (any), WRITES_FENCED, an attempt that ran out of time, and a failure from below
+ * Berth — CANCELLED the caller did not ask for, UNKNOWN, or INTERNAL, when the status
+ * carries no ErrorInfo of domain "berth.dev": a worker that dies mid-call
+ * (forceShutdown, a reset stream, a dropped connection) fails the attempt that way
+ * without having answered it. Everything else is the owner's answer and passes
+ * through unchanged — including an INTERNAL that carries a berth.dev reason.
  */
 
 import {
+  ERROR_DOMAIN,
   internal,
+  type ParsedRichStatus,
   parseRichStatus,
   richStatus,
   type ShardMapSource,
@@ -154,8 +164,9 @@ export class Router {
 
   /**
    * Sends a command to the owner of `pool`'s shard with the shard's epoch, retrying
-   * on NOT_OWNER, UNAVAILABLE (owner recovering, down, unreachable) and attempt
-   * timeouts, with jittered backoff, until `deadline`.
+   * on NOT_OWNER, UNAVAILABLE (owner recovering, down, unreachable), attempt
+   * timeouts and transport failures (CANCELLED, UNKNOWN, INTERNAL without a berth.dev
+   * reason: a worker dying mid-call), with jittered backoff, until `deadline`.
    *
    * @param method the WorkerService method
    * @param pool the pool id that decides the shard (for release: the pool the reservation id names)
@@ -211,11 +222,17 @@ export class Router {
               reason: "OWNER_UNAVAILABLE",
               message: `${route.owner} (${route.address}) does not own shard ${route.shard} at epoch ${route.epoch}: ${s.message}`,
             };
-          } else if (s.code === grpc.status.UNAVAILABLE || s.reason === "WRITES_FENCED") {
+          } else if (
+            s.code === grpc.status.UNAVAILABLE ||
+            s.reason === "WRITES_FENCED" ||
+            isTransportFailure(s, options.signal)
+          ) {
             retryReason = "unavailable";
             failure = {
               reason: "OWNER_UNAVAILABLE",
-              message: `owner ${route.owner} (${route.address}) of shard ${route.shard} is unavailable: ${s.message}`,
+              message: `owner ${route.owner} (${route.address}) of shard ${route.shard} is unavailable: ${
+                s.code === grpc.status.UNAVAILABLE ? "" : `${grpc.status[s.code] ?? s.code}: `
+              }${s.message}`,
             };
           } else if (s.code === grpc.status.DEADLINE_EXCEEDED && !options.signal?.aborted) {
             retryReason = "deadline";
@@ -433,6 +450,27 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
       code: grpc.status.CANCELLED,
       details: "the call was cancelled",
     });
+  }
+}
+
+/**
+ * Whether a failed attempt failed below Berth, so that the owner may never have
+ * answered (and, for a write, the outcome is unknown: retrying with the same request
+ * is how to learn it). Every answer a worker gives on purpose that must reach the
+ * caller carries an ErrorInfo of domain berth.dev; a status without one and with code
+ * CANCELLED (when the caller did not cancel), UNKNOWN or INTERNAL is what grpc-js
+ * reports when the worker's process or connection goes away mid-call.
+ */
+export function isTransportFailure(s: ParsedRichStatus, signal?: AbortSignal): boolean {
+  if (s.domain === ERROR_DOMAIN && s.reason !== undefined && s.reason !== "") return false;
+  switch (s.code) {
+    case grpc.status.CANCELLED:
+      return signal?.aborted !== true;
+    case grpc.status.UNKNOWN:
+    case grpc.status.INTERNAL:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -31,6 +31,7 @@ export const ERROR_REASONS = [
   "OWNER_UNAVAILABLE",
   "NO_OWNER",
   "WRITES_FENCED",
+  "INTERNAL_ERROR",
 ] as const;
 
 /** A stable ErrorInfo reason: one of {@link ERROR_REASONS}. */

@@ -125,6 +125,8 @@ describe("toGrpcError", () => {
     );
     const bug = parsed({ kind: "error", error: new Error("secret detail") });
     assert.equal(bug.code, status.INTERNAL);
-    assert.equal(bug.message, "internal error (logged by the worker)");
+    assert.match(bug.message, /^internal error [0-9a-f-]{36} \(logged by the worker\)$/);
+    assert.equal(bug.reason, "INTERNAL_ERROR");
+    assert.equal(bug.metadata.errorId, bug.message.split(" ")[2]);
   });
 });

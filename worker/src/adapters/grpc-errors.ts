@@ -1,4 +1,5 @@
 // The ONE place where a worker failure becomes a gRPC status.
+import { randomUUID } from "node:crypto";
 import { richStatus } from "@berth/proto";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -101,7 +102,7 @@ export function toGrpcError(failure: Failure, logger: Logger): GrpcError {
     case "deadline_exceeded":
       return plain(status.DEADLINE_EXCEEDED, failure.message);
     case "internal":
-      return plain(status.INTERNAL, failure.message);
+      return internalError(failure.message);
     case "error": {
       const e = failure.error;
       if (e instanceof JournalUnavailableError) {
@@ -116,12 +117,25 @@ export function toGrpcError(failure: Failure, logger: Logger): GrpcError {
           metadata: { epoch: String(e.fenceEpoch) },
         });
       }
-      logger.error({ err: e }, "unexpected error in a WorkerService call");
-      return plain(status.INTERNAL, "internal error (logged by the worker)");
+      const errorId = randomUUID();
+      logger.error({ err: e, errorId }, "unexpected error in a WorkerService call");
+      return internalError(`internal error ${errorId} (logged by the worker)`, errorId);
     }
   }
-  logger.error({ failure }, "unmapped failure");
-  return plain(status.INTERNAL, "internal error (logged by the worker)");
+  const errorId = randomUUID();
+  logger.error({ failure, errorId }, "unmapped failure");
+  return internalError(`internal error ${errorId} (logged by the worker)`, errorId);
+}
+
+/**
+ * A worker's own INTERNAL answer carries ErrorInfo INTERNAL_ERROR, which tells the
+ * gateway it is a definitive answer from the owner, not a transport failure to retry.
+ */
+function internalError(message: string, errorId?: string): GrpcError {
+  return rich(status.INTERNAL, message, {
+    reason: "INTERNAL_ERROR",
+    ...(errorId === undefined ? {} : { metadata: { errorId } }),
+  });
 }
 
 function invalidField(v: FieldViolation): GrpcError {

@@ -5,11 +5,16 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
-import type { Journal } from "../journal/journal.js";
+import type { AppendTarget, Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import type { EntityOutcome } from "./entity-outcome.js";
 import { PoolEntity, type PoolEntityOptions } from "./pool-entity.js";
-import { CountingJournal, FaultyJournal, GatedJournal } from "./testing-journals.js";
+import {
+  CountingJournal,
+  FaultyJournal,
+  ForwardingJournal,
+  GatedJournal,
+} from "./testing-journals.js";
 
 const POOL = "default/slots";
 const SHARD = 7;
@@ -322,6 +327,300 @@ describe("PoolEntity", () => {
       assert.ok(o.kind === "rejected");
       assert.equal(o.rejection.code, "POOL_NOT_FOUND");
       assert.equal(e.view, undefined);
+    });
+  });
+});
+
+/** Refuses appends of more than `limit` events with RangeError, as CassandraJournal does. */
+class BucketedJournal extends ForwardingJournal {
+  appends = 0;
+  largest = 0;
+  constructor(
+    inner: Journal,
+    private readonly limit: number,
+    /** Whether it says so through maxAppendEvents (CassandraJournal does). */
+    declare: boolean,
+  ) {
+    super(inner);
+    if (declare) Object.assign(this, { maxAppendEvents: limit });
+    else Object.assign(this, { maxAppendEvents: undefined });
+  }
+  override async append(target: AppendTarget, events: readonly unknown[]): Promise<number> {
+    this.appends++;
+    this.largest = Math.max(this.largest, events.length);
+    if (events.length > this.limit) {
+      throw new RangeError(
+        `append of ${events.length} events exceeds the journal's bucket size ${this.limit}`,
+      );
+    }
+    return this.inner.append(target, events);
+  }
+}
+
+/** Records every append's size: 0 is a fence-and-version check. */
+class RecordingJournal extends ForwardingJournal {
+  readonly sizes: number[] = [];
+  override async append(target: AppendTarget, events: readonly unknown[]): Promise<number> {
+    this.sizes.push(events.length);
+    return this.inner.append(target, events);
+  }
+}
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("PoolEntity: answers from a stale state", () => {
+  test("a former owner whose state lags answers NOT_OWNER, never INSUFFICIENT_CAPACITY or stale reads", async () => {
+    await withDb(async (open) => {
+      const old = await configured(open(), 1);
+      const r0 = seqOf(await old.submit(reserve("r-0")));
+      // A newer owner takes the pool over, releases r-0 and reserves r-1: `old` never hears.
+      const next = entity(open(), { epoch: 2 });
+      await next.start();
+      assert.equal(next.status, "ready");
+      const released = await next.submit({ type: "release", reservationSeq: r0, at: 3 });
+      assert.equal(released.kind, "ok");
+      const r1 = seqOf(await next.submit(reserve("r-1")));
+      // The retry of r-1 lands at the former owner: its state says the pool is full.
+      const retry = await old.submit(reserve("r-1"));
+      assert.equal(retry.kind, "not_owner", JSON.stringify(retry));
+      assert.equal(old.status, "fenced");
+      assert.equal((await old.submit({ type: "read" })).kind, "not_owner");
+      assert.equal(
+        (await old.submit({ type: "release", reservationSeq: r1, at: 4 })).kind,
+        "not_owner",
+      );
+      assert.equal((await next.submit({ type: "read" })).kind, "view");
+      assert.equal(next.view?.reserved, 1);
+    });
+  });
+
+  test("each kind of stale answer is checked against the journal: rejections, reads, no-op configure", async () => {
+    const stale = [
+      { name: "INSUFFICIENT_CAPACITY", command: reserve("late") },
+      { name: "RESERVATION_NOT_FOUND", command: { type: "release", reservationSeq: 99, at: 3 } },
+      { name: "read", command: { type: "read" } },
+      { name: "unchanged configure", command: { type: "configure", spec: spec(1), at: 3 } },
+    ] as const;
+    for (const { name, command } of stale) {
+      await withDb(async (open) => {
+        const old = await configured(open(), 1);
+        await old.submit(reserve("r-0"));
+        const next = entity(open(), { epoch: 2 });
+        await next.start();
+        const o = await old.submit(command);
+        assert.equal(o.kind, "not_owner", `${name}: ${JSON.stringify(o)}`);
+      });
+    }
+  });
+
+  test("a stale rejection at the same epoch reloads and decides again against the journal", async () => {
+    await withDb(async (open) => {
+      const journal = open();
+      const e = await configured(journal, 1);
+      const r0 = seqOf(await e.submit(reserve("r-0")));
+      // Another writer at the same epoch releases r-0 behind the entity's back.
+      await journal.append({ pool: POOL, shard: SHARD, epoch: 1, expectedVersion: 2 }, [
+        { type: "released", reservationSeq: r0, units: 1, at: 3 },
+      ]);
+      const read = await e.submit({ type: "read" });
+      assert.ok(read.kind === "view");
+      assert.equal(read.view?.reserved, 0, "the read saw the journal's latest state");
+      assert.equal(read.view?.version, 3);
+      assert.equal(seqOf(await e.submit(reserve("b"))), 4, "not INSUFFICIENT_CAPACITY");
+    });
+  });
+
+  test("one journal check per batch of stale-sensitive answers; none for replays; none with events", async () => {
+    await withDb(async (open) => {
+      const journal = new RecordingJournal(open());
+      const e = await configured(journal, 1);
+      await e.submit(reserve("r-0"));
+      journal.sizes.length = 0;
+      // 20 rejections and reads arriving together: one batch, one check.
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          e.submit(i % 2 === 0 ? reserve(`full-${i}`) : { type: "read" }),
+        ),
+      );
+      assert.ok(answers.every((o) => o.kind === "rejected" || o.kind === "view"));
+      assert.deepEqual(journal.sizes, [0]);
+      // A replay is true whoever owns the pool now: answered without the journal.
+      journal.sizes.length = 0;
+      const replay = await e.submit(reserve("r-0"));
+      assert.ok(replay.kind === "ok" && replay.reply.type === "reserved" && replay.reply.replayed);
+      assert.deepEqual(journal.sizes, []);
+      // A rejection in a batch with events rides on that batch's append.
+      journal.sizes.length = 0;
+      const release = e.submit({ type: "release", reservationSeq: 2, at: 3 });
+      const rejected = e.submit({ type: "release", reservationSeq: 99, at: 3 });
+      assert.equal((await release).kind, "ok");
+      assert.equal((await rejected).kind, "rejected");
+      assert.deepEqual(journal.sizes, [1]);
+    });
+  });
+
+  test("a rejection decided before its batch's events is answered only after their append", async () => {
+    await withDb(async (open) => {
+      const journal = new GatedJournal(open());
+      const e = await configured(journal, 1);
+      const r0 = seqOf(await e.submit(reserve("r-0")));
+      journal.hold();
+      const rejected = e.submit(reserve("full"));
+      const release = e.submit({ type: "release", reservationSeq: r0, at: 3 });
+      let answered = false;
+      void rejected.then(() => {
+        answered = true;
+      });
+      for (let i = 0; i < 100 && journal.waiting === 0; i++) await wait(1);
+      assert.equal(journal.waiting, 1);
+      assert.equal(answered, false, "the rejection waits for the batch's append");
+      journal.release();
+      const o = await rejected;
+      assert.ok(o.kind === "rejected");
+      assert.equal(o.rejection.code, "INSUFFICIENT_CAPACITY");
+      assert.equal((await release).kind, "ok");
+    });
+  });
+});
+
+describe("PoolEntity: failures it must not retry forever, or leave unanswered", () => {
+  test("batches never exceed the journal's maxAppendEvents", async () => {
+    await withDb(async (open) => {
+      const journal = new BucketedJournal(open(), 100, true);
+      const e = await configured(journal, 1_000_000);
+      const outcomes = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => e.submit(reserve(`r-${i}`))),
+      );
+      assert.ok(
+        outcomes.every((o) => o.kind === "ok"),
+        JSON.stringify(outcomes.find((o) => o.kind !== "ok")),
+      );
+      assert.ok(journal.largest <= 100, `largest append ${journal.largest}`);
+      assert.equal((await journal.load(POOL)).version, 301);
+    });
+  });
+
+  test("a batch the journal refuses as invalid (RangeError, TypeError) answers INTERNAL at once", async () => {
+    for (const error of [RangeError, TypeError]) {
+      await withDb(async (open) => {
+        class Refusing extends ForwardingJournal {
+          appends = 0;
+          refuse = false;
+          override async append(target: AppendTarget, events: readonly unknown[]) {
+            this.appends++;
+            if (this.refuse && events.length > 0) throw new error("refused as invalid");
+            return this.inner.append(target, events);
+          }
+        }
+        const journal = new Refusing(open());
+        const e = await configured(journal, 100);
+        journal.refuse = true;
+        const before = journal.appends;
+        const started = Date.now();
+        const outcomes = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 2000)),
+        );
+        assert.ok(Date.now() - started < 1000, "answered at once, not at the deadline");
+        for (const o of outcomes)
+          assert.equal(o.kind, "internal", `${error.name}: ${JSON.stringify(o)}`);
+        assert.equal(journal.appends - before, 1, "not retried");
+        // The refused events are gone from the entity's state: it still serves.
+        journal.refuse = false;
+        assert.equal(seqOf(await e.submit(reserve("after"))), 2);
+        assert.equal(e.view?.reserved, 1);
+      });
+    }
+  });
+
+  test("an oversized batch a journal refuses without saying its limit is not retried forever", async () => {
+    await withDb(async (open) => {
+      const journal = new BucketedJournal(open(), 100, false);
+      const e = await configured(journal, 1_000_000, { maxBatchEvents: 256 });
+      const started = Date.now();
+      const outcomes = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 1500)),
+      );
+      assert.ok(Date.now() - started < 1000, "answered at once, not at the deadline");
+      assert.ok(
+        outcomes.every((o) => o.kind === "ok" || o.kind === "internal"),
+        "no UNAVAILABLE (outcome unknown) for a batch that was never written",
+      );
+      assert.ok(journal.appends < 10, `${journal.appends} appends`);
+    });
+  });
+
+  test("a metrics callback that throws after a durable append leaves nothing unanswered", async () => {
+    await withDb(async (open) => {
+      const journal = open();
+      let n = 0;
+      const e = await configured(journal, 10, {
+        metrics: {
+          observeAppend() {
+            if (++n >= 2) throw new Error("metrics bug");
+          },
+        },
+      });
+      const o = await Promise.race([
+        e.submit(reserve("x"), Date.now() + 500),
+        wait(2000).then(() => "still pending" as const),
+      ]);
+      assert.notEqual(o, "still pending");
+      assert.equal(seqOf(o as EntityOutcome), 2);
+      assert.equal(e.status, "ready");
+      assert.equal((await journal.load(POOL)).version, 2);
+      assert.equal(seqOf(await e.submit(reserve("y"))), 3);
+    });
+  });
+
+  test("an unexpected exception answers the batch in flight UNAVAILABLE and the command in hand INTERNAL", async () => {
+    await withDb(async (open) => {
+      const e = await configured(open(), 10);
+      const poisoned = {
+        type: "reserve",
+        units: 1,
+        requestId: "poison",
+        get at(): number {
+          throw new Error("a bug outside the decider's checks");
+        },
+      } as const;
+      const inBatch = e.submit(reserve("in-batch"));
+      const inHand = e.submit(poisoned);
+      const queuedBehind = e.submit(reserve("behind"));
+      const settled = await Promise.race([
+        Promise.all([inBatch, inHand, queuedBehind]),
+        wait(2000).then(() => "still pending" as const),
+      ]);
+      assert.notEqual(settled, "still pending");
+      const [a, b, c] = settled as EntityOutcome[];
+      assert.ok(a?.kind === "unavailable", JSON.stringify(a));
+      assert.match(a.message, /outcome is unknown/);
+      assert.equal(b?.kind, "internal");
+      assert.ok(c !== undefined && c.kind !== "ok");
+      assert.equal(e.status, "broken");
+    });
+  });
+
+  test("an append whose reported version is off is retried, and its first caller is not told replayed", async () => {
+    await withDb(async (open) => {
+      class OffByOne extends ForwardingJournal {
+        armed = false;
+        override async append(target: AppendTarget, events: readonly unknown[]) {
+          const v = await this.inner.append(target, events);
+          if (this.armed && events.length > 0) {
+            this.armed = false;
+            return v + 1;
+          }
+          return v;
+        }
+      }
+      const journal = new OffByOne(open());
+      const e = await configured(journal, 10);
+      journal.armed = true;
+      const o = await e.submit(reserve("mine"));
+      assert.equal(seqOf(o), 2);
+      assert.ok(o.kind === "ok" && o.reply.type === "reserved");
+      assert.equal(o.reply.replayed, false, "its own write, not a replay");
+      assert.equal((await journal.load(POOL)).version, 2, "written once");
     });
   });
 });

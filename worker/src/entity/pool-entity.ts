@@ -82,15 +82,20 @@ const JOURNAL_RETRY_MS = 100;
  * One pool's host. Commands run one at a time, in arrival order. While an append is
  * in flight, arriving commands queue; when it completes they are decided together
  * against the committed state and appended in ONE journal append (group commit,
- * capped at `maxBatchEvents`). A command is answered only once the append holding
- * its events is durable; a command that writes nothing answers at once if it was
- * decided before any event of its batch, else with the batch.
+ * capped at `maxBatchEvents` and at the journal's `maxAppendEvents`). A command is
+ * answered only once the append holding its events is durable. A command that writes
+ * nothing but whose answer rests on the current state (a rejection, a read) is
+ * answered only once the journal confirmed that this entity still owns the pool and
+ * its state is the latest: by its batch's append, or, in a batch without events, by
+ * one empty append (fence and version check) for the whole batch. A replayed reserve
+ * or a repeated release answers at once when decided before any event of its batch.
  *
  * On any append failure the entity discards its state, reloads the pool from the
  * journal and decides the failed batch's commands again (all commands are
  * idempotent, so one whose event did land now replays), retrying with backoff within
  * each command's deadline. A FencedError means a newer owner took the pool: every
- * command answers `not_owner` from then on.
+ * command answers `not_owner` from then on. A RangeError or TypeError from the journal
+ * (it refused the batch's arguments: a bug) answers the batch `internal`, unretried.
  */
 export class PoolEntity {
   readonly pool: string;
@@ -114,6 +119,8 @@ export class PoolEntity {
   private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
   private readonly queue: Pending[] = [];
+  /** The batch being decided or appended, until answered or re-queued (see pump). */
+  private inFlight: Decided[] | undefined;
   private pumping: Promise<void> | undefined;
   private readyPromise: Promise<void> | undefined;
   private closeReason: EntityOutcome | undefined;
@@ -130,7 +137,12 @@ export class PoolEntity {
       epoch: options.epoch,
     });
     this.snapshotEvery = options.snapshotEvery ?? 100;
-    this.maxBatchEvents = options.maxBatchEvents ?? 256;
+    // Never more than the journal takes in one append: a batch it refuses for its size
+    // would be refused again on every retry.
+    this.maxBatchEvents = Math.max(
+      1,
+      Math.min(options.maxBatchEvents ?? 256, options.journal.maxAppendEvents ?? Infinity),
+    );
     this.maxQueue = options.maxQueue ?? 10_000;
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -249,9 +261,14 @@ export class PoolEntity {
         await this.runBatch();
       }
     } catch (e: unknown) {
-      // runBatch handles every journal error; reaching here is a bug.
+      // runBatch handles every journal error; reaching here is a bug. Whatever it left
+      // unanswered is answered now: the batch in flight may have been written (outcome
+      // unknown: the caller retries with the same request), the queue was not.
       this.log.error({ err: e }, "pool entity failed");
       this.statusValue = "broken";
+      const inFlight = this.inFlight ?? [];
+      this.inFlight = undefined;
+      for (const d of inFlight) d.pending.resolve(this.unavailable(d.pending, true));
       this.answerQueued(this.refusal() ?? { kind: "internal", message: String(e) });
     } finally {
       this.pumping = undefined;
@@ -260,75 +277,148 @@ export class PoolEntity {
     if (this.statusValue === "ready" && this.queue.length > 0) this.kick();
   }
 
-  /** Decides the next batch of queued commands and appends their events in one append. */
+  /**
+   * Decides the next batch of queued commands and appends their events in one append.
+   *
+   * An answer that rests on the in-memory state — a rejection, a read, an unchanged
+   * configure — is true only if that state is still the pool's latest and this entity
+   * still owns the pool: a newer owner may have written since (its map ahead of ours).
+   * Such answers wait for the journal to confirm both: a batch with events confirms
+   * them by its own conditional append; a batch without events makes one empty append
+   * (the journal's fence and version check), once per batch. Answers that stay true
+   * whatever happened since — a replayed reserve, a release already released, a
+   * malformed command — go out at once.
+   */
   private async runBatch(): Promise<void> {
+    const waiting: Decided[] = [];
+    this.inFlight = waiting;
+    await this.decideAndAppend(waiting);
+    this.inFlight = undefined;
+  }
+
+  private async decideAndAppend(waiting: Decided[]): Promise<void> {
     const now = Date.now();
     const expectedVersion = this.state.version;
     const events: PoolEvent[] = [];
-    const waiting: Decided[] = [];
     while (this.queue.length > 0 && events.length < this.maxBatchEvents) {
       const p = this.queue.shift() as Pending;
-      if (p.deadline <= now) {
-        p.resolve(this.expired(p));
-        continue;
+      let decided: ReturnType<PoolEntity["decideOne"]>;
+      try {
+        decided = this.decideOne(p, now, events);
+      } catch (e: unknown) {
+        // Answer the command in hand before the entity gives up (see pump).
+        p.resolve(
+          p.failedFromVersion !== undefined
+            ? this.unavailable(p, true)
+            : { kind: "internal", message: `pool ${this.pool}: ${String(e)}` },
+        );
+        throw e;
       }
-      let outcome: EntityOutcome;
-      if (p.command.type === "read") {
-        outcome = { kind: "view", view: poolView(this.state) };
-      } else {
-        let decision: ReturnType<typeof decide>;
-        try {
-          decision = decide(this.state, p.command);
-        } catch (e: unknown) {
-          if (!(e instanceof InvalidCommandError)) throw e;
-          p.resolve({ kind: "invalid", error: e });
-          continue;
-        }
-        if (!decision.ok) {
-          outcome = {
-            kind: "rejected",
-            rejection: decision.rejection,
-            version: this.state.version,
-          };
-        } else {
-          try {
-            for (const event of decision.events) {
-              this.state = evolve(this.state, event, this.state.version + 1);
-              events.push(event);
-            }
-          } catch (e: unknown) {
-            // decide emitted an event evolve refuses: a decider bug. The state may be
-            // half-changed, so rebuild it from the journal and decide the batch again.
-            this.log.error({ err: e, command: p.command }, "decided event could not be applied");
-            p.resolve({ kind: "internal", message: `pool ${this.pool}: ${String(e)}` });
-            this.queue.unshift(...waiting.map((d) => d.pending));
-            await this.reloadUntilReady(1);
-            return;
-          }
-          let reply = decision.reply;
-          if (
-            reply.type === "reserved" &&
-            reply.replayed &&
-            p.failedFromVersion !== undefined &&
-            reply.reservationSeq > p.failedFromVersion
-          ) {
-            // The reservation is this very command's own earlier append, whose
-            // outcome was unknown: for its caller this is the first answer.
-            reply = { ...reply, replayed: false };
-          }
-          outcome = {
-            kind: "ok",
-            reply,
-            version: this.state.version,
-            view: p.command.type === "configure" ? poolView(this.state) : undefined,
-          };
-        }
+      if (decided === "requeued") break;
+      if (decided === undefined) continue;
+      if (decided === "unappliable") {
+        // decide emitted an event evolve refuses: a decider bug. The state may be
+        // half-changed, so rebuild it from the journal and decide the batch again.
+        p.resolve({
+          kind: "internal",
+          message: `pool ${this.pool}: a decided event could not be applied`,
+        });
+        this.queue.unshift(...waiting.map((d) => d.pending));
+        await this.reloadUntilReady(1);
+        return;
       }
-      if (events.length === 0) p.resolve(outcome);
-      else waiting.push({ pending: p, outcome });
+      if (decided.confirm || events.length > 0)
+        waiting.push({ pending: p, outcome: decided.outcome });
+      else p.resolve(decided.outcome);
     }
-    if (events.length === 0) return;
+    if (waiting.length === 0) return;
+    await this.appendBatch(expectedVersion, events, waiting);
+  }
 
+  /**
+   * Decides one command against the current state, applying its events to the state
+   * and to `events`. Returns its outcome and whether the journal must confirm it before
+   * it is answered; undefined when it was answered already; "requeued" when its events
+   * would not fit in this batch (it goes back to the head of the queue); "unappliable"
+   * when evolve refused a decided event (the state may be half-changed; logged).
+   */
+  private decideOne(
+    p: Pending,
+    now: number,
+    events: PoolEvent[],
+  ):
+    | { readonly outcome: EntityOutcome; readonly confirm: boolean }
+    | "requeued"
+    | "unappliable"
+    | undefined {
+    if (p.deadline <= now) {
+      p.resolve(this.expired(p));
+      return undefined;
+    }
+    if (p.command.type === "read") {
+      return { outcome: { kind: "view", view: poolView(this.state) }, confirm: true };
+    }
+    let decision: ReturnType<typeof decide>;
+    try {
+      decision = decide(this.state, p.command);
+    } catch (e: unknown) {
+      if (!(e instanceof InvalidCommandError)) throw e;
+      p.resolve({ kind: "invalid", error: e });
+      return undefined;
+    }
+    if (!decision.ok) {
+      return {
+        outcome: { kind: "rejected", rejection: decision.rejection, version: this.state.version },
+        confirm: true,
+      };
+    }
+    if (events.length > 0 && events.length + decision.events.length > this.maxBatchEvents) {
+      this.queue.unshift(p);
+      return "requeued";
+    }
+    try {
+      for (const event of decision.events) {
+        this.state = evolve(this.state, event, this.state.version + 1);
+        events.push(event);
+      }
+    } catch (e: unknown) {
+      this.log.error({ err: e, command: p.command }, "decided event could not be applied");
+      return "unappliable";
+    }
+    let reply = decision.reply;
+    if (
+      reply.type === "reserved" &&
+      reply.replayed &&
+      p.failedFromVersion !== undefined &&
+      reply.reservationSeq > p.failedFromVersion
+    ) {
+      // The reservation is this very command's own earlier append, whose
+      // outcome was unknown: for its caller this is the first answer.
+      reply = { ...reply, replayed: false };
+    }
+    return {
+      outcome: {
+        kind: "ok",
+        reply,
+        version: this.state.version,
+        view: p.command.type === "configure" ? poolView(this.state) : undefined,
+      },
+      // A reservation that exists, or a release already done, stays true whoever owns
+      // the pool now; "configure changed nothing" does not (a newer owner may have
+      // configured something else since).
+      confirm: decision.events.length === 0 && reply.type === "configured",
+    };
+  }
+
+  /**
+   * Appends the batch's events (or, when it has none, checks fence and version with an
+   * empty append) and answers the waiting commands once the journal confirmed them.
+   */
+  private async appendBatch(
+    expectedVersion: number,
+    events: readonly PoolEvent[],
+    waiting: readonly Decided[],
+  ): Promise<void> {
     const started = performance.now();
     let newVersion: number;
     try {
@@ -337,27 +427,35 @@ export class PoolEntity {
         events,
       );
     } catch (e: unknown) {
-      this.options.metrics?.observeAppend(
-        (performance.now() - started) / 1000,
-        events.length,
-        "error",
-      );
-      await this.appendFailed(e, expectedVersion, waiting);
+      if (events.length > 0) this.observeAppend(started, events.length, "error");
+      await this.appendFailed(e, expectedVersion, waiting, events.length > 0);
       return;
     }
-    this.options.metrics?.observeAppend((performance.now() - started) / 1000, events.length, "ok");
+    if (events.length > 0) this.observeAppend(started, events.length, "ok");
     if (newVersion !== this.state.version) {
       // The journal and the decider disagree on the seqs: trust the journal.
       this.log.error(
         { journalVersion: newVersion, stateVersion: this.state.version },
         "append returned an unexpected version; reloading",
       );
-      this.queue.unshift(...waiting.map((d) => d.pending));
+      const commands = waiting.map((d) => d.pending);
+      // The events may have been written: whoever retries them must not be told
+      // "replayed" about their own write.
+      if (events.length > 0) for (const p of commands) p.failedFromVersion ??= expectedVersion;
+      this.queue.unshift(...commands);
       await this.reloadUntilReady(1);
       return;
     }
-    this.committed();
+    if (events.length > 0) this.committed();
     for (const d of waiting) d.pending.resolve(d.outcome);
+  }
+
+  private observeAppend(started: number, events: number, result: "ok" | "error"): void {
+    try {
+      this.options.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
+    } catch (e: unknown) {
+      this.log.error({ err: e }, "append metrics listener failed");
+    }
   }
 
   /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
@@ -394,10 +492,16 @@ export class PoolEntity {
     );
   }
 
+  /**
+   * After a failed append (`wroteEvents`) or a failed fence-and-version check (an
+   * empty append): fenced → NOT_OWNER; refused as invalid (RangeError, TypeError: a
+   * bug, retrying cannot help) → INTERNAL; otherwise reload and decide again.
+   */
   private async appendFailed(
     error: unknown,
     expectedVersion: number,
     waiting: readonly Decided[],
+    wroteEvents: boolean,
   ): Promise<void> {
     const commands = waiting.map((d) => d.pending);
     if (error instanceof FencedError) {
@@ -405,17 +509,36 @@ export class PoolEntity {
       for (const p of commands) p.resolve(this.refusal() as EntityOutcome);
       return;
     }
-    const unknownOutcome = !(error instanceof VersionConflictError);
+    if (error instanceof RangeError || error instanceof TypeError) {
+      // The journal checks its arguments before writing anything, so nothing was
+      // written; the same batch would be refused again, forever.
+      this.log.error(
+        { err: error, commands: commands.length, expectedVersion },
+        "the journal refused the batch as invalid; answering INTERNAL",
+      );
+      for (const p of commands) {
+        p.resolve({
+          kind: "internal",
+          message: `pool ${this.pool}: the journal refused the write (${error.name})`,
+        });
+      }
+      // The state holds the refused batch's events: rebuild it from the journal.
+      await this.reloadUntilReady(0);
+      return;
+    }
+    const unknownOutcome = wroteEvents && !(error instanceof VersionConflictError);
     this.log.warn(
-      { err: error, events: commands.length, expectedVersion, unknownOutcome },
-      "append failed; reloading the pool and deciding the batch again",
+      { err: error, commands: commands.length, expectedVersion, unknownOutcome, wroteEvents },
+      wroteEvents
+        ? "append failed; reloading the pool and deciding the batch again"
+        : "fence and version check failed; reloading the pool and deciding the batch again",
     );
     if (this.statusValue !== "ready") {
       // Closing: no retries. The outcome may be unknown, so this is no acknowledgement.
       for (const p of commands) p.resolve(this.unavailable(p));
       return;
     }
-    for (const p of commands) p.failedFromVersion ??= expectedVersion;
+    if (wroteEvents) for (const p of commands) p.failedFromVersion ??= expectedVersion;
     this.queue.unshift(...commands);
     await this.reloadUntilReady(error instanceof VersionConflictError ? 0 : 1);
   }
@@ -578,8 +701,8 @@ export class PoolEntity {
     };
   }
 
-  private unavailable(p: Pending | undefined): EntityOutcome {
-    const unknown = p?.failedFromVersion !== undefined;
+  private unavailable(p: Pending | undefined, outcomeUnknown = false): EntityOutcome {
+    const unknown = outcomeUnknown || p?.failedFromVersion !== undefined;
     return {
       kind: "unavailable",
       reason: "JOURNAL_UNAVAILABLE",

@@ -4,7 +4,10 @@ import type { AppendTarget, Journal, LoadedPool, Snapshot } from "../journal/jou
 
 /** A Journal that delegates everything; subclasses override what they observe or break. */
 export class ForwardingJournal implements Journal {
-  constructor(protected readonly inner: Journal) {}
+  readonly maxAppendEvents?: number;
+  constructor(protected readonly inner: Journal) {
+    if (inner.maxAppendEvents !== undefined) this.maxAppendEvents = inner.maxAppendEvents;
+  }
   fence(pool: string, shard: number, epoch: number): Promise<void> {
     return this.inner.fence(pool, shard, epoch);
   }

@@ -126,6 +126,11 @@ export class CassandraJournal implements Journal {
     this.q = statements(keyspace);
   }
 
+  /** The largest append: one bucket. */
+  get maxAppendEvents(): number {
+    return this.bucketSize;
+  }
+
   /**
    * Connects, creates or migrates the keyspace, and returns the journal. Throws
    * TypeError/RangeError for bad options, JournalUnavailableError (outcomeUnknown

@@ -44,6 +44,11 @@ export interface AppendTarget {
 
 export interface Journal {
   /**
+   * Most events one `append` takes; a larger append throws RangeError (and always
+   * would: it is not worth retrying). Undefined: no limit.
+   */
+  readonly maxAppendEvents?: number;
+  /**
    * Raises the pool's fence epoch to `epoch` (creating the pool's record if new),
    * so that no writer with a lower epoch can append any more.
    * Throws FencedError if the fence is already higher than `epoch`.

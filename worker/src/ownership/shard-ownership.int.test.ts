@@ -237,3 +237,72 @@ describe("ShardOwnership", () => {
     });
   });
 });
+
+describe("ShardOwnership: a former owner whose ShardMap lags", () => {
+  test("answers NOT_OWNER — never a stale rejection or a stale GetPool — once a newer owner took the shard", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-ownership-"));
+    // Two workers, two connections to one SQLite file, like a local cluster.
+    const journalA = SqliteJournal.open(join(dir, "journal.db"), { synchronous: "NORMAL" });
+    const journalB = SqliteJournal.open(join(dir, "journal.db"), { synchronous: "NORMAL" });
+    const worker = (nodeId: string, journal: Journal, source: StaticShardMapSource) => {
+      const o = new ShardOwnership({
+        nodeId,
+        journal,
+        source,
+        logger,
+        backoff: { baseMs: 1, maxMs: 5 },
+      });
+      o.start();
+      return o;
+    };
+    const sourceA = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+    const sourceB = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+    const a = worker(ME, journalA, sourceA);
+    const b = worker(OTHER, journalB, sourceB);
+    try {
+      await settled(a);
+      const pool = poolIn(1, "stale");
+      const one: PoolSpec = { capacity: 1, labels: {}, closed: false, generation: 1 };
+      assert.equal(
+        (await a.execute(pool, { type: "configure", spec: one, at: 1 })).outcome.kind,
+        "ok",
+      );
+      const r0 = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-0", at: 2 });
+      assert.ok(r0.outcome.kind === "ok" && r0.outcome.reply.type === "reserved");
+      const r0Seq = r0.outcome.reply.reservationSeq;
+
+      // Hand-off of shard 1 to B at epoch 2; A's map lags behind.
+      sourceB.set(map(2, (s) => (s === 1 ? { owner: OTHER, epoch: 2 } : { owner: ME, epoch: 1 })));
+      await settled(b);
+      const released = await b.execute(pool, { type: "release", reservationSeq: r0Seq, at: 3 });
+      assert.equal(released.outcome.kind, "ok");
+      const r1 = await b.execute(pool, { type: "reserve", units: 1, requestId: "r-1", at: 4 });
+      assert.ok(r1.outcome.kind === "ok" && r1.outcome.reply.type === "reserved");
+      const r1Seq = r1.outcome.reply.reservationSeq;
+
+      // The gateway's retry of r-1 reaches A (its attempt at B timed out, say).
+      const retry = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-1", at: 5 });
+      assert.equal(retry.outcome.kind, "not_owner", JSON.stringify(retry.outcome));
+      // GetPool (linearizable) through A must not show A's stale counters.
+      const read = await a.execute(pool, { type: "read" });
+      assert.equal(read.outcome.kind, "not_owner", JSON.stringify(read.outcome));
+      // Nor may A tell a release of B's reservation that it does not exist.
+      const release = await a.execute(pool, { type: "release", reservationSeq: r1Seq, at: 6 });
+      assert.equal(release.outcome.kind, "not_owner", JSON.stringify(release.outcome));
+      const again = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-2", at: 7 });
+      assert.equal(again.outcome.kind, "not_owner", JSON.stringify(again.outcome));
+
+      // The owner's view is the truth: r-1 holds the one unit.
+      const truth = await b.execute(pool, { type: "read" });
+      assert.ok(truth.outcome.kind === "view");
+      assert.equal(truth.outcome.view?.reserved, 1);
+      assert.equal((await journalA.load(pool)).version, 4, "A wrote nothing");
+    } finally {
+      await a.close();
+      await b.close();
+      await journalA.close();
+      await journalB.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1897,6 +1897,10 @@ export const Pool_LabelsEntry: MessageFns<Pool_LabelsEntry> = {
  *   UNAVAILABLE         the owner of the pool could not be reached in time; a
  *                       google.rpc.RetryInfo detail says when to retry. Reserve is
  *                       safe to retry with the same request_id, Release always is.
+ *                       The outcome of a Reserve that failed UNAVAILABLE is unknown:
+ *                       it may have reserved. Retry it with the same request_id to
+ *                       learn it (the retry returns that reservation, if it was made);
+ *                       a new request_id could reserve twice.
  */
 export type CapacityServiceService = typeof CapacityServiceService;
 export const CapacityServiceService = {
