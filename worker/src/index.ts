@@ -49,6 +49,18 @@ export {
   matchesLabels,
   parseLabelSelector,
 } from "./domain/label-selector.js";
+// The pure pool entity, for tools that replay a journal (benchmarks, audits).
+export {
+  evolve,
+  fromSnapshot,
+  initialState,
+  type PoolEvent,
+  type PoolSnapshotV1,
+  type PoolState,
+  parsePoolEvent,
+  poolView,
+  toSnapshot,
+} from "./domain/pool.js";
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
 export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
 export * from "./gossip/index.js";

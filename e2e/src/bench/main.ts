@@ -1,16 +1,27 @@
 // `npm run bench`: measures, in one run on this machine,
 //   1. the raw grpc-js ceiling: unary echo through two plain hops (client → hop → hop);
 //   2. Berth reserve throughput and latency on one hot pool, and spread over 1,000 pools,
-//      through the real local cluster (client → gateway → owner worker → journal);
-//   3. GetAvailability throughput from the gateway's replica.
-// The echo hops and the cluster run side by side for the whole run, and each round
-// measures every scenario in turn with the same client, the same concurrency and the
-// same number of requests, so the ceiling and Berth see the same machine. Each
-// scenario's reported rate is the median of its rounds. For every scenario it also
-// reports the CPU each process used per request (from /proc) and, for reserves, the
-// group-commit batch sizes the owner achieved (from its /metrics).
+//      through the real local cluster (client → gateway → owner worker → journal) on the
+//      SQLite journal;
+//   3. GetAvailability throughput from the gateway's replica;
+//   then, on one real Cassandra node (started through e2e/src/cassandra unless
+//   BERTH_CASSANDRA=host:port names one; skipped with --no-cassandra or without java):
+//   4. the Cassandra journal on its own (e2e/src/bench/cassandra-journal-bench.ts):
+//      raw prepared INSERT rate into the events table against Berth's fenced group-commit
+//      append rate (one hot pool, many pools), and recovery (load + fold through the
+//      decider) of 1k / 10k / 100k events with and without a snapshot;
+//   5. scenarios 1–2 again with the local cluster on the Cassandra journal
+//      (`--journal cassandra://<node>/<fresh keyspace>`), printed next to the SQLite ones.
+// The echo hops and a cluster run side by side, and each round measures every scenario
+// in turn with the same client, the same concurrency and the same number of requests,
+// so the ceiling and Berth see the same machine. Each scenario's reported rate is the
+// median of its rounds. For every scenario it also reports the CPU each process used
+// per request (from /proc) and, for reserves, the group-commit batch sizes the owner
+// achieved (from its /metrics). Only one cluster runs at a time, and the Cassandra node
+// is started only after the SQLite cluster has stopped.
 // Results are printed as tables and, with --json FILE, written for docs/benchmarks.md.
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +30,17 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { shardOf, v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
+import cassandra from "cassandra-driver";
+import {
+  CASSANDRA_LOCAL_DATA_CENTER,
+  type CassandraNode,
+  resolveJava,
+  startCassandra,
+} from "../cassandra/cassandra-node.js";
 import { type LocalCluster, startLocalCluster } from "../local/local-cluster.js";
+// The journal micro-benchmark lives next to the journal it measures; @berth/worker does
+// not export it (it is not part of the worker's API), so it is imported by path.
+import { type CassandraBenchResult, runCassandraJournalBench } from "./cassandra-journal-bench.js";
 import { EchoClient, echoService } from "./echo-hop.js";
 import { type LoadResult, runLoad } from "./load.js";
 import {
@@ -39,15 +60,22 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "3" },
     warmup: { type: "string" },
     json: { type: "string" },
+    "no-cassandra": { type: "boolean", default: false },
+    "cassandra-requests": { type: "string", default: "5000" },
     help: { type: "boolean", default: false },
   },
 });
 if (args.help) {
   console.log(
-    "usage: npm run bench -- [--requests 20000] [--concurrency 64] [--workers 3] [--rounds 3] [--warmup N] [--json out.json]\n" +
-      "  --requests  requests per scenario and round\n" +
-      "  --rounds    rounds of every scenario; the reported rate is the median round\n" +
-      "  --warmup    requests per path before the first round (default: max(3000, requests/2))",
+    "usage: npm run bench -- [--requests 20000] [--concurrency 64] [--workers 3] [--rounds 3] [--warmup N]\n" +
+      "                        [--cassandra-requests 5000] [--no-cassandra] [--json out.json]\n" +
+      "  --requests            requests per scenario and round (SQLite cluster and echo)\n" +
+      "  --rounds              rounds of every scenario; the reported rate is the median round\n" +
+      "  --warmup              requests per path before the first round (default: max(3000, requests/2))\n" +
+      "  --cassandra-requests  requests per scenario and round on the Cassandra-journal cluster\n" +
+      "                        (LWTs are slower; its warm-up is max(2000, this/2))\n" +
+      "  --no-cassandra        skip every Cassandra part (journal bench, recovery, Cassandra cluster)\n" +
+      "  BERTH_CASSANDRA=host:port uses that node instead of starting one (e2e/src/cassandra)",
   );
   process.exit(0);
 }
@@ -56,12 +84,15 @@ const concurrency = Number(args.concurrency);
 const workers = Number(args.workers);
 const rounds = Number(args.rounds);
 const warmup = Number(args.warmup ?? Math.max(3000, Math.floor(total / 2)));
+const cassandraTotal = Number(args["cassandra-requests"]);
+const cassandraWarmup = Math.max(2000, Math.floor(cassandraTotal / 2));
 for (const [name, v] of [
   ["--requests", total],
   ["--concurrency", concurrency],
   ["--workers", workers],
   ["--rounds", rounds],
   ["--warmup", warmup],
+  ["--cassandra-requests", cassandraTotal],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`bench: ${name} must be a positive integer`);
@@ -99,7 +130,7 @@ interface Scenario {
   readonly owners?: readonly string[];
 }
 
-async function measure(s: Scenario, round: number): Promise<Measured> {
+async function measure(s: Scenario, round: number, tag: string): Promise<Measured> {
   const cpuBefore = s.roles.map((r) => processCpuSeconds(r.pid()));
   const metricsBefore = await Promise.all((s.owners ?? []).map(scrapeMetrics));
   const r = await runLoad({ total: s.total, concurrency, call: (i) => s.call(i, round) });
@@ -138,7 +169,7 @@ async function measure(s: Scenario, round: number): Promise<Measured> {
   };
   const cpu = [...cpuMsPerRequest].map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
   progress(
-    `round ${round} ${s.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.failed} failed; CPU ms/req: ${cpu}${
+    `${tag} round ${round} ${s.name}: ${r.rate.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.failed} failed; CPU ms/req: ${cpu}${
       batches && batches.count > 0
         ? `; ${batches.count} appends, mean batch ${(batches.sum / batches.count).toFixed(1)} events, mean append ${(
             (1000 * (appendSeconds?.sum ?? 0)) / Math.max(1, appendSeconds?.count ?? 0)
@@ -196,24 +227,22 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-async function main(): Promise<void> {
-  progress(
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(freemem() / 2 ** 30).toFixed(1)} GiB free, load ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}, node ${process.version}`,
-  );
-  progress(
-    `plan: ${rounds} rounds × ${total} requests per scenario, ${concurrency} in flight, ${warmup} warm-up requests per path, ${workers} workers`,
-  );
+/** The two raw grpc-js hops: the ceiling, kept running for the whole bench. */
+interface Echo {
+  readonly first: { child: ChildProcess; address: string };
+  readonly last: { child: ChildProcess; address: string };
+  readonly call: () => Promise<void>;
+  close(): void;
+}
 
-  // The ceiling: two raw grpc-js hops.
+async function startEcho(): Promise<Echo> {
   const last = await spawnHop();
   const first = await spawnHop(last.address);
-  const echo = new EchoClient(first.address, grpc.credentials.createInsecure());
+  const client = new EchoClient(first.address, grpc.credentials.createInsecure());
   const payload = Buffer.alloc(64, 7);
-  const echoOnce = (): Promise<void> =>
+  const call = (): Promise<void> =>
     new Promise((resolve, reject) =>
-      echo.makeUnaryRequest(
+      client.makeUnaryRequest(
         echoService.Echo?.path ?? "",
         (b: Buffer) => b,
         (b: Buffer) => b,
@@ -223,30 +252,67 @@ async function main(): Promise<void> {
         (e: grpc.ServiceError | null) => (e ? reject(e) : resolve()),
       ),
     );
+  return {
+    first,
+    last,
+    call,
+    close: () => {
+      client.close();
+      first.child.kill("SIGTERM");
+      last.child.kill("SIGTERM");
+    },
+  };
+}
 
-  // The local cluster with a hot pool and 1,000 spread pools.
-  const dir = mkdtempSync(join(tmpdir(), "berth-bench-"));
-  const manifest = [
-    doc("bench", "hot", 1_000_000_000, { bench: "hot" }),
-    ...Array.from({ length: 1000 }, (_, i) =>
-      doc("bench", `spread-${i}`, 1_000_000, {
-        bench: "spread",
-        zone: i % 2 ? "north" : "south",
-      }),
-    ),
-  ].join("---\n");
-  const pools = join(dir, "pools.yaml");
-  writeFileSync(pools, manifest);
-  progress(`starting the local cluster (${workers} workers, data in ${dir})`);
+/** One cluster run: its journal, its scenarios and every round of them. */
+interface Phase {
+  /** "SQLite" or "Cassandra". */
+  readonly label: string;
+  readonly journal: string;
+  readonly total: number;
+  readonly scenarios: readonly Scenario[];
+  readonly measured: ReadonlyMap<string, Measured[]>;
+}
+
+interface PhaseOptions {
+  readonly label: string;
+  /** `sqlite` or a journal URL, as startLocalCluster takes it. */
+  readonly journal: string;
+  readonly dataDir: string;
+  readonly total: number;
+  readonly warmup: number;
+  /** Also measure GetAvailability (it reads the gateway's replica, not the journal). */
+  readonly availability: boolean;
+  /** More processes whose CPU is charged to the reserve scenarios (the Cassandra JVM). */
+  readonly extraRoles?: readonly Role[];
+}
+
+const CEILING = "grpc-js echo, two hops (ceiling)";
+const HOT = "reserve, one hot pool";
+const SPREAD = "reserve, 1,000 pools";
+
+/**
+ * Starts a local cluster on `o.journal` with the bench pools, warms every path up, runs
+ * every round of every scenario (the echo ceiling included, so each phase has its own),
+ * and stops the cluster.
+ */
+async function clusterPhase(o: PhaseOptions, echo: Echo, poolsFile: string): Promise<Phase> {
+  const tag = `[${o.label}]`;
+  progress(`${tag} starting the local cluster (${workers} workers, journal ${o.journal})`);
+  const started = Date.now();
   let cluster: LocalCluster | undefined;
   try {
     cluster = await startLocalCluster({
       port: 0,
       workers,
-      dataDir: join(dir, "data"),
-      pools: [pools],
+      dataDir: o.dataDir,
+      pools: [poolsFile],
+      journal: o.journal,
     });
     const c = cluster;
+    progress(
+      `${tag} cluster serving, ${c.pools.length} pools configured, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     const client = new v1.CapacityServiceClient(
       c.gatewayAddress,
       grpc.credentials.createInsecure(),
@@ -263,7 +329,7 @@ async function main(): Promise<void> {
         includeClosed: false,
       });
     const hotOwner = ownerOf(c, "bench/hot");
-    progress(`bench/hot is owned by ${hotOwner.id}`);
+    progress(`${tag} bench/hot is owned by ${hotOwner.id}`);
     const self: Role = { name: "client", pid: () => process.pid };
     const gateway: Role = { name: "gateway", pid: () => c.gatewayPid };
     const workerRoles: Role[] = c.workers.map((w) => ({
@@ -272,69 +338,257 @@ async function main(): Promise<void> {
     }));
     const scenarios: Scenario[] = [
       {
-        name: "grpc-js echo, two hops (ceiling)",
-        total,
+        name: CEILING,
+        total: o.total,
         roles: [
           self,
-          { name: "hop 1", pid: () => first.child.pid },
-          { name: "hop 2", pid: () => last.child.pid },
+          { name: "hop 1", pid: () => echo.first.child.pid },
+          { name: "hop 2", pid: () => echo.last.child.pid },
         ],
-        call: () => echoOnce(),
+        call: () => echo.call(),
       },
       {
-        name: "reserve, one hot pool",
-        total,
-        roles: [self, gateway, ...workerRoles],
+        name: HOT,
+        total: o.total,
+        roles: [self, gateway, ...workerRoles, ...(o.extraRoles ?? [])],
         owners: [hotOwner.httpAddress],
         call: (i, round) => reserve("bench/hot", `hot-${round}-${i}`),
       },
       {
-        name: "reserve, 1,000 pools",
-        total,
-        roles: [self, gateway, ...workerRoles],
+        name: SPREAD,
+        total: o.total,
+        roles: [self, gateway, ...workerRoles, ...(o.extraRoles ?? [])],
         owners: c.workers.map((w) => w.httpAddress),
         call: (i, round) => reserve(`bench/spread-${(i * 7919) % 1000}`, `spread-${round}-${i}`),
       },
-      {
+    ];
+    if (o.availability) {
+      scenarios.push({
         name: "GetAvailability (zone=north, page of 100)",
-        total: Math.max(1000, Math.floor(total / 4)),
+        total: Math.max(1000, Math.floor(o.total / 4)),
         roles: [self, gateway],
         call: () => availability(),
-      },
-    ];
+      });
+    }
 
-    progress(`warming up every path (${warmup} requests each)`);
-    await runLoad({ total: warmup, concurrency, call: () => echoOnce() });
-    await runLoad({ total: warmup, concurrency, call: (i) => reserve("bench/hot", `warm-${i}`) });
+    progress(`${tag} warming up every path (${o.warmup} requests each)`);
+    await runLoad({ total: o.warmup, concurrency, call: () => echo.call() });
+    await runLoad({ total: o.warmup, concurrency, call: (i) => reserve("bench/hot", `warm-${i}`) });
     await runLoad({
-      total: warmup,
+      total: o.warmup,
       concurrency,
       call: (i) => reserve(`bench/spread-${i % 1000}`, `warm-${i}`),
     });
-    await runLoad({ total: Math.max(1000, warmup / 4), concurrency, call: () => availability() });
+    if (o.availability) {
+      await runLoad({
+        total: Math.max(1000, o.warmup / 4),
+        concurrency,
+        call: () => availability(),
+      });
+    }
 
     const measured = new Map<string, Measured[]>(scenarios.map((s) => [s.name, []]));
     for (let round = 1; round <= rounds; round++) {
-      for (const s of scenarios) measured.get(s.name)?.push(await measure(s, round));
+      for (const s of scenarios) measured.get(s.name)?.push(await measure(s, round, tag));
     }
     client.close();
-    report(scenarios, measured);
+    return { label: o.label, journal: o.journal, total: o.total, scenarios, measured };
   } finally {
-    echo.close();
-    first.child.kill("SIGTERM");
-    last.child.kill("SIGTERM");
+    progress(`${tag} stopping the local cluster`);
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function report(scenarios: readonly Scenario[], measured: ReadonlyMap<string, Measured[]>): void {
-  // The median round of each scenario (by rate) stands for it.
-  const chosen = scenarios.map((s) => {
-    const runs = [...(measured.get(s.name) ?? [])].sort((a, b) => a.rate - b.rate);
+/** Why the Cassandra parts cannot run, or undefined when they can. */
+function cassandraSkipReason(): string | undefined {
+  if (args["no-cassandra"]) return "--no-cassandra was given";
+  if (process.env.BERTH_CASSANDRA) return undefined;
+  try {
+    resolveJava();
+    return undefined;
+  } catch (e: unknown) {
+    return `java is missing or unusable, so no Cassandra node can be started here. ${(e as Error).message} Or set BERTH_CASSANDRA=host:port to use a running node`;
+  }
+}
+
+interface CassandraParts {
+  readonly contactPoint: string;
+  readonly journal: CassandraBenchResult;
+  readonly cluster: Phase;
+}
+
+/**
+ * Starts one Cassandra node (unless BERTH_CASSANDRA names one), runs the journal bench
+ * on it, then the local cluster on a fresh keyspace of it, and stops the node.
+ */
+async function cassandraParts(echo: Echo, poolsFile: string, dir: string): Promise<CassandraParts> {
+  const given = process.env.BERTH_CASSANDRA;
+  let node: CassandraNode | undefined;
+  if (given) {
+    progress(`[Cassandra] using the node at ${given} (BERTH_CASSANDRA)`);
+  } else {
+    progress(
+      "[Cassandra] starting one Cassandra node for every Cassandra part (e2e/src/cassandra; the first run fetches the jars with Maven)",
+    );
+    node = await startCassandra({ log: (line) => progress(`[Cassandra] node: ${line}`) });
+  }
+  const contactPoint = given ?? (node as CassandraNode).contactPoint;
+  try {
+    progress("[Cassandra] journal bench: raw INSERT vs fenced append, then recovery");
+    const journal = await runCassandraJournalBench({
+      contactPoint,
+      log: (line) => progress(`[Cassandra] ${line}`),
+    });
+    reportJournal(journal);
+    const keyspace = `berth_bench_cluster_${randomUUID().replaceAll("-", "").slice(0, 8)}`;
+    const cluster = await clusterPhase(
+      {
+        label: "Cassandra",
+        // The request timeout the acceptance tests use: two cores serve everything.
+        journal: `cassandra://${contactPoint}/${keyspace}?timeoutMs=10000`,
+        dataDir: join(dir, "cassandra"),
+        total: cassandraTotal,
+        warmup: cassandraWarmup,
+        availability: false,
+        ...(node === undefined
+          ? {}
+          : { extraRoles: [{ name: "cassandra", pid: () => (node as CassandraNode).pid }] }),
+      },
+      echo,
+      poolsFile,
+    );
+    await dropKeyspace(contactPoint, keyspace);
+    return { contactPoint, journal, cluster };
+  } finally {
+    if (node !== undefined) progress("[Cassandra] stopping the node");
+    await node?.stop();
+  }
+}
+
+async function dropKeyspace(contactPoint: string, keyspace: string): Promise<void> {
+  const client = new cassandra.Client({
+    contactPoints: [contactPoint],
+    localDataCenter: CASSANDRA_LOCAL_DATA_CENTER,
+  });
+  try {
+    await client.connect();
+    await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+  } catch (e: unknown) {
+    progress(`[Cassandra] could not drop keyspace ${keyspace}: ${(e as Error).message}`);
+  } finally {
+    await client.shutdown();
+  }
+}
+
+async function main(): Promise<void> {
+  progress(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(freemem() / 2 ** 30).toFixed(1)} GiB free, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}, node ${process.version}`,
+  );
+  const skip = cassandraSkipReason();
+  progress(
+    `plan: ${rounds} rounds × ${total} requests per scenario, ${concurrency} in flight, ${warmup} warm-up requests per path, ${workers} workers; ` +
+      (skip
+        ? `Cassandra parts skipped (${skip})`
+        : `then on Cassandra: journal bench, recovery of 1k/10k/100k events, and ${rounds} rounds × ${cassandraTotal} requests on the cluster`),
+  );
+  const echo = await startEcho();
+  const dir = mkdtempSync(join(tmpdir(), "berth-bench-"));
+  const poolsFile = join(dir, "pools.yaml");
+  writeFileSync(
+    poolsFile,
+    [
+      doc("bench", "hot", 1_000_000_000, { bench: "hot" }),
+      ...Array.from({ length: 1000 }, (_, i) =>
+        doc("bench", `spread-${i}`, 1_000_000, {
+          bench: "spread",
+          zone: i % 2 ? "north" : "south",
+        }),
+      ),
+    ].join("---\n"),
+  );
+  let sqlite: Phase | undefined;
+  let cass: CassandraParts | undefined;
+  let cassError: string | undefined;
+  try {
+    sqlite = await clusterPhase(
+      {
+        label: "SQLite",
+        journal: "sqlite",
+        dataDir: join(dir, "sqlite"),
+        total,
+        warmup,
+        availability: true,
+      },
+      echo,
+      poolsFile,
+    );
+    console.log("\n== Local cluster on the SQLite journal ==");
+    report(sqlite);
+    if (skip === undefined) {
+      try {
+        cass = await cassandraParts(echo, poolsFile, dir);
+      } catch (e: unknown) {
+        cassError = e instanceof Error ? (e.stack ?? e.message) : String(e);
+        process.exitCode = 1;
+      }
+    }
+  } finally {
+    echo.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (cass !== undefined) {
+    console.log("\n== Local cluster on the Cassandra journal ==");
+    report(cass.cluster);
+    reportSideBySide(sqlite, cass.cluster);
+  } else if (skip !== undefined) {
+    console.log(`\nCassandra parts skipped: ${skip}`);
+  } else {
+    console.log(`\nCassandra parts FAILED:\n${cassError}`);
+  }
+  if (args.json) {
+    writeFileSync(
+      args.json,
+      `${JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          total,
+          concurrency,
+          workers,
+          rounds,
+          warmup,
+          load: loadavg(),
+          sqlite: sqlite && tables(sqlite),
+          cassandra: cass
+            ? {
+                contactPoint: cass.contactPoint,
+                requests: cassandraTotal,
+                warmup: cassandraWarmup,
+                journal: cass.journal,
+                cluster: tables(cass.cluster),
+              }
+            : { skipped: skip ?? `failed: ${cassError}` },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  }
+}
+
+/** The median round (by rate) of each scenario, with every round. */
+function chosenRounds(phase: Phase) {
+  return phase.scenarios.map((s) => {
+    const runs = [...(phase.measured.get(s.name) ?? [])].sort((a, b) => a.rate - b.rate);
     const mid = runs[Math.floor((runs.length - 1) / 2)] as Measured;
     return { s, runs, mid };
   });
+}
+
+/** The printed tables of one phase, as rows. */
+function tables(phase: Phase) {
+  const chosen = chosenRounds(phase);
   const ceiling = chosen[0]?.mid.rate ?? 0;
   const rows = chosen.map(({ s, runs, mid }) => ({
     scenario: s.name,
@@ -345,7 +599,6 @@ function report(scenarios: readonly Scenario[], measured: ReadonlyMap<string, Me
     failed: runs.reduce((n, r) => n + r.failed, 0),
     "vs ceiling": ceiling ? `${((100 * mid.rate) / ceiling).toFixed(0)}%` : "-",
   }));
-  console.table(rows);
   const cpuRows = chosen.map(({ s, runs }) => {
     const row: Record<string, string> = { scenario: s.name };
     let sum = 0;
@@ -357,8 +610,6 @@ function report(scenarios: readonly Scenario[], measured: ReadonlyMap<string, Me
     row.total = sum.toFixed(3);
     return row;
   });
-  console.log("CPU ms per request (median of rounds; * = owner of bench/hot):");
-  console.table(cpuRows);
   const batchRows = chosen
     .filter(({ mid }) => mid.batches !== undefined && mid.batches.count > 0)
     .map(({ s, mid }) => {
@@ -373,31 +624,93 @@ function report(scenarios: readonly Scenario[], measured: ReadonlyMap<string, Me
         "mean append ms": a && a.count > 0 ? ((1000 * a.sum) / a.count).toFixed(2) : "-",
       };
     });
-  if (batchRows.length > 0) {
+  return {
+    journal: phase.journal,
+    requests: phase.total,
+    rows,
+    cpuMsPerRequest: cpuRows,
+    groupCommit: batchRows,
+  };
+}
+
+function report(phase: Phase): void {
+  const t = tables(phase);
+  console.log(`${phase.total} requests per scenario and round, median of ${rounds} rounds:`);
+  console.table(t.rows);
+  console.log("CPU ms per request (median of rounds; * = owner of bench/hot):");
+  const columns = [
+    ...new Set(t.cpuMsPerRequest.flatMap((row) => Object.keys(row).filter((k) => k !== "total"))),
+    "total",
+  ];
+  console.table(t.cpuMsPerRequest, columns);
+  if (t.groupCommit.length > 0) {
     console.log("Group commit on the owners (median round):");
-    console.table(batchRows);
+    console.table(t.groupCommit);
   }
-  if (args.json) {
-    writeFileSync(
-      args.json,
-      `${JSON.stringify(
-        {
-          at: new Date().toISOString(),
-          total,
-          concurrency,
-          workers,
-          rounds,
-          warmup,
-          load: loadavg(),
-          rows,
-          cpuMsPerRequest: cpuRows,
-          groupCommit: batchRows,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-  }
+}
+
+/** The reserve scenarios of both journals in one table. */
+function reportSideBySide(sqlite: Phase | undefined, cass: Phase): void {
+  if (sqlite === undefined) return;
+  const a = chosenRounds(sqlite);
+  const b = chosenRounds(cass);
+  const cell = (phase: ReturnType<typeof chosenRounds>, name: string) => {
+    const ceiling = phase[0]?.mid.rate ?? 0;
+    const m = phase.find((x) => x.s.name === name)?.mid;
+    if (m === undefined) return "-";
+    const pct = name === CEILING || !ceiling ? "" : ` (${((100 * m.rate) / ceiling).toFixed(0)}%)`;
+    return `${m.rate.toFixed(0)}${pct}, p50 ${m.p50Ms.toFixed(1)} / p99 ${m.p99Ms.toFixed(1)} ms`;
+  };
+  console.log(
+    `\nLocal cluster, SQLite vs Cassandra journal (req/s of the median round, % of the echo ceiling measured in the same phase; ${sqlite.total} vs ${cass.total} requests per round):`,
+  );
+  console.table(
+    [CEILING, HOT, SPREAD].map((name) => ({
+      scenario: name,
+      SQLite: cell(a, name),
+      Cassandra: cell(b, name),
+    })),
+  );
+}
+
+/** The journal bench's tables: writes against the raw INSERT, then recovery. */
+function reportJournal(r: CassandraBenchResult): void {
+  const n = (x: number) => Math.round(x).toLocaleString("en-US");
+  const rawRate = (pools: number) =>
+    r.writes.find((w) => w.kind === "raw" && w.pools === pools)?.eventsPerSecond;
+  console.log(
+    `\n== Cassandra journal on one node (${r.contactPoint}, bucket size ${n(r.bucketSize)}) ==`,
+  );
+  console.log("Writes: raw cassandra-driver INSERT vs Berth's fenced group-commit append:");
+  console.table(
+    r.writes.map((w) => {
+      const raw = rawRate(w.pools);
+      return {
+        write: w.name,
+        "events/s": n(w.eventsPerSecond),
+        "writes/s": n(w.writesPerSecond),
+        "mean ms/write": w.meanWriteMs.toFixed(2),
+        "vs raw INSERT":
+          w.kind === "raw" || raw === undefined
+            ? "-"
+            : `${((100 * w.eventsPerSecond) / raw).toFixed(0)}%`,
+      };
+    }),
+  );
+  console.log(`Recovery: ${r.recoveryMethod}:`);
+  console.table(
+    r.recovery.map((f) => ({
+      events: n(f.events),
+      snapshot:
+        f.snapshot === "none"
+          ? "none"
+          : `at ${n(f.snapshotSeq)} (${f.snapshot}), ${n(f.snapshotEntries)} reservations`,
+      replayed: n(f.replayed),
+      "load ms": f.loadMs.toFixed(1),
+      "fold ms": f.foldMs.toFixed(1),
+      "total ms": f.totalMs.toFixed(1),
+    })),
+  );
 }
 
 function doc(
