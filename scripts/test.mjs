@@ -59,11 +59,30 @@ const stream = run({
   files,
   concurrency: Number(process.env.BERTH_TEST_CONCURRENCY ?? 2),
   timeout: Number(process.env.BERTH_TEST_TIMEOUT_MS ?? 600_000),
-  // A file whose tests finished must not hang the run on a leaked handle (e.g. a
-  // driver's reconnect timer): its process exits once its tests are done.
-  execArgv: ["--import", "tsx", "--test-force-exit"],
+  // Not --test-force-exit: it ends a file's process before tests inside describe()
+  // blocks have been registered, silently dropping them. Leaked handles are caught by
+  // the watchdog below instead.
+  execArgv: ["--import", "tsx"],
   cwd: root,
 });
+// A file whose process never exits (a leaked handle keeps it alive after its tests)
+// would otherwise hang the whole run until CI's limit: fail it visibly instead,
+// naming the files that have reported no result yet.
+const reported = new Set();
+const runTimeoutMs = Number(process.env.BERTH_TEST_RUN_TIMEOUT_MS ?? 40 * 60_000);
+const watchdog = setTimeout(() => {
+  console.log(`\nberth test: the run exceeded ${runTimeoutMs / 60_000} minutes.`);
+  console.log("A test file's process did not exit; files with no result yet:");
+  for (const f of files.filter((f) => !reported.has(f))) console.log(`  ✖ ${f.replace(root, "")}`);
+  console.log(`\n${passed} passed, ${failed + 1} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  process.exit(1);
+}, runTimeoutMs);
+watchdog.unref();
+for (const event of ["test:pass", "test:fail"]) {
+  stream.on(event, (e) => {
+    if (e.file) reported.add(e.file);
+  });
+}
 stream.on("test:pass", (e) => {
   if (e.details?.type === "suite") return;
   if (e.skip || e.todo) skipped++;
