@@ -36,6 +36,11 @@ export interface GossiperOptions {
   /** Least time between two warnings about the same unreachable peer, in ms. Default 30000. */
   readonly warnIntervalMs?: number;
   /**
+   * For this long after start(), a peer that has never answered is not warned about
+   * (processes of a cluster start in any order). Default 10000 ms.
+   */
+  readonly startupGraceMs?: number;
+  /**
    * Largest Push message and Pull page (of {@link Gossiper.serviceHandlers}), in
    * encoded bytes. Default {@link MAX_GOSSIP_MESSAGE_BYTES}.
    */
@@ -54,6 +59,8 @@ interface Peer {
   lastWarnMs: number;
   suppressed: number;
   closed: boolean;
+  /** Whether a call to this peer ever succeeded. */
+  reached: boolean;
 }
 
 interface Metrics {
@@ -82,6 +89,8 @@ export class Gossiper {
   readonly #antiEntropyMs: number;
   readonly #callTimeoutMs: number;
   readonly #warnIntervalMs: number;
+  readonly #startupGraceMs: number;
+  #startedAtMs = Number.NEGATIVE_INFINITY;
   readonly #maxBytes: number;
   readonly #peers = new Map<string, Peer>();
   /** Addresses grpc-js refused, reported once each. */
@@ -102,6 +111,7 @@ export class Gossiper {
     this.#antiEntropyMs = options.antiEntropyIntervalMs ?? 1000;
     this.#callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.#warnIntervalMs = options.warnIntervalMs ?? 30_000;
+    this.#startupGraceMs = options.startupGraceMs ?? 10_000;
     this.#maxBytes = options.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES;
     const registers = [options.registry];
     const replica = options.replica;
@@ -194,6 +204,7 @@ export class Gossiper {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#startedAtMs = Date.now();
     await this.#pullFromFirstPeer();
     if (this.#stopped) return;
     this.#antiEntropyTimer = setInterval(() => this.#antiEntropy(), this.#antiEntropyMs);
@@ -263,6 +274,7 @@ export class Gossiper {
           lastWarnMs: Number.NEGATIVE_INFINITY,
           suppressed: 0,
           closed: false,
+          reached: false,
         };
         this.#peers.set(address, peer);
       }
@@ -393,9 +405,10 @@ export class Gossiper {
         return;
       }
     }
-    this.#log.warn(
+    // Expected when this node starts before its peers: owners' anti-entropy fills in.
+    this.#log.info(
       { peers: peers.map((p) => p.address) },
-      "gossip pull failed from every peer; anti-entropy will fill the replica",
+      "no gossip peer answered the initial pull; anti-entropy will fill the replica",
     );
   }
 
@@ -459,7 +472,8 @@ export class Gossiper {
       failures: peer.failures,
     };
     const now = Date.now();
-    if (now - peer.lastWarnMs >= this.#warnIntervalMs && !peer.closed) {
+    const starting = !peer.reached && now - this.#startedAtMs < this.#startupGraceMs;
+    if (!starting && now - peer.lastWarnMs >= this.#warnIntervalMs && !peer.closed) {
       this.#log.warn({ ...fields, suppressed: peer.suppressed }, "gossip peer unreachable");
       peer.lastWarnMs = now;
       peer.suppressed = 0;
@@ -470,10 +484,12 @@ export class Gossiper {
   }
 
   #succeeded(peer: Peer): void {
+    const first = !peer.reached;
+    peer.reached = true;
     if (peer.failures > 0) {
-      this.#log.info(
+      this.#log[first ? "debug" : "info"](
         { peer: peer.address, failures: peer.failures },
-        "gossip peer reachable again",
+        first ? "gossip peer reachable" : "gossip peer reachable again",
       );
       peer.failures = 0;
       peer.lastWarnMs = Number.NEGATIVE_INFINITY;
