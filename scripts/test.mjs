@@ -84,7 +84,11 @@ for (const event of ["test:pass", "test:fail"]) {
   });
 }
 stream.on("test:pass", (e) => {
-  if (e.details?.type === "suite") return;
+  // A skipped describe() registers none of its tests: count it once, visibly.
+  if (e.details?.type === "suite") {
+    if (e.skip) skipped++;
+    return;
+  }
   if (e.skip || e.todo) skipped++;
   else passed++;
 });
