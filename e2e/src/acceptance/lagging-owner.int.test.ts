@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -24,7 +23,7 @@ import {
 } from "@berth/proto";
 import { type Journal, openJournal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
-import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
+import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
 import {
   cassandraJournalUrl,
   cassandraSkipReason,
@@ -36,17 +35,6 @@ import { eventually } from "./clients.js";
 const workerMain = fileURLToPath(new URL("../../../worker/src/main.ts", import.meta.url));
 const POOL = "lagging/slot";
 const SHARDS = 8;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface WorkerProcess {
   readonly id: string;
@@ -63,7 +51,8 @@ async function startWorker(
   journal: string,
   map: ShardMap,
 ): Promise<WorkerProcess> {
-  const address = `127.0.0.1:${await freePort()}`;
+  const [grpcPort, httpPort] = await freePorts(2);
+  const address = `127.0.0.1:${grpcPort}`;
   const mapFile = join(dir, `shard-map-${id}.json`);
   await writeShardMapFile(mapFile, withAddress(map, id, address));
   const child = spawn(
@@ -72,7 +61,7 @@ async function startWorker(
       "--import",
       "tsx",
       workerMain,
-      ...["--id", id, "--grpc", address, "--http", `127.0.0.1:${await freePort()}`],
+      ...["--id", id, "--grpc", address, "--http", `127.0.0.1:${httpPort}`],
       ...["--journal", journal, "--shard-map-file", mapFile],
     ],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, BERTH_LOG_LEVEL: "info" } },
