@@ -87,7 +87,6 @@ before(async () => {
     nodeId: "gateway-test",
     logger: pino({ level: "silent" }),
     registry,
-    router: { attemptTimeoutMs: 300 },
   });
   client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
 });

@@ -56,7 +56,7 @@ export interface GatewayConfig {
   readonly logger?: Logger;
   /** Default: a new registry with process metrics. */
   readonly registry?: Registry;
-  /** Router tuning (deadline default, attempt timeout, backoff). */
+  /** Router tuning (deadline default, backoff, worker channel options). */
   readonly router?: Omit<RouterOptions, "source" | "logger" | "registry">;
   /** Longest graceful shutdown before in-flight calls are cut. Default 5,000 ms. */
   readonly shutdownGraceMs?: number;

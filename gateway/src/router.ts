@@ -7,18 +7,28 @@
  * twice; Release is idempotent; GetPool and Configure (a desired state) are too.
  * That is what lets this router retry an attempt whose outcome it never saw.
  *
- * Which failed attempts are retried (see {@link isTransportFailure}): NOT_OWNER, UNAVAILABLE
- * (any), WRITES_FENCED, an attempt that ran out of time, and a failure from below
- * Berth — CANCELLED the caller did not ask for, UNKNOWN, or INTERNAL, when the status
- * carries no ErrorInfo of domain "berth.dev": a worker that dies mid-call
- * (forceShutdown, a reset stream, a dropped connection) fails the attempt that way
- * without having answered it. Everything else is the owner's answer and passes
- * through unchanged — including an INTERNAL that carries a berth.dev reason.
+ * The policy: an attempt is given the whole remaining budget of the call. An owner
+ * that is alive but slow is waited for, never sent the command a second time. What
+ * ends an attempt early, and is retried (see {@link classifyFailure}):
+ * - NOT_OWNER or WRITES_FENCED: the shard moved; follow the ShardMap;
+ * - UNAVAILABLE from the owner itself (an ErrorInfo of domain berth.dev: shard
+ *   recovering, journal unavailable, shutting down), after at least its RetryInfo delay;
+ * - the owner is unreachable: a transport failure (connection refused or reset, a
+ *   keepalive ping unanswered — a frozen or vanished process —, CANCELLED the caller did
+ *   not ask for, UNKNOWN or INTERNAL without a berth.dev reason);
+ * - a newer ShardMap names another owner for the shard while the attempt waits: the
+ *   attempt is abandoned and the command sent to the new owner.
+ * Everything else is the owner's answer and passes through unchanged — including an
+ * INTERNAL that carries a berth.dev reason. When the budget runs out the caller gets
+ * UNAVAILABLE with RetryInfo and the most specific reason seen: the owner's own
+ * (JOURNAL_UNAVAILABLE, SHARD_RECOVERING, …), else OWNER_UNAVAILABLE or NO_OWNER.
  */
 
 import {
   ERROR_DOMAIN,
+  type ErrorReason,
   internal,
+  isErrorReason,
   type ParsedRichStatus,
   parseRichStatus,
   richStatus,
@@ -29,6 +39,7 @@ import {
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
+import { OwnerOutages } from "./owner-outages.js";
 
 /** What each routed method takes and answers. The router adds the shard epoch. */
 export interface RouterMethods {
@@ -52,8 +63,17 @@ export interface Route {
   readonly address: string;
 }
 
-/** Why the router retried an attempt; the `reason` label of the retries counter. */
-export type RetryReason = "not_owner" | "unavailable" | "deadline" | "no_owner";
+/**
+ * Why the router retried an attempt; the `reason` label of the retries counter.
+ *
+ * - `not_owner`: the owner refused (NOT_OWNER, WRITES_FENCED): the shard moved.
+ * - `unavailable`: the owner answered UNAVAILABLE itself (recovering, journal down, …).
+ * - `unreachable`: no answer from the owner: connection refused or lost, keepalive
+ *   ping unanswered (a dead or frozen process), a reset stream.
+ * - `moved`: a newer ShardMap named another owner while the attempt waited.
+ * - `no_owner`: the ShardMap names no owner for the shard (yet).
+ */
+export type RetryReason = "not_owner" | "unavailable" | "unreachable" | "moved" | "no_owner";
 
 /** Options of {@link Router}. Every field but `source` has a default. */
 export interface RouterOptions {
@@ -64,16 +84,19 @@ export interface RouterOptions {
   readonly registry?: Registry;
   /** Budget of a call whose caller set no deadline. Default 5,000 ms. */
   readonly defaultDeadlineMs?: number;
-  /** Longest single attempt, so one hung owner cannot take the whole budget. Default 2,000 ms. */
-  readonly attemptTimeoutMs?: number;
   /** First backoff delay, before jitter. Default 20 ms. */
   readonly initialBackoffMs?: number;
   /** Largest backoff delay. Default 500 ms. */
   readonly maxBackoffMs?: number;
-  /** Extra grpc-js channel options, merged over the router's. */
+  /**
+   * Extra grpc-js channel options, merged over {@link WORKER_CHANNEL_OPTIONS} (e.g. a
+   * shorter `grpc.keepalive_timeout_ms` to notice a frozen owner sooner).
+   */
   readonly channelOptions?: grpc.ChannelOptions;
   /** Source of randomness for jitter, in [0, 1). Default Math.random. */
   readonly random?: () => number;
+  /** Least time between two "owner still unreachable" warnings for one owner. Default 10,000 ms. */
+  readonly outageWarnIntervalMs?: number;
 }
 
 /** Options of one {@link Router.call}. */
@@ -83,18 +106,27 @@ export interface CallOptions {
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
-const DEFAULT_ATTEMPT_TIMEOUT_MS = 2000;
 const DEFAULT_INITIAL_BACKOFF_MS = 20;
 const DEFAULT_MAX_BACKOFF_MS = 500;
 
 /**
- * grpc-js channel options for worker channels: keepalive so a dead peer is noticed
- * between calls; no retries by grpc itself (the router decides, with its own
- * deadline and backoff); fast reconnects so a restarted worker is used again soon.
+ * grpc-js channel options for worker channels.
+ *
+ * Liveness comes from HTTP/2 keepalive pings, not from a per-attempt timeout: while
+ * calls are in flight the gateway pings the owner every second, and a ping not
+ * answered within 3 s closes the connection, failing its calls UNAVAILABLE, which the
+ * router retries. A process that is frozen (SIGSTOP), gone without closing its socket
+ * or cut off by the network stops answering pings; one that is merely slow keeps
+ * answering them (its event loop runs) and is waited for. The timeout is generous
+ * because a busy machine can delay a ping's answer; a false alarm costs one retry with
+ * the same request, never a double write. grpc-js servers accept pings at any rate
+ * (they enforce no ping policy), so the worker needs no setting for them.
+ * No retries by grpc itself (the router decides, with its own deadline and backoff);
+ * fast reconnects so a restarted worker is used again soon.
  */
 export const WORKER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  "grpc.keepalive_time_ms": 30_000,
-  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_time_ms": 1000,
+  "grpc.keepalive_timeout_ms": 3000,
   "grpc.keepalive_permit_without_calls": 0,
   "grpc.enable_retries": 0,
   "grpc.initial_reconnect_backoff_ms": 100,
@@ -104,9 +136,33 @@ export const WORKER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 /** The error object a grpc-js handler passes to its callback. */
 export type GrpcError = Partial<grpc.StatusObject> & Error & { code: grpc.status };
 
+/** Why the last attempt failed: what the caller is told when the budget runs out. */
 interface Failure {
-  readonly reason: "OWNER_UNAVAILABLE" | "NO_OWNER";
+  readonly reason: ErrorReason;
   readonly message: string;
+  /** The owner's own RetryInfo delay, when it sent one. */
+  readonly retryDelayMs?: number;
+  /** The owner named the reason itself (e.g. JOURNAL_UNAVAILABLE): keep it over a later timeout. */
+  readonly fromOwner: boolean;
+}
+
+/** What to do with a failed attempt; see {@link classifyFailure}. */
+export type FailureClass =
+  | { readonly kind: "retry"; readonly reason: Exclude<RetryReason, "moved" | "no_owner"> }
+  | { readonly kind: "out_of_time" }
+  | { readonly kind: "answer" };
+
+/** Thrown inside the router when an attempt is abandoned because the shard moved. */
+class ShardMovedError extends Error {
+  override readonly name = "ShardMovedError";
+  constructor(
+    readonly from: Route,
+    readonly to: Route,
+  ) {
+    super(
+      `shard ${from.shard} moved from ${from.owner} (epoch ${from.epoch}) to ${to.owner} (epoch ${to.epoch}) while the call waited`,
+    );
+  }
 }
 
 /**
@@ -120,8 +176,8 @@ export class Router {
   readonly #unsubscribe: () => void;
   readonly #waiters = new Set<() => void>();
   readonly #retries: Counter<"reason"> | undefined;
+  readonly #outages: OwnerOutages;
   readonly #defaultDeadlineMs: number;
-  readonly #attemptTimeoutMs: number;
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #channelOptions: grpc.ChannelOptions;
@@ -132,15 +188,21 @@ export class Router {
     this.#source = options.source;
     this.#logger = options.logger;
     this.#defaultDeadlineMs = options.defaultDeadlineMs ?? DEFAULT_DEADLINE_MS;
-    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     this.#initialBackoffMs = options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
     this.#maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.#channelOptions = { ...WORKER_CHANNEL_OPTIONS, ...options.channelOptions };
     this.#random = options.random ?? Math.random;
+    this.#outages = new OwnerOutages({
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.registry ? { registry: options.registry } : {}),
+      ...(options.outageWarnIntervalMs === undefined
+        ? {}
+        : { warnIntervalMs: options.outageWarnIntervalMs }),
+    });
     if (options.registry) {
       this.#retries = new Counter({
         name: "berth_gateway_forward_retries_total",
-        help: "Forwarded attempts the gateway retried, by reason.",
+        help: "Forwarded attempts the gateway retried, by reason (not_owner, unavailable, unreachable, moved, no_owner).",
         labelNames: ["reason"],
         registers: [options.registry],
       });
@@ -163,10 +225,11 @@ export class Router {
   }
 
   /**
-   * Sends a command to the owner of `pool`'s shard with the shard's epoch, retrying
-   * on NOT_OWNER, UNAVAILABLE (owner recovering, down, unreachable), attempt
-   * timeouts and transport failures (CANCELLED, UNKNOWN, INTERNAL without a berth.dev
-   * reason: a worker dying mid-call), with jittered backoff, until `deadline`.
+   * Sends a command to the owner of `pool`'s shard with the shard's epoch. One attempt
+   * may take the whole budget: a live owner is waited for. Retries, with jittered
+   * backoff until `deadline`, on NOT_OWNER, on the owner's own UNAVAILABLE, on an
+   * unreachable owner (transport failures, unanswered keepalive pings) and when a newer
+   * ShardMap names another owner while an attempt waits.
    *
    * @param method the WorkerService method
    * @param pool the pool id that decides the shard (for release: the pool the reservation id names)
@@ -175,8 +238,9 @@ export class Router {
    * @returns the owner's answer
    * @throws a grpc status error: the owner's own (INVALID_ARGUMENT, NOT_FOUND,
    *   FAILED_PRECONDITION with a domain reason, …) unchanged with its details, or
-   *   UNAVAILABLE with RetryInfo and reason OWNER_UNAVAILABLE or NO_OWNER when no
-   *   owner answered in time
+   *   UNAVAILABLE with RetryInfo when no owner answered in time, with the owner's reason
+   *   when it gave one (JOURNAL_UNAVAILABLE, SHARD_RECOVERING) and OWNER_UNAVAILABLE or
+   *   NO_OWNER otherwise
    */
   async call<M extends RouterMethod>(
     method: M,
@@ -190,7 +254,11 @@ export class Router {
     // Give up a little before the caller's deadline, so our UNAVAILABLE (with its
     // RetryInfo) reaches the caller instead of its own DEADLINE_EXCEEDED.
     const giveUpAt = end - Math.min(100, Math.max(5, (end - started) / 10));
-    let failure: Failure = { reason: "NO_OWNER", message: "no ShardMap is known yet" };
+    let failure: Failure = {
+      reason: "NO_OWNER",
+      message: "no ShardMap is known yet",
+      fromOwner: false,
+    };
     let seenRevision = -1;
     let neededEpoch = 0;
     for (let attempt = 0; ; attempt++) {
@@ -204,60 +272,86 @@ export class Router {
       const map = this.#source.current();
       const route = resolveRoute(map, pool);
       let retryReason: RetryReason;
+      let minDelay = 0;
       if (route === undefined) {
-        failure = { reason: "NO_OWNER", message: noRouteMessage(map, pool) };
+        failure = { reason: "NO_OWNER", message: noRouteMessage(map, pool), fromOwner: false };
         retryReason = "no_owner";
       } else {
-        const attemptEnd = Math.min(giveUpAt, Date.now() + this.#attemptTimeoutMs);
-        if (attemptEnd <= Date.now()) break;
+        if (giveUpAt <= Date.now()) break;
+        let s: ParsedRichStatus;
         try {
-          return await this.#attempt(method, route, request, attemptEnd, options.signal);
+          const response = await this.#attempt(
+            method,
+            pool,
+            route,
+            request,
+            giveUpAt,
+            options.signal,
+          );
+          this.#outages.answered(route.owner);
+          return response;
         } catch (e: unknown) {
-          const s = parseRichStatus(e);
-          if (s.code === grpc.status.FAILED_PRECONDITION && s.reason === "NOT_OWNER") {
-            retryReason = "not_owner";
+          if (e instanceof ShardMovedError) {
+            retryReason = "moved";
+            failure = { reason: "OWNER_UNAVAILABLE", message: e.message, fromOwner: false };
+            this.#debugRetry(pool, route, attempt, retryReason, e.message);
+            seenRevision = map?.revision ?? -1;
+            this.#retries?.inc({ reason: retryReason });
+            continue;
+          }
+          s = parseRichStatus(e);
+          const verdict = classifyFailure(s, options.signal);
+          if (verdict.kind === "answer") {
+            this.#outages.answered(route.owner);
+            throw passThrough(e, s);
+          }
+          const where = `${route.owner} (${route.address}) of shard ${route.shard}`;
+          if (verdict.kind === "out_of_time") {
+            if (!failure.fromOwner) {
+              failure = {
+                reason: "OWNER_UNAVAILABLE",
+                message: `owner ${where} did not answer in time`,
+                fromOwner: false,
+              };
+            }
+            break;
+          }
+          retryReason = verdict.reason;
+          if (retryReason === "not_owner") {
+            this.#outages.answered(route.owner);
             const named = Number(s.metadata.epoch);
             if (Number.isSafeInteger(named) && named > route.epoch) neededEpoch = named;
             failure = {
               reason: "OWNER_UNAVAILABLE",
               message: `${route.owner} (${route.address}) does not own shard ${route.shard} at epoch ${route.epoch}: ${s.message}`,
+              fromOwner: false,
             };
-          } else if (
-            s.code === grpc.status.UNAVAILABLE ||
-            s.reason === "WRITES_FENCED" ||
-            isTransportFailure(s, options.signal)
-          ) {
-            retryReason = "unavailable";
+          } else if (retryReason === "unavailable") {
+            this.#outages.answered(route.owner);
+            minDelay = s.retryDelayMs ?? 0;
             failure = {
-              reason: "OWNER_UNAVAILABLE",
-              message: `owner ${route.owner} (${route.address}) of shard ${route.shard} is unavailable: ${
-                s.code === grpc.status.UNAVAILABLE ? "" : `${grpc.status[s.code] ?? s.code}: `
-              }${s.message}`,
-            };
-          } else if (s.code === grpc.status.DEADLINE_EXCEEDED && !options.signal?.aborted) {
-            retryReason = "deadline";
-            failure = {
-              reason: "OWNER_UNAVAILABLE",
-              message: `owner ${route.owner} (${route.address}) of shard ${route.shard} did not answer in time`,
+              reason:
+                s.reason !== undefined && isErrorReason(s.reason) ? s.reason : "OWNER_UNAVAILABLE",
+              message: `owner ${where} answered: ${s.message}`,
+              ...(s.retryDelayMs === undefined ? {} : { retryDelayMs: s.retryDelayMs }),
+              fromOwner: true,
             };
           } else {
-            throw passThrough(e, s);
+            const detail = `${grpc.status[s.code] ?? s.code}: ${s.message}`;
+            this.#outages.unreachable(route, detail);
+            failure = {
+              reason: "OWNER_UNAVAILABLE",
+              message: `owner ${where} is unreachable: ${detail}`,
+              fromOwner: false,
+            };
           }
-          this.#logger?.debug(
-            {
-              pool,
-              shard: route.shard,
-              epoch: route.epoch,
-              owner: route.owner,
-              attempt,
-              retryReason,
-            },
-            "forward attempt failed; retrying",
-          );
+          this.#debugRetry(pool, route, attempt, retryReason, s.message);
         }
       }
+      if (route === undefined)
+        this.#debugRetry(pool, undefined, attempt, retryReason, failure.message);
       seenRevision = map?.revision ?? -1;
-      const delay = this.#backoff(attempt);
+      const delay = Math.max(minDelay, this.#backoff(attempt));
       if (Date.now() + Math.min(delay, 1) >= giveUpAt) break;
       this.#retries?.inc({ reason: retryReason });
       const shard = route?.shard;
@@ -267,9 +361,9 @@ export class Router {
           (neededEpoch === 0 ||
             shard === undefined ||
             (m.shards[shard]?.epoch ?? 0) >= neededEpoch),
-        // A newer map cuts the backoff short. Waiting for a newer epoch may take up to
-        // the deadline, but retry at least every max backoff anyway, in case the
-        // NOT_OWNER came from a worker that is itself behind.
+        // A newer map cuts the backoff short (not the owner's own retry delay). Waiting
+        // for a newer epoch may take up to the deadline, but retry at least every max
+        // backoff anyway, in case the NOT_OWNER came from a worker that is itself behind.
         Math.min(giveUpAt, Date.now() + (neededEpoch > 0 ? this.#maxBackoffMs : delay)),
         options.signal,
       );
@@ -280,8 +374,29 @@ export class Router {
       {
         reason: failure.reason,
         metadata: { pool },
-        retryDelayMs: this.#maxBackoffMs,
+        retryDelayMs: failure.retryDelayMs ?? this.#maxBackoffMs,
       },
+    );
+  }
+
+  #debugRetry(
+    pool: string,
+    route: Route | undefined,
+    attempt: number,
+    retryReason: RetryReason,
+    detail: string,
+  ): void {
+    this.#logger?.debug(
+      {
+        pool,
+        shard: route?.shard,
+        epoch: route?.epoch,
+        owner: route?.owner,
+        attempt,
+        retryReason,
+        detail,
+      },
+      "forward attempt failed; retrying",
     );
   }
 
@@ -317,8 +432,17 @@ export class Router {
     return client;
   }
 
+  /**
+   * One attempt at `route`, until `deadline`. Rejects with a {@link ShardMovedError}
+   * (after cancelling the call) as soon as a newer ShardMap names another owner for
+   * the pool's shard: the old owner may be frozen, and waiting for it would only hold
+   * the caller. Whatever the old owner does with the command afterwards is safe: it
+   * cannot append past the new owner's fence, and a write that landed first is
+   * recognised by the new owner when the command is retried there.
+   */
   #attempt<M extends RouterMethod>(
     method: M,
+    pool: string,
     route: Route,
     request: RouterMethods[M]["request"],
     deadline: number,
@@ -338,6 +462,14 @@ export class Router {
         : { request, epoch: route.epoch };
     const client = this.#client(route.address);
     return new Promise((resolve, reject) => {
+      let movedTo: Route | undefined;
+      const onMap = (): void => {
+        const now = resolveRoute(this.#source.current(), pool);
+        if (now !== undefined && (now.owner !== route.owner || now.address !== route.address)) {
+          movedTo = now;
+          call.cancel();
+        }
+      };
       const call = client.makeUnaryRequest(
         def.path,
         def.requestSerialize,
@@ -347,7 +479,8 @@ export class Router {
         { deadline },
         (err, response) => {
           signal?.removeEventListener("abort", onAbort);
-          if (err) reject(err);
+          this.#waiters.delete(onMap);
+          if (err) reject(movedTo === undefined ? err : new ShardMovedError(route, movedTo));
           else if (response === undefined) {
             reject(new Error(`worker ${route.address} answered ${method} with no message`));
           } else resolve(response);
@@ -355,11 +488,13 @@ export class Router {
       );
       const onAbort = (): void => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(onMap);
     });
   }
 
   #onMap(map: internal.ShardMap): void {
     if (this.#closed) return;
+    this.#outages.retain(new Set(map.members.map((m) => m.id)));
     const live = new Set(map.members.map((m) => m.address));
     for (const [address, client] of this.#clients) {
       if (!live.has(address)) {
@@ -454,23 +589,39 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 /**
- * Whether a failed attempt failed below Berth, so that the owner may never have
- * answered (and, for a write, the outcome is unknown: retrying with the same request
- * is how to learn it). Every answer a worker gives on purpose that must reach the
- * caller carries an ErrorInfo of domain berth.dev; a status without one and with code
- * CANCELLED (when the caller did not cancel), UNKNOWN or INTERNAL is what grpc-js
- * reports when the worker's process or connection goes away mid-call.
+ * What to do with a failed attempt, from its status:
+ * - `retry` / `not_owner`: FAILED_PRECONDITION NOT_OWNER, or WRITES_FENCED;
+ * - `retry` / `unavailable`: UNAVAILABLE carrying a berth.dev ErrorInfo — the owner
+ *   itself said it cannot serve now (recovering, journal unavailable, shutting down);
+ * - `retry` / `unreachable`: a failure from below Berth, so the owner may never have
+ *   answered (for a write the outcome is unknown: retrying with the same request is how
+ *   to learn it): UNAVAILABLE without a berth.dev reason (connection refused or lost, a
+ *   keepalive ping unanswered), or CANCELLED the caller did not ask for, UNKNOWN or
+ *   INTERNAL without one — what grpc-js reports when the worker's process or connection
+ *   goes away mid-call;
+ * - `out_of_time`: DEADLINE_EXCEEDED: the call's budget is spent;
+ * - `answer`: anything else is the owner's answer, passed through (every answer a worker
+ *   gives on purpose carries an ErrorInfo of domain berth.dev).
  */
-export function isTransportFailure(s: ParsedRichStatus, signal?: AbortSignal): boolean {
-  if (s.domain === ERROR_DOMAIN && s.reason !== undefined && s.reason !== "") return false;
+export function classifyFailure(s: ParsedRichStatus, signal?: AbortSignal): FailureClass {
+  const berth = s.domain === ERROR_DOMAIN && s.reason !== undefined && s.reason !== "";
+  if (s.reason === "NOT_OWNER" || s.reason === "WRITES_FENCED") {
+    return { kind: "retry", reason: "not_owner" };
+  }
   switch (s.code) {
+    case grpc.status.UNAVAILABLE:
+      return { kind: "retry", reason: berth ? "unavailable" : "unreachable" };
+    case grpc.status.DEADLINE_EXCEEDED:
+      return signal?.aborted ? { kind: "answer" } : { kind: "out_of_time" };
     case grpc.status.CANCELLED:
-      return signal?.aborted !== true;
+      return !berth && signal?.aborted !== true
+        ? { kind: "retry", reason: "unreachable" }
+        : { kind: "answer" };
     case grpc.status.UNKNOWN:
     case grpc.status.INTERNAL:
-      return true;
+      return berth ? { kind: "answer" } : { kind: "retry", reason: "unreachable" };
     default:
-      return false;
+      return { kind: "answer" };
   }
 }
 

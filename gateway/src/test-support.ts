@@ -1,5 +1,7 @@
 // Helpers for the gateway's tests: real grpc-js servers and clients on loopback,
 // ShardMaps built by hand, and a decoder for the rich error details on the wire.
+
+import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { internal, richStatus, v1 } from "@berth/proto";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
@@ -240,5 +242,65 @@ export async function eventually(
   while (!predicate()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * A loopback TCP proxy in front of a real server that can make its open connections
+ * go silent — bytes in either direction are held, sockets stay open — as a process
+ * stopped with SIGSTOP does (the kernel keeps its connections; nothing answers).
+ * Connections opened after a freeze pass through.
+ */
+export class FreezableProxy {
+  readonly #server: Server;
+  readonly #pairs = new Set<{ client: Socket; upstream: Socket }>();
+  address = "";
+
+  private constructor(target: string) {
+    const [host, port] = [
+      target.slice(0, target.lastIndexOf(":")),
+      Number(target.slice(target.lastIndexOf(":") + 1)),
+    ];
+    this.#server = createServer((client) => {
+      const upstream = tcpConnect(port, host);
+      const pair = { client, upstream };
+      this.#pairs.add(pair);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      const end = (): void => {
+        this.#pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on("error", end).on("close", end);
+      upstream.on("error", end).on("close", end);
+    });
+  }
+
+  /** Starts a proxy to `target` (host:port) on a free loopback port. */
+  static async start(target: string): Promise<FreezableProxy> {
+    const proxy = new FreezableProxy(target);
+    await new Promise<void>((resolve) => proxy.#server.listen(0, "127.0.0.1", resolve));
+    const bound = proxy.#server.address();
+    proxy.address = `127.0.0.1:${typeof bound === "object" && bound !== null ? bound.port : 0}`;
+    return proxy;
+  }
+
+  /** Every connection open now stops carrying bytes, both ways, and stays open. */
+  freezeOpenConnections(): void {
+    for (const { client, upstream } of this.#pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  close(): void {
+    for (const { client, upstream } of this.#pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.#server.close();
   }
 }

@@ -1,0 +1,143 @@
+// The gateway's forwarding policy against a REAL worker (startWorker) on a real SQLite
+// journal, in this process over real gRPC on loopback: an owner that is alive but slow
+// is waited for (one attempt, up to the caller's deadline), never sent the call twice.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { internal, StaticShardMapSource, v1 } from "@berth/proto";
+import {
+  type Journal,
+  type LoadedPool,
+  openJournal,
+  type RunningWorker,
+  startWorker,
+} from "@berth/worker";
+import * as grpc from "@grpc/grpc-js";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { type RunningGateway, startGateway } from "./gateway.js";
+import { shardMapAllOwnedBy, unary } from "./test-support.js";
+
+/** Longer than the 2 s per-attempt timeout the gateway used to resend after. */
+const SLOW_APPEND_MS = 3000;
+
+/**
+ * A real journal whose appends of events take {@link SLOW_APPEND_MS} longer while
+ * `slow` is set: an owner that works, slowly (a loaded machine, a slow disk).
+ */
+class SlowJournal implements Journal {
+  slow = false;
+  eventAppends = 0;
+  readonly maxAppendEvents?: number;
+  constructor(private readonly inner: Journal) {
+    if (inner.maxAppendEvents !== undefined) this.maxAppendEvents = inner.maxAppendEvents;
+  }
+  fence(pool: string, shard: number, epoch: number): Promise<void> {
+    return this.inner.fence(pool, shard, epoch);
+  }
+  load(pool: string): Promise<LoadedPool> {
+    return this.inner.load(pool);
+  }
+  async append(target: Parameters<Journal["append"]>[0], events: readonly unknown[]) {
+    if (events.length > 0) this.eventAppends++;
+    if (this.slow && events.length > 0) await sleep(SLOW_APPEND_MS);
+    return this.inner.append(target, events);
+  }
+  saveSnapshot(pool: string, snapshot: Parameters<Journal["saveSnapshot"]>[1]): Promise<void> {
+    return this.inner.saveSnapshot(pool, snapshot);
+  }
+  listPools(shard: number): Promise<string[]> {
+    return this.inner.listPools(shard);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+const silent = pino({ level: "silent" });
+const dir = mkdtempSync(join(tmpdir(), "berth-forwarding-"));
+const pool = "default/slow-pool";
+const maps = new StaticShardMapSource();
+const registry = new Registry();
+let journal: SlowJournal;
+let worker: RunningWorker;
+let gateway: RunningGateway;
+let client: v1.CapacityServiceClient;
+
+before(async () => {
+  journal = new SlowJournal(await openJournal(`sqlite://${join(dir, "journal.db")}`));
+  worker = await startWorker({
+    id: "worker-0",
+    grpc: "127.0.0.1:0",
+    journal,
+    shardMapSource: maps,
+    logger: silent,
+  });
+  maps.set(
+    shardMapAllOwnedBy({
+      revision: 1,
+      owner: "worker-0",
+      epoch: 1,
+      members: [{ id: "worker-0", address: worker.address }],
+    }),
+  );
+  await worker.whenReady();
+  // The gateway's own forwarding defaults: nothing tuned for the test.
+  gateway = await startGateway({
+    grpc: "127.0.0.1:0",
+    gossip: "127.0.0.1:0",
+    http: "127.0.0.1:0",
+    shardMapSource: maps,
+    logger: silent,
+    registry,
+  });
+  client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
+  await gateway.router.call(
+    "configure",
+    pool,
+    internal.PoolSpec.fromPartial({ pool, capacity: 10, generation: 1 }),
+    Date.now() + 30_000,
+  );
+});
+
+after(async () => {
+  client?.close();
+  await gateway?.close();
+  await worker?.close();
+  await journal?.close();
+  maps.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("forwarding to an owner that is alive but slow", () => {
+  test("a reserve the owner takes longer than 2 s to commit is sent once and succeeds within the caller's deadline", {
+    timeout: 60_000,
+  }, async () => {
+    const appendsBefore = journal.eventAppends;
+    journal.slow = true;
+    let response: v1.ReserveResponse;
+    try {
+      response = await unary(
+        client,
+        client.reserve,
+        v1.ReserveRequest.fromPartial({ pool, units: 2, requestId: "slow-1" }),
+        30_000,
+      );
+    } finally {
+      journal.slow = false;
+    }
+    const handled = await worker.registry.getSingleMetricAsString("grpc_server_handled_total");
+    const reserves = [
+      ...handled.matchAll(/grpc_server_handled_total\{[^}]*grpc_method="Reserve"[^}]*\} (\d+)/g),
+    ].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(reserves, 1, `the worker answered ${reserves} Reserve attempts:\n${handled}`);
+    assert.equal(journal.eventAppends - appendsBefore, 1, "one append of the reservation");
+    assert.equal(response.units, 2);
+    assert.equal(response.replayed, false);
+    const retries = await registry.getSingleMetricAsString("berth_gateway_forward_retries_total");
+    assert.doesNotMatch(retries, /berth_gateway_forward_retries_total\{[^}]*\} [1-9]/, retries);
+  });
+});
