@@ -8,6 +8,9 @@ export {
   type ConnectBackoff,
   ConnectingJournal,
   type ConnectingJournalOptions,
+  DEFAULT_OUTAGE_POLICY,
+  type JournalHealthEvent,
+  type OutagePolicy,
 } from "./adapters/connecting-journal.js";
 export { type GrpcError, toGrpcError } from "./adapters/grpc-errors.js";
 export {

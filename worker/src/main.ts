@@ -31,6 +31,24 @@ async function main(): Promise<number> {
           "journal unavailable; not ready, retrying",
         ),
       onConnected: (attempts) => log.info({ attempts }, "journal connected"),
+      onHealthChange: (e) => {
+        if (e.state === "down") {
+          log.warn(
+            { reason: e.reason, failures: e.failures },
+            "journal unreachable; not ready, answering JOURNAL_UNAVAILABLE until it answers again",
+          );
+        } else if (e.state === "still_down") {
+          log.warn(
+            { reason: e.reason, failures: e.failures, outageMs: e.outageMs },
+            "journal still unreachable",
+          );
+        } else {
+          log.info(
+            { failures: e.failures, outageMs: e.outageMs },
+            "journal reachable again; ready",
+          );
+        }
+      },
     });
   } catch (e: unknown) {
     if (e instanceof InvalidJournalUrlError) {

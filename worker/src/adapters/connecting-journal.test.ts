@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal } from "../journal/journal.js";
-import { ConnectingJournal, connectDelayMs } from "./connecting-journal.js";
+import {
+  ConnectingJournal,
+  connectDelayMs,
+  type JournalHealthEvent,
+} from "./connecting-journal.js";
 
 function fakeJournal(): Journal & { closed: number } {
   const j = {
@@ -100,4 +104,98 @@ describe("the connecting journal", () => {
     assert.equal(j.unavailableReason(), "journal failed: bucketSize must be positive");
     await j.close();
   });
+
+  test("once connected, calls that keep failing make the journal unavailable; a probe that succeeds makes it usable again", async () => {
+    const real = fakeJournal();
+    let down = false;
+    let probes = 0;
+    const unreachable = () => {
+      throw new JournalUnavailableError("listPools failed on h:1: no host available", false);
+    };
+    real.load = async () => {
+      if (down) unreachable();
+      return { snapshot: undefined, events: [], version: 7, fenceEpoch: 2 };
+    };
+    real.listPools = async () => {
+      probes++;
+      if (down) unreachable();
+      return [];
+    };
+    const events: JournalHealthEvent[] = [];
+    const changes: (string | undefined)[] = [];
+    const j = new ConnectingJournal({
+      describe: "Cassandra at h:1",
+      backoff: fast,
+      connect: async () => real,
+      outage: { outageAfterMs: 30, probe: { initialMs: 5, maxMs: 10 }, reportEveryMs: 60_000 },
+      onHealthChange: (e) => events.push(e),
+    });
+    await j.whenConnected();
+    j.onChange(() => changes.push(j.unavailableReason()));
+    down = true;
+    await assert.rejects(j.load("a/b"), JournalUnavailableError);
+    assert.equal(j.unavailableReason(), undefined, "one failure is not an outage");
+    // No more calls: the probes alone find the outage, then its end.
+    await until(() => j.unavailableReason() !== undefined);
+    assert.equal(
+      j.unavailableReason(),
+      "journal unavailable: listPools failed on h:1: no host available",
+    );
+    assert.equal(events.length, 1);
+    assert.equal(events[0]?.state, "down");
+    const probesWhileDown = probes;
+    down = false;
+    await until(() => j.unavailableReason() === undefined);
+    assert.ok(probes > probesWhileDown);
+    assert.deepEqual(
+      events.map((e) => e.state),
+      ["down", "up"],
+    );
+    assert.deepEqual(changes, [
+      "journal unavailable: listPools failed on h:1: no host available",
+      undefined,
+    ]);
+    assert.equal((await j.load("a/b")).version, 7);
+    await j.close();
+  });
+
+  test("a failure followed by a success is no outage, and probing stops", async () => {
+    const real = fakeJournal();
+    let fail = true;
+    let probes = 0;
+    real.load = async () => {
+      if (fail) throw new JournalUnavailableError("load failed on h:1: timeout", true);
+      return { snapshot: undefined, events: [], version: 7, fenceEpoch: 2 };
+    };
+    real.listPools = async () => {
+      probes++;
+      return [];
+    };
+    const events: JournalHealthEvent[] = [];
+    const j = new ConnectingJournal({
+      describe: "Cassandra at h:1",
+      backoff: fast,
+      connect: async () => real,
+      outage: { outageAfterMs: 60_000, probe: { initialMs: 1, maxMs: 1 } },
+      onHealthChange: (e) => events.push(e),
+    });
+    await j.whenConnected();
+    await assert.rejects(j.load("a/b"), JournalUnavailableError);
+    fail = false;
+    await until(() => probes >= 1);
+    const after = probes;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(probes, after, "no probes once the journal answered");
+    assert.equal(j.unavailableReason(), undefined);
+    assert.deepEqual(events, []);
+    await j.close();
+  });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error("condition not met within 10 s");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

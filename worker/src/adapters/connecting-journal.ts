@@ -1,8 +1,11 @@
-// A journal whose backend (Cassandra) may be unreachable when the worker starts: it
-// connects in the background, retrying with capped backoff, and until then every call
-// fails with JournalUnavailableError (nothing was sent, so outcomeUnknown is false).
-// The worker serves its gRPC/HTTP endpoints meanwhile, reports the reason on /readyz
-// and answers commands UNAVAILABLE (JOURNAL_UNAVAILABLE); see worker-server.ts.
+// A journal whose backend (Cassandra) may be unreachable, when the worker starts or at
+// any time later. At start it connects in the background, retrying with capped backoff,
+// and until then every call fails with JournalUnavailableError (nothing was sent, so
+// outcomeUnknown is false). Once connected it watches the calls it passes on: when they
+// keep failing as unavailable for `outageAfterMs` with no success between, the journal
+// is declared unreachable (probed until it answers again). In both phases the worker
+// serves its gRPC/HTTP endpoints, reports the reason on /readyz and answers commands
+// UNAVAILABLE (JOURNAL_UNAVAILABLE) at once; see worker-server.ts.
 import { setTimeout as sleep } from "node:timers/promises";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { AppendTarget, Journal, LoadedPool, Snapshot } from "../journal/journal.js";
@@ -15,6 +18,45 @@ export interface ConnectBackoff {
 
 /** Default: 250 ms doubling to 5 s. */
 export const DEFAULT_CONNECT_BACKOFF: ConnectBackoff = { initialMs: 250, maxMs: 5000 };
+
+/** A change in the health of a connected journal, for logs. */
+export type JournalHealthEvent =
+  | {
+      /** Calls kept failing for `outageAfterMs`: the journal is declared unreachable. */
+      readonly state: "down";
+      readonly reason: string;
+      readonly failures: number;
+    }
+  | {
+      /** Still unreachable (reported at most every `reportEveryMs`). */
+      readonly state: "still_down";
+      readonly reason: string;
+      readonly failures: number;
+      readonly outageMs: number;
+    }
+  | {
+      /** A call or probe succeeded again after the outage. */
+      readonly state: "up";
+      readonly failures: number;
+      readonly outageMs: number;
+    };
+
+/** How a connected {@link ConnectingJournal} decides and ends an outage. */
+export interface OutagePolicy {
+  /** Failures with no success between for this long make an outage. Default 1,000 ms. */
+  readonly outageAfterMs: number;
+  /** Probe schedule while calls fail (a `listPools` read). Default 250 ms doubling to 2 s. */
+  readonly probe: ConnectBackoff;
+  /** Least time between two `still_down` reports. Default 30,000 ms. */
+  readonly reportEveryMs: number;
+}
+
+/** Default {@link OutagePolicy}. */
+export const DEFAULT_OUTAGE_POLICY: OutagePolicy = {
+  outageAfterMs: 1000,
+  probe: { initialMs: 250, maxMs: 2000 },
+  reportEveryMs: 30_000,
+};
 
 /** Options of {@link ConnectingJournal}. */
 export interface ConnectingJournalOptions {
@@ -31,6 +73,19 @@ export interface ConnectingJournalOptions {
   readonly onAttemptFailed?: (error: unknown, attempt: number, retryInMs: number) => void;
   /** Called once connected. */
   readonly onConnected?: (attempts: number) => void;
+  /** Outage detection once connected. */
+  readonly outage?: Partial<OutagePolicy>;
+  /** Called when a connected journal becomes unreachable, stays so, or answers again. */
+  readonly onHealthChange?: (event: JournalHealthEvent) => void;
+}
+
+/** A connected journal's failures in a row (no success between), while any. */
+interface Failing {
+  readonly since: number;
+  failures: number;
+  reason: string;
+  down: boolean;
+  lastReportAt: number;
 }
 
 /** Delay before retry `attempt` (1-based): initial·2^(attempt-1), capped. No jitter: one worker, one backend. */
@@ -38,9 +93,15 @@ export function connectDelayMs(attempt: number, backoff: ConnectBackoff): number
   return Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
 }
 
-/** A {@link Journal} that becomes usable once its backend answers. */
+/**
+ * A {@link Journal} that becomes usable once its backend answers, and says when its
+ * backend stops answering afterwards.
+ */
 export class ConnectingJournal implements Journal {
   private journal: Journal | undefined;
+  private failing: Failing | undefined;
+  private probing: Promise<void> | undefined;
+  private readonly policy: OutagePolicy;
   private reason: string;
   private fatal: Error | undefined;
   private closed = false;
@@ -51,6 +112,7 @@ export class ConnectingJournal implements Journal {
 
   constructor(private readonly o: ConnectingJournalOptions) {
     this.reason = `connecting to ${o.describe}`;
+    this.policy = { ...DEFAULT_OUTAGE_POLICY, ...o.outage };
     let resolve!: (j: Journal) => void;
     let reject!: (e: Error) => void;
     this.connected = new Promise<Journal>((res, rej) => {
@@ -62,9 +124,14 @@ export class ConnectingJournal implements Journal {
     this.loop = this.run(resolve, reject);
   }
 
-  /** undefined once connected; otherwise why the journal cannot be used yet. */
+  /**
+   * undefined while the journal is usable; otherwise why not: not connected yet, or
+   * connected but unreachable (calls kept failing for `outageAfterMs`).
+   */
   unavailableReason(): string | undefined {
-    if (this.journal !== undefined) return undefined;
+    if (this.journal !== undefined) {
+      return this.failing?.down ? `journal unavailable: ${this.failing.reason}` : undefined;
+    }
     if (this.fatal !== undefined) return `journal failed: ${this.fatal.message}`;
     return `journal unavailable: ${this.reason}`;
   }
@@ -74,30 +141,30 @@ export class ConnectingJournal implements Journal {
     await this.connected;
   }
 
-  /** Registers a listener called when the state changes (connected, failed attempt, fatal). */
+  /** Registers a listener called when the state changes (connected, failed attempt, fatal, outage start and end). */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   fence(pool: string, shard: number, epoch: number): Promise<void> {
-    return this.use("fence").fence(pool, shard, epoch);
+    return this.watch(this.use("fence").fence(pool, shard, epoch));
   }
 
   load(pool: string): Promise<LoadedPool> {
-    return this.use("load").load(pool);
+    return this.watch(this.use("load").load(pool));
   }
 
   append(target: AppendTarget, events: readonly unknown[]): Promise<number> {
-    return this.use("append").append(target, events);
+    return this.watch(this.use("append").append(target, events));
   }
 
   saveSnapshot(pool: string, snapshot: Snapshot): Promise<void> {
-    return this.use("saveSnapshot").saveSnapshot(pool, snapshot);
+    return this.watch(this.use("saveSnapshot").saveSnapshot(pool, snapshot));
   }
 
   listPools(shard: number): Promise<string[]> {
-    return this.use("listPools").listPools(shard);
+    return this.watch(this.use("listPools").listPools(shard));
   }
 
   /** Stops connecting (waiting for an attempt in progress) and closes the journal if open. */
@@ -107,7 +174,80 @@ export class ConnectingJournal implements Journal {
       this.wake?.abort();
     }
     await this.loop;
+    await this.probing;
     await this.journal?.close();
+  }
+
+  /**
+   * Passes a call's outcome through, noting it: JournalUnavailableError counts as a
+   * failure; anything else (a result, a conflict, a fence) shows the journal answers.
+   */
+  private async watch<T>(call: Promise<T>): Promise<T> {
+    try {
+      const result = await call;
+      this.answered();
+      return result;
+    } catch (e: unknown) {
+      if (e instanceof JournalUnavailableError) this.unanswered(e);
+      else this.answered();
+      throw e;
+    }
+  }
+
+  private answered(): void {
+    const f = this.failing;
+    if (f === undefined) return;
+    this.failing = undefined;
+    if (!f.down) return;
+    this.changed();
+    this.o.onHealthChange?.({ state: "up", failures: f.failures, outageMs: Date.now() - f.since });
+  }
+
+  private unanswered(e: JournalUnavailableError): void {
+    if (this.closed) return;
+    const now = Date.now();
+    let f = this.failing;
+    if (f === undefined) {
+      f = { since: now, failures: 0, reason: e.message, down: false, lastReportAt: now };
+      this.failing = f;
+      this.probing ??= this.probe();
+    }
+    f.failures++;
+    f.reason = e.message;
+    if (!f.down && now - f.since >= this.policy.outageAfterMs) {
+      f.down = true;
+      f.lastReportAt = now;
+      this.changed();
+      this.o.onHealthChange?.({ state: "down", reason: f.reason, failures: f.failures });
+    } else if (f.down && now - f.lastReportAt >= this.policy.reportEveryMs) {
+      f.lastReportAt = now;
+      this.o.onHealthChange?.({
+        state: "still_down",
+        reason: f.reason,
+        failures: f.failures,
+        outageMs: now - f.since,
+      });
+    }
+  }
+
+  /**
+   * While calls fail, reads from the journal on a schedule, so that an outage is
+   * declared, and its end noticed, even when no command arrives.
+   */
+  private async probe(): Promise<void> {
+    try {
+      for (let attempt = 1; this.failing !== undefined && !this.closed; attempt++) {
+        this.wake = new AbortController();
+        await sleep(connectDelayMs(attempt, this.policy.probe), undefined, {
+          signal: this.wake.signal,
+          ref: false,
+        }).catch(() => undefined);
+        if (this.failing === undefined || this.closed || this.journal === undefined) return;
+        await this.watch(this.journal.listPools(0)).catch(() => undefined);
+      }
+    } finally {
+      this.probing = undefined;
+    }
   }
 
   private use(op: string): Journal {

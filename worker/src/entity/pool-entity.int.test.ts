@@ -222,6 +222,33 @@ describe("PoolEntity", () => {
     });
   });
 
+  test("a journal that keeps failing is warned about once per run of failures, not once per retry", async () => {
+    await withDb(async (open) => {
+      const journal = new FaultyJournal(open());
+      const lines: { level: number; msg: string; failures?: number }[] = [];
+      const captured = pino(
+        { level: "debug" },
+        {
+          write: (line: string) => {
+            lines.push(JSON.parse(line));
+          },
+        },
+      );
+      const e = await configured(journal, 100, { logger: captured });
+      journal.faults.push("throw-without-writing");
+      journal.failingLoads = 40;
+      const o = await e.submit(reserve("through-an-outage"), Date.now() + 60_000);
+      assert.equal(seqOf(o), 2);
+      const warnings = lines.filter((l) => l.level >= 40).map((l) => l.msg);
+      assert.deepEqual(warnings, [
+        "append failed; reloading the pool and deciding the batch again",
+      ]);
+      assert.equal(lines.filter((l) => l.msg === "load failed; retrying").length, 40);
+      const recovered = lines.find((l) => l.msg === "journal answers this pool again");
+      assert.equal(recovered?.failures, 41);
+    });
+  });
+
   test("an append conflicting with another writer reloads and decides against the newer state", async () => {
     await withDb(async (open) => {
       const journal = open();

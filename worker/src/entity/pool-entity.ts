@@ -124,6 +124,9 @@ export class PoolEntity {
   private pumping: Promise<void> | undefined;
   private readyPromise: Promise<void> | undefined;
   private closeReason: EntityOutcome | undefined;
+  /** Journal failures of this pool since it last answered (see journalFailed). */
+  private journalFailures = 0;
+  private lastJournalWarnAt = 0;
 
   constructor(options: PoolEntityOptions) {
     this.options = options;
@@ -432,6 +435,7 @@ export class PoolEntity {
       return;
     }
     if (events.length > 0) this.observeAppend(started, events.length, "ok");
+    this.journalAnswered();
     if (newVersion !== this.state.version) {
       // The journal and the decider disagree on the seqs: trust the journal.
       this.log.error(
@@ -527,12 +531,18 @@ export class PoolEntity {
       return;
     }
     const unknownOutcome = wroteEvents && !(error instanceof VersionConflictError);
-    this.log.warn(
-      { err: error, commands: commands.length, expectedVersion, unknownOutcome, wroteEvents },
-      wroteEvents
-        ? "append failed; reloading the pool and deciding the batch again"
-        : "fence and version check failed; reloading the pool and deciding the batch again",
-    );
+    const fields = {
+      err: error,
+      commands: commands.length,
+      expectedVersion,
+      unknownOutcome,
+      wroteEvents,
+    };
+    const msg = wroteEvents
+      ? "append failed; reloading the pool and deciding the batch again"
+      : "fence and version check failed; reloading the pool and deciding the batch again";
+    if (error instanceof JournalUnavailableError) this.journalFailed(fields, msg);
+    else this.log.warn(fields, msg);
     if (this.statusValue !== "ready") {
       // Closing: no retries. The outcome may be unknown, so this is no acknowledgement.
       for (const p of commands) p.resolve(this.unavailable(p));
@@ -589,7 +599,7 @@ export class PoolEntity {
             this.becomeBroken(e);
             return;
           }
-          this.log.warn({ err: e, attempt }, "fence failed; retrying");
+          this.journalFailed({ err: e, attempt }, "fence failed; retrying");
           continue;
         }
       }
@@ -634,7 +644,7 @@ export class PoolEntity {
       }
     } catch (e: unknown) {
       if (e instanceof JournalUnavailableError) {
-        this.log.warn({ err: e }, "load failed; retrying");
+        this.journalFailed({ err: e }, "load failed; retrying");
         return false;
       }
       this.becomeBroken(e);
@@ -646,12 +656,37 @@ export class PoolEntity {
     }
     // Closed while loading: leave the state alone, nothing will use it.
     if (this.statusValue !== "loading" && this.statusValue !== "ready") return true;
+    this.journalAnswered();
     this.state = state;
     this.lastSnapshotSeq = snapshotSeq;
     this.lastSnapshotEntries = snapshotSeq > 0 ? snapshotEntries(state) : 0;
     this.statusValue = "ready";
     this.committed();
     return true;
+  }
+
+  /**
+   * Logs a journal failure of this pool (an unavailable journal: retried). The first of
+   * a run is a warning, then at most one per {@link JOURNAL_WARN_EVERY_MS} with the count
+   * so far; the others go to debug. An outage must not flood the log: the worker reports
+   * the journal's health itself (readiness, and its own summarised warnings).
+   */
+  private journalFailed(fields: Record<string, unknown>, msg: string): void {
+    this.journalFailures++;
+    const now = performance.now();
+    if (this.journalFailures === 1 || now - this.lastJournalWarnAt >= JOURNAL_WARN_EVERY_MS) {
+      this.lastJournalWarnAt = now;
+      this.log.warn({ ...fields, failuresInARow: this.journalFailures }, msg);
+    } else {
+      this.log.debug(fields, msg);
+    }
+  }
+
+  /** The journal answered this pool: ends a run of failures (one info line when there was one). */
+  private journalAnswered(): void {
+    if (this.journalFailures === 0) return;
+    this.log.info({ failures: this.journalFailures }, "journal answers this pool again");
+    this.journalFailures = 0;
   }
 
   private becomeFenced(error: FencedError): void {
@@ -713,6 +748,9 @@ export class PoolEntity {
     };
   }
 }
+
+/** Least time between two warnings about one pool's journal failures. */
+const JOURNAL_WARN_EVERY_MS = 30_000;
 
 /** How long reloads may keep failing before waiting commands are answered UNAVAILABLE. */
 const JOURNAL_OUTAGE_ANSWER_MS = 1000;
