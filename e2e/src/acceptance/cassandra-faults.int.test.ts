@@ -5,8 +5,11 @@
 //    JOURNAL_UNAVAILABLE and RetryInfo, logs why and retries; once a node answers on
 //    that address it takes its shards and becomes ready.
 // 2. Cassandra lost mid-run (stopped while reserves run, restarted on the same port and
-//    data directory): writes answer errors, never a false success; every acknowledged
-//    reservation is in the journal afterwards; new reserves succeed.
+//    data directory): writes answer errors, never a false success; the worker's /readyz
+//    drops naming the journal, a client of the gateway is told UNAVAILABLE with
+//    JOURNAL_UNAVAILABLE and RetryInfo, the worker's warnings stay few (summarised, not
+//    one per retry); once Cassandra is back /readyz is ready again, every acknowledged
+//    reservation is in the journal and new reserves succeed.
 // 3. SIGTERM still ends the worker after its driver's connections were cut.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -16,15 +19,18 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { startGateway } from "@berth/gateway";
 import {
   decodeReservationId,
   internal,
   parseRichStatus,
   planShardMap,
-  type v1,
+  StaticShardMapSource,
+  v1,
   writeShardMapFile,
 } from "@berth/proto";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { pino } from "pino";
 import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
 import { REPO_ROOT } from "../local/local-cluster.js";
 import {
@@ -92,6 +98,18 @@ function runWorker(args: string[]): WorkerProc {
   };
 }
 
+/** Whether a worker output line is a log record at warn level or above. */
+function isWarning(line: string): boolean {
+  try {
+    const level = (JSON.parse(line) as { level?: unknown }).level;
+    return typeof level === "number"
+      ? level >= 40
+      : ["warn", "error", "fatal"].includes(String(level));
+  } catch {
+    return false;
+  }
+}
+
 function call<Res>(
   fn: (
     m: Metadata,
@@ -117,6 +135,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
   let grpcAddress: string;
   let httpAddress: string;
   let journalUrl: string;
+  let shardMap: internal.ShardMap;
 
   const startNode = async () => {
     node = await startCassandra({
@@ -135,14 +154,12 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
     httpAddress = `127.0.0.1:${ports[3]}`;
     journalUrl = cassandraJournalUrl(`127.0.0.1:${cqlPort}`, freshKeyspace("faults"));
     const mapFile = join(dir, "shard-map.json");
-    await writeShardMapFile(
-      mapFile,
-      planShardMap({
-        members: [{ id: "worker-0", address: grpcAddress }],
-        shardCount: 16,
-        quorum: 1,
-      }),
-    );
+    shardMap = planShardMap({
+      members: [{ id: "worker-0", address: grpcAddress }],
+      shardCount: 16,
+      quorum: 1,
+    });
+    await writeShardMapFile(mapFile, shardMap);
     // Nothing listens on cqlPort yet.
     worker = runWorker([
       "--id",
@@ -291,10 +308,33 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
         }
       }
     };
+    const w = worker as WorkerProc;
+    const readyz = async () => {
+      const res = await fetch(`http://${httpAddress}/readyz`);
+      return {
+        status: res.status,
+        body: (await res.json()) as { ready: boolean; reason?: string },
+      };
+    };
+    const gateway = await startGateway({
+      grpc: "127.0.0.1:0",
+      gossip: "127.0.0.1:0",
+      http: "127.0.0.1:0",
+      shardMapSource: new StaticShardMapSource(shardMap),
+      logger: pino({ level: "silent" }),
+    });
+    const gatewayClient = new v1.CapacityServiceClient(
+      gateway.grpcAddress,
+      credentials.createInsecure(),
+    );
     const lanes = Array.from({ length: 8 }, (_, i) => loop(i));
+    let outage = { warnings: 0, seconds: 0 };
     try {
       await eventually("50 reserves are acknowledged", async () => perPhase.before >= 50, 60_000);
+      assert.equal((await readyz()).status, 200);
       phase = "down";
+      const linesAtStop = w.lines.length;
+      const stoppedAt = Date.now();
       await (node as CassandraNode).stop();
       const unavailableBefore = outcomes["UNAVAILABLE/JOURNAL_UNAVAILABLE"] ?? 0;
       await eventually(
@@ -302,9 +342,50 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
         async () => (outcomes["UNAVAILABLE/JOURNAL_UNAVAILABLE"] ?? 0) > unavailableBefore,
         60_000,
       );
+      let down: Awaited<ReturnType<typeof readyz>> | undefined;
+      await eventually(
+        "/readyz drops while the journal is unreachable",
+        async () => {
+          down = await readyz();
+          return down.status === 503;
+        },
+        60_000,
+        100,
+      );
+      assert.equal(down?.body.ready, false);
+      assert.match(down?.body.reason ?? "", /^journal unavailable: /);
+      console.log(`# /readyz while Cassandra is down: ${JSON.stringify(down?.body)}`);
+
+      // Through the gateway, the client is told it is the journal, and when to retry.
+      const viaGateway = parseRichStatus(
+        await call<v1.ReserveResponse>(
+          (m, o, cb) =>
+            gatewayClient.reserve({ pool: POOL, units: 1, requestId: "via-gateway" }, m, o, cb),
+          3000,
+        ).then(
+          (r) => assert.fail(`reserve succeeded without a journal: ${JSON.stringify(r)}`),
+          (e: unknown) => e,
+        ),
+      );
+      assert.equal(codeName(viaGateway.code), "UNAVAILABLE");
+      assert.equal(viaGateway.reason, "JOURNAL_UNAVAILABLE");
+      assert.ok((viaGateway.retryDelayMs ?? 0) > 0, "RetryInfo reaches the client");
+      assert.match(viaGateway.message, /journal unavailable/);
+      console.log(`# through the gateway while Cassandra is down: ${viaGateway.message}`);
+
       await sleep(2000);
       await startNode();
       phase = "after";
+      await eventually(
+        "/readyz is ready again",
+        async () => (await readyz()).status === 200,
+        120_000,
+        100,
+      );
+      outage = {
+        warnings: w.lines.slice(linesAtStop).filter((l) => isWarning(l)).length,
+        seconds: (Date.now() - stoppedAt) / 1000,
+      };
       await eventually(
         "50 reserves are acknowledged after the restart",
         async () => perPhase.after >= 50,
@@ -313,7 +394,21 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
     } finally {
       stop = true;
       await Promise.all(lanes);
+      gatewayClient.close();
+      await gateway.close();
     }
+    console.log(
+      `# worker warnings during the ${outage.seconds.toFixed(0)} s outage: ${outage.warnings}`,
+    );
+    const said = (msg: string) => w.lines.some((l) => l.includes(`"msg":"${msg}`));
+    assert.ok(said("journal unreachable; not ready"), "the outage's start is logged");
+    assert.ok(said("journal reachable again; ready"), "the outage's end is logged");
+    // Summarised, not one per retry: a few at the outage's start (the journal, the pool),
+    // then at most one per pool and one for the journal every 30 s.
+    assert.ok(
+      outage.warnings <= 6 + 2 * Math.ceil(outage.seconds / 30),
+      `${outage.warnings} warnings in ${outage.seconds} s:\n${w.lines.filter((l) => isWarning(l)).join("\n")}`,
+    );
     console.log(
       `# outcomes: ${JSON.stringify(outcomes)}; acknowledged per phase: ${JSON.stringify(perPhase)}`,
     );
