@@ -249,7 +249,7 @@ describe("the gateway's public API", () => {
   });
 
   test("release routes by the pool its reservation id names", async () => {
-    const reservationId = encodeReservationId("other/pool-7", 12);
+    const reservationId = encodeReservationId("other/pool-7", 12, "AAECAwQFBgcICQoLDA0ODw");
     const response = await unary(
       client,
       client.release,

@@ -16,6 +16,7 @@
  * through unchanged — including an INTERNAL that carries a berth.dev reason.
  */
 
+import { randomUUID } from "node:crypto";
 import {
   ERROR_DOMAIN,
   internal,
@@ -193,6 +194,9 @@ export class Router {
     let failure: Failure = { reason: "NO_OWNER", message: "no ShardMap is known yet" };
     let seenRevision = -1;
     let neededEpoch = 0;
+    // One token per client call, the same on every attempt: the owner answers an
+    // attempt that finds the reservation its own earlier attempt made as not replayed.
+    const callToken = method === "reserve" ? randomUUID() : "";
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) {
         throw richStatus(grpc.status.UNAVAILABLE, "the gateway is shutting down", {
@@ -211,7 +215,7 @@ export class Router {
         const attemptEnd = Math.min(giveUpAt, Date.now() + this.#attemptTimeoutMs);
         if (attemptEnd <= Date.now()) break;
         try {
-          return await this.#attempt(method, route, request, attemptEnd, options.signal);
+          return await this.#attempt(method, route, request, attemptEnd, options.signal, callToken);
         } catch (e: unknown) {
           const s = parseRichStatus(e);
           if (s.code === grpc.status.FAILED_PRECONDITION && s.reason === "NOT_OWNER") {
@@ -323,6 +327,7 @@ export class Router {
     request: RouterMethods[M]["request"],
     deadline: number,
     signal: AbortSignal | undefined,
+    callToken: string,
   ): Promise<RouterMethods[M]["response"]> {
     const def = internal.WorkerServiceService[method] as unknown as {
       path: string;
@@ -335,7 +340,9 @@ export class Router {
             spec: request as internal.PoolSpec,
             epoch: route.epoch,
           })
-        : { request, epoch: route.epoch };
+        : method === "reserve"
+          ? { request, epoch: route.epoch, callToken }
+          : { request, epoch: route.epoch };
     const client = this.#client(route.address);
     return new Promise((resolve, reject) => {
       const call = client.makeUnaryRequest(

@@ -55,7 +55,7 @@ export {
   fromSnapshot,
   initialState,
   type PoolEvent,
-  type PoolSnapshotV1,
+  type PoolSnapshot,
   type PoolState,
   parsePoolEvent,
   poolView,
