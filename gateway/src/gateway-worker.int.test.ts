@@ -1,11 +1,20 @@
 // The gateway in front of two REAL workers (startWorker from @berth/worker) sharing a
 // real SQLite journal in a temp dir, all in this process over real gRPC on loopback.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { internal, parseRichStatus, StaticShardMapSource, v1 } from "@berth/proto";
+import {
+  decodeReservationId,
+  encodeLegacyReservationId,
+  encodeReservationId,
+  internal,
+  parseRichStatus,
+  StaticShardMapSource,
+  v1,
+} from "@berth/proto";
 import { openJournal, type RunningWorker, startWorker } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -72,8 +81,8 @@ before(async () => {
       capacity: 10,
       labels: { zone: "north", kind: "van" },
       window: {
-        start: { seconds: 1_800_000_000, nanos: 0 },
-        end: { seconds: 1_800_003_600, nanos: 0 },
+        start: { seconds: 1_900_000_000, nanos: 0 },
+        end: { seconds: 1_900_003_600, nanos: 0 },
       },
       generation: 1,
     }),
@@ -174,6 +183,108 @@ describe("the gateway in front of real workers", () => {
       [[pool, 10, 3, 7]],
     );
     assert.ok(answer.maxStaleness !== undefined);
+  });
+
+  test("releasing by guessing fails: every forged id is NOT_FOUND with no hint, and the holder's id still works", async () => {
+    const seats = "default/attack-seats";
+    await gateway.router.call(
+      "configure",
+      seats,
+      internal.PoolSpec.fromPartial({ pool: seats, capacity: 10, generation: 1 }),
+      Date.now() + 10_000,
+    );
+    // Client A reserves 4 seats.
+    const a = await unary(
+      client,
+      client.reserve,
+      v1.ReserveRequest.fromPartial({ pool: seats, units: 4, requestId: "a-1" }),
+    );
+    const aId = decodeReservationId(a.reservationId);
+    assert.equal(aId.format, "r2");
+    // The attacker reads the pool's version from GetAvailability: the seq of A's reservation.
+    await eventually(
+      () => gateway.replica.get(seats)?.counters.version === a.version,
+      "gossip to reach the gateway",
+    );
+    const listed = await unary(
+      client,
+      client.getAvailability,
+      v1.GetAvailabilityRequest.fromPartial({}),
+    );
+    const version = listed.pools.find((p) => p.pool === seats)?.version;
+    assert.equal(version, aId.seq);
+    const seq = version as number;
+    const r1 = encodeLegacyReservationId(seats, seq);
+    const guess = () => randomBytes(16).toString("base64url");
+    const forged: [string, string][] = [
+      ["an r1 id with a valid checksum", r1],
+      ["an r1 id with a corrupted checksum", `${r1.slice(0, -8)}00000000`],
+      ["an r1 id with another corrupted checksum", `${r1.slice(0, -8)}0d54e368`],
+      ["an r2 id with a guessed secret", encodeReservationId(seats, seq, guess())],
+      ["an r2 id with another guessed secret", encodeReservationId(seats, seq, guess())],
+      ["an r2 id for the seq before", encodeReservationId(seats, seq - 1, guess())],
+    ];
+    const release = (reservationId: string) =>
+      rejection(unary(client, client.release, v1.ReleaseRequest.fromPartial({ reservationId })));
+    // What a reservation that does not exist gets: every forgery must get exactly this.
+    const unknown = await release(encodeReservationId(seats, 999_999, guess()));
+    const shape = (e: grpc.ServiceError) => {
+      const s = parseRichStatus(e);
+      return { code: s.code, message: s.message, reason: s.reason, metadata: s.metadata };
+    };
+    const expected = shape(unknown);
+    assert.equal(expected.code, grpc.status.NOT_FOUND);
+    assert.equal(expected.reason, "RESERVATION_NOT_FOUND");
+    for (const [what, id] of forged) {
+      const got = shape(await release(id));
+      assert.deepEqual(got, expected, what);
+      const text = JSON.stringify(got);
+      assert.ok(
+        !text.includes(aId.format === "r2" ? aId.secret : "?"),
+        `${what}: leaks the secret`,
+      );
+      assert.ok(!text.includes(r1.slice(-8)), `${what}: leaks the r1 checksum`);
+    }
+    const { pool: after } = await unary(
+      client,
+      client.getPool,
+      v1.GetPoolRequest.fromPartial({ pool: seats }),
+    );
+    assert.equal(after?.reserved, 4, "A's seats are still reserved");
+    assert.equal(after?.activeReservations, 1);
+    assert.equal(after?.version, a.version, "no forgery wrote anything");
+    // A's own release works.
+    const released = await unary(
+      client,
+      client.release,
+      v1.ReleaseRequest.fromPartial({ reservationId: a.reservationId }),
+    );
+    assert.equal(released.units, 4);
+    assert.equal(released.alreadyReleased, false);
+  });
+
+  test("reservations with the same pool seq and request id get different secrets, so ids never repeat across data resets", async () => {
+    // Same pool, same seq, same request id: only the secret tells them apart.
+    const p = "default/reset-twice";
+    const ids: string[] = [];
+    for (const round of [1, 2]) {
+      const name = `${p}-${round}`;
+      await gateway.router.call(
+        "configure",
+        name,
+        internal.PoolSpec.fromPartial({ pool: name, capacity: 1, generation: 1 }),
+        Date.now() + 10_000,
+      );
+      const r = await unary(
+        client,
+        client.reserve,
+        v1.ReserveRequest.fromPartial({ pool: name, units: 1, requestId: "same" }),
+      );
+      const d = decodeReservationId(r.reservationId);
+      assert.ok(d.format === "r2" && d.seq === 2);
+      ids.push(d.format === "r2" ? d.secret : "");
+    }
+    assert.notEqual(ids[0], ids[1]);
   });
 
   test("a hand-off the gateway learns late is crossed by retrying through NOT_OWNER", async () => {

@@ -150,7 +150,7 @@ describe("the gateway's public API", () => {
       "release",
       { reservationId: "nope" },
       "reservation_id",
-      /does not start with "r1\."/,
+      /does not start with "r2\."/,
     ],
     [
       "an oversized reservation id",
@@ -248,7 +248,7 @@ describe("the gateway's public API", () => {
   });
 
   test("release routes by the pool its reservation id names", async () => {
-    const reservationId = encodeReservationId("other/pool-7", 12);
+    const reservationId = encodeReservationId("other/pool-7", 12, "AAECAwQFBgcICQoLDA0ODw");
     const response = await unary(
       client,
       client.release,
@@ -285,6 +285,17 @@ describe("the gateway's public API", () => {
         assert.ok(old.calls.length >= 1);
         assert.equal(next.calls.length, 1);
         assert.equal(next.calls[0]?.epoch, revision);
+        // Every attempt of the one client call carried the same call token.
+        const tokens = new Set([...old.calls, ...next.calls].map((c) => c.callToken));
+        assert.equal(tokens.size, 1);
+        assert.match([...tokens][0] ?? "", /^[0-9a-f-]{36}$/);
+        // The next client call gets a token of its own.
+        await unary(
+          client,
+          client.reserve,
+          v1.ReserveRequest.fromPartial({ pool, units: 4, requestId: "handoff-1" }),
+        );
+        assert.notEqual(next.calls.at(-1)?.callToken, [...tokens][0]);
       } finally {
         old.stop();
       }
@@ -342,6 +353,8 @@ describe("the gateway's public API", () => {
 });
 
 describe("availability from the gossip replica", () => {
+  // Windows far in the future: a pool whose window has ended has no available units.
+  const FUTURE = 4_000_000_000;
   const counters = (
     name: string,
     capacity: number,
@@ -353,7 +366,10 @@ describe("availability from the gossip replica", () => {
       capacity,
       reserved,
       labels: { zone },
-      window: { start: { seconds: 1000, nanos: 0 }, end: { seconds: 2000, nanos: 0 } },
+      window: {
+        start: { seconds: FUTURE + 1000, nanos: 0 },
+        end: { seconds: FUTURE + 2000, nanos: 0 },
+      },
       version: 3,
       confirmedAt: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
     });
@@ -386,7 +402,10 @@ describe("availability from the gossip replica", () => {
       client.getAvailability,
       v1.GetAvailabilityRequest.fromPartial({
         labelSelector: "zone=north",
-        window: { start: { seconds: 1500, nanos: 0 }, end: { seconds: 1600, nanos: 0 } },
+        window: {
+          start: { seconds: FUTURE + 1500, nanos: 0 },
+          end: { seconds: FUTURE + 1600, nanos: 0 },
+        },
         pageSize: 1,
       }),
     );

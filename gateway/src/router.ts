@@ -24,6 +24,7 @@
  * (JOURNAL_UNAVAILABLE, SHARD_RECOVERING, …), else OWNER_UNAVAILABLE or NO_OWNER.
  */
 
+import { randomUUID } from "node:crypto";
 import {
   ERROR_DOMAIN,
   type ErrorReason,
@@ -261,6 +262,9 @@ export class Router {
     };
     let seenRevision = -1;
     let neededEpoch = 0;
+    // One token per client call, the same on every attempt: the owner answers an
+    // attempt that finds the reservation its own earlier attempt made as not replayed.
+    const callToken = method === "reserve" ? randomUUID() : "";
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) {
         throw richStatus(grpc.status.UNAVAILABLE, "the gateway is shutting down", {
@@ -287,6 +291,7 @@ export class Router {
             request,
             giveUpAt,
             options.signal,
+            callToken,
           );
           this.#outages.answered(route.owner);
           return response;
@@ -447,6 +452,7 @@ export class Router {
     request: RouterMethods[M]["request"],
     deadline: number,
     signal: AbortSignal | undefined,
+    callToken: string,
   ): Promise<RouterMethods[M]["response"]> {
     const def = internal.WorkerServiceService[method] as unknown as {
       path: string;
@@ -459,7 +465,9 @@ export class Router {
             spec: request as internal.PoolSpec,
             epoch: route.epoch,
           })
-        : { request, epoch: route.epoch };
+        : method === "reserve"
+          ? { request, epoch: route.epoch, callToken }
+          : { request, epoch: route.epoch };
     const client = this.#client(route.address);
     return new Promise((resolve, reject) => {
       let movedTo: Route | undefined;

@@ -37,6 +37,8 @@ export interface ReceivedCall {
   readonly method: string;
   readonly request: unknown;
   readonly epoch: number;
+  /** The call token of a Reserve ("" for other methods or none). */
+  readonly callToken: string;
   /** The deadline the call arrived with (epoch ms), Infinity when none. */
   readonly deadlineMs: number;
 }
@@ -60,7 +62,10 @@ export class FakeWorker {
     const handler =
       (method: string) =>
       (
-        call: grpc.ServerUnaryCall<{ epoch: number; request?: unknown; spec?: unknown }, unknown>,
+        call: grpc.ServerUnaryCall<
+          { epoch: number; request?: unknown; spec?: unknown; callToken?: string },
+          unknown
+        >,
         callback: grpc.sendUnaryData<unknown>,
       ): void => {
         const deadline = call.getDeadline();
@@ -68,6 +73,7 @@ export class FakeWorker {
           method,
           request: call.request.request ?? call.request.spec,
           epoch: call.request.epoch,
+          callToken: call.request.callToken ?? "",
           deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
         };
         this.calls.push(received);

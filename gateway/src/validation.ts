@@ -209,8 +209,10 @@ export function validateReserve(request: v1.ReserveRequest | unknown): FieldViol
 }
 
 /**
- * Field violations of a Release request: the reservation id must be one Reserve
- * returned (at most 512 characters, well-formed, checksum intact).
+ * Field violations of a Release request: the reservation id must be shaped like
+ * one Reserve returns (at most 512 characters, well-formed). Whether it matches a
+ * reservation (its secret, or an r1 id's checksum) is for the owner to say, with
+ * the same NOT_FOUND as for an unknown reservation: no answer here may help guess.
  *
  * @param request the request as decoded (or any value)
  * @returns the violations, empty when the request is valid

@@ -32,11 +32,17 @@ export {
 export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
 export { berthFileDescriptors, berthReflectionPackage } from "./reflection.js";
 export {
+  type DecodedReservationId,
   decodeReservationId,
+  encodeLegacyReservationId,
   encodeReservationId,
+  isReservationSecret,
+  LEGACY_RESERVATION_ID_VERSION,
   MAX_RESERVATION_ID_LENGTH,
   MalformedReservationIdError,
   RESERVATION_ID_VERSION,
+  RESERVATION_SECRET_BYTES,
+  RESERVATION_SECRET_LENGTH,
 } from "./reservation-id.js";
 export { assertShardCount, DEFAULT_SHARD_COUNT, murmur3, shardOf } from "./shard-hash.js";
 export {

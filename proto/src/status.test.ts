@@ -183,6 +183,7 @@ test("the error reasons are exactly the ones in the build plan", () => {
     "REQUEST_ID_REUSED",
     "RESERVATION_NOT_FOUND",
     "SHARD_RECOVERING",
+    "WINDOW_ENDED",
     "WRITES_FENCED",
   ]);
   assert.ok(isErrorReason("NOT_OWNER"));

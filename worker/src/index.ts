@@ -58,7 +58,7 @@ export {
   fromSnapshot,
   initialState,
   type PoolEvent,
-  type PoolSnapshotV1,
+  type PoolSnapshot,
   type PoolState,
   parsePoolEvent,
   poolView,

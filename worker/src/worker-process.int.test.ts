@@ -110,7 +110,11 @@ describe("the worker process", () => {
       assert.equal(configured.pool?.owner, "worker-0");
       const reserved = await new Promise<v1.ReserveResponse>((resolve, reject) =>
         client.reserve(
-          { request: { pool: "default/proc", units: 2, requestId: "p-1" }, epoch: 0 },
+          {
+            request: { pool: "default/proc", units: 2, requestId: "p-1" },
+            epoch: 0,
+            callToken: "",
+          },
           new Metadata(),
           deadline(),
           (e: ServiceError | null, r: v1.ReserveResponse) => (e ? reject(e) : resolve(r)),

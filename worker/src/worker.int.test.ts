@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
+  decodeReservationId,
+  encodeLegacyReservationId,
   encodeReservationId,
   internal,
   parseRichStatus,
@@ -35,10 +37,10 @@ const opts = () => ({ deadline: Date.now() + 5000 });
 
 function api(client: Client) {
   return {
-    reserve: (pool: string, units: number, requestId: string) =>
+    reserve: (pool: string, units: number, requestId: string, callToken = "") =>
       unary<v1.ReserveResponse>((cb) =>
         client.reserve(
-          { request: { pool, units, requestId }, epoch: 0 },
+          { request: { pool, units, requestId }, epoch: 0, callToken },
           new Metadata(),
           opts(),
           cb,
@@ -52,11 +54,16 @@ function api(client: Client) {
       unary<v1.GetPoolResponse>((cb) =>
         client.getPool({ request: { pool }, epoch: 0 }, new Metadata(), opts(), cb),
       ),
-    configure: (pool: string, capacity: number, labels: Record<string, string> = {}) =>
+    configure: (
+      pool: string,
+      capacity: number,
+      labels: Record<string, string> = {},
+      window?: v1.TimeWindow,
+    ) =>
       unary<internal.ConfigureResponse>((cb) =>
         client.configure(
           {
-            spec: { pool, capacity, labels, window: undefined, closed: false, generation: 1 },
+            spec: { pool, capacity, labels, window, closed: false, generation: 1 },
             epoch: 0,
           },
           new Metadata(),
@@ -189,7 +196,8 @@ describe("worker over real gRPC", () => {
     assert.equal((await w.configure(pool, 10, { zone: "north" })).changed, false);
 
     const r = await w.reserve(pool, 4, "req-1");
-    assert.equal(r.reservationId, encodeReservationId(pool, 2));
+    const id = decodeReservationId(r.reservationId);
+    assert.ok(id.format === "r2" && id.pool === pool && id.seq === 2, r.reservationId);
     assert.equal(r.units, 4);
     assert.equal(r.replayed, false);
     assert.equal(r.version, 2);
@@ -239,12 +247,128 @@ describe("worker over real gRPC", () => {
     await failsWith(w.reserve(poolIn(4, "missing"), 1, "x"), status.NOT_FOUND, "POOL_NOT_FOUND");
     await failsWith(w.getPool(poolIn(4, "missing")), status.NOT_FOUND, "POOL_NOT_FOUND");
     await failsWith(
-      w.release(encodeReservationId(pool, 999)),
+      w.release(encodeReservationId(pool, 999, "AAECAwQFBgcICQoLDA0ODw")),
       status.NOT_FOUND,
       "RESERVATION_NOT_FOUND",
     );
     await w.reserve(pool, 1, "once");
     await failsWith(w.reserve(pool, 2, "once"), status.INVALID_ARGUMENT, "REQUEST_ID_REUSED");
+  });
+
+  test("one internal reserve sent twice with one call token is answered replayed=false twice and reserves once; another token is a replay", async () => {
+    const w = api(clientA);
+    const pool = poolIn(5, "tokens");
+    await w.configure(pool, 10);
+    // The gateway's two attempts of one client call: the same request, the same token.
+    const first = await w.reserve(pool, 3, "req-t", "call-1");
+    const second = await w.reserve(pool, 3, "req-t", "call-1");
+    assert.equal(first.replayed, false);
+    assert.equal(second.replayed, false);
+    assert.equal(second.reservationId, first.reservationId);
+    assert.equal(second.version, first.version);
+    // The client's own retry (a new call, so a new token) has been answered before.
+    const retry = await w.reserve(pool, 3, "req-t", "call-2");
+    assert.equal(retry.replayed, true);
+    assert.equal(retry.reservationId, first.reservationId);
+    // A caller that sends no token gets today's answer: a replay.
+    assert.equal((await w.reserve(pool, 3, "req-t")).replayed, true);
+    const got = (await w.getPool(pool)).pool;
+    assert.equal(got?.reserved, 3);
+    assert.equal(got?.activeReservations, 1);
+    assert.equal(got?.version, 2, "one reserved event, nothing else written");
+    const bad = await failsWith(
+      w.reserve(pool, 3, "req-u", "a token with spaces"),
+      status.INVALID_ARGUMENT,
+      "INVALID_FIELD",
+    );
+    assert.equal(bad.metadata.field, "call_token");
+  });
+
+  test("the call token outlives a hand-off: the new owner knows it from the journal", async () => {
+    // B shares A's journal; the token is in the reserved event, not in A's memory.
+    const pool = poolIn(5, "token-handoff");
+    const w = api(clientA);
+    await w.configure(pool, 10);
+    const first = await w.reserve(pool, 1, "req-h", "call-h");
+    const fresh = await SqliteJournal.open(join(dir, "journal.db"), { synchronous: "NORMAL" });
+    try {
+      const loaded = await fresh.load(pool);
+      const event = loaded.events.at(-1)?.event as { callToken?: string; secret?: string };
+      assert.equal(event.callToken, "call-h");
+      assert.equal(typeof event.secret, "string");
+      const id = decodeReservationId(first.reservationId);
+      assert.ok(id.format === "r2");
+      assert.equal(event.secret, id.secret);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test("a pool whose window has ended takes no reserve (WINDOW_ENDED) but still takes releases and replays", async () => {
+    const w = api(clientA);
+    const pool = poolIn(6, "window");
+    const nowS = Math.floor(Date.now() / 1000);
+    await w.configure(
+      pool,
+      10,
+      {},
+      { start: { seconds: nowS + 3600, nanos: 0 }, end: { seconds: nowS + 7200, nanos: 0 } },
+    );
+    // Before the window's start: allowed.
+    const early = await w.reserve(pool, 2, "early");
+    await w.configure(
+      pool,
+      10,
+      {},
+      { start: { seconds: nowS - 7200, nanos: 0 }, end: { seconds: nowS - 3600, nanos: 0 } },
+    );
+    const ended = await failsWith(
+      w.reserve(pool, 1, "late"),
+      status.FAILED_PRECONDITION,
+      "WINDOW_ENDED",
+    );
+    assert.equal(ended.metadata.windowEnd, new Date((nowS - 3600) * 1000).toISOString());
+    assert.match(ended.message, /its window ended at /);
+    assert.equal((await w.reserve(pool, 2, "early")).replayed, true);
+    assert.equal((await w.release(early.reservationId)).alreadyReleased, false);
+    assert.equal((await w.getPool(pool)).pool?.reserved, 0);
+  });
+
+  test("a reservation from before secrets existed is released by its r1 id; a bad r1 checksum is NOT_FOUND", async () => {
+    const w = api(clientA);
+    const pool = poolIn(7, "legacy");
+    // Written as an earlier build wrote them: a reserved event without secret or token.
+    await journal.append({ pool, shard: 7, epoch: 1, expectedVersion: 0 }, [
+      {
+        type: "configured",
+        spec: { capacity: 5, labels: {}, closed: false, generation: 1 },
+        at: 1,
+      },
+      { type: "reserved", requestId: "old-1", units: 2, at: 2 },
+    ]);
+    const legacyId = encodeLegacyReservationId(pool, 2);
+    // A replay answers the id the reservation was given: the r1 one.
+    assert.equal((await w.reserve(pool, 2, "old-1")).reservationId, legacyId);
+    const unknown = await failsWith(
+      w.release(encodeReservationId(pool, 99, "AAECAwQFBgcICQoLDA0ODw")),
+      status.NOT_FOUND,
+      "RESERVATION_NOT_FOUND",
+    );
+    const badChecksum = await failsWith(
+      w.release(`${legacyId.slice(0, -8)}00000000`),
+      status.NOT_FOUND,
+      "RESERVATION_NOT_FOUND",
+    );
+    assert.deepEqual(badChecksum, unknown);
+    const withSecret = await failsWith(
+      w.release(encodeReservationId(pool, 2, "AAECAwQFBgcICQoLDA0ODw")),
+      status.NOT_FOUND,
+      "RESERVATION_NOT_FOUND",
+    );
+    assert.deepEqual(withSecret, unknown);
+    assert.equal((await w.getPool(pool)).pool?.reserved, 2);
+    assert.equal((await w.release(legacyId)).alreadyReleased, false);
+    assert.equal((await w.getPool(pool)).pool?.reserved, 0);
   });
 
   test("malformed requests are INVALID_ARGUMENT naming the field, and the worker keeps serving", async () => {
@@ -269,7 +393,14 @@ describe("worker over real gRPC", () => {
     assert.equal(id.metadata.field, "request.reservation_id");
     assert.match(id.message, /malformed reservation id/);
     const empty = await failsWith(
-      unary((cb) => clientA.reserve({ request: undefined, epoch: 0 }, new Metadata(), opts(), cb)),
+      unary((cb) =>
+        clientA.reserve(
+          { request: undefined, epoch: 0, callToken: "" },
+          new Metadata(),
+          opts(),
+          cb,
+        ),
+      ),
       status.INVALID_ARGUMENT,
       "INVALID_FIELD",
     );

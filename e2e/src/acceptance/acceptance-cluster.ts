@@ -73,7 +73,7 @@ function poolDocs(): PoolDoc[] {
       pool: VISIBILITY_POOL,
       capacity: VISIBILITY_CAPACITY,
       labels: labels("visibility"),
-      window: { start: "2026-12-07T09:00:00Z", end: "2026-12-07T10:00:00Z" },
+      window: { start: "2030-06-10T09:00:00Z", end: "2030-06-10T10:00:00Z" },
     },
     { pool: MOVING_POOL, capacity: 10, labels: labels("moving") },
     ...CRASH_POOLS.map((pool) => ({ pool, capacity: CRASH_CAPACITY, labels: labels("crash") })),

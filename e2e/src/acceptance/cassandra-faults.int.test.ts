@@ -196,7 +196,13 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
   const reserve = (requestId: string, deadlineMs = 5000) => {
     const c = client as internal.WorkerServiceClient;
     return call<v1.ReserveResponse>(
-      (m, o, cb) => c.reserve({ request: { pool: POOL, units: 1, requestId }, epoch: 0 }, m, o, cb),
+      (m, o, cb) =>
+        c.reserve(
+          { request: { pool: POOL, units: 1, requestId }, epoch: 0, callToken: "" },
+          m,
+          o,
+          cb,
+        ),
       deadlineMs,
     );
   };

@@ -115,6 +115,7 @@ const reserve = (w: WorkerProcess, requestId: string, epoch: number) =>
   call<internal.ReserveRequest, v1.ReserveResponse>(w, "reserve", {
     request: { pool: POOL, units: 1, requestId },
     epoch,
+    callToken: "",
   });
 
 async function refusal(p: Promise<unknown>, what: string) {

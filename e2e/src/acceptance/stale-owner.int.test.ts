@@ -52,7 +52,7 @@ function directReserve(
 ): Promise<v1.ReserveResponse> {
   return new Promise((resolve, reject) => {
     client.reserve(
-      { request: { pool, units: 1, requestId }, epoch: 0 },
+      { request: { pool, units: 1, requestId }, epoch: 0, callToken: "" },
       new grpc.Metadata(),
       { deadline: Date.now() + CALL_DEADLINE_MS },
       (e: grpc.ServiceError | null, r: v1.ReserveResponse) => (e ? reject(e) : resolve(r)),

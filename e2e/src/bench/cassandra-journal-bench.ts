@@ -30,7 +30,7 @@ import {
   fromSnapshot,
   initialState,
   type PoolEvent,
-  type PoolSnapshotV1,
+  type PoolSnapshot,
   type PoolState,
   parsePoolEvent,
   toSnapshot,
@@ -119,6 +119,8 @@ const reserved = (tag: string, i: number): PoolEvent => ({
   requestId: requestId(tag, i),
   units: 1,
   at: AT + i,
+  // As large as a real reservation's secret (16 bytes, base64url).
+  secret: Buffer.alloc(16, i & 0xff).toString("base64url"),
 });
 
 /**
@@ -272,7 +274,7 @@ async function recoveryOf(
   const t0 = performance.now();
   // The state as the owner had it, and the snapshot the entity's policy would have taken.
   let state = initialState(pool);
-  let policy: { seq: number; state: PoolSnapshotV1 } | undefined;
+  let policy: { seq: number; state: PoolSnapshot } | undefined;
   let lastSnapSeq = 0;
   let lastSnapEntries = 0;
   let version = 0;

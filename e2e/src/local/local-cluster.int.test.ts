@@ -114,7 +114,7 @@ test("every pool of the manifests is configured and served by its owner", async 
 });
 
 test("the CLI reserves, shows pools and reports errors with status, reason and exit code", async () => {
-  const pool = "delivery/north-2026-12-01-morning";
+  const pool = "delivery/north-2030-06-04-morning";
   const r = await cli(["--address", cluster.gatewayAddress, "--json", "reserve", pool, "3"]);
   assert.equal(r.code, 0, r.stderr);
   const answer = JSON.parse(r.stdout) as {
@@ -165,7 +165,7 @@ test("availability lists the pools from the gateway's replica", async () => {
 });
 
 test("a worker killed with SIGKILL is restarted and recovers its reservations", async () => {
-  const pool = "riverside-hall/winter-quartet-2026-12-05-stalls";
+  const pool = "riverside-hall/winter-quartet-2030-06-08-stalls";
   const first = await reserve(pool, 4, "crash-1");
   const owner = (await getPool(pool)).owner;
   const worker = cluster.workers.find((w) => w.id === owner);
@@ -233,11 +233,11 @@ test("a shard moved to another worker keeps serving its pools with their reserva
 });
 
 test("an edited manifest is applied while the cluster runs", async () => {
-  const pool = "riverside-hall/winter-quartet-2026-12-05-balcony";
+  const pool = "riverside-hall/winter-quartet-2030-06-08-balcony";
   assert.equal((await getPool(pool)).capacity, 40);
   const text = readFileSync(POOLS, "utf8");
   const edited = text.replace(
-    /(name: winter-quartet-2026-12-05-balcony[\s\S]*?capacity: )40/,
+    /(name: winter-quartet-2030-06-08-balcony[\s\S]*?capacity: )40/,
     "$148",
   );
   assert.notEqual(edited, text);

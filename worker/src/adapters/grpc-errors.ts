@@ -30,9 +30,10 @@ export type GrpcError = Error & { code: status; details: string; metadata: Metad
  * | command refused by the decider as malformed | INVALID_ARGUMENT | INVALID_FIELD |
  * | request id reused with other units | INVALID_ARGUMENT | REQUEST_ID_REUSED (field `request.request_id`) |
  * | pool never configured | NOT_FOUND | POOL_NOT_FOUND |
- * | reservation seq unknown in its pool | NOT_FOUND | RESERVATION_NOT_FOUND |
+ * | reservation unknown in its pool, or its id's secret does not match | NOT_FOUND | RESERVATION_NOT_FOUND (one answer for both) |
  * | not enough capacity | FAILED_PRECONDITION | INSUFFICIENT_CAPACITY (metadata `available`) |
  * | pool closed | FAILED_PRECONDITION | POOL_CLOSED |
+ * | pool's window has ended | FAILED_PRECONDITION | WINDOW_ENDED (metadata `windowEnd`, RFC 3339) |
  * | shard not served here | FAILED_PRECONDITION | NOT_OWNER (metadata `shard`, `epoch`, `owner`, `ownerAddress`) |
  * | shard recovering / map unknown | UNAVAILABLE + RetryInfo | SHARD_RECOVERING |
  * | journal unavailable, outcome unknown | UNAVAILABLE + RetryInfo | JOURNAL_UNAVAILABLE |
@@ -72,6 +73,11 @@ export function toGrpcError(failure: Failure, logger: Logger): GrpcError {
           });
         case "POOL_CLOSED":
           return rich(status.FAILED_PRECONDITION, r.message, { reason: r.code });
+        case "WINDOW_ENDED":
+          return rich(status.FAILED_PRECONDITION, r.message, {
+            reason: r.code,
+            metadata: { windowEnd: new Date(r.windowEndMs).toISOString() },
+          });
         case "REQUEST_ID_REUSED":
           return rich(status.INVALID_ARGUMENT, r.message, {
             reason: r.code,

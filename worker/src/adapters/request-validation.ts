@@ -1,6 +1,7 @@
 // Validation of WorkerService requests: the gateway validates first, the worker again
 // (defence in depth), so a malformed request is INVALID_ARGUMENT, never a crash.
 import {
+  type DecodedReservationId,
   decodeReservationId,
   type internal,
   MAX_RESERVATION_ID_LENGTH,
@@ -9,7 +10,12 @@ import {
   type v1,
 } from "@berth/proto";
 import { labelKeyProblem, labelValueProblem } from "../domain/label-selector.js";
-import { MAX_CAPACITY, type PoolSpec } from "../domain/pool.js";
+import {
+  MAX_CALL_TOKEN_LENGTH,
+  MAX_CAPACITY,
+  type PoolSpec,
+  type ReservationKey,
+} from "../domain/pool.js";
 import { msOf } from "./wire.js";
 
 /** Most units one Reserve may take. */
@@ -20,6 +26,7 @@ export const MAX_REQUEST_ID_LENGTH = 128;
 export const MAX_LABELS = 256;
 
 const REQUEST_ID = /^[\x20-\x7e]+$/;
+const CALL_TOKEN = /^[\x21-\x7e]+$/;
 // Timestamp range of google.protobuf.Timestamp: 0001-01-01 to 9999-12-31.
 const MIN_SECONDS = -62_135_596_800;
 const MAX_SECONDS = 253_402_300_799;
@@ -45,10 +52,10 @@ function poolField(pool: string, field: string): FieldViolation | undefined {
   return problem === undefined ? undefined : { field, description: problem };
 }
 
-/** A Reserve's pool, units and request id. */
+/** A Reserve's pool, units, request id and call token (undefined when empty). */
 export function validateReserve(
   req: internal.ReserveRequest,
-): Validated<{ pool: string; units: number; requestId: string }> {
+): Validated<{ pool: string; units: number; requestId: string; callToken: string | undefined }> {
   const r = req.request;
   if (r === undefined) return bad("request", "is required");
   const p = poolField(r.pool, "request.pool");
@@ -65,13 +72,28 @@ export function validateReserve(
   if (!REQUEST_ID.test(r.requestId)) {
     return bad("request.request_id", "must be printable ASCII (0x20 to 0x7E)");
   }
-  return { ok: true, value: { pool: r.pool, units: r.units, requestId: r.requestId } };
+  const token = req.callToken;
+  if (token.length > MAX_CALL_TOKEN_LENGTH || (token !== "" && !CALL_TOKEN.test(token))) {
+    return bad(
+      "call_token",
+      `must be empty or 1 to ${MAX_CALL_TOKEN_LENGTH} printable ASCII characters (0x21 to 0x7E)`,
+    );
+  }
+  return {
+    ok: true,
+    value: {
+      pool: r.pool,
+      units: r.units,
+      requestId: r.requestId,
+      callToken: token === "" ? undefined : token,
+    },
+  };
 }
 
-/** A Release's reservation id, decoded into its pool and seq. */
+/** A Release's reservation id, decoded into its pool, seq and the key it presents. */
 export function validateRelease(
   req: internal.ReleaseRequest,
-): Validated<{ reservationId: string; pool: string; seq: number }> {
+): Validated<{ reservationId: string; pool: string; seq: number; key: ReservationKey }> {
   const r = req.request;
   if (r === undefined) return bad("request", "is required");
   const id = r.reservationId;
@@ -82,7 +104,7 @@ export function validateRelease(
       `must be at most ${MAX_RESERVATION_ID_LENGTH} characters, got ${id.length}`,
     );
   }
-  let decoded: { pool: string; seq: number };
+  let decoded: DecodedReservationId;
   try {
     decoded = decodeReservationId(id);
   } catch (e: unknown) {
@@ -97,7 +119,11 @@ export function validateRelease(
       `names reservation seq ${decoded.seq}, not a positive integer`,
     );
   }
-  return { ok: true, value: { reservationId: id, pool: decoded.pool, seq: decoded.seq } };
+  const key: ReservationKey =
+    decoded.format === "r2"
+      ? { kind: "secret", secret: decoded.secret }
+      : { kind: "legacy", checksumValid: decoded.checksumValid };
+  return { ok: true, value: { reservationId: id, pool: decoded.pool, seq: decoded.seq, key } };
 }
 
 /** A GetPool's pool id. */

@@ -1,5 +1,11 @@
 // grpc-js handlers of berth.internal.v1.WorkerService over the shard ownership layer.
-import { encodeReservationId, type internal } from "@berth/proto";
+import { randomBytes } from "node:crypto";
+import {
+  encodeLegacyReservationId,
+  encodeReservationId,
+  type internal,
+  RESERVATION_SECRET_BYTES,
+} from "@berth/proto";
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ShardOwnership } from "../ownership/shard-ownership.js";
@@ -20,6 +26,19 @@ export interface WorkerServiceDeps {
   readonly logger: Logger;
   /** The clock stamped on commands (`at`). Default Date.now. */
   readonly now?: () => number;
+  /** Source of reservation secrets. Default {@link newReservationSecret}. */
+  readonly newSecret?: () => string;
+}
+
+/**
+ * A fresh reservation secret: {@link RESERVATION_SECRET_BYTES} bytes from the
+ * operating system's CSPRNG, in base64url. Minted here, at the owner's edge, and
+ * handed to the pure decider in the reserve command: the owner is where the secret
+ * is stored, so no caller (gateway, control plane, a forged internal request) can
+ * choose it, and a re-decided command keeps the secret it was given.
+ */
+export function newReservationSecret(): string {
+  return randomBytes(RESERVATION_SECRET_BYTES).toString("base64url");
 }
 
 type Result<T> =
@@ -36,6 +55,7 @@ const failed = (failure: Failure): Result<never> => ({ ok: false, failure });
  */
 export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerServiceServer {
   const now = deps.now ?? Date.now;
+  const newSecret = deps.newSecret ?? newReservationSecret;
   const log = deps.logger;
   const unexpected = (what: string): Result<never> =>
     failed({ kind: "internal", message: `unexpected ${what} (a worker bug; logged)` });
@@ -45,10 +65,17 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
       answer(call, callback, log, async (deadline) => {
         const v = validateReserve(call.request);
         if (!v.ok) return failed({ kind: "invalid_field", violation: v.violation });
-        const { pool, units, requestId } = v.value;
+        const { pool, units, requestId, callToken } = v.value;
         const { outcome } = await deps.ownership.execute(
           pool,
-          { type: "reserve", units, requestId, at: now() },
+          {
+            type: "reserve",
+            units,
+            requestId,
+            secret: newSecret(),
+            ...(callToken === undefined ? {} : { callToken }),
+            at: now(),
+          },
           deadline,
         );
         if (outcome.kind !== "ok")
@@ -56,7 +83,10 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
         const reply = outcome.reply;
         if (reply.type !== "reserved") return unexpected(`${reply.type} reply to reserve`);
         return done({
-          reservationId: encodeReservationId(pool, reply.reservationSeq),
+          reservationId:
+            reply.secret === undefined
+              ? encodeLegacyReservationId(pool, reply.reservationSeq)
+              : encodeReservationId(pool, reply.reservationSeq, reply.secret),
           pool,
           units: reply.units,
           replayed: reply.replayed,
@@ -69,10 +99,10 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
       answer(call, callback, log, async (deadline) => {
         const v = validateRelease(call.request);
         if (!v.ok) return failed({ kind: "invalid_field", violation: v.violation });
-        const { reservationId, pool, seq } = v.value;
+        const { reservationId, pool, seq, key } = v.value;
         const { outcome } = await deps.ownership.execute(
           pool,
-          { type: "release", reservationSeq: seq, at: now() },
+          { type: "release", reservationSeq: seq, key, at: now() },
           deadline,
         );
         if (outcome.kind !== "ok")

@@ -6,7 +6,7 @@
  * given(configured({ capacity: 5 }))
  *   .when(reserve(2, "r1"))
  *   .thenEvents(reserved("r1", 2))
- *   .thenReply({ type: "reserved", reservationSeq: 2, units: 2, replayed: false });
+ *   .thenReply({ type: "reserved", reservationSeq: 2, units: 2, replayed: false, secret: secretOf("r1") });
  * ```
  *
  * Assertion failures throw `PoolTestkitAssertionError` (no `node:assert` here:
@@ -21,6 +21,7 @@ import type {
   PoolState,
   Rejection,
   Reply,
+  ReservationKey,
 } from "./pool.js";
 import { decide, evolve, initialState } from "./pool.js";
 
@@ -157,8 +158,31 @@ export function configured(overrides: Partial<PoolSpec> = {}, at = 0): PoolEvent
   return { type: "configured", spec: spec(overrides), at };
 }
 
-/** A `reserved` event. */
-export function reserved(requestId: string, units: number, at = 0): PoolEvent {
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/**
+ * A deterministic, valid-looking secret for a request id (tests only: real secrets
+ * are random). Different request ids give different secrets; the last character is
+ * one a canonical 16-byte base64url string may end with.
+ */
+export function secretOf(requestId: string): string {
+  let h = 2166136261;
+  let out = "";
+  for (let i = 0; i < 21; i++) {
+    for (const c of `${requestId}#${i}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+    out += B64URL[h % 64];
+  }
+  return `${out}A`;
+}
+
+/** A `reserved` event with the secret `secretOf(requestId)` (and `callToken`, if given). */
+export function reserved(requestId: string, units: number, at = 0, callToken?: string): PoolEvent {
+  const base = { type: "reserved", requestId, units, at, secret: secretOf(requestId) } as const;
+  return callToken === undefined ? base : { ...base, callToken };
+}
+
+/** A `reserved` event as written before reservations had secrets (legacy). */
+export function legacyReserved(requestId: string, units: number, at = 0): PoolEvent {
   return { type: "reserved", requestId, units, at };
 }
 
@@ -172,12 +196,18 @@ export function configure(overrides: Partial<PoolSpec> = {}, at = 0): PoolComman
   return { type: "configure", spec: spec(overrides), at };
 }
 
-/** A reserve command. */
-export function reserve(units: number, requestId: string, at = 0): PoolCommand {
-  return { type: "reserve", units, requestId, at };
+/** A reserve command whose secret is `secretOf(requestId)` (and `callToken`, if given). */
+export function reserve(units: number, requestId: string, at = 0, callToken?: string): PoolCommand {
+  const base = { type: "reserve", units, requestId, at, secret: secretOf(requestId) } as const;
+  return callToken === undefined ? base : { ...base, callToken };
 }
 
-/** A release command. */
-export function release(reservationSeq: number, at = 0): PoolCommand {
-  return { type: "release", reservationSeq, at };
+/** A release command presenting `secretOf(requestId)`: the key of the reservation made for it. */
+export function release(reservationSeq: number, requestId: string, at = 0): PoolCommand {
+  return releaseWith(reservationSeq, { kind: "secret", secret: secretOf(requestId) }, at);
+}
+
+/** A release command presenting `key`. */
+export function releaseWith(reservationSeq: number, key: ReservationKey, at = 0): PoolCommand {
+  return { type: "release", reservationSeq, key, at };
 }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import type { PoolCommand, PoolEvent, PoolSpec, PoolState } from "./pool.js";
+import type { PoolCommand, PoolEvent, PoolSpec, PoolState, ReservationKey } from "./pool.js";
 import {
   CorruptSnapshotError,
   cloneState,
+  constantTimeEqual,
   decide,
   EventSequenceError,
   evolve,
@@ -20,11 +21,14 @@ import {
   configure,
   configured,
   given,
+  legacyReserved,
   PoolTestkitAssertionError,
   release,
   released,
+  releaseWith,
   reserve,
   reserved,
+  secretOf,
   spec,
   TEST_POOL,
 } from "./pool-testkit.js";
@@ -117,7 +121,13 @@ describe("reserve", () => {
     given(configured({ capacity: 5 }), reserved("r0", 2))
       .when(reserve(3, "r1", 42))
       .thenEvents(reserved("r1", 3, 42))
-      .thenReply({ type: "reserved", reservationSeq: 3, units: 3, replayed: false });
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 3,
+        units: 3,
+        replayed: false,
+        secret: secretOf("r1"),
+      });
   });
 
   test("a reserve beyond capacity is INSUFFICIENT_CAPACITY with the units available", () => {
@@ -140,18 +150,113 @@ describe("reserve", () => {
       .thenRejected("POOL_CLOSED", `pool ${TEST_POOL} is closed to new reservations`);
   });
 
+  test("a reserve once the window has ended is WINDOW_ENDED; before its start it is taken", () => {
+    const windowed = configured({ window: { startMs: 1_000, endMs: 2_000 } });
+    given(windowed)
+      .when(reserve(1, "r1", 2_000))
+      .thenRejected(
+        "WINDOW_ENDED",
+        `pool ${TEST_POOL} takes no new reservations: its window ended at 1970-01-01T00:00:02.000Z`,
+      );
+    const ended = given(windowed).when(reserve(1, "r1", 5_000)).decision;
+    assert.deepEqual(ended.ok ? undefined : ended.rejection.code, "WINDOW_ENDED");
+    assert.equal(
+      !ended.ok && ended.rejection.code === "WINDOW_ENDED" && ended.rejection.windowEndMs,
+      2_000,
+    );
+    given(windowed)
+      .when(reserve(1, "r1", 0))
+      .thenEvents(reserved("r1", 1, 0));
+    given(windowed)
+      .when(reserve(1, "r1", 1_999))
+      .thenEvents(reserved("r1", 1, 1_999));
+  });
+
+  test("after the window ended a retried reserve still replays and a release is still taken", () => {
+    const past = [configured({ window: { startMs: 0, endMs: 10 } }), reserved("r1", 2, 5)];
+    given(...past)
+      .when(reserve(2, "r1", 99))
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 2,
+        units: 2,
+        replayed: true,
+        secret: secretOf("r1"),
+      });
+    given(...past)
+      .when(release(2, "r1", 99))
+      .thenEvents(released(2, 2, 99));
+  });
+
+  test("a new reservation keeps the command's secret and call token in its event", () => {
+    given(configured())
+      .when(reserve(1, "r1", 3, "call-A"))
+      .thenEvents(reserved("r1", 1, 3, "call-A"));
+  });
+
+  test("a reserve carrying the call token that made the reservation is not a replay", () => {
+    const past = [configured(), reserved("r1", 2, 0, "call-A")];
+    const reply = (replayed: boolean) => ({
+      type: "reserved" as const,
+      reservationSeq: 2,
+      units: 2,
+      replayed,
+      secret: secretOf("r1"),
+    });
+    given(...past)
+      .when(reserve(2, "r1", 0, "call-A"))
+      .thenEvents()
+      .thenReply(reply(false));
+    given(...past)
+      .when(reserve(2, "r1", 0, "call-B"))
+      .thenEvents()
+      .thenReply(reply(true));
+    given(...past)
+      .when(reserve(2, "r1"))
+      .thenEvents()
+      .thenReply(reply(true));
+    // A reservation made without a token is a replay for every later request.
+    given(configured(), reserved("r1", 2))
+      .when(reserve(2, "r1", 0, "call-A"))
+      .thenReply(reply(true));
+  });
+
+  test("a reserve with a malformed secret or call token throws without echoing the secret", () => {
+    const state = given(configured()).state;
+    assert.throws(() => decide(state, { ...reserve(1, "r1"), secret: "s3cr3t" } as PoolCommand), {
+      name: "InvalidCommandError",
+      message: `invalid reserve command for pool ${TEST_POOL}: secret must be 22 base64url characters`,
+    });
+    assert.throws(() => decide(state, reserve(1, "r1", 0, "has space")), {
+      name: "InvalidCommandError",
+      message: `invalid reserve command for pool ${TEST_POOL}: callToken must be 1 to 64 printable ASCII characters`,
+    });
+  });
+
   test("a retried reserve replays the original reservation and emits nothing", () => {
     given(configured({ capacity: 5 }), reserved("r1", 5))
       .when(reserve(5, "r1"))
       .thenEvents()
-      .thenReply({ type: "reserved", reservationSeq: 2, units: 5, replayed: true });
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 2,
+        units: 5,
+        replayed: true,
+        secret: secretOf("r1"),
+      });
   });
 
   test("a retried reserve replays even after release and after the pool closed", () => {
     given(configured(), reserved("r1", 2), released(2, 2), configured({ closed: true }))
       .when(reserve(2, "r1"))
       .thenEvents()
-      .thenReply({ type: "reserved", reservationSeq: 2, units: 2, replayed: true });
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 2,
+        units: 2,
+        replayed: true,
+        secret: secretOf("r1"),
+      });
   });
 
   test("a request id reused with different units is REQUEST_ID_REUSED", () => {
@@ -173,7 +278,13 @@ describe("reserve", () => {
       );
     given(...past, released(2, 6))
       .when(reserve(4, "r2"))
-      .thenReply({ type: "reserved", reservationSeq: 5, units: 4, replayed: false });
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 5,
+        units: 4,
+        replayed: false,
+        secret: secretOf("r2"),
+      });
   });
 
   for (const [what, units] of [
@@ -206,39 +317,103 @@ describe("reserve", () => {
 describe("release", () => {
   test("releasing an active reservation emits released with its units", () => {
     given(configured(), reserved("r1", 3))
-      .when(release(2, 9))
+      .when(release(2, "r1", 9))
       .thenEvents(released(2, 3, 9))
       .thenReply({ type: "released", reservationSeq: 2, units: 3, alreadyReleased: false });
   });
 
   test("releasing a released reservation emits nothing and reports alreadyReleased", () => {
     given(configured(), reserved("r1", 3), released(2, 3))
-      .when(release(2))
+      .when(release(2, "r1"))
       .thenEvents()
       .thenReply({ type: "released", reservationSeq: 2, units: 3, alreadyReleased: true });
   });
 
   test("releasing on a closed pool is allowed", () => {
     given(configured(), reserved("r1", 3), configured({ closed: true }))
-      .when(release(2))
+      .when(release(2, "r1"))
       .thenEvents(released(2, 3));
   });
 
   test("releasing a seq that is not a reservation is RESERVATION_NOT_FOUND", () => {
     given(configured(), reserved("r1", 3))
-      .when(release(1))
-      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with seq 1`);
+      .when(release(1, "r1"))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with this id`);
     given(configured())
-      .when(release(99))
-      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with seq 99`);
+      .when(release(99, "r1"))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with this id`);
+  });
+
+  test("a release whose secret does not match is rejected exactly like an unknown reservation", () => {
+    const past = [configured(), reserved("r1", 3), reserved("r2", 1), released(3, 1)];
+    const unknown = given(...past).when(release(99, "r1")).decision;
+    const forgeries: [string, PoolCommand][] = [
+      ["another reservation's secret", release(2, "r2")],
+      ["a made-up secret", releaseWith(2, { kind: "secret", secret: secretOf("guess") })],
+      [
+        "a legacy id with a valid checksum",
+        releaseWith(2, { kind: "legacy", checksumValid: true }),
+      ],
+      ["a legacy id with a bad checksum", releaseWith(2, { kind: "legacy", checksumValid: false })],
+      ["a wrong secret for a released reservation", release(3, "r1")],
+    ];
+    for (const [what, command] of forgeries) {
+      const then = given(...past).when(command);
+      assert.deepEqual(then.decision, unknown, what);
+    }
+    // The rightful holder still releases it.
+    given(...past)
+      .when(release(2, "r1"))
+      .thenEvents(released(2, 3));
+  });
+
+  test("a reservation made before secrets existed is released by its legacy id with a valid checksum only", () => {
+    const past = [configured(), legacyReserved("old", 2)];
+    given(...past)
+      .when(releaseWith(2, { kind: "legacy", checksumValid: true }))
+      .thenEvents(released(2, 2));
+    given(...past)
+      .when(releaseWith(2, { kind: "legacy", checksumValid: false }))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with this id`);
+    given(...past)
+      .when(release(2, "old"))
+      .thenRejected("RESERVATION_NOT_FOUND", `pool ${TEST_POOL} has no reservation with this id`);
+    given(...past)
+      .when(reserve(2, "old"))
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 2,
+        units: 2,
+        replayed: true,
+        secret: undefined,
+      });
+  });
+
+  test("constantTimeEqual is string equality", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (a, b) => {
+        assert.equal(constantTimeEqual(a, b), a === b);
+        assert.equal(constantTimeEqual(a, a), true);
+      }),
+    );
   });
 
   test("releasing on a pool that was never configured is POOL_NOT_FOUND", () => {
-    given().when(release(1)).thenRejected("POOL_NOT_FOUND");
+    given().when(release(1, "r1")).thenRejected("POOL_NOT_FOUND");
+  });
+
+  test("a release with a malformed secret is a programming error and does not echo it", () => {
+    assert.throws(
+      () => decide(given(configured()).state, releaseWith(1, { kind: "secret", secret: "short" })),
+      {
+        name: "InvalidCommandError",
+        message: `invalid release command for pool ${TEST_POOL}: key.secret must be 22 base64url characters`,
+      },
+    );
   });
 
   test("a release of seq 0 throws", () => {
-    assert.throws(() => decide(given(configured()).state, release(0)), {
+    assert.throws(() => decide(given(configured()).state, release(0, "r1")), {
       name: "InvalidCommandError",
       message: `invalid release command for pool ${TEST_POOL}: reservationSeq must be a positive integer, got 0`,
     });
@@ -274,7 +449,7 @@ describe("invalid commands", () => {
   });
 
   test("a command with a non-finite time throws", () => {
-    assert.throws(() => decide(initialState("a/b"), release(1, Number.POSITIVE_INFINITY)), {
+    assert.throws(() => decide(initialState("a/b"), release(1, "r1", Number.POSITIVE_INFINITY)), {
       name: "InvalidCommandError",
       message: "invalid release command for pool a/b: at must be a finite number, got Infinity",
     });
@@ -340,9 +515,21 @@ describe("evolve", () => {
 
   test("parsePoolEvent returns a typed event and drops unknown fields", () => {
     assert.deepEqual(
-      parsePoolEvent("a/b", 4, { type: "reserved", requestId: "x", units: 2, at: 1, extra: true }),
-      reserved("x", 2, 1),
+      parsePoolEvent("a/b", 4, { ...reserved("x", 2, 1, "tok"), extra: true }),
+      reserved("x", 2, 1, "tok"),
     );
+    // Events written before secrets existed still parse, without a secret.
+    assert.deepEqual(
+      parsePoolEvent("a/b", 4, { type: "reserved", requestId: "x", units: 2, at: 1 }),
+      legacyReserved("x", 2, 1),
+    );
+  });
+
+  test("parsePoolEvent rejects a malformed secret without echoing it", () => {
+    assert.throws(() => parsePoolEvent("a/b", 4, { ...reserved("x", 2, 1), secret: "s3cr3t" }), {
+      name: "InvalidEventError",
+      message: "pool a/b: invalid event at seq 4: secret must be 22 base64url characters",
+    });
   });
 
   test("parsePoolEvent rejects an unknown event type", () => {
@@ -362,17 +549,18 @@ describe("evolve", () => {
 });
 
 describe("snapshots", () => {
-  test("a snapshot has the documented v1 shape", () => {
+  test("a snapshot has the documented v2 shape", () => {
     const { state } = given(
       configured({ capacity: 9, labels: { zone: "a" }, window: { startMs: 1, endMs: 2 } }),
       reserved("r1", 2),
-      reserved("r2", 3),
+      reserved("r2", 3, 0, "tok"),
       released(2, 2),
+      legacyReserved("old", 1),
     );
     assert.deepEqual(toSnapshot(state), {
-      v: 1,
+      v: 2,
       pool: TEST_POOL,
-      version: 4,
+      version: 5,
       spec: {
         capacity: 9,
         labels: { zone: "a" },
@@ -380,9 +568,40 @@ describe("snapshots", () => {
         generation: 1,
         window: { startMs: 1, endMs: 2 },
       },
+      reserved: 4,
+      active: [
+        [3, 3, "r2", secretOf("r2"), "tok"],
+        [5, 1, "old", null, null],
+      ],
+      released: [[2, 2, "r1", secretOf("r1"), null]],
+    });
+  });
+
+  test("a v1 snapshot written by earlier builds is read: its reservations are legacy ones", () => {
+    const state = fromSnapshot({
+      v: 1,
+      pool: TEST_POOL,
+      version: 4,
+      spec: { capacity: 9, labels: {}, closed: false, generation: 1 },
       reserved: 3,
       active: [[3, 3, "r2"]],
       released: [[2, 2, "r1"]],
+    });
+    assert.deepEqual(
+      toSnapshot(state),
+      toSnapshot(
+        given(
+          configured({ capacity: 9 }),
+          legacyReserved("r1", 2),
+          legacyReserved("r2", 3),
+          released(2, 2),
+        ).state,
+      ),
+    );
+    assert.deepEqual(decide(state, releaseWith(3, { kind: "legacy", checksumValid: true })), {
+      ok: true,
+      events: [released(3, 3)],
+      reply: { type: "released", reservationSeq: 3, units: 3, alreadyReleased: false },
     });
   });
 
@@ -406,8 +625,8 @@ describe("snapshots", () => {
     ["a non-object", () => "nope", "corrupt pool snapshot: (root) must be an object, got string"],
     [
       "an unknown format version",
-      (s) => ({ ...s, v: 2 }),
-      "corrupt pool snapshot: v must be 1 (the only known format), got 2",
+      (s) => ({ ...s, v: 3 }),
+      "corrupt pool snapshot: v must be 1 or 2 (the known formats), got 3",
     ],
     [
       "a negative version",
@@ -424,8 +643,8 @@ describe("snapshots", () => {
       (s) => ({
         ...s,
         active: [
-          [2, 2, "r1"],
-          [9, 3, "r2"],
+          [2, 2, "r1", null, null],
+          [9, 3, "r2", null, null],
         ],
       }),
       "corrupt pool snapshot: active[1][0] must be a seq in 1..3, got 9",
@@ -435,8 +654,8 @@ describe("snapshots", () => {
       (s) => ({
         ...s,
         active: [
-          [3, 3, "r2"],
-          [2, 2, "r1"],
+          [3, 3, "r2", null, null],
+          [2, 2, "r1", null, null],
         ],
       }),
       "corrupt pool snapshot: active[1][0] seq 2 is not above 3",
@@ -446,20 +665,36 @@ describe("snapshots", () => {
       (s) => ({
         ...s,
         active: [
-          [2, 2, "r1"],
-          [3, 3, "r1"],
+          [2, 2, "r1", null, null],
+          [3, 3, "r1", null, null],
         ],
       }),
       'corrupt pool snapshot: active[1][2] request id "r1" is also used by seq 2',
     ],
     [
       "a seq both active and released",
-      (s) => ({ ...s, released: [[2, 2, "rx"]] }),
+      (s) => ({ ...s, released: [[2, 2, "rx", null, null]] }),
       "corrupt pool snapshot: released[0][0] seq 2 is both active and released",
     ],
     [
       "a malformed reservation",
-      (s) => ({ ...s, active: [[2, 2]] }),
+      (s) => ({ ...s, active: [[2, 2, "r1"]] }),
+      'corrupt pool snapshot: active[0] must be [seq, units, requestId, secret, callToken], got [2,2,"r1"]',
+    ],
+    [
+      "a malformed secret (not echoed)",
+      (s) => ({
+        ...s,
+        active: [
+          [2, 2, "r1", "s3cr3t", null],
+          [3, 3, "r2", null, null],
+        ],
+      }),
+      "corrupt pool snapshot: active[0][3] must be 22 base64url characters",
+    ],
+    [
+      "a malformed v1 reservation",
+      (s) => ({ ...s, v: 1, active: [[2, 2]] }),
       "corrupt pool snapshot: active[0] must be [seq, units, requestId], got [2,2]",
     ],
     [
@@ -508,10 +743,23 @@ describe("the testkit", () => {
  * Model-generated steps. Release targets are resolved at run time against the
  * reservations made so far, so releases mostly hit real (active or released) seqs.
  */
+type Forgery = "none" | "guess" | "other" | "legacy-valid" | "legacy-bad";
 type Step =
   | { readonly kind: "configure"; readonly spec: PoolSpec }
-  | { readonly kind: "reserve"; readonly units: number; readonly requestId: string }
-  | { readonly kind: "release"; readonly pick: number; readonly unknownSeq: number }
+  | {
+      readonly kind: "reserve";
+      readonly units: number;
+      readonly requestId: string;
+      readonly callToken: string | undefined;
+    }
+  | {
+      readonly kind: "release";
+      readonly pick: number;
+      readonly unknownSeq: number;
+      /** "none": the holder's own key; otherwise a key that is not the reservation's. */
+      readonly forge: Forgery;
+      readonly guess: string;
+    }
   /** Re-sends an earlier reserve command verbatim (a client retry). */
   | { readonly kind: "retry"; readonly pick: number };
 
@@ -526,12 +774,15 @@ const specArb: fc.Arbitrary<PoolSpec> = fc.record(
     labels: labelsArb,
     closed: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, fc.constant(true)),
     generation: fc.integer({ min: 0, max: 3 }),
+    // Steps are `at` 0, 1, 2, …: small windows make reserves land before, in and after them.
     window: fc
-      .tuple(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 1, max: 1000 }))
+      .tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 1, max: 60 }))
       .map(([startMs, len]) => ({ startMs, endMs: startMs + len })),
   },
   { requiredKeys: ["capacity", "labels", "closed", "generation"] },
 );
+const REQUEST_IDS = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"];
+const secretArb = fc.stringMatching(/^[A-Za-z0-9_-]{22}$/);
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: specArb.map((spec) => ({ kind: "configure" as const, spec })) },
   {
@@ -539,7 +790,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("reserve" as const),
       units: fc.integer({ min: 1, max: 8 }),
-      requestId: fc.constantFrom("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"),
+      requestId: fc.constantFrom(...REQUEST_IDS),
+      callToken: fc.constantFrom(undefined, "call-0", "call-1"),
     }),
   },
   {
@@ -548,6 +800,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       kind: fc.constant("release" as const),
       pick: fc.nat(),
       unknownSeq: fc.integer({ min: 1, max: 100 }),
+      forge: fc.constantFrom<Forgery>(
+        "none",
+        "none",
+        "guess",
+        "other",
+        "legacy-valid",
+        "legacy-bad",
+      ),
+      guess: secretArb,
     }),
   },
   {
@@ -570,6 +831,7 @@ interface Run {
 
 function toCommand(
   step: Step,
+  state: PoolState,
   seqs: readonly number[],
   reserves: readonly PoolCommand[],
   at: number,
@@ -578,28 +840,48 @@ function toCommand(
     case "configure":
       return { type: "configure", spec: step.spec, at };
     case "reserve":
-      return { type: "reserve", units: step.units, requestId: step.requestId, at };
+      return reserve(step.units, step.requestId, at, step.callToken);
     case "release": {
       // One slot past the known seqs means "some seq that may not be a reservation".
       const i = step.pick % (seqs.length + 1);
-      return { type: "release", reservationSeq: seqs[i] ?? step.unknownSeq, at };
+      const reservationSeq = seqs[i] ?? step.unknownSeq;
+      const holder = state.active.get(reservationSeq) ?? state.released.get(reservationSeq);
+      const own = holder?.requestId ?? "r0";
+      const key: ReservationKey =
+        step.forge === "none"
+          ? { kind: "secret", secret: secretOf(own) }
+          : step.forge === "guess"
+            ? { kind: "secret", secret: step.guess }
+            : step.forge === "other"
+              ? { kind: "secret", secret: secretOf(REQUEST_IDS.find((r) => r !== own) ?? "x") }
+              : { kind: "legacy", checksumValid: step.forge === "legacy-valid" };
+      return releaseWith(reservationSeq, key, at);
     }
     case "retry":
-      return reserves[step.pick % Math.max(1, reserves.length)] ?? release(1, at);
+      return reserves[step.pick % Math.max(1, reserves.length)] ?? release(1, "r0", at);
   }
 }
 
-/** Runs the steps, checking per-step invariants (a), (b), (c) and decide's purity. */
+/**
+ * Runs the steps, checking per-step invariants (a) no oversell, (b) replays, (c)
+ * idempotent release, (d) only the holder's key releases, and answers for a wrong
+ * key are those for an unknown reservation, (e) no new reservation once the window
+ * has ended, and decide's purity.
+ */
 function run(first: PoolSpec | null, steps: readonly Step[]): Run {
   let state = initialState("ns/prop");
   const log: PoolEvent[] = [];
   const seqs: number[] = [];
   const reserves: PoolCommand[] = [];
-  const firstSeqOf = new Map<string, { seq: number; units: number }>();
+  const firstSeqOf = new Map<
+    string,
+    { seq: number; units: number; callToken: string | undefined }
+  >();
   const all: Step[] =
     first === null ? steps.slice() : [{ kind: "configure", spec: first }, ...steps];
   all.forEach((step, at) => {
-    const command = toCommand(step, seqs, reserves, at);
+    const command = toCommand(step, state, seqs, reserves, at);
+    const unknownAnswer = decide(state, release(Number.MAX_SAFE_INTEGER, "r0", at));
     if (command.type === "reserve") reserves.push(command);
     const before = JSON.stringify(toSnapshot(state));
     const d = decide(state, command);
@@ -623,15 +905,50 @@ function run(first: PoolSpec | null, steps: readonly Step[]): Run {
         assert.equal(d.reply.replayed, false);
         assert.equal(d.reply.reservationSeq, state.version);
         assert.ok(state.spec !== undefined && state.reserved <= state.spec.capacity);
-        firstSeqOf.set(command.requestId, { seq: d.reply.reservationSeq, units: command.units });
+        // (e) …and comes before the window's end.
+        assert.ok(state.spec.window === undefined || command.at < state.spec.window.endMs);
+        firstSeqOf.set(command.requestId, {
+          seq: d.reply.reservationSeq,
+          units: command.units,
+          callToken: command.callToken,
+        });
         seqs.push(d.reply.reservationSeq);
       } else {
-        // (b) a retry returns the original reservation and writes nothing.
+        // (b) a retry returns the original reservation and writes nothing; it is a
+        // replay unless it carries the call token that made the reservation.
         assert.equal(d.events.length, 0);
-        assert.equal(d.reply.replayed, true);
+        assert.equal(
+          d.reply.replayed,
+          !(command.callToken !== undefined && command.callToken === original.callToken),
+        );
         assert.equal(d.reply.reservationSeq, original.seq);
         assert.equal(original.units, command.units);
+        assert.equal(d.reply.secret, secretOf(command.requestId));
       }
+    }
+    if (
+      command.type === "reserve" &&
+      !firstSeqOf.has(command.requestId) &&
+      state.spec?.window !== undefined &&
+      !state.spec.closed &&
+      command.at >= state.spec.window.endMs
+    ) {
+      // (e) a new reserve after the window's end is WINDOW_ENDED.
+      assert.ok(!d.ok && d.rejection.code === "WINDOW_ENDED");
+    }
+    if (command.type === "release" && command.key.kind === "legacy" && state.spec !== undefined) {
+      // (d) every reservation here has a secret: no legacy id matches any of them.
+      assert.deepEqual(d, unknownAnswer);
+    }
+    if (
+      command.type === "release" &&
+      step.kind === "release" &&
+      step.forge !== "none" &&
+      state.spec !== undefined
+    ) {
+      // (d) a key that is not the holder's releases nothing and is answered exactly
+      // as a reservation that does not exist.
+      assert.deepEqual(d, unknownAnswer);
     }
     if (command.type === "reserve" && !d.ok && d.rejection.code === "REQUEST_ID_REUSED") {
       assert.notEqual(firstSeqOf.get(command.requestId)?.units, command.units);
@@ -682,7 +999,13 @@ describe("properties", () => {
           assert.deepEqual(d, {
             ok: true,
             events: [],
-            reply: { type: "reserved", reservationSeq: r.seq, units: r.units, replayed: true },
+            reply: {
+              type: "reserved",
+              reservationSeq: r.seq,
+              units: r.units,
+              replayed: true,
+              secret: r.secret,
+            },
           });
         }
       }),
@@ -694,11 +1017,11 @@ describe("properties", () => {
     fc.assert(
       fc.property(stepsArb, ([first, steps]) => {
         let { state } = run(first, steps);
-        for (const seq of [...state.active.keys()]) {
-          const d1 = decide(state, release(seq));
+        for (const { seq, requestId } of [...state.active.values()]) {
+          const d1 = decide(state, release(seq, requestId));
           assert.ok(d1.ok && d1.events.length === 1);
           state = fold(state, d1.events);
-          const d2 = decide(state, release(seq));
+          const d2 = decide(state, release(seq, requestId));
           assert.ok(d2.ok && d2.reply.type === "released");
           assert.equal(d2.events.length, 0);
           assert.equal(d2.reply.alreadyReleased, true);
@@ -747,11 +1070,16 @@ describe("properties", () => {
         type: fc.constant("reserve" as const),
         units: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
         requestId: fc.string({ minLength: 1 }),
+        secret: secretArb,
         at,
       }),
       fc.record({
         type: fc.constant("release" as const),
         reservationSeq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        key: fc.oneof(
+          secretArb.map((secret): ReservationKey => ({ kind: "secret", secret })),
+          fc.boolean().map((checksumValid): ReservationKey => ({ kind: "legacy", checksumValid })),
+        ),
         at,
       }),
     );

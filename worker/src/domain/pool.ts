@@ -1,7 +1,7 @@
 /**
  * The pool entity: a pure decider. `decide` turns a command into events or a
  * rejection; `evolve` folds one event into the state. No IO, no clock, no
- * randomness: time arrives in the command.
+ * randomness: time and random values (a reservation's secret) arrive in the command.
  *
  * Events are the storage format. Change them additively only: new optional
  * fields or new event types, never a renamed or re-typed field.
@@ -44,17 +44,50 @@ export interface PoolSpec {
   readonly generation: number;
 }
 
+/** Characters of a reservation secret (128 random bits in unpadded base64url). */
+export const RESERVATION_SECRET_LENGTH = 22;
+
+/**
+ * What a release presents to prove it was given the reservation's id:
+ * - `secret`: the secret of a version-2 id; matches only a reservation with that secret.
+ * - `legacy`: a version-1 id (no secret). It matches only a reservation made before
+ *   reservations had secrets, and only when its checksum was valid.
+ */
+export type ReservationKey =
+  | { readonly kind: "secret"; readonly secret: string }
+  | { readonly kind: "legacy"; readonly checksumValid: boolean };
+
 export type PoolCommand =
   | { readonly type: "configure"; readonly spec: PoolSpec; readonly at: number }
   | {
       readonly type: "reserve";
       readonly units: number;
       readonly requestId: string;
+      /**
+       * Random secret the reservation gets if this command makes it
+       * ({@link RESERVATION_SECRET_LENGTH} base64url characters); unused on a replay.
+       */
+      readonly secret: string;
+      /**
+       * The caller's token for one client call, the same on each of its internal
+       * retries; a replay carrying the token that made the reservation answers
+       * `replayed: false` (the client has not had an answer yet). Absent: no token.
+       */
+      readonly callToken?: string;
       readonly at: number;
     }
-  | { readonly type: "release"; readonly reservationSeq: number; readonly at: number };
+  | {
+      readonly type: "release";
+      readonly reservationSeq: number;
+      readonly key: ReservationKey;
+      readonly at: number;
+    };
 
-/** Journal event, format version 1. A reservation is named by the seq of its `reserved` event. */
+/**
+ * Journal event. A reservation is named by the seq of its `reserved` event.
+ * Format history (additive): v1 `reserved` had no `secret`/`callToken`; events
+ * written since always have `secret`, and `callToken` when the caller sent one.
+ */
 export type PoolEvent =
   | { readonly type: "configured"; readonly spec: PoolSpec; readonly at: number }
   | {
@@ -62,6 +95,10 @@ export type PoolEvent =
       readonly requestId: string;
       readonly units: number;
       readonly at: number;
+      /** The reservation's secret; absent on reservations made before secrets existed. */
+      readonly secret?: string;
+      /** The call token of the command that made it, when it had one. */
+      readonly callToken?: string;
     }
   | {
       readonly type: "released";
@@ -75,6 +112,10 @@ export interface Reservation {
   readonly seq: number;
   readonly units: number;
   readonly requestId: string;
+  /** Its secret; undefined for a reservation made before secrets existed (legacy). */
+  readonly secret: string | undefined;
+  /** The call token of the command that made it, if any. */
+  readonly callToken: string | undefined;
 }
 
 /** In-memory state of one pool. */
@@ -99,6 +140,7 @@ export interface PoolState {
 export type Rejection =
   | { readonly code: "POOL_NOT_FOUND"; readonly message: string }
   | { readonly code: "POOL_CLOSED"; readonly message: string }
+  | { readonly code: "WINDOW_ENDED"; readonly message: string; readonly windowEndMs: number }
   | { readonly code: "INSUFFICIENT_CAPACITY"; readonly message: string; readonly available: number }
   | { readonly code: "RESERVATION_NOT_FOUND"; readonly message: string }
   | { readonly code: "REQUEST_ID_REUSED"; readonly message: string };
@@ -110,6 +152,8 @@ export type Reply =
       readonly reservationSeq: number;
       readonly units: number;
       readonly replayed: boolean;
+      /** The reservation's secret (undefined: a legacy reservation, whose id has none). */
+      readonly secret: string | undefined;
     }
   | {
       readonly type: "released";
@@ -147,10 +191,18 @@ export function initialState(pool: string): PoolState {
  *   included (so the journaled spec always carries the generation that status
  *   reports as observedGeneration); `changed` says whether an event was emitted.
  * - reserve: a seen request id replays the original reservation (even if since
- *   released, or the pool since closed) with no events; a different unit count
- *   under the same id is REQUEST_ID_REUSED. Otherwise POOL_CLOSED, or
- *   INSUFFICIENT_CAPACITY unless `reserved + units <= capacity`.
- * - release: allowed on a closed pool; a released seq answers `alreadyReleased`.
+ *   released, the pool since closed or its window ended) with no events, and
+ *   `replayed: false` only when the command carries the call token that made it (an
+ *   internal retry of the very call that made it); a different unit count under the
+ *   same id is REQUEST_ID_REUSED. Otherwise POOL_CLOSED; WINDOW_ENDED when the pool
+ *   has a window and `at >= window.endMs` (before the start is allowed); or
+ *   INSUFFICIENT_CAPACITY unless `reserved + units <= capacity`. A new reservation
+ *   keeps the command's secret and call token in its event.
+ * - release: allowed on a closed pool and after the window. The key must match the
+ *   reservation at `reservationSeq` (secrets compared in constant time); a key that
+ *   matches nothing answers RESERVATION_NOT_FOUND, the same rejection, word for word,
+ *   as a seq with no reservation, so an answer never tells a wrong secret from an
+ *   unknown reservation. A released reservation answers `alreadyReleased`.
  *
  * @throws InvalidCommandError for a malformed command (a caller bug)
  */
@@ -160,9 +212,9 @@ export function decide(state: PoolState, command: PoolCommand): Decision {
     case "configure":
       return decideConfigure(state, command.spec, command.at);
     case "reserve":
-      return decideReserve(state, command.units, command.requestId, command.at);
+      return decideReserve(state, command);
     case "release":
-      return decideRelease(state, command.reservationSeq, command.at);
+      return decideRelease(state, command.reservationSeq, command.key, command.at);
   }
 }
 
@@ -178,7 +230,11 @@ function decideConfigure(state: PoolState, rawSpec: PoolSpec, at: number): Decis
   };
 }
 
-function decideReserve(state: PoolState, units: number, requestId: string, at: number): Decision {
+function decideReserve(
+  state: PoolState,
+  command: Extract<PoolCommand, { type: "reserve" }>,
+): Decision {
+  const { units, requestId, at, callToken } = command;
   const spec = state.spec;
   if (spec === undefined) return notFound(state);
   const previous = state.byRequest.get(requestId);
@@ -189,16 +245,30 @@ function decideReserve(state: PoolState, units: number, requestId: string, at: n
         message: `pool ${state.pool}: request id ${JSON.stringify(requestId)} was already used for a reservation of ${previous.units} units (seq ${previous.seq}); this request asks for ${units}`,
       });
     }
+    const sameCall = callToken !== undefined && previous.callToken === callToken;
     return {
       ok: true,
       events: [],
-      reply: { type: "reserved", reservationSeq: previous.seq, units, replayed: true },
+      reply: {
+        type: "reserved",
+        reservationSeq: previous.seq,
+        units,
+        replayed: !sameCall,
+        secret: previous.secret,
+      },
     };
   }
   if (spec.closed) {
     return reject({
       code: "POOL_CLOSED",
       message: `pool ${state.pool} is closed to new reservations`,
+    });
+  }
+  if (spec.window !== undefined && at >= spec.window.endMs) {
+    return reject({
+      code: "WINDOW_ENDED",
+      message: `pool ${state.pool} takes no new reservations: its window ended at ${isoOf(spec.window.endMs)}`,
+      windowEndMs: spec.window.endMs,
     });
   }
   if (state.reserved + units > spec.capacity) {
@@ -213,17 +283,32 @@ function decideReserve(state: PoolState, units: number, requestId: string, at: n
       available,
     });
   }
+  const event: PoolEvent =
+    callToken === undefined
+      ? { type: "reserved", requestId, units, at, secret: command.secret }
+      : { type: "reserved", requestId, units, at, secret: command.secret, callToken };
   return {
     ok: true,
-    events: [{ type: "reserved", requestId, units, at }],
-    reply: { type: "reserved", reservationSeq: state.version + 1, units, replayed: false },
+    events: [event],
+    reply: {
+      type: "reserved",
+      reservationSeq: state.version + 1,
+      units,
+      replayed: false,
+      secret: command.secret,
+    },
   };
 }
 
-function decideRelease(state: PoolState, reservationSeq: number, at: number): Decision {
+function decideRelease(
+  state: PoolState,
+  reservationSeq: number,
+  key: ReservationKey,
+  at: number,
+): Decision {
   if (state.spec === undefined) return notFound(state);
   const active = state.active.get(reservationSeq);
-  if (active !== undefined) {
+  if (active !== undefined && keyMatches(active, key)) {
     return {
       ok: true,
       events: [{ type: "released", reservationSeq, units: active.units, at }],
@@ -231,17 +316,40 @@ function decideRelease(state: PoolState, reservationSeq: number, at: number): De
     };
   }
   const released = state.released.get(reservationSeq);
-  if (released !== undefined) {
+  if (released !== undefined && keyMatches(released, key)) {
     return {
       ok: true,
       events: [],
       reply: { type: "released", reservationSeq, units: released.units, alreadyReleased: true },
     };
   }
+  // One answer for "no such seq" and "wrong key": nothing here may help a guesser.
   return reject({
     code: "RESERVATION_NOT_FOUND",
-    message: `pool ${state.pool} has no reservation with seq ${reservationSeq}`,
+    message: `pool ${state.pool} has no reservation with this id`,
   });
+}
+
+function keyMatches(reservation: Reservation, key: ReservationKey): boolean {
+  if (key.kind === "legacy") return reservation.secret === undefined && key.checksumValid;
+  return reservation.secret !== undefined && constantTimeEqual(reservation.secret, key.secret);
+}
+
+/**
+ * String equality whose running time depends only on the lengths, not on where the
+ * strings differ (no early exit), so response times do not reveal how much of a
+ * guessed secret is right. Pure (the domain may not use node:crypto's timingSafeEqual).
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
+  return diff === 0;
+}
+
+function isoOf(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
 }
 
 function reject(rejection: Rejection): Decision {
@@ -284,7 +392,13 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
           `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
         );
       }
-      const reservation: Reservation = { seq, units: event.units, requestId: event.requestId };
+      const reservation: Reservation = {
+        seq,
+        units: event.units,
+        requestId: event.requestId,
+        secret: event.secret,
+        callToken: event.callToken,
+      };
       mutable(state.active).set(seq, reservation);
       mutable(state.byRequest).set(event.requestId, reservation);
       return { ...state, version: seq, reserved: state.reserved + event.units };
@@ -338,8 +452,14 @@ export function parsePoolEvent(pool: string, seq: number, json: unknown): PoolEv
   switch (e.type) {
     case "configured":
       return { type: "configured", spec: normalizeSpec(e.spec), at: e.at };
-    case "reserved":
-      return { type: "reserved", requestId: e.requestId, units: e.units, at: e.at };
+    case "reserved": {
+      const base = { type: "reserved", requestId: e.requestId, units: e.units, at: e.at } as const;
+      return {
+        ...base,
+        ...(e.secret === undefined ? {} : { secret: e.secret }),
+        ...(e.callToken === undefined ? {} : { callToken: e.callToken }),
+      };
+    }
     case "released":
       return { type: "released", reservationSeq: e.reservationSeq, units: e.units, at: e.at };
   }
@@ -385,16 +505,27 @@ export function poolView(state: PoolState): PoolView | undefined {
   };
 }
 
-/** A reservation in a snapshot: `[seq, units, requestId]`. */
-export type SnapshotReservation = readonly [seq: number, units: number, requestId: string];
+/**
+ * A reservation in a snapshot: `[seq, units, requestId, secret, callToken]`, null for
+ * an absent secret (legacy reservation) or call token. Version-1 snapshots hold only
+ * the first three (they predate secrets); they are still read.
+ */
+export type SnapshotReservation = readonly [
+  seq: number,
+  units: number,
+  requestId: string,
+  secret: string | null,
+  callToken: string | null,
+];
 
 /**
- * Snapshot format version 1: plain JSON. `spec` is null before the first
+ * Snapshot format version 2: plain JSON. `spec` is null before the first
  * configure. Reservations are listed in ascending seq; labels in key order, so
- * equal states give byte-identical snapshots.
+ * equal states give byte-identical snapshots. Version 1 differed only in its
+ * reservation entries (`[seq, units, requestId]`).
  */
-export interface PoolSnapshotV1 {
-  readonly v: 1;
+export interface PoolSnapshot {
+  readonly v: 2;
   readonly pool: string;
   readonly version: number;
   readonly spec: PoolSpec | null;
@@ -405,13 +536,21 @@ export interface PoolSnapshotV1 {
 }
 
 /** The state as a canonical, JSON-serialisable snapshot. Does not consume the state. */
-export function toSnapshot(state: PoolState): PoolSnapshotV1 {
+export function toSnapshot(state: PoolState): PoolSnapshot {
   const list = (m: ReadonlyMap<number, Reservation>): SnapshotReservation[] =>
     [...m.values()]
       .sort((a, b) => a.seq - b.seq)
-      .map((r): SnapshotReservation => [r.seq, r.units, r.requestId]);
+      .map(
+        (r): SnapshotReservation => [
+          r.seq,
+          r.units,
+          r.requestId,
+          r.secret ?? null,
+          r.callToken ?? null,
+        ],
+      );
   return {
-    v: 1,
+    v: 2,
     pool: state.pool,
     version: state.version,
     spec: state.spec === undefined ? null : normalizeSpec(state.spec),
@@ -422,7 +561,8 @@ export function toSnapshot(state: PoolState): PoolSnapshotV1 {
 }
 
 /**
- * Rebuilds a state from a snapshot (as parsed from JSON), validating all of it:
+ * Rebuilds a state from a snapshot (version 2, or version 1 written by earlier
+ * builds) as parsed from JSON, validating all of it:
  * shape, types, ranges, ascending unique seqs ≤ version, unique request ids, and
  * that `reserved` is the sum of the active reservations.
  * @throws CorruptSnapshotError naming the first offending field
@@ -430,7 +570,12 @@ export function toSnapshot(state: PoolState): PoolSnapshotV1 {
 export function fromSnapshot(json: unknown): PoolState {
   const corrupt = (path: string, problem: string) => new CorruptSnapshotError(path, problem);
   if (!isRecord(json)) throw corrupt("(root)", `must be an object, got ${typeName(json)}`);
-  if (json.v !== 1) throw corrupt("v", `must be 1 (the only known format), got ${show(json.v)}`);
+  if (json.v !== 1 && json.v !== 2) {
+    throw corrupt("v", `must be 1 or 2 (the known formats), got ${show(json.v)}`);
+  }
+  const entryLength = json.v === 1 ? 3 : 5;
+  const entryShape =
+    json.v === 1 ? "[seq, units, requestId]" : "[seq, units, requestId, secret, callToken]";
   const { pool, version, reserved } = json;
   if (typeof pool !== "string" || pool.length === 0) {
     throw corrupt("pool", `must be a non-empty string, got ${show(pool)}`);
@@ -463,10 +608,10 @@ export function fromSnapshot(json: unknown): PoolState {
     let lastSeq = 0;
     list.forEach((item: unknown, i) => {
       const path = `${name}[${i}]`;
-      if (!Array.isArray(item) || item.length !== 3) {
-        throw corrupt(path, `must be [seq, units, requestId], got ${show(item)}`);
+      if (!Array.isArray(item) || item.length !== entryLength) {
+        throw corrupt(path, `must be ${entryShape}, got ${show(item)}`);
       }
-      const [seq, units, requestId] = item as unknown[];
+      const [seq, units, requestId, secret = null, callToken = null] = item as unknown[];
       if (!isPositiveInt(seq) || seq > version) {
         throw corrupt(`${path}[0]`, `must be a seq in 1..${version}, got ${show(seq)}`);
       }
@@ -478,6 +623,10 @@ export function fromSnapshot(json: unknown): PoolState {
       if (typeof requestId !== "string" || requestId.length === 0) {
         throw corrupt(`${path}[2]`, `must be a non-empty string, got ${show(requestId)}`);
       }
+      if (secret !== null && !isSecret(secret)) throw corrupt(`${path}[3]`, SECRET_SHAPE);
+      if (callToken !== null && !isCallToken(callToken)) {
+        throw corrupt(`${path}[4]`, CALL_TOKEN_SHAPE);
+      }
       if (active.has(seq)) throw corrupt(`${path}[0]`, `seq ${seq} is both active and released`);
       const other = byRequest.get(requestId);
       if (other !== undefined) {
@@ -486,7 +635,13 @@ export function fromSnapshot(json: unknown): PoolState {
           `request id ${JSON.stringify(requestId)} is also used by seq ${other.seq}`,
         );
       }
-      const r: Reservation = { seq, units, requestId };
+      const r: Reservation = {
+        seq,
+        units,
+        requestId,
+        secret: secret ?? undefined,
+        callToken: callToken ?? undefined,
+      };
       target.set(seq, r);
       byRequest.set(requestId, r);
     });
@@ -529,15 +684,48 @@ function checkCommand(pool: string, command: PoolCommand): void {
       if (typeof c.requestId !== "string" || c.requestId.length === 0) {
         fail("requestId", `must be a non-empty string, got ${show(c.requestId)}`);
       }
+      // Never echo a secret, not even a malformed one.
+      if (!isSecret(c.secret)) fail("secret", SECRET_SHAPE);
+      if (c.callToken !== undefined && !isCallToken(c.callToken)) {
+        fail("callToken", CALL_TOKEN_SHAPE);
+      }
       return;
-    case "release":
+    case "release": {
       if (!isPositiveInt(c.reservationSeq)) {
         fail("reservationSeq", `must be a positive integer, got ${show(c.reservationSeq)}`);
       }
+      const key = c.key;
+      if (!isRecord(key)) {
+        fail("key", `must be an object, got ${typeName(key)}`);
+      } else if (key.kind === "secret") {
+        if (!isSecret(key.secret)) fail("key.secret", SECRET_SHAPE);
+      } else if (key.kind === "legacy") {
+        if (typeof key.checksumValid !== "boolean") {
+          fail("key.checksumValid", `must be a boolean, got ${show(key.checksumValid)}`);
+        }
+      } else {
+        fail("key.kind", `must be secret or legacy, got ${show(key.kind)}`);
+      }
       return;
+    }
     default:
       fail("type", `must be configure, reserve or release, got ${show(type)}`);
   }
+}
+
+const SECRET_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${RESERVATION_SECRET_LENGTH}}$`);
+const SECRET_SHAPE = `must be ${RESERVATION_SECRET_LENGTH} base64url characters`;
+/** Longest call token; tokens are printable ASCII. */
+export const MAX_CALL_TOKEN_LENGTH = 64;
+const CALL_TOKEN_PATTERN = /^[\x21-\x7e]+$/;
+const CALL_TOKEN_SHAPE = `must be 1 to ${MAX_CALL_TOKEN_LENGTH} printable ASCII characters`;
+
+function isSecret(x: unknown): x is string {
+  return typeof x === "string" && SECRET_PATTERN.test(x);
+}
+
+function isCallToken(x: unknown): x is string {
+  return typeof x === "string" && x.length <= MAX_CALL_TOKEN_LENGTH && CALL_TOKEN_PATTERN.test(x);
 }
 
 function eventProblem(e: unknown): string | undefined {
@@ -552,6 +740,10 @@ function eventProblem(e: unknown): string | undefined {
       if (!isPositiveInt(e.units)) return `units must be a positive integer, got ${show(e.units)}`;
       if (typeof e.requestId !== "string" || e.requestId.length === 0) {
         return `requestId must be a non-empty string, got ${show(e.requestId)}`;
+      }
+      if (e.secret !== undefined && !isSecret(e.secret)) return `secret ${SECRET_SHAPE}`;
+      if (e.callToken !== undefined && !isCallToken(e.callToken)) {
+        return `callToken ${CALL_TOKEN_SHAPE}`;
       }
       return undefined;
     case "released":

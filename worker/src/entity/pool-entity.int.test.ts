@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
+import { release as releaseOf, secretOf } from "../domain/pool-testkit.js";
 import type { AppendTarget, Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import type { EntityOutcome } from "./entity-outcome.js";
@@ -68,7 +69,7 @@ async function configured(
 }
 
 const reserve = (requestId: string, units = 1) =>
-  ({ type: "reserve", units, requestId, at: 2 }) as const;
+  ({ type: "reserve", units, requestId, at: 2, secret: secretOf(requestId) }) as const;
 
 function seqOf(o: EntityOutcome): number {
   assert.equal(o.kind, "ok", JSON.stringify(o));
@@ -136,11 +137,7 @@ describe("PoolEntity", () => {
       const e = await configured(first, 10, { snapshotEvery: 3 });
       const seqs: number[] = [];
       for (let i = 0; i < 5; i++) seqs.push(seqOf(await e.submit(reserve(`r-${i}`))));
-      const released = await e.submit({
-        type: "release",
-        reservationSeq: seqs[0] as number,
-        at: 3,
-      });
+      const released = await e.submit(releaseOf(seqs[0] as number, "r-0", 3));
       assert.equal(released.kind, "ok");
       await e.close();
       await first.close();
@@ -155,11 +152,7 @@ describe("PoolEntity", () => {
       assert.equal(again.view?.version, 7);
       const replay = await again.submit(reserve("r-2"));
       assert.equal(seqOf(replay), seqs[2]);
-      const twice = await again.submit({
-        type: "release",
-        reservationSeq: seqs[0] as number,
-        at: 4,
-      });
+      const twice = await again.submit(releaseOf(seqs[0] as number, "r-0", 4));
       assert.ok(
         twice.kind === "ok" && twice.reply.type === "released" && twice.reply.alreadyReleased,
       );
@@ -404,7 +397,7 @@ describe("PoolEntity: answers from a stale state", () => {
       const next = entity(open(), { epoch: 2 });
       await next.start();
       assert.equal(next.status, "ready");
-      const released = await next.submit({ type: "release", reservationSeq: r0, at: 3 });
+      const released = await next.submit(releaseOf(r0, "r-0", 3));
       assert.equal(released.kind, "ok");
       const r1 = seqOf(await next.submit(reserve("r-1")));
       // The retry of r-1 lands at the former owner: its state says the pool is full.
@@ -412,10 +405,7 @@ describe("PoolEntity: answers from a stale state", () => {
       assert.equal(retry.kind, "not_owner", JSON.stringify(retry));
       assert.equal(old.status, "fenced");
       assert.equal((await old.submit({ type: "read" })).kind, "not_owner");
-      assert.equal(
-        (await old.submit({ type: "release", reservationSeq: r1, at: 4 })).kind,
-        "not_owner",
-      );
+      assert.equal((await old.submit(releaseOf(r1, "r-1", 4))).kind, "not_owner");
       assert.equal((await next.submit({ type: "read" })).kind, "view");
       assert.equal(next.view?.reserved, 1);
     });
@@ -424,7 +414,7 @@ describe("PoolEntity: answers from a stale state", () => {
   test("each kind of stale answer is checked against the journal: rejections, reads, no-op configure", async () => {
     const stale = [
       { name: "INSUFFICIENT_CAPACITY", command: reserve("late") },
-      { name: "RESERVATION_NOT_FOUND", command: { type: "release", reservationSeq: 99, at: 3 } },
+      { name: "RESERVATION_NOT_FOUND", command: releaseOf(99, "r-0", 3) },
       { name: "read", command: { type: "read" } },
       { name: "unchanged configure", command: { type: "configure", spec: spec(1), at: 3 } },
     ] as const;
@@ -478,8 +468,8 @@ describe("PoolEntity: answers from a stale state", () => {
       assert.deepEqual(journal.sizes, []);
       // A rejection in a batch with events rides on that batch's append.
       journal.sizes.length = 0;
-      const release = e.submit({ type: "release", reservationSeq: 2, at: 3 });
-      const rejected = e.submit({ type: "release", reservationSeq: 99, at: 3 });
+      const release = e.submit(releaseOf(2, "r-0", 3));
+      const rejected = e.submit(releaseOf(99, "r-0", 3));
       assert.equal((await release).kind, "ok");
       assert.equal((await rejected).kind, "rejected");
       assert.deepEqual(journal.sizes, [1]);
@@ -493,7 +483,7 @@ describe("PoolEntity: answers from a stale state", () => {
       const r0 = seqOf(await e.submit(reserve("r-0")));
       journal.hold();
       const rejected = e.submit(reserve("full"));
-      const release = e.submit({ type: "release", reservationSeq: r0, at: 3 });
+      const release = e.submit(releaseOf(r0, "r-0", 3));
       let answered = false;
       void rejected.then(() => {
         answered = true;
@@ -606,6 +596,7 @@ describe("PoolEntity: failures it must not retry forever, or leave unanswered", 
         type: "reserve",
         units: 1,
         requestId: "poison",
+        secret: secretOf("poison"),
         get at(): number {
           throw new Error("a bug outside the decider's checks");
         },

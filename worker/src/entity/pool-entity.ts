@@ -385,7 +385,10 @@ export class PoolEntity {
         events.push(event);
       }
     } catch (e: unknown) {
-      this.log.error({ err: e, command: p.command }, "decided event could not be applied");
+      this.log.error(
+        { err: e, command: loggable(p.command) },
+        "decided event could not be applied",
+      );
       return "unappliable";
     }
     let reply = decision.reply;
@@ -758,4 +761,17 @@ const JOURNAL_OUTAGE_ANSWER_MS = 1000;
 /** How many reservations a snapshot of `state` lists: what its cost grows with. */
 function snapshotEntries(state: PoolState): number {
   return state.active.size + state.released.size;
+}
+
+/** A command as it may appear in logs: reservation secrets left out. */
+function loggable(command: EntityCommand): Record<string, unknown> {
+  if (command.type === "reserve") {
+    const { secret: _secret, ...rest } = command;
+    return rest;
+  }
+  if (command.type === "release") {
+    const { key, ...rest } = command;
+    return { ...rest, key: key.kind };
+  }
+  return { ...command };
 }

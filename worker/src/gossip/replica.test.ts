@@ -163,28 +163,46 @@ describe("Replica.query", () => {
     ]);
   });
 
-  test("filters by window overlap with half-open intervals, and windowless pools match any window", () => {
-    const r = new Replica(clock().now);
+  test("filters by window overlap with half-open intervals; windowless pools match no window filter", () => {
+    const r = new Replica(clock(0).now);
     r.apply([
       pool("ns/morning", 1, { window: { startMs: 8_000, endMs: 12_000 } }),
       pool("ns/afternoon", 1, { window: { startMs: 12_000, endMs: 17_000 } }),
       pool("ns/anytime", 1),
     ]);
-    assert.deepEqual(ids(r, { window: { startMs: 11_999, endMs: 12_000 } }), [
-      "ns/anytime",
-      "ns/morning",
-    ]);
-    assert.deepEqual(ids(r, { window: { startMs: 12_000, endMs: 12_001 } }), [
-      "ns/afternoon",
-      "ns/anytime",
-    ]);
-    assert.deepEqual(ids(r, { window: { startMs: 17_000, endMs: 20_000 } }), ["ns/anytime"]);
-    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 8_000 } }), ["ns/anytime"]);
+    assert.deepEqual(ids(r, { window: { startMs: 11_999, endMs: 12_000 } }), ["ns/morning"]);
+    assert.deepEqual(ids(r, { window: { startMs: 12_000, endMs: 12_001 } }), ["ns/afternoon"]);
+    assert.deepEqual(ids(r, { window: { startMs: 17_000, endMs: 20_000 } }), []);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 8_000 } }), []);
     assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 99_000 } }), [
       "ns/afternoon",
-      "ns/anytime",
       "ns/morning",
     ]);
+    // Without a window filter, pools with and without windows are listed.
+    assert.deepEqual(ids(r), ["ns/afternoon", "ns/anytime", "ns/morning"]);
+  });
+
+  test("a pool whose window has ended has no available units", () => {
+    const c = clock(10_000);
+    const r = new Replica(c.now);
+    r.apply([
+      pool("ns/morning", 1, { window: { startMs: 8_000, endMs: 12_000 } }),
+      pool("ns/anytime", 1),
+    ]);
+    const open = { includeClosed: false, minUnits: 1 };
+    assert.deepEqual(
+      r.query({ ...all, ...open }).pools.map((p) => [p.counters.pool, p.available]),
+      [
+        ["ns/anytime", 10],
+        ["ns/morning", 10],
+      ],
+    );
+    c.ms = 12_000;
+    assert.deepEqual(ids(r, open), ["ns/anytime"]);
+    assert.deepEqual(
+      r.query({ ...all, ...open, minUnits: 0 }).pools.map((p) => p.counters.pool),
+      ["ns/anytime"],
+    );
   });
 
   test("filters by available units, treating 0 as 1 and over-committed pools as empty", () => {

@@ -35,11 +35,14 @@ export interface AvailabilityQuery {
   /** Only pools whose labels match; absent matches every pool. */
   readonly selector?: LabelSelector;
   /**
-   * Only pools whose window overlaps the half-open `[startMs, endMs)`; pools without a
-   * window match any window. Absent: no window filter.
+   * Only pools that have a window overlapping the half-open `[startMs, endMs)`; pools
+   * without a window do not match a window filter. Absent: no window filter.
    */
   readonly window?: { readonly startMs: number; readonly endMs: number };
-  /** Only pools with at least this many available units; 0 (or less) means 1. */
+  /**
+   * Only pools with at least this many available units; 0 (or less) means 1. A pool
+   * whose window has ended (by this replica's clock) has none: it takes no reserve.
+   */
   readonly minUnits: number;
   /** Include closed pools (they have no available units, so `minUnits` does not apply to them). */
   readonly includeClosed: boolean;
@@ -52,7 +55,7 @@ export interface AvailabilityQuery {
 /** One pool in an {@link AvailabilityPage}. */
 export interface AvailablePool {
   readonly counters: internal.PoolCounters;
-  /** max(0, capacity - reserved); 0 when closed. */
+  /** max(0, capacity - reserved); 0 when closed or when its window has ended. */
   readonly available: number;
   /** How long ago (ms) the counters were last confirmed, by this replica's clock. */
   readonly staleMs: number;
@@ -85,6 +88,7 @@ class Slot implements ReplicaEntry {
   counters: internal.PoolCounters;
   confirmedAtMs: number;
   // Derived from counters once per version, so queries do no conversions.
+  hasWindow = false;
   startMs = Number.NEGATIVE_INFINITY;
   endMs = Number.POSITIVE_INFINITY;
   available = 0;
@@ -104,6 +108,7 @@ class Slot implements ReplicaEntry {
 
   private derive(): void {
     const c = this.counters;
+    this.hasWindow = c.window !== undefined;
     this.startMs = timestampMs(c.window?.start) ?? Number.NEGATIVE_INFINITY;
     this.endMs = timestampMs(c.window?.end) ?? Number.POSITIVE_INFINITY;
     this.available = c.closed ? 0 : Math.max(0, c.capacity - c.reserved);
@@ -205,6 +210,7 @@ export class Replica {
     const sorted = this.#sortedSlots();
     const start = after === undefined ? 0 : upperBound(sorted, after);
     const minUnits = Math.max(1, query.minUnits);
+    const windowed = query.window !== undefined;
     const qStart = query.window?.startMs ?? Number.NEGATIVE_INFINITY;
     const qEnd = query.window?.endMs ?? Number.POSITIVE_INFINITY;
     const { selector, includeClosed } = query;
@@ -216,8 +222,9 @@ export class Replica {
     for (let i = start; i < sorted.length; i++) {
       const slot = sorted[i] as Slot;
       const c = slot.counters;
-      if (c.closed ? !includeClosed : slot.available < minUnits) continue;
-      if (!(slot.startMs < qEnd && qStart < slot.endMs)) continue;
+      const available = slot.endMs <= now ? 0 : slot.available;
+      if (c.closed ? !includeClosed : available < minUnits) continue;
+      if (windowed && !(slot.hasWindow && slot.startMs < qEnd && qStart < slot.endMs)) continue;
       if (selector !== undefined && !matchesLabels(selector, c.labels)) continue;
       if (pools.length === pageSize) {
         more = true;
@@ -225,7 +232,7 @@ export class Replica {
       }
       const staleMs = Math.max(0, now - slot.confirmedAtMs);
       if (staleMs > maxStaleMs) maxStaleMs = staleMs;
-      pools.push({ counters: c, available: slot.available, staleMs });
+      pools.push({ counters: c, available, staleMs });
     }
     const last = pools.at(-1);
     return {

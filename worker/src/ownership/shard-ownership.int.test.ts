@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
+import { release as releaseOf, reserve } from "../domain/pool-testkit.js";
 import { ForwardingJournal } from "../entity/testing-journals.js";
 import type { Journal, LoadedPool } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
@@ -177,7 +178,7 @@ describe("ShardOwnership", () => {
       const o = ownership(journal, source);
       await settled(o);
       const pool = poolIn(3, "ghost");
-      const r = await o.execute(pool, { type: "reserve", units: 1, requestId: "x", at: 1 });
+      const r = await o.execute(pool, reserve(1, "x", 1));
       assert.ok(r.outcome.kind === "rejected");
       assert.equal(r.outcome.rejection.code, "POOL_NOT_FOUND");
       assert.deepEqual(await journal.listPools(3), []);
@@ -230,7 +231,7 @@ describe("ShardOwnership", () => {
       source.set(map(2, (s) => ({ owner: ME, epoch: s === 2 ? 5 : 1 })));
       await settled(o);
       assert.equal((await journal.load(pool)).fenceEpoch, 5);
-      const r = await o.execute(pool, { type: "reserve", units: 2, requestId: "r", at: 2 });
+      const r = await o.execute(pool, reserve(2, "r", 2));
       assert.equal(r.outcome.kind, "ok");
       assert.equal(r.epoch, 5);
       await o.close();
@@ -267,29 +268,29 @@ describe("ShardOwnership: a former owner whose ShardMap lags", () => {
         (await a.execute(pool, { type: "configure", spec: one, at: 1 })).outcome.kind,
         "ok",
       );
-      const r0 = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-0", at: 2 });
+      const r0 = await a.execute(pool, reserve(1, "r-0", 2));
       assert.ok(r0.outcome.kind === "ok" && r0.outcome.reply.type === "reserved");
       const r0Seq = r0.outcome.reply.reservationSeq;
 
       // Hand-off of shard 1 to B at epoch 2; A's map lags behind.
       sourceB.set(map(2, (s) => (s === 1 ? { owner: OTHER, epoch: 2 } : { owner: ME, epoch: 1 })));
       await settled(b);
-      const released = await b.execute(pool, { type: "release", reservationSeq: r0Seq, at: 3 });
+      const released = await b.execute(pool, releaseOf(r0Seq, "r-0", 3));
       assert.equal(released.outcome.kind, "ok");
-      const r1 = await b.execute(pool, { type: "reserve", units: 1, requestId: "r-1", at: 4 });
+      const r1 = await b.execute(pool, reserve(1, "r-1", 4));
       assert.ok(r1.outcome.kind === "ok" && r1.outcome.reply.type === "reserved");
       const r1Seq = r1.outcome.reply.reservationSeq;
 
       // The gateway's retry of r-1 reaches A (its attempt at B timed out, say).
-      const retry = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-1", at: 5 });
+      const retry = await a.execute(pool, reserve(1, "r-1", 5));
       assert.equal(retry.outcome.kind, "not_owner", JSON.stringify(retry.outcome));
       // GetPool (linearizable) through A must not show A's stale counters.
       const read = await a.execute(pool, { type: "read" });
       assert.equal(read.outcome.kind, "not_owner", JSON.stringify(read.outcome));
       // Nor may A tell a release of B's reservation that it does not exist.
-      const release = await a.execute(pool, { type: "release", reservationSeq: r1Seq, at: 6 });
+      const release = await a.execute(pool, releaseOf(r1Seq, "r-1", 6));
       assert.equal(release.outcome.kind, "not_owner", JSON.stringify(release.outcome));
-      const again = await a.execute(pool, { type: "reserve", units: 1, requestId: "r-2", at: 7 });
+      const again = await a.execute(pool, reserve(1, "r-2", 7));
       assert.equal(again.outcome.kind, "not_owner", JSON.stringify(again.outcome));
 
       // The owner's view is the truth: r-1 holds the one unit.

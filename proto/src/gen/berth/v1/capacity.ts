@@ -52,15 +52,20 @@ export interface ReserveRequest {
 }
 
 export interface ReserveResponse {
-  /** Opaque id of the reservation; pass it to Release. At most 512 characters. */
+  /**
+   * Opaque id of the reservation; pass it to Release. At most 512 characters. It
+   * is a capability: it carries 128 random bits, so whoever holds it can release
+   * the reservation and nobody can derive it from public data. Keep it secret.
+   */
   reservationId: string;
   /** The pool the units were taken from. */
   pool: string;
   /** Units reserved. */
   units: number;
   /**
-   * True when this answer is a replay of an earlier Reserve with the same
-   * request_id: nothing new was reserved.
+   * True when an earlier Reserve with the same request_id was already answered
+   * (this is the client's retry): nothing new was reserved. The gateway's own
+   * internal retries of one call never make its answer replayed.
    */
   replayed: boolean;
   /** The pool's journal sequence number after the reservation. */
@@ -90,11 +95,18 @@ export interface GetAvailabilityRequest {
    * Empty matches every pool. At most 1,024 characters.
    */
   labelSelector: string;
-  /** If set, only pools whose window overlaps [window.start, window.end). */
+  /**
+   * If set, only pools that have a window and whose window overlaps
+   * [window.start, window.end); pools without a window are not returned. If
+   * unset, pools with and without windows are returned.
+   */
   window:
     | TimeWindow
     | undefined;
-  /** Only pools with at least this many available units (0 means 1). At most 1,000,000. */
+  /**
+   * Only pools with at least this many available units (0 means 1). At most 1,000,000.
+   * A pool whose window has ended (by the answering node's clock) has none.
+   */
   minUnits: number;
   /** Page size: 1 to 1,000; 0 means 100. */
   pageSize: number;
@@ -1891,9 +1903,12 @@ export const Pool_LabelsEntry: MessageFns<Pool_LabelsEntry> = {
  *   INVALID_ARGUMENT    a field is malformed or out of bounds (reason INVALID_FIELD,
  *                       metadata "field" names it)
  *   NOT_FOUND           the pool or reservation does not exist (POOL_NOT_FOUND,
- *                       RESERVATION_NOT_FOUND)
+ *                       RESERVATION_NOT_FOUND). A reservation id that Reserve did
+ *                       not return (forged, corrupted, or from another cluster) is
+ *                       RESERVATION_NOT_FOUND, the same answer as an unknown one.
  *   FAILED_PRECONDITION the pool cannot take the reservation (INSUFFICIENT_CAPACITY,
- *                       POOL_CLOSED); retrying the same request will not help
+ *                       POOL_CLOSED, WINDOW_ENDED); retrying the same request will
+ *                       not help
  *   UNAVAILABLE         the owner of the pool could not be reached in time; a
  *                       google.rpc.RetryInfo detail says when to retry. Reserve is
  *                       safe to retry with the same request_id, Release always is.
@@ -1907,7 +1922,10 @@ export const CapacityServiceService = {
   /**
    * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
    * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation.
+   * (pool, request_id): a retry returns the original reservation. A pool with a
+   * window takes no new reservation once window.end has passed (by the owner's
+   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
+   * (RFC 3339). Before window.start reserving is allowed.
    */
   reserve: {
     path: "/berth.v1.CapacityService/Reserve" as const,
@@ -1920,7 +1938,8 @@ export const CapacityServiceService = {
   },
   /**
    * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released.
+   * released reservation succeeds and reports it was already released. Allowed on
+   * a closed pool and after the pool's window has ended.
    */
   release: {
     path: "/berth.v1.CapacityService/Release" as const,
@@ -1966,12 +1985,16 @@ export interface CapacityServiceServer extends UntypedServiceImplementation {
   /**
    * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
    * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation.
+   * (pool, request_id): a retry returns the original reservation. A pool with a
+   * window takes no new reservation once window.end has passed (by the owner's
+   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
+   * (RFC 3339). Before window.start reserving is allowed.
    */
   reserve: handleUnaryCall<ReserveRequest, ReserveResponse>;
   /**
    * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released.
+   * released reservation succeeds and reports it was already released. Allowed on
+   * a closed pool and after the pool's window has ended.
    */
   release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
   /**
@@ -1991,7 +2014,10 @@ export interface CapacityServiceClient extends Client {
   /**
    * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
    * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation.
+   * (pool, request_id): a retry returns the original reservation. A pool with a
+   * window takes no new reservation once window.end has passed (by the owner's
+   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
+   * (RFC 3339). Before window.start reserving is allowed.
    */
   reserve(
     request: ReserveRequest,
@@ -2010,7 +2036,8 @@ export interface CapacityServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released.
+   * released reservation succeeds and reports it was already released. Allowed on
+   * a closed pool and after the pool's window has ended.
    */
   release(
     request: ReleaseRequest,

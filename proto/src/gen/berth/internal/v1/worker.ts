@@ -87,6 +87,16 @@ export interface ReserveRequest {
     | undefined;
   /** Epoch of the pool's shard in the caller's ShardMap (informational). */
   epoch: number;
+  /**
+   * Names one client call: the gateway picks it once per public Reserve and sends
+   * the same token on every internal attempt of that call. The owner keeps it with
+   * the reservation (in its journal event, so a later owner knows it too) and
+   * answers an attempt carrying the token that made the reservation with
+   * replayed=false: the client has not been answered yet. Any other request with
+   * the same request_id (a client's own retry) is replayed=true. Empty: no token.
+   * At most 64 printable ASCII characters (0x21 to 0x7E).
+   */
+  callToken: string;
 }
 
 export interface ReleaseRequest {
@@ -221,7 +231,7 @@ export interface ShardAssignment {
 }
 
 function createBaseReserveRequest(): ReserveRequest {
-  return { request: undefined, epoch: 0 };
+  return { request: undefined, epoch: 0, callToken: "" };
 }
 
 export const ReserveRequest: MessageFns<ReserveRequest> = {
@@ -231,6 +241,9 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
     }
     if (message.epoch !== 0) {
       writer.uint32(16).int64(message.epoch);
+    }
+    if (message.callToken !== "") {
+      writer.uint32(26).string(message.callToken);
     }
     return writer;
   },
@@ -264,6 +277,14 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
             message.epoch = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.callToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -280,6 +301,11 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
     return {
       request: isSet(object.request) ? ReserveRequest1.fromJSON(object.request) : undefined,
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      callToken: isSet(object.callToken)
+        ? globalThis.String(object.callToken)
+        : isSet(object.call_token)
+        ? globalThis.String(object.call_token)
+        : "",
     };
   },
 
@@ -290,6 +316,9 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
     }
     if (message.epoch !== 0) {
       obj.epoch = Math.round(message.epoch);
+    }
+    if (message.callToken !== "") {
+      obj.callToken = message.callToken;
     }
     return obj;
   },
@@ -303,6 +332,7 @@ export const ReserveRequest: MessageFns<ReserveRequest> = {
       ? ReserveRequest1.fromPartial(object.request)
       : undefined;
     message.epoch = object.epoch ?? 0;
+    message.callToken = object.callToken ?? "";
     return message;
   },
 };
