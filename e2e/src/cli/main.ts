@@ -1,4 +1,4 @@
-// `npm run berth -- <command>`: the berth CLI. See usage() in args.ts.
+// `berth <command>` (`npx berth`, `npm run berth --`): the berth CLI. See usage() in args.ts.
 import { runCli } from "./run.js";
 
 process.exitCode = await runCli(process.argv.slice(2), {
