@@ -5,6 +5,8 @@
 // TypeScript compiled at start. Our own code (@berth/* included) is bundled; npm
 // dependencies stay external imports, resolved from node_modules (`npm ci --omit=dev`
 // is enough at run time). Tests and developer tools keep running the sources through tsx.
+// The workspaces' `bin` entries (berth, berth-worker, berth-gateway) are small launchers
+// in <package>/bin/ that import these bundles.
 //
 // `--out DIR` writes DIR/<package>/dist/… instead (used by e2e/src/build/build.int.test.ts).
 import { chmodSync, readFileSync, rmSync } from "node:fs";
@@ -83,6 +85,9 @@ try {
         target: "node24",
         sourcemap: "linked",
         banner: { js: "#!/usr/bin/env node" },
+        // A bundle is always a program's entry, also when imported by its bin/ launcher
+        // (gateway/src/main.ts runs only `if (import.meta.main)`, for its tests).
+        define: { "import.meta.main": "true" },
         plugins: [dependencies],
         logLevel: "warning",
       }),
