@@ -159,6 +159,20 @@ describe("the compiled entrypoints", () => {
     });
   });
 
+  test("the compiled CLI exits quietly when its reader closes the pipe early", () => {
+    // `head -c 0` exits at once, long before node has started: every write meets EPIPE.
+    const r = spawnSync(
+      "sh",
+      ["-c", `"${process.execPath}" "$0" --help | head -c 0`, dist("e2e/dist/cli/main.js")],
+      {
+        cwd: out,
+        env,
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.stderr, "");
+  });
+
   test("the compiled worker and gateway stop cleanly on SIGTERM", async () => {
     for (const child of children) child.kill("SIGTERM");
     assert.deepEqual(await Promise.all(children.map(exited)), [0, 0]);
