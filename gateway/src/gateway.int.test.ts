@@ -464,36 +464,8 @@ describe("health, reflection and metrics", () => {
   });
 
   test("a reflection client lists the services and resolves CapacityService with its imports", async () => {
-    const reflectionRoot = new URL(
-      "../../node_modules/@grpc/reflection/build/proto/",
-      import.meta.url,
-    ).pathname;
-    const pkg = grpc.loadPackageDefinition(
-      loadSync("grpc/reflection/v1alpha/reflection.proto", {
-        includeDirs: [reflectionRoot, PROTO_ROOT],
-      }),
-    ) as unknown as {
-      grpc: { reflection: { v1alpha: { ServerReflection: grpc.ServiceClientConstructor } } };
-    };
-    const Reflection = pkg.grpc.reflection.v1alpha.ServerReflection;
-    const reflection = new Reflection(gateway.grpcAddress, grpc.credentials.createInsecure());
+    const { ask, close } = reflectionClient(gateway.grpcAddress);
     try {
-      const ask = (request: object): Promise<Record<string, unknown>> =>
-        new Promise((resolve, reject) => {
-          const stream = (
-            reflection as unknown as Record<
-              string,
-              () => grpc.ClientDuplexStream<object, Record<string, unknown>>
-            >
-          ).serverReflectionInfo?.call(reflection);
-          if (!stream) return reject(new Error("no serverReflectionInfo method"));
-          stream.on("data", (d: Record<string, unknown>) => {
-            resolve(d);
-            stream.end();
-          });
-          stream.on("error", reject);
-          stream.write(request);
-        });
       const listed = (await ask({ listServices: "*" })) as {
         listServicesResponse?: { service: { name: string }[] };
       };
@@ -560,7 +532,38 @@ describe("health, reflection and metrics", () => {
         ["health/v1/health.proto"],
       );
     } finally {
-      reflection.close();
+      close();
+    }
+  });
+
+  test("reflection serves the .proto comments, so grpcurl describe shows them", async () => {
+    const { ask, close } = reflectionClient(gateway.grpcAddress);
+    try {
+      const files = (await ask({ fileContainingSymbol: "berth.v1.CapacityService" })) as {
+        fileDescriptorResponse?: { fileDescriptorProto: Buffer[] };
+      };
+      const capacity = (files.fileDescriptorResponse?.fileDescriptorProto ?? [])
+        .map((b) => fromBinary(FileDescriptorProtoSchema, b))
+        .find((f) => f.name === "berth/v1/capacity.proto");
+      assert.ok(capacity, "the answer holds berth/v1/capacity.proto");
+      const reserve = capacity.service
+        .find((s) => s.name === "CapacityService")
+        ?.method.findIndex((m) => m.name === "Reserve");
+      const service = capacity.service.findIndex((s) => s.name === "CapacityService");
+      // SourceCodeInfo paths: 6 = FileDescriptorProto.service, 2 = ServiceDescriptorProto.method.
+      const commentAt = (...path: number[]) =>
+        capacity.sourceCodeInfo?.location.find((l) => l.path.join(".") === path.join("."))
+          ?.leadingComments ?? "";
+      assert.match(
+        commentAt(6, service),
+        /UNAVAILABLE\s+the owner of the pool could not be reached/,
+      );
+      assert.match(
+        commentAt(6, service, 2, reserve ?? -1),
+        /^ Reserve takes `units` from a pool\./,
+      );
+    } finally {
+      close();
     }
   });
 
@@ -586,6 +589,43 @@ describe("health, reflection and metrics", () => {
 });
 
 /** The name (field 1) and dependencies (field 3) of an encoded FileDescriptorProto. */
+/** A real server-reflection client (v1alpha, what grpcurl speaks first) on `address`. */
+function reflectionClient(address: string): {
+  ask: (request: object) => Promise<Record<string, unknown>>;
+  close: () => void;
+} {
+  const reflectionRoot = new URL(
+    "../../node_modules/@grpc/reflection/build/proto/",
+    import.meta.url,
+  ).pathname;
+  const pkg = grpc.loadPackageDefinition(
+    loadSync("grpc/reflection/v1alpha/reflection.proto", {
+      includeDirs: [reflectionRoot, PROTO_ROOT],
+    }),
+  ) as unknown as {
+    grpc: { reflection: { v1alpha: { ServerReflection: grpc.ServiceClientConstructor } } };
+  };
+  const Reflection = pkg.grpc.reflection.v1alpha.ServerReflection;
+  const reflection = new Reflection(address, grpc.credentials.createInsecure());
+  const ask = (request: object): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const stream = (
+        reflection as unknown as Record<
+          string,
+          () => grpc.ClientDuplexStream<object, Record<string, unknown>>
+        >
+      ).serverReflectionInfo?.call(reflection);
+      if (!stream) return reject(new Error("no serverReflectionInfo method"));
+      stream.on("data", (d: Record<string, unknown>) => {
+        resolve(d);
+        stream.end();
+      });
+      stream.on("error", reject);
+      stream.write(request);
+    });
+  return { ask, close: () => reflection.close() };
+}
+
 function fileNameAndDeps(bytes: Uint8Array): { name: string; deps: string[] } {
   const r = new BinaryReader(bytes);
   let name = "";

@@ -86,7 +86,6 @@ test("help is available for the whole CLI and for each command", () => {
 });
 
 test("malformed command lines are usage errors that say what is wrong", () => {
-  assert.throws(() => parseCliArgs([]), usageError("missing command"));
   assert.throws(
     () => parseCliArgs(["book", "a/b"]),
     usageError('unknown command "book" (commands: reserve, release, availability, pool)'),
@@ -127,10 +126,45 @@ test("malformed command lines are usage errors that say what is wrong", () => {
     () => parseCliArgs(["availability", "--all-pages", "--page-token", "t"]),
     usageError("--all-pages and --page-token exclude each other"),
   );
-  assert.throws(() => parseCliArgs(["pool", "a/b", "--bogus"]), {
+  assert.throws(
+    () => parseCliArgs([]),
+    usageError("missing command (reserve, release, availability, pool)"),
+  );
+});
+
+test("a bad option is named with what was meant, not node's parser message", () => {
+  assert.throws(
+    () => parseCliArgs(["reserve", "a/b", "-3"]),
+    usageError('<units> must be an integer from 1 to 1000000, got "-3"'),
+  );
+  assert.throws(
+    () => parseCliArgs(["pool", "a/b", "--bogus"]),
+    usageError(
+      'unknown option "--bogus" for "pool"; its options: --address, --json, --timeout, -h/--help',
+    ),
+  );
+  assert.throws(() => parseCliArgs(["reserve", "a/b", "2", "--request_id", "x"]), {
     name: "UsageError",
-    message: /Unknown option '--bogus'/,
+    message:
+      /^unknown option "--request_id" for "reserve" \(did you mean --request-id\?\); its options: --request-id, /,
+    topic: "reserve",
   });
+  assert.throws(() => parseCliArgs(["--timeout", "1s", "reserve", "a/b", "2", "--selectr", "x"]), {
+    message:
+      /^unknown option "--selectr" for "reserve" \(--selector is not an option of "reserve"\)/,
+  });
+  assert.throws(() => parseCliArgs(["--bogus"]), usageError('unknown option "--bogus"'));
+  assert.throws(() => parseCliArgs(["availability", "-l"]), usageError("--selector needs a value"));
+  assert.throws(
+    () => parseCliArgs(["availability", "--min-units", "-3"]),
+    usageError(
+      '--min-units needs a value, and "-3" looks like an option (write --min-units=-3 if it is the value)',
+    ),
+  );
+  assert.throws(
+    () => parseCliArgs(["pool", "a/b", "--json=yes"]),
+    usageError("--json takes no value"),
+  );
 });
 
 test("durations accept milliseconds, seconds, minutes and bare seconds", () => {

@@ -40,7 +40,10 @@ export type CliCommand =
         | { readonly command: "pool"; readonly pool: string }
       ));
 
-/** Thrown when the command line is malformed; the CLI prints it with the usage and exits 2. */
+/**
+ * Thrown when the command line is malformed; the CLI prints the message and where to
+ * find the usage (`berth <command> --help`), and exits 2.
+ */
 export class UsageError extends Error {
   override readonly name = "UsageError";
   /** The command whose usage to print, if known. */
@@ -110,7 +113,7 @@ export function usage(topic?: string): string {
   };
   const known = topic === undefined ? undefined : commands[topic];
   if (known !== undefined) return `Usage: ${known}\n\n${common}\n`;
-  return `Usage: berth <command> [options]   (npm run berth -- <command> …)
+  return `Usage: berth <command> [options]   (from a checkout: npx berth <command> …)
 
 Commands:
   ${Object.values(commands).join("\n\n  ")}
@@ -163,14 +166,14 @@ export function parseCliArgs(
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e: unknown) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ""));
+    const topic = commandIn(argv);
+    throw new UsageError(parseProblem(e, argv, topic), topic);
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
   if (command === undefined) {
     if (values.help === true) return { command: "help" };
-    throw new UsageError("missing command");
+    throw new UsageError(`missing command (${COMMANDS.filter((c) => c !== "help").join(", ")})`);
   }
   if (command === "help") {
     return args[0] === undefined ? { command: "help" } : { command: "help", topic: args[0] };
@@ -263,4 +266,91 @@ export function parseCliArgs(
       };
     }
   }
+}
+
+/** The command word of `argv` (the first positional, skipping option values), if known. */
+function commandIn(argv: readonly string[]): string | undefined {
+  const byShort = new Map<string, string>(
+    Object.entries(OPTIONS).flatMap(([name, o]) => ("short" in o ? [[o.short, name]] : [])),
+  );
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return argv[i + 1];
+    if (!arg.startsWith("-") || arg === "-") {
+      return (COMMANDS as readonly string[]).includes(arg) ? arg : undefined;
+    }
+    const name = arg.startsWith("--") ? arg.slice(2) : byShort.get(arg.slice(1));
+    const option = name === undefined ? undefined : OPTIONS[name as keyof typeof OPTIONS];
+    if (option?.type === "string") i++; // its value
+  }
+  return undefined;
+}
+
+/** The options `command` accepts, as `--name` (with `-x` for those with a short form). */
+function optionsOf(command: string | undefined): string[] {
+  const names = [...(command === undefined ? [] : (PER_COMMAND[command] ?? [])), ...GLOBAL];
+  return names.map((n) => {
+    const o = OPTIONS[n as keyof typeof OPTIONS];
+    return "short" in o ? `-${o.short}/--${n}` : `--${n}`;
+  });
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j] as number;
+      row[j] = Math.min(
+        above + 1,
+        (row[j - 1] as number) + 1,
+        diagonal + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      diagonal = above;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/**
+ * What is wrong, in our words, for an error of `node:util` parseArgs (whose own
+ * messages suggest `--` tricks that do not fit this CLI).
+ */
+function parseProblem(e: unknown, argv: readonly string[], command: string | undefined): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: unknown } | null)?.code;
+  const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown !== undefined) {
+    if (/^-\d/.test(unknown)) {
+      return command === "reserve"
+        ? `<units> must be an integer from 1 to 1000000, got "${unknown}"`
+        : `"${unknown}" is not an option, and negative numbers are not valid here`;
+    }
+    const name = unknown.replace(/^-+/, "").replaceAll("_", "-").toLowerCase();
+    const tolerance = name.length >= 6 ? 2 : name.length >= 3 ? 1 : 0;
+    const near = Object.keys(OPTIONS).find((o) => editDistance(name, o) <= tolerance);
+    const hint =
+      near === undefined
+        ? ""
+        : command === undefined || [...GLOBAL, ...(PER_COMMAND[command] ?? [])].includes(near)
+          ? ` (did you mean --${near}?)`
+          : ` (--${near} is not an option of "${command}")`;
+    return command === undefined
+      ? `unknown option "${unknown}"${hint}`
+      : `unknown option "${unknown}" for "${command}"${hint}; its options: ${optionsOf(command).join(", ")}`;
+  }
+  const flag = /^Option '(?:-\w, )?(--[\w-]+)/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag !== undefined) {
+    if (message.includes("argument missing")) return `${flag} needs a value`;
+    if (message.includes("does not take an argument")) return `${flag} takes no value`;
+    if (message.includes("ambiguous")) {
+      const option = OPTIONS[flag.slice(2) as keyof typeof OPTIONS];
+      const short = option !== undefined && "short" in option ? `-${option.short}` : flag;
+      const i = argv.findIndex((a) => a === flag || a === short);
+      const next = argv[i + 1] ?? "";
+      return `${flag} needs a value, and "${next}" looks like an option (write ${flag}=${next} if it is the value)`;
+    }
+  }
+  return message.split("\n")[0]?.replace(/\. To specify a positional argument.*$/s, "") ?? message;
 }

@@ -41,7 +41,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     cmd = parseCliArgs(argv, io.env);
   } catch (e: unknown) {
     if (!(e instanceof UsageError)) throw e;
-    io.stderr(`berth: ${e.message}\n\n${usage(e.topic)}`);
+    io.stderr(`berth: ${e.message}\n${helpPointer(e.topic)}\n`);
     return EXIT_USAGE;
   }
   if (cmd.command === "help") {
@@ -148,6 +148,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } finally {
     client.close();
   }
+}
+
+/** The line after a usage error: where the usage is, not the usage itself. */
+export function helpPointer(topic: string | undefined): string {
+  return `Run "berth ${topic === undefined ? "" : `${topic} `}--help" for usage.`;
 }
 
 /** A gRPC error (or any error) as the CLI reports it. */
