@@ -3,12 +3,13 @@
 import {
   decodeReservationId,
   type internal,
+  labelKeyProblem,
+  labelValueProblem,
   MAX_RESERVATION_ID_LENGTH,
   MalformedReservationIdError,
   poolIdProblem,
   type v1,
 } from "@berth/proto";
-import { labelKeyProblem, labelValueProblem } from "../domain/label-selector.js";
 import { MAX_CAPACITY, type PoolSpec } from "../domain/pool.js";
 import { msOf } from "./wire.js";
 
