@@ -1,4 +1,5 @@
 // berth.dev/v1alpha1: the resources users and the operator exchange through kube-apiserver.
+
 export {
   CAPACITY_POOL_FINALIZER,
   CAPACITY_POOL_KIND,
@@ -11,6 +12,7 @@ export {
   capacityPoolStatusSchema,
   type TimeWindow,
 } from "./capacity-pool.js";
+export { CAPACITY_POOL_CASES, type CapacityPoolCase } from "./capacity-pool-cases.js";
 export {
   type Condition,
   ConditionReason,
