@@ -9,8 +9,8 @@ export {
   planShardMap,
   rendezvousScore,
 } from "./assignment.js";
+export { MAX_CAPACITY, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "./bounds.js";
 export * as internal from "./gen/berth/internal/v1/worker.js";
-
 export {
   Member,
   ShardAssignment,
@@ -20,6 +20,17 @@ export {
   shardStateToJSON,
 } from "./gen/berth/internal/v1/worker.js";
 export * as v1 from "./gen/berth/v1/capacity.js";
+export {
+  formatLabelSelector,
+  type LabelRequirement,
+  type LabelSelector,
+  LabelSelectorSyntaxError,
+  labelKeyProblem,
+  labelValueProblem,
+  MAX_LABEL_SELECTOR_LENGTH,
+  matchesLabels,
+  parseLabelSelector,
+} from "./label-selector.js";
 export {
   assertPoolId,
   InvalidPoolIdError,
@@ -44,6 +55,7 @@ export {
   RESERVATION_SECRET_BYTES,
   RESERVATION_SECRET_LENGTH,
 } from "./reservation-id.js";
+export { compareTimestamps, parseRfc3339, type Timestamp } from "./rfc3339.js";
 export { assertShardCount, DEFAULT_SHARD_COUNT, murmur3, shardOf } from "./shard-hash.js";
 export {
   FileShardMapSource,

@@ -3,6 +3,18 @@
  * shared process plumbing (logging, metrics, health) that gateways reuse.
  */
 
+// The read side and the pure pieces gateways reuse.
+export {
+  formatLabelSelector,
+  type LabelRequirement,
+  type LabelSelector,
+  LabelSelectorSyntaxError,
+  labelKeyProblem,
+  labelValueProblem,
+  MAX_LABEL_SELECTOR_LENGTH,
+  matchesLabels,
+  parseLabelSelector,
+} from "@berth/proto";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
   type ConnectBackoff,
@@ -40,18 +52,6 @@ export {
   WorkerMetrics,
 } from "./adapters/worker-metrics.js";
 export { type RunningWorker, startWorker, type WorkerConfig } from "./adapters/worker-server.js";
-// The read side and the pure pieces gateways reuse.
-export {
-  formatLabelSelector,
-  type LabelRequirement,
-  type LabelSelector,
-  LabelSelectorSyntaxError,
-  labelKeyProblem,
-  labelValueProblem,
-  MAX_LABEL_SELECTOR_LENGTH,
-  matchesLabels,
-  parseLabelSelector,
-} from "./domain/label-selector.js";
 // The pure pool entity, for tools that replay a journal (benchmarks, audits).
 export {
   evolve,

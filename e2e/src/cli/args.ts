@@ -1,6 +1,6 @@
 // Command-line parsing of the `berth` CLI: argv in, a typed command out. Pure.
 import { parseArgs } from "node:util";
-import { parseRfc3339, type Timestamp } from "../manifests/index.js";
+import { parseRfc3339, type Timestamp } from "@berth/proto";
 
 /** Address of the gateway when neither `--address` nor `BERTH_ADDRESS` says otherwise. */
 export const DEFAULT_ADDRESS = "localhost:50051";

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  MAX_CAPACITY,
-  ManifestError,
-  mergePoolManifests,
-  parseCapacityPools,
-  parseRfc3339,
-} from "./index.js";
+import { MAX_CAPACITY } from "@berth/proto";
+import { ManifestError, mergePoolManifests, parseCapacityPools } from "./index.js";
 
 const pool = (body: string) =>
   `apiVersion: berth.dev/v1alpha1\nkind: CapacityPool\n${body.trim()}\n`;
@@ -131,10 +126,10 @@ status:
 `),
     ),
     [
-      "pools.yaml: document 1: status: unknown field (status is written by Berth, never by a manifest; remove it) (line 10)",
       "pools.yaml: document 1: metadata.uid: unknown field (allowed fields are name, namespace, labels, annotations, generation) (line 5)",
       "pools.yaml: document 1: spec.capcity: unknown field (allowed fields are capacity, window, closed) (line 8)",
       "pools.yaml: document 1: spec.window.tz: unknown field (allowed fields are start, end) (line 9)",
+      "pools.yaml: document 1: status: unknown field (status is written by Berth, never by a manifest; remove it) (line 10)",
     ],
   );
 });
@@ -170,15 +165,16 @@ spec: {capacity: 1}
     problems[1] ?? "",
     /^pools\.yaml: document 1: metadata\.namespace: must be an RFC 1123 label .* got "a\.b" \(line 5\)$/,
   );
-  assert.match(
-    problems[2] ?? "",
-    /metadata\.labels\.count: must be a string, got 5 \(quote it: "5"\) \(line 10\)$/,
-  );
+  // Top to bottom in the file.
+  assert.match(problems[2] ?? "", /metadata\.labels\["bad key!"\]: label key name .* \(line 8\)$/);
   assert.match(
     problems[3] ?? "",
-    /metadata\.labels\["bad key!"\]: label key name must be .* got "bad key!"/,
+    /metadata\.labels\.day: label value "-monday" must .* \(line 9\)$/,
   );
-  assert.match(problems[4] ?? "", /metadata\.labels\.day: label value must be .* got "-monday"/);
+  assert.match(
+    problems[4] ?? "",
+    /metadata\.labels\.count: must be a string, got 5 \(quote it: "5"\) \(line 10\)$/,
+  );
 });
 
 test("a window needs RFC 3339 start and end, with end after start", () => {
@@ -187,7 +183,7 @@ test("a window needs RFC 3339 start and end, with end after start", () => {
       pool(`metadata: {name: a}\nspec:\n  capacity: 1\n  window: {start: ${start}, end: ${end}}`),
     );
   assert.deepEqual(w("2025-06-02T10:00:00Z", "2025-06-02T10:00:00Z"), [
-    "pools.yaml: document 1: spec.window.end: must be after spec.window.start (2025-06-02T10:00:00Z), got 2025-06-02T10:00:00Z (line 6)",
+    "pools.yaml: document 1: spec.window.end: must be after spec.window.start (line 6)",
   ]);
   assert.match(
     w("2025-06-02", "2025-06-02T10:00:00Z")[0] ?? "",
@@ -250,14 +246,4 @@ test("a pool defined twice is rejected, within a file and across files", () => {
     message:
       "two.yaml: document 2: metadata.name: pool default/a is already defined in one.yaml: document 1 (line 6)",
   });
-});
-
-test("RFC 3339 parsing keeps nanoseconds and applies offsets", () => {
-  assert.deepEqual(parseRfc3339("1970-01-01T00:00:01.000000001Z"), { seconds: 1, nanos: 1 });
-  assert.deepEqual(parseRfc3339("1970-01-01T01:00:00+01:00"), { seconds: 0, nanos: 0 });
-  assert.deepEqual(parseRfc3339("1970-01-01T00:00:00-00:30"), { seconds: 1800, nanos: 0 });
-  assert.equal(parseRfc3339("1970-01-01 00:00:00Z"), undefined);
-  assert.equal(parseRfc3339("2024-02-29T00:00:00Z")?.seconds, Date.UTC(2024, 1, 29) / 1000);
-  assert.equal(parseRfc3339("2023-02-29T00:00:00Z"), undefined);
-  assert.equal(parseRfc3339("2023-01-01T24:00:00Z"), undefined);
 });

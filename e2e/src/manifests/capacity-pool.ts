@@ -1,16 +1,21 @@
-// CapacityPool manifests → internal.PoolSpec, validated the way a strict CRD
-// schema would validate them, so a file that works in local mode also applies to a
-// cluster (and the other way round).
-import { internal } from "@berth/proto";
+// CapacityPool manifests → internal.PoolSpec. Validation is the operator API's
+// (the CRD's schema with kubectl's strict field validation, its CEL rules and
+// kube-apiserver's metadata checks), so a file that works in local mode also applies
+// to a cluster, and the other way round. This file adds YAML: documents, lines.
+import {
+  API_VERSION,
+  CAPACITY_POOL_KIND,
+  type CapacityPool,
+  type ObjectProblem,
+  validateCapacityPool,
+} from "@berth/operator";
+import { internal, parseRfc3339 } from "@berth/proto";
 import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { ManifestError, type ManifestProblem } from "./errors.js";
 
 /** The only apiVersion local mode (and the CRD) accepts. */
-export const CAPACITY_POOL_API_VERSION = "berth.dev/v1alpha1";
-/** The only kind local mode accepts. */
-export const CAPACITY_POOL_KIND = "CapacityPool";
-/** Largest capacity: the int32 bound of `PoolSpec.capacity`. */
-export const MAX_CAPACITY = 2_147_483_647;
+export const CAPACITY_POOL_API_VERSION = API_VERSION;
+export { CAPACITY_POOL_KIND };
 
 /** A parsed CapacityPool: the spec to configure and where it was written. */
 export interface PoolManifest {
@@ -21,17 +26,6 @@ export interface PoolManifest {
   /** 1-based line where the document starts. */
   readonly line: number;
 }
-
-const TOP_LEVEL_FIELDS = ["apiVersion", "kind", "metadata", "spec"] as const;
-const METADATA_FIELDS = ["name", "namespace", "labels", "annotations", "generation"] as const;
-const SPEC_FIELDS = ["capacity", "window", "closed"] as const;
-const WINDOW_FIELDS = ["start", "end"] as const;
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const RFC3339 =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
 /**
  * Parses every CapacityPool in a multi-document YAML text. Empty documents are
@@ -127,7 +121,7 @@ class DocumentValidator {
     });
   }
 
-  private lineOf(yamlPath: readonly (string | number)[], atKey: boolean): number | undefined {
+  lineOf(yamlPath: readonly (string | number)[], atKey: boolean): number | undefined {
     const lookups: (() => unknown)[] = [
       // Unknown fields point at their key, everything else at its value; a
       // missing field points at its parent.
@@ -170,352 +164,41 @@ class DocumentValidator {
     }
     const root: unknown = this.doc.toJS();
     if (root === null || root === undefined) return undefined; // empty document
-    const before = this.problems.length;
-    if (!isPlainObject(root)) {
-      this.problem("", `must be a mapping (a Kubernetes object), got ${describe(root)}`);
-      return undefined;
+    const found = validateCapacityPool(root);
+    for (const p of sortByLine(found, (q) => this.lineOf(q.path, q.atKey))) {
+      this.problem(p.field, p.message, p.path, p.atKey);
     }
-    if (root.apiVersion !== CAPACITY_POOL_API_VERSION) {
-      this.problem(
-        "apiVersion",
-        `must be "${CAPACITY_POOL_API_VERSION}", got ${describe(root.apiVersion)}`,
-        ["apiVersion"],
-      );
-    }
-    if (root.kind !== CAPACITY_POOL_KIND) {
-      this.problem(
-        "kind",
-        `must be "${CAPACITY_POOL_KIND}", got ${describe(root.kind)} (local mode applies only CapacityPool manifests; keep other resources in other files)`,
-        ["kind"],
-      );
-      // Validating the rest against the CapacityPool schema would only add noise.
-      return undefined;
-    }
-    this.unknownFields(root, TOP_LEVEL_FIELDS, "", []);
-    const meta = this.metadata(root.metadata);
-    const spec = this.spec(root.spec);
-    if (this.problems.length > before || meta === undefined || spec === undefined) return undefined;
+    if (found.length > 0) return undefined;
+    const pool = root as CapacityPool;
+    const window = pool.spec.window;
     const contentsStart = this.doc.contents?.range?.[0] ?? 0;
     return {
       spec: internal.PoolSpec.fromPartial({
-        pool: `${meta.namespace}/${meta.name}`,
-        capacity: spec.capacity,
-        labels: meta.labels,
-        window: spec.window,
-        closed: spec.closed,
-        generation: meta.generation,
+        pool: `${pool.metadata.namespace ?? "default"}/${pool.metadata.name}`,
+        capacity: pool.spec.capacity,
+        labels: { ...pool.metadata.labels },
+        // Valid by the schema: both parse.
+        window:
+          window === undefined
+            ? undefined
+            : { start: parseRfc3339(window.start), end: parseRfc3339(window.end) },
+        closed: pool.spec.closed ?? false,
+        generation: pool.metadata.generation ?? 0,
       }),
       file: this.file,
       document: this.index,
       line: this.lines.linePos(contentsStart).line,
     };
   }
-
-  private metadata(value: unknown):
-    | {
-        name: string;
-        namespace: string;
-        labels: Record<string, string>;
-        generation: number;
-      }
-    | undefined {
-    if (value === undefined) {
-      this.problem("metadata", "is required");
-      return undefined;
-    }
-    if (!isPlainObject(value)) {
-      this.problem("metadata", `must be a mapping, got ${describe(value)}`, ["metadata"]);
-      return undefined;
-    }
-    this.unknownFields(value, METADATA_FIELDS, "metadata", ["metadata"]);
-    let name = "";
-    if (value.name === undefined) {
-      this.problem("metadata.name", "is required", ["metadata"]);
-    } else if (typeof value.name !== "string") {
-      this.problem("metadata.name", `must be a string, got ${describe(value.name)}`, [
-        "metadata",
-        "name",
-      ]);
-    } else if (value.name.length > 253 || !DNS_SUBDOMAIN.test(value.name)) {
-      this.problem(
-        "metadata.name",
-        `must be an RFC 1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters), got ${describe(value.name)}`,
-        ["metadata", "name"],
-      );
-    } else {
-      name = value.name;
-    }
-    let namespace = "default";
-    if (value.namespace !== undefined) {
-      if (typeof value.namespace !== "string") {
-        this.problem("metadata.namespace", `must be a string, got ${describe(value.namespace)}`, [
-          "metadata",
-          "namespace",
-        ]);
-      } else if (value.namespace.length > 63 || !DNS_LABEL.test(value.namespace)) {
-        this.problem(
-          "metadata.namespace",
-          `must be an RFC 1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), got ${describe(value.namespace)}`,
-          ["metadata", "namespace"],
-        );
-      } else {
-        namespace = value.namespace;
-      }
-    }
-    const labels = this.labels(value.labels);
-    if (value.annotations !== undefined) {
-      this.stringMap(value.annotations, "metadata.annotations", ["metadata", "annotations"]);
-    }
-    let generation = 0;
-    if (value.generation !== undefined) {
-      if (
-        typeof value.generation !== "number" ||
-        !Number.isSafeInteger(value.generation) ||
-        value.generation < 0
-      ) {
-        this.problem(
-          "metadata.generation",
-          `must be a non-negative integer, got ${describe(value.generation)}`,
-          ["metadata", "generation"],
-        );
-      } else {
-        generation = value.generation;
-      }
-    }
-    return { name, namespace, labels, generation };
-  }
-
-  private labels(value: unknown): Record<string, string> {
-    if (value === undefined || value === null) return {};
-    const map = this.stringMap(value, "metadata.labels", ["metadata", "labels"]);
-    const labels: Record<string, string> = {};
-    for (const [key, v] of Object.entries(map)) {
-      const path = `metadata.labels${fieldKey(key)}`;
-      const at = ["metadata", "labels", key];
-      const keyProblem = labelKeyProblem(key);
-      if (keyProblem !== undefined) {
-        this.problem(path, keyProblem, at);
-        continue;
-      }
-      if (v.length > 63 || (v !== "" && !LABEL_NAME.test(v))) {
-        this.problem(
-          path,
-          `label value must be empty or at most 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit, got ${describe(v)}`,
-          at,
-        );
-        continue;
-      }
-      labels[key] = v;
-    }
-    return labels;
-  }
-
-  private stringMap(
-    value: unknown,
-    path: string,
-    at: readonly (string | number)[],
-  ): Record<string, string> {
-    if (!isPlainObject(value)) {
-      this.problem(path, `must be a mapping of strings to strings, got ${describe(value)}`, at);
-      return {};
-    }
-    const out: Record<string, string> = {};
-    for (const [key, v] of Object.entries(value)) {
-      if (typeof v !== "string") {
-        this.problem(
-          `${path}${fieldKey(key)}`,
-          `must be a string, got ${describe(v)} (quote it: "${String(v)}")`,
-          [...at, key],
-        );
-        continue;
-      }
-      out[key] = v;
-    }
-    return out;
-  }
-
-  private spec(value: unknown):
-    | {
-        capacity: number;
-        window: internal.PoolSpec["window"];
-        closed: boolean;
-      }
-    | undefined {
-    if (value === undefined) {
-      this.problem("spec", "is required");
-      return undefined;
-    }
-    if (!isPlainObject(value)) {
-      this.problem("spec", `must be a mapping, got ${describe(value)}`, ["spec"]);
-      return undefined;
-    }
-    this.unknownFields(value, SPEC_FIELDS, "spec", ["spec"]);
-    let capacity = 0;
-    if (value.capacity === undefined) {
-      this.problem("spec.capacity", "is required", ["spec"]);
-    } else if (
-      typeof value.capacity !== "number" ||
-      !Number.isInteger(value.capacity) ||
-      value.capacity < 0 ||
-      value.capacity > MAX_CAPACITY
-    ) {
-      this.problem(
-        "spec.capacity",
-        `must be an integer between 0 and ${MAX_CAPACITY}, got ${describe(value.capacity)}`,
-        ["spec", "capacity"],
-      );
-    } else {
-      capacity = value.capacity;
-    }
-    let closed = false;
-    if (value.closed !== undefined) {
-      if (typeof value.closed !== "boolean") {
-        this.problem("spec.closed", `must be true or false, got ${describe(value.closed)}`, [
-          "spec",
-          "closed",
-        ]);
-      } else {
-        closed = value.closed;
-      }
-    }
-    const window = value.window === undefined ? undefined : this.window(value.window);
-    return { capacity, window, closed };
-  }
-
-  private window(value: unknown): internal.PoolSpec["window"] {
-    if (!isPlainObject(value)) {
-      this.problem("spec.window", `must be a mapping with start and end, got ${describe(value)}`, [
-        "spec",
-        "window",
-      ]);
-      return undefined;
-    }
-    this.unknownFields(value, WINDOW_FIELDS, "spec.window", ["spec", "window"]);
-    const bound = (field: "start" | "end") => {
-      const raw = value[field];
-      const path = `spec.window.${field}`;
-      if (raw === undefined) {
-        this.problem(path, "is required", ["spec", "window"]);
-        return undefined;
-      }
-      const ts = typeof raw === "string" ? parseRfc3339(raw) : undefined;
-      if (ts === undefined) {
-        this.problem(
-          path,
-          `must be an RFC 3339 timestamp such as 2025-06-02T08:00:00Z, got ${describe(raw)}`,
-          ["spec", "window", field],
-        );
-      }
-      return ts;
-    };
-    const start = bound("start");
-    const end = bound("end");
-    if (start === undefined || end === undefined) return undefined;
-    if (compareTimestamps(end, start) <= 0) {
-      this.problem(
-        "spec.window.end",
-        `must be after spec.window.start (${String(value.start)}), got ${String(value.end)}`,
-        ["spec", "window", "end"],
-      );
-      return undefined;
-    }
-    return { start, end };
-  }
-
-  private unknownFields(
-    value: Record<string, unknown>,
-    allowed: readonly string[],
-    path: string,
-    at: readonly (string | number)[],
-  ): void {
-    for (const key of Object.keys(value)) {
-      if (allowed.includes(key)) continue;
-      const hint =
-        path === "" && key === "status"
-          ? "status is written by Berth, never by a manifest; remove it"
-          : `allowed fields are ${allowed.join(", ")}`;
-      this.problem(
-        path === "" ? key : `${path}${fieldKey(key)}`,
-        `unknown field (${hint})`,
-        [...at, key],
-        true,
-      );
-    }
-  }
 }
 
-/** Timestamp as in `google.protobuf.Timestamp` (seconds since the epoch, nanos). */
-export interface Timestamp {
-  seconds: number;
-  nanos: number;
-}
-
-/**
- * Parses an RFC 3339 timestamp (`2025-06-02T08:00:00Z`, `…T10:00:00.5+02:00`) to
- * seconds and nanos without losing sub-millisecond digits.
- *
- * @returns the timestamp, or undefined when the text is not RFC 3339 or names a
- *   day or time that does not exist
- */
-export function parseRfc3339(text: string): Timestamp | undefined {
-  const m = RFC3339.exec(text);
-  if (m === null) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) {
-    return undefined;
-  }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
-  const d = new Date(ms);
-  if (d.getUTCDate() !== day || d.getUTCMonth() !== month - 1) return undefined;
-  let offset = 0;
-  if (m[8] === undefined) {
-    const oh = Number(m[10]);
-    const om = Number(m[11]);
-    if (oh > 23 || om > 59) return undefined;
-    offset = (m[9] === "-" ? -1 : 1) * (oh * 3600 + om * 60);
-  }
-  const nanos = m[7] === undefined ? 0 : Number(m[7].padEnd(9, "0"));
-  return { seconds: ms / 1000 - offset, nanos };
-}
-
-function compareTimestamps(a: Timestamp, b: Timestamp): number {
-  return a.seconds === b.seconds ? a.nanos - b.nanos : a.seconds - b.seconds;
-}
-
-/** Why a label key is invalid, or undefined when it is valid (Kubernetes rules). */
-export function labelKeyProblem(key: string): string | undefined {
-  const slash = key.indexOf("/");
-  const prefix = slash === -1 ? undefined : key.slice(0, slash);
-  const name = slash === -1 ? key : key.slice(slash + 1);
-  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
-    return `label key prefix must be an RFC 1123 subdomain of at most 253 characters, got ${describe(prefix)}`;
-  }
-  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
-    return `label key name must be 1 to 63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit, got ${describe(name)}`;
-  }
-  return undefined;
-}
-
-function fieldKey(key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Map);
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (typeof v === "string") return JSON.stringify(v);
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return String(v);
+/** Orders problems top to bottom in the file (stable for problems on one line). */
+function sortByLine(
+  problems: readonly ObjectProblem[],
+  lineOf: (p: ObjectProblem) => number | undefined,
+): ObjectProblem[] {
+  return problems
+    .map((p, i) => ({ p, i, line: lineOf(p) ?? 0 }))
+    .sort((a, b) => a.line - b.line || a.i - b.i)
+    .map((x) => x.p);
 }

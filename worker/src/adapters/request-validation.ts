@@ -4,12 +4,13 @@ import {
   type DecodedReservationId,
   decodeReservationId,
   type internal,
+  labelKeyProblem,
+  labelValueProblem,
   MAX_RESERVATION_ID_LENGTH,
   MalformedReservationIdError,
   poolIdProblem,
   type v1,
 } from "@berth/proto";
-import { labelKeyProblem, labelValueProblem } from "../domain/label-selector.js";
 import {
   MAX_CALL_TOKEN_LENGTH,
   MAX_CAPACITY,

@@ -12,7 +12,7 @@
  * with a `Rejection`. Every well-formed command gets a `Decision`.
  */
 
-import { labelKeyProblem, labelValueProblem } from "./label-selector.js";
+import { labelKeyProblem, labelValueProblem } from "@berth/proto";
 import {
   CorruptSnapshotError,
   EventSequenceError,

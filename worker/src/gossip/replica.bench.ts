@@ -1,7 +1,6 @@
 // Query throughput of a Replica (run by hand, not by the test command):
 //   node_modules/.bin/node --import tsx worker/src/gossip/replica.bench.ts [pools...]
-import { internal } from "@berth/proto";
-import { parseLabelSelector } from "../domain/label-selector.js";
+import { internal, parseLabelSelector } from "@berth/proto";
 import { type AvailabilityQuery, Replica } from "./replica.js";
 
 const ZONES = ["north", "south", "east", "west"];

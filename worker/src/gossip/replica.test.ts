@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { internal } from "@berth/proto";
+import { internal, parseLabelSelector } from "@berth/proto";
 import fc from "fast-check";
-import { parseLabelSelector } from "../domain/label-selector.js";
 import { decodePageToken, encodePageToken, InvalidPageTokenError } from "./page-token.js";
 import { type AvailabilityQuery, InvalidPageSizeError, MAX_PAGE_SIZE, Replica } from "./replica.js";
 

@@ -1,6 +1,6 @@
 // The replicated read model: every pool's public counters, the highest version wins.
 import type { internal } from "@berth/proto";
-import { type LabelSelector, matchesLabels } from "../domain/label-selector.js";
+import { type LabelSelector, matchesLabels } from "@berth/proto";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /** Page size used when a query asks for 0 (as GetAvailability's `page_size` does). */

@@ -1,0 +1,178 @@
+/**
+ * Developer CLI for the test Kubernetes control plane (`npm run k8s -- <command>`):
+ *
+ *   build [--commands a,b]   build (or reuse) the binaries in the cache
+ *   start                    start etcd + kube-apiserver in the foreground; Ctrl-C stops
+ *   env                      print shell exports for the running control plane (eval "$(…)")
+ *   stop                     stop the control plane started by `start`
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { ensureKubernetesBinaries } from "./build.js";
+import { CONTROL_PLANE_COMMANDS, kubernetesCacheRoot } from "./build-config.js";
+import { isAlive } from "./build-lock.js";
+import { type ControlPlane, startControlPlane } from "./control-plane.js";
+
+const USAGE = `usage: npm run k8s -- <command>
+  build [--commands a,b]  build (or reuse) ${CONTROL_PLANE_COMMANDS.join(", ")} in the cache
+  start                   start etcd + kube-apiserver on 127.0.0.1; Ctrl-C stops them
+  env                     print exports for the running control plane: eval "$(npm run -s k8s -- env)"
+  stop                    stop the control plane started by 'start'`;
+
+interface State {
+  cliPid: number;
+  server: string;
+  kubeconfig: string;
+  kubectl: string;
+  dataDir: string;
+  startedAt: string;
+}
+
+const stateFile = (): string => join(kubernetesCacheRoot(process.env, homedir()), "cli-state.json");
+
+async function readState(): Promise<State | undefined> {
+  try {
+    return JSON.parse(await readFile(stateFile(), "utf8")) as State;
+  } catch {
+    return undefined;
+  }
+}
+
+async function build(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { commands: { type: "string" } } });
+  const commands = values.commands ? values.commands.split(",").map((s) => s.trim()) : undefined;
+  const r = await ensureKubernetesBinaries(commands ? { commands } : {});
+  if (r.built.length === 0) console.error(`[kubernetes] binaries already built in ${r.layout.bin}`);
+  for (const [name, path] of Object.entries(r.paths)) console.log(`${name}\t${path}`);
+  return 0;
+}
+
+async function start(): Promise<number> {
+  const previous = await readState();
+  if (previous && isAlive(previous.cliPid)) {
+    console.error(
+      `a control plane is already running (cli pid ${previous.cliPid}) at ${previous.server}`,
+    );
+    return 1;
+  }
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  let plane: ControlPlane | undefined;
+  let interrupted = 0;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted++;
+    if (!plane || interrupted > 1) {
+      // Still starting, or a second Ctrl-C: exit now; the exit hook kills what was started.
+      console.error(`\n${signal}: exiting without a clean stop`);
+      process.exit(130);
+    }
+    console.error(`\n${signal}: stopping kube-apiserver, then etcd …`);
+    void plane.stop().then(resolveDone);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    plane = await startControlPlane();
+  } catch (e: unknown) {
+    clearInterval(keepAlive);
+    throw e;
+  }
+  await mkdir(dirname(stateFile()), { recursive: true });
+  const state: State = {
+    cliPid: process.pid,
+    server: plane.server,
+    kubeconfig: plane.adminKubeconfig,
+    kubectl: plane.binaries.kubectl,
+    dataDir: plane.dataDir,
+    startedAt: new Date().toISOString(),
+  };
+  await writeFile(stateFile(), `${JSON.stringify(state, null, 2)}\n`);
+  const rss = plane.rssBytes();
+  console.log(`API server:  ${plane.server}`);
+  console.log(`kubeconfig:  ${plane.adminKubeconfig}   (admin, group system:masters)`);
+  console.log(`kubectl:     ${plane.binaries.kubectl}`);
+  console.log(`memory:      etcd ${mb(rss.etcd)} MB, kube-apiserver ${mb(rss.apiServer)} MB RSS`);
+  console.log("use it from another shell:");
+  console.log(
+    `  eval "$(npm run -s k8s -- env)"   # sets KUBECONFIG and puts kubectl first on PATH`,
+  );
+  console.log("  kubectl get namespaces");
+  console.log(`logs: ${plane.logFiles.apiServer}, ${plane.logFiles.etcd}`);
+  console.log("Ctrl-C (or 'npm run k8s -- stop') stops it.");
+  await done;
+  clearInterval(keepAlive);
+  const current = await readState();
+  if (current?.cliPid === process.pid) await rm(stateFile(), { force: true });
+  console.error("control plane stopped.");
+  return 0;
+}
+
+async function env(): Promise<number> {
+  const state = await readState();
+  if (!state || !isAlive(state.cliPid)) {
+    console.error("no control plane running: start one with 'npm run k8s -- start'");
+    return 1;
+  }
+  console.log(`export KUBECONFIG='${state.kubeconfig}'`);
+  console.log(`export PATH='${dirname(state.kubectl)}':"$PATH"`);
+  return 0;
+}
+
+async function stop(): Promise<number> {
+  const state = await readState();
+  if (!state || !isAlive(state.cliPid)) {
+    console.log("no control plane running");
+    if (state) await rm(stateFile(), { force: true });
+    return 0;
+  }
+  process.kill(state.cliPid, "SIGTERM");
+  const deadline = Date.now() + 60_000;
+  while (isAlive(state.cliPid) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (isAlive(state.cliPid)) {
+    console.log(
+      `cli pid ${state.cliPid} did not exit within 60 s; sending SIGKILL (its watchdogs stop the rest)`,
+    );
+    process.kill(state.cliPid, "SIGKILL");
+  }
+  await rm(stateFile(), { force: true });
+  console.log(`stopped the control plane at ${state.server}`);
+  return 0;
+}
+
+const mb = (bytes: number | undefined): string =>
+  bytes === undefined ? "?" : (bytes / 1024 / 1024).toFixed(0);
+
+async function main(): Promise<number> {
+  const [command, ...rest] = process.argv.slice(2);
+  switch (command) {
+    case "build":
+      return build(rest);
+    case "start":
+      return start();
+    case "env":
+      return env();
+    case "stop":
+      return stop();
+    default:
+      console.error(USAGE);
+      return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exitCode = 1;
+  },
+);
