@@ -54,6 +54,50 @@ const files = globSync(["*/src/**/*.test.ts"], {
   .sort()
   .map((f) => `${root}${f}`);
 
+// Kubernetes test files (`*.k8s.int.test.ts`) need the project-built etcd, kube-apiserver
+// and kubectl: build or reuse them first, with progress on the console and outside any
+// per-file timeout (a cold build takes many minutes). Without Go, skip them visibly.
+const isKubernetesTest = (f) => /\.k8s\.int\.test\.ts$/.test(f);
+const kubernetesFiles = files.filter(isKubernetesTest);
+if (kubernetesFiles.length > 0) {
+  const go = process.env.BERTH_GO || "go";
+  const probe = spawnSync(go, ["version"], { encoding: "utf8" });
+  const dropKubernetesFiles = () => {
+    for (const f of kubernetesFiles) files.splice(files.indexOf(f), 1);
+  };
+  if (probe.error || probe.status !== 0) {
+    console.log(
+      `▶ SKIP ${kubernetesFiles.length} Kubernetes test file(s): "${go}" is not runnable ` +
+        `(${probe.error?.message ?? `exit ${probe.status}`}); install Go >= 1.26 (or set BERTH_GO) ` +
+        "to build kube-apiserver, kubectl and etcd",
+    );
+    for (const f of kubernetesFiles) console.log(`  ﹣ ${f.replace(root, "")}`);
+    skipped += kubernetesFiles.length;
+    dropKubernetesFiles();
+  } else {
+    console.log(
+      `▶ Kubernetes binaries for ${kubernetesFiles.length} test file(s) (${probe.stdout.trim()}):`,
+    );
+    const started = Date.now();
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "e2e/src/kubernetes/cli.ts", "build"],
+      { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+    );
+    if (r.status === 0) {
+      console.log(`▶ Kubernetes binaries ready (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    } else {
+      failed++;
+      failures.push("Kubernetes binaries build (npm run k8s -- build)");
+      console.log(
+        `▶ Kubernetes binaries build FAILED (${r.error ?? `exit ${r.status}`}); not running:`,
+      );
+      for (const f of kubernetesFiles) console.log(`  ✖ ${f.replace(root, "")}`);
+      dropKubernetesFiles();
+    }
+  }
+}
+
 console.log(`▶ ${files.length} test files`);
 const stream = run({
   files,

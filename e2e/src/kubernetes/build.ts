@@ -184,6 +184,7 @@ export async function ensureKubernetesBinaries(options: BuildOptions = {}): Prom
         const tmp = await mkdtemp(join(layout.bin, ".partial-"));
         try {
           const t0 = Date.now();
+          log(`compiling ${group.map((s) => s.name).join(", ")} (one go build, shared GOCACHE)`);
           await run(
             goBuildArgs(
               module,

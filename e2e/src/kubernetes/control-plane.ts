@@ -346,11 +346,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
       kubectl: async (args, o = {}) => {
         try {
-          const { stdout, stderr } = await execFileAsync(
+          const pending = execFileAsync(
             binaries.kubectl,
             ["--kubeconfig", o.kubeconfig ?? adminKubeconfig, ...args],
             { encoding: "utf8", maxBuffer: 64 << 20 },
           );
+          // No stdin: without credentials kubectl would otherwise prompt and wait forever.
+          pending.child.stdin?.end();
+          const { stdout, stderr } = await pending;
           return { code: 0, stdout, stderr };
         } catch (e: unknown) {
           const x = e as { code?: unknown; stdout?: string; stderr?: string; message: string };
