@@ -9,8 +9,18 @@ export {
   planShardMap,
   rendezvousScore,
 } from "./assignment.js";
+export {
+  CLUSTER_ID_HEADER,
+  type ClusterMismatch,
+  callerClusterId,
+  clusterClientOptions,
+  clusterIdClientInterceptor,
+  clusterIdProblem,
+  clusterIdServerInterceptor,
+  INTERNAL_PATH_PREFIX,
+  MAX_CLUSTER_ID_LENGTH,
+} from "./cluster-id.js";
 export * as internal from "./gen/berth/internal/v1/worker.js";
-
 export {
   Member,
   ShardAssignment,

@@ -32,6 +32,7 @@ export const ERROR_REASONS = [
   "NO_OWNER",
   "WRITES_FENCED",
   "INTERNAL_ERROR",
+  "CLUSTER_MISMATCH",
 ] as const;
 
 /** A stable ErrorInfo reason: one of {@link ERROR_REASONS}. */

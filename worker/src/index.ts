@@ -3,6 +3,7 @@
  * shared process plumbing (logging, metrics, health) that gateways reuse.
  */
 
+export { CLUSTER_REFUSAL_WARN_INTERVAL_MS, clusterGuard } from "./adapters/cluster-guard.js";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
   type ConnectBackoff,
