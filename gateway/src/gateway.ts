@@ -6,12 +6,14 @@
 import { hostname } from "node:os";
 import {
   berthReflectionPackage,
+  clusterClientOptions,
   FileShardMapSource,
   internal,
   type ShardMapSource,
   v1,
 } from "@berth/proto";
 import {
+  clusterGuard,
   createGrpcServerMetrics,
   createLogger,
   createRegistry,
@@ -52,6 +54,11 @@ export interface GatewayConfig {
   readonly shardMapWaitMs?: number;
   /** Node id sent with gossip messages. Default `gateway-<hostname>-<pid>`. */
   readonly nodeId?: string;
+  /**
+   * The cluster this gateway belongs to: sent with every forward and gossip call, and
+   * gossip from another cluster is refused (CLUSTER_MISMATCH). Default "" (none).
+   */
+  readonly clusterId?: string;
   /** Default: a pino JSON logger on stdout. */
   readonly logger?: Logger;
   /** Default: a new registry with process metrics. */
@@ -120,7 +127,14 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     await fileSource?.ready;
     await waitForFirstMap(source, config.shardMapWaitMs ?? 10_000, logger);
 
-    const router = new Router({ ...config.router, source, logger, registry });
+    const clusterId = config.clusterId ?? "";
+    const router = new Router({
+      ...config.router,
+      source,
+      logger,
+      registry,
+      channelOptions: { ...config.router?.channelOptions, ...clusterClientOptions(clusterId) },
+    });
     cleanups.push(() => router.close());
 
     const replica = new Replica(Date.now);
@@ -140,6 +154,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       peers: () => source.current()?.members.map((m) => m.address) ?? [],
       logger: logger.child({ part: "gossip" }),
       registry,
+      clientOptions: clusterClientOptions(clusterId),
     });
     cleanups.push(() => gossiper.stop());
 
@@ -168,7 +183,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       services: [CAPACITY_SERVICE, "grpc.health.v1.Health"],
     }).addToServer(grpcServer);
 
-    const gossipServer = new grpc.Server();
+    const gossipServer = new grpc.Server({ interceptors: [clusterGuard(clusterId, logger)] });
     gossipServer.addService(internal.GossipServiceService, gossiper.serviceHandlers());
 
     const shutdownGraceMs = config.shutdownGraceMs ?? 5000;

@@ -38,6 +38,16 @@ test("listen addresses default to the local ports and --help is recognised", () 
     nodeId: "gw-1",
   });
   assert.equal(parseGatewayArgs(["--help"]), "help");
+  const named = parseGatewayArgs(["--shard-map-file", "/m.json", "--cluster-id", "abc-123"]);
+  assert.ok(named !== "help");
+  assert.equal(named.clusterId, "abc-123");
+  assert.throws(
+    () => parseGatewayArgs(["--shard-map-file", "/m.json", "--cluster-id", "A"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `--cluster-id: a cluster id is 1-64 lowercase letters, digits and inner '-', got "A"`,
+  );
 });
 
 test("usage errors name the flag and what is wrong with it", () => {

@@ -1,20 +1,24 @@
 // The gateway process: parses flags, starts the gateway, stops it on SIGTERM/SIGINT.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
+import { clusterIdProblem } from "@berth/proto";
 import { createLogger, parseHostPort } from "@berth/worker";
 import { type GatewayConfig, startGateway } from "./gateway.js";
 
 /** The usage text printed with a usage error and for --help. */
 export const USAGE = `usage: gateway --shard-map-file /abs/path/shard-map.json
                [--grpc 127.0.0.1:50051] [--gossip 127.0.0.1:50060] [--http 127.0.0.1:9100]
-               [--shard-map-wait-ms 10000] [--node-id gateway-0]
+               [--shard-map-wait-ms 10000] [--node-id gateway-0] [--cluster-id <id>]
 
   --grpc               public gRPC listen address (CapacityService, health, reflection)
   --gossip             GossipService listen address (workers push counters here)
   --http               /metrics, /healthz and /readyz listen address
   --shard-map-file     ShardMap JSON file written by the supervisor (absolute path; watched)
   --shard-map-wait-ms  how long startup waits for a first ShardMap (default 10000)
-  --node-id            id sent with gossip messages (default gateway-<hostname>-<pid>)`;
+  --node-id            id sent with gossip messages (default gateway-<hostname>-<pid>)
+  --cluster-id         the cluster this gateway belongs to (lowercase letters, digits, '-'):
+                       sent with every call to workers; gossip from another cluster is
+                       refused. The same id as the workers' (default: none)`;
 
 /** Thrown when the command line is not valid; the message says which flag and why. */
 export class UsageError extends Error {
@@ -42,6 +46,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
         "shard-map-file": { type: "string" },
         "shard-map-wait-ms": { type: "string", default: "10000" },
         "node-id": { type: "string" },
+        "cluster-id": { type: "string", default: "" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -73,6 +78,9 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
   }
   const nodeId = values["node-id"];
   if (nodeId === "") throw new UsageError("--node-id must not be empty");
+  const clusterId = values["cluster-id"] as string;
+  const clusterProblem = clusterIdProblem(clusterId);
+  if (clusterProblem !== undefined) throw new UsageError(`--cluster-id: ${clusterProblem}`);
   return {
     grpc: values.grpc as string,
     gossip: values.gossip as string,
@@ -80,6 +88,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
     shardMapFile: file,
     shardMapWaitMs: waitMs,
     ...(typeof nodeId === "string" ? { nodeId } : {}),
+    ...(clusterId === "" ? {} : { clusterId }),
   };
 }
 

@@ -10,6 +10,17 @@ export {
   rendezvousScore,
 } from "./assignment.js";
 export { MAX_CAPACITY, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "./bounds.js";
+export {
+  CLUSTER_ID_HEADER,
+  type ClusterMismatch,
+  callerClusterId,
+  clusterClientOptions,
+  clusterIdClientInterceptor,
+  clusterIdProblem,
+  clusterIdServerInterceptor,
+  INTERNAL_PATH_PREFIX,
+  MAX_CLUSTER_ID_LENGTH,
+} from "./cluster-id.js";
 export * as internal from "./gen/berth/internal/v1/worker.js";
 export {
   Member,

@@ -171,6 +171,7 @@ test("unknown detail types are skipped and a corrupt detail does not hide the ot
 
 test("the error reasons are exactly the ones in the build plan", () => {
   assert.deepEqual([...ERROR_REASONS].sort(), [
+    "CLUSTER_MISMATCH",
     "INSUFFICIENT_CAPACITY",
     "INTERNAL_ERROR",
     "INVALID_FIELD",

@@ -33,6 +33,7 @@ export const ERROR_REASONS = [
   "WRITES_FENCED",
   "INTERNAL_ERROR",
   "WINDOW_ENDED",
+  "CLUSTER_MISMATCH",
 ] as const;
 
 /** A stable ErrorInfo reason: one of {@link ERROR_REASONS}. */

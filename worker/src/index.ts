@@ -15,6 +15,7 @@ export {
   matchesLabels,
   parseLabelSelector,
 } from "@berth/proto";
+export { CLUSTER_REFUSAL_WARN_INTERVAL_MS, clusterGuard } from "./adapters/cluster-guard.js";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
   type ConnectBackoff,

@@ -61,6 +61,7 @@ async function main(): Promise<number> {
   const source = new FileShardMapSource(flags.shardMapFile);
   const worker = await startWorker({
     id: flags.id,
+    clusterId: flags.clusterId,
     grpc: flags.grpc,
     http: flags.http,
     journal,

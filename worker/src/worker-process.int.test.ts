@@ -7,7 +7,14 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { internal, planShardMap, type v1, writeShardMapFile } from "@berth/proto";
+import {
+  clusterClientOptions,
+  internal,
+  parseRichStatus,
+  planShardMap,
+  type v1,
+  writeShardMapFile,
+} from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 
 const mainScript = fileURLToPath(new URL("./main.ts", import.meta.url));
@@ -61,6 +68,7 @@ function runWorker(args: string[]) {
 describe("the worker process", () => {
   test("it serves after printing 'worker listening' and exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "berth-worker-proc-"));
+    let w: ReturnType<typeof runWorker> | undefined;
     try {
       const grpc = `127.0.0.1:${await freePort()}`;
       const http = `127.0.0.1:${await freePort()}`;
@@ -69,7 +77,7 @@ describe("the worker process", () => {
         mapFile,
         planShardMap({ members: [{ id: "worker-0", address: grpc }], shardCount: 16, quorum: 1 }),
       );
-      const w = runWorker([
+      w = runWorker([
         "--id",
         "worker-0",
         "--grpc",
@@ -82,13 +90,48 @@ describe("the worker process", () => {
         mapFile,
         "--snapshot-every",
         "10",
+        "--cluster-id",
+        "proc-test",
       ]);
       const line = await w.listening;
       assert.equal(line.grpc, grpc);
       assert.equal(line.http, http);
 
-      const client = new internal.WorkerServiceClient(grpc, credentials.createInsecure());
       const deadline = () => ({ deadline: Date.now() + 5000 });
+      // A caller of another cluster (or of none) is refused before any handler runs.
+      for (const other of [{}, clusterClientOptions("another-cluster")]) {
+        const stranger = new internal.WorkerServiceClient(
+          grpc,
+          credentials.createInsecure(),
+          other,
+        );
+        await assert.rejects(
+          new Promise((resolve, reject) =>
+            stranger.getPool(
+              { request: { pool: "default/proc" }, epoch: 0 },
+              new Metadata(),
+              deadline(),
+              (e, r) => (e ? reject(e) : resolve(r)),
+            ),
+          ),
+          (e: unknown) => {
+            const st = parseRichStatus(e);
+            assert.equal(st.code, 7, st.message); // PERMISSION_DENIED
+            assert.equal(st.reason, "CLUSTER_MISMATCH");
+            assert.match(
+              st.message,
+              /internal calls are taken only from nodes of the same cluster/,
+            );
+            return true;
+          },
+        );
+        stranger.close();
+      }
+      const client = new internal.WorkerServiceClient(
+        grpc,
+        credentials.createInsecure(),
+        clusterClientOptions("proc-test"),
+      );
       const configured = await new Promise<internal.ConfigureResponse>((resolve, reject) =>
         client.configure(
           {
@@ -127,7 +170,29 @@ describe("the worker process", () => {
       w.child.kill("SIGTERM");
       assert.equal(await w.exited, 0, w.stderr());
       assert.ok(w.lines.some((l) => l.includes("worker exited cleanly")));
+      assert.ok(
+        w.lines.some((l) => l.includes("refused an internal call from another cluster")),
+        "the refusal is logged",
+      );
+      // Shutdown is summarised: one line for the 16 shards, none per shard.
+      const msgs = w.lines.flatMap((l) => {
+        try {
+          return [(JSON.parse(l) as { msg: string }).msg];
+        } catch {
+          return [];
+        }
+      });
+      assert.deepEqual(
+        msgs.filter((m) =>
+          /shard leaving|shard drained|draining 16 shards|16 shards drained/.test(m),
+        ),
+        ["worker shutting down; draining 16 shards", "16 shards drained"],
+      );
     } finally {
+      // A failed assertion must not leave the worker running (it would hold the test open).
+      if (w !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
+        w.child.kill("SIGKILL");
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   });

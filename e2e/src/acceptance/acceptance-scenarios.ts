@@ -365,7 +365,7 @@ export function acceptanceScenarios(name: string, startCluster: () => Promise<Lo
     }, async () => {
       const gossip = cluster.workers.map((w) => ({
         node: w.id,
-        reader: new GossipReader(w.grpcAddress),
+        reader: new GossipReader(w.grpcAddress, cluster.clusterId),
       }));
       try {
         const onGateway = async (): Promise<v1.PoolAvailability | undefined> => {

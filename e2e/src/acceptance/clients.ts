@@ -2,7 +2,13 @@
 // scenarios call: the public CapacityService on the gateway and the internal
 // GossipService on a worker. Every call has a deadline.
 import assert from "node:assert/strict";
-import { internal, type ParsedRichStatus, parseRichStatus, v1 } from "@berth/proto";
+import {
+  clusterClientOptions,
+  internal,
+  type ParsedRichStatus,
+  parseRichStatus,
+  v1,
+} from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 
 /** Deadline of a public call unless a scenario says otherwise. */
@@ -84,8 +90,13 @@ export class CapacityApi {
 export class GossipReader {
   readonly client: internal.GossipServiceClient;
 
-  constructor(address: string) {
-    this.client = new internal.GossipServiceClient(address, grpc.credentials.createInsecure());
+  /** @param clusterId the cluster id the node was started with ("" for none) */
+  constructor(address: string, clusterId = "") {
+    this.client = new internal.GossipServiceClient(
+      address,
+      grpc.credentials.createInsecure(),
+      clusterClientOptions(clusterId),
+    );
   }
 
   /** Every entry of the replica, following pages. */

@@ -17,7 +17,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { decodeReservationId, internal, parseRichStatus, shardOf, type v1 } from "@berth/proto";
+import {
+  clusterClientOptions,
+  decodeReservationId,
+  internal,
+  parseRichStatus,
+  shardOf,
+  type v1,
+} from "@berth/proto";
 import type { Journal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
@@ -74,7 +81,11 @@ async function staleOwnerScenario(
   assert.ok(a !== undefined && b !== undefined && a.pid !== undefined);
   const pidA = a.pid;
   const api = new CapacityApi(cluster.gatewayAddress);
-  const direct = new internal.WorkerServiceClient(a.grpcAddress, grpc.credentials.createInsecure());
+  const direct = new internal.WorkerServiceClient(
+    a.grpcAddress,
+    grpc.credentials.createInsecure(),
+    clusterClientOptions(cluster.clusterId),
+  );
   const answers: Answer[] = [];
   let issued = 0;
   let resumed = false;

@@ -7,21 +7,37 @@ import { mkdir, readFile } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Router } from "@berth/gateway";
-import { internal, StaticShardMapSource, shardOf, writeShardMapFile } from "@berth/proto";
+import {
+  clusterClientOptions,
+  internal,
+  poolIdProblem,
+  StaticShardMapSource,
+  shardOf,
+  writeShardMapFile,
+} from "@berth/proto";
+import { ConnectingJournal, openJournal } from "@berth/worker";
 import { loadPoolManifests, type PoolManifest } from "../manifests/index.js";
 import type { RestartBackoffOptions } from "./backoff.js";
 import { banner } from "./banner.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
+import { clusterIdOf, type DataDirLockInfo, lockDataDir } from "./data-dir.js";
 import { formatLogLine, type LogFormat } from "./log-format.js";
 import { type LifecycleEvent, ManagedProcess } from "./managed-process.js";
-import { applyPools, changedSpecs, specKey, watchManifests } from "./pool-sync.js";
+import { applyPools, changedSpecs, describeApplied, specKey, watchManifests } from "./pool-sync.js";
 import {
   allocateFreePorts,
   type ClusterPorts,
+  checkPortsAvailable,
   DEFAULT_GATEWAY_PORT,
   derivePorts,
+  labelPorts,
 } from "./ports.js";
-import { moveShardInMap, planLocalShardMap, shardsPerMember } from "./shard-map-ops.js";
+import {
+  manualMoves,
+  moveShardInMap,
+  planLocalShardMap,
+  shardsPerMember,
+} from "./shard-map-ops.js";
 
 /** The repository root (where `worker/`, `gateway/` and `examples/` live). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../../", import.meta.url));
@@ -58,6 +74,22 @@ export interface LocalClusterOptions {
   readonly stopTimeoutMs?: number;
   /** Extra environment for the children (e.g. BERTH_LOG_LEVEL). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Aborts the start at whatever phase it is in (waiting for the journal, for the
+   * processes, configuring pools): everything started is stopped, the data directory
+   * is unlocked, and the start rejects with {@link LocalStartAbortedError}.
+   */
+  readonly signal?: AbortSignal;
+  /** Least time between two "waiting for the journal" lines. Default 5,000 ms. */
+  readonly journalProgressIntervalMs?: number;
+}
+
+/** Thrown when {@link LocalClusterOptions.signal} aborted a start; nothing is left running. */
+export class LocalStartAbortedError extends Error {
+  override readonly name = "LocalStartAbortedError";
+  constructor() {
+    super("the start was interrupted; everything started was stopped");
+  }
 }
 
 /** A worker of a local cluster. `pid` changes when it is restarted. */
@@ -92,6 +124,8 @@ export interface LocalCluster {
   /** host:port of the control HTTP server. */
   readonly controlAddress: string;
   readonly dataDir: string;
+  /** The id every internal call of this cluster carries (`<dataDir>/cluster-id`). */
+  readonly clusterId: string;
   readonly shardMapFile: string;
   readonly journal: string;
   /** Pool ids configured from the manifests, in manifest order. */
@@ -127,6 +161,9 @@ const MOVE_TIMEOUT_MS = 30_000;
  * Starts a local cluster and configures its pools.
  *
  * @throws ManifestError when a manifest is invalid (before any process starts)
+ * @throws DataDirLockedError when another running cluster holds the data directory
+ * @throws PortUnavailableError when a port is taken (before any process starts)
+ * @throws LocalStartAbortedError when `signal` aborted the start
  * @throws ProcessStartError when a worker or the gateway does not come up (everything
  *   started is stopped first)
  */
@@ -144,12 +181,55 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const logFormat = options.logFormat ?? "pretty";
   const port = options.port ?? DEFAULT_GATEWAY_PORT;
 
+  const signal = options.signal;
+  const orAbort = <T>(p: Promise<T>): Promise<T> => {
+    if (signal === undefined) return p;
+    return new Promise<T>((resolvePromise, reject) => {
+      const onAbort = () => reject(new LocalStartAbortedError());
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      p.then(
+        (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolvePromise(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
+  };
+
   // Manifests first: a typo should fail before anything starts.
   const manifests = await loadPoolManifests(manifestPaths);
-  await mkdir(logDir, { recursive: true });
-
   const ports: ClusterPorts =
     port === 0 ? await allocateFreePorts(workerCount) : derivePorts(port, workerCount);
+  // The lock before anything is written: a second start on this data directory must
+  // not touch the ShardMap the running cluster follows.
+  let stale: { previous: DataDirLockInfo | undefined; file: string } | undefined;
+  const lock = await lockDataDir(dataDir, (previous, file) => {
+    stale = { previous, file };
+  });
+  const releaseLockOnExit = () => lock.releaseSync();
+  process.on("exit", releaseLockOnExit);
+  const unlock = async () => {
+    process.off("exit", releaseLockOnExit);
+    await lock.release();
+  };
+  try {
+    if (signal?.aborted) throw new LocalStartAbortedError();
+    await checkPortsAvailable(labelPorts(ports, port, options.controlPort !== undefined));
+    if (options.controlPort !== undefined && options.controlPort !== 0) {
+      await checkPortsAvailable([
+        { port: options.controlPort, what: "control endpoint (--control-port)" },
+      ]);
+    }
+    await mkdir(logDir, { recursive: true });
+  } catch (e: unknown) {
+    await unlock();
+    throw e;
+  }
   const host = "127.0.0.1";
   const at = (p: number) => `${host}:${p}`;
   const workerIds = Array.from({ length: workerCount }, (_, i) => `worker-${i}`);
@@ -224,10 +304,45 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       level === "info" ? "stdout" : "stderr",
     );
 
-  // The ShardMap: epochs continue from whatever the data directory already holds.
-  const previous = await readPreviousMap(shardMapFile);
-  let map = planLocalShardMap({ members, shardCount, previous, previousPath: shardMapFile });
-  await writeShardMapFile(shardMapFile, map);
+  if (stale !== undefined) {
+    log("warn", "took over a stale lock of a cluster that is no longer running", {
+      file: stale.file,
+      ...(stale.previous === undefined ? {} : { pid: stale.previous.pid }),
+    });
+  }
+  let clusterId: string;
+  let previous: internal.ShardMap | undefined;
+  let map: internal.ShardMap;
+  try {
+    const cid = await clusterIdOf(dataDir);
+    clusterId = cid.id;
+    if (cid.created) log("info", "new cluster id for this data directory", { clusterId });
+    // The ShardMap: the previous run's when the workers are the same (manual moves are
+    // kept), else planned afresh; epochs continue either way.
+    previous = await readPreviousMap(shardMapFile);
+    map = planLocalShardMap({ members, shardCount, previous, previousPath: shardMapFile });
+    await lock.update({
+      gateway: at(ports.gateway.grpc),
+      control: at(options.controlPort ?? ports.control),
+    });
+    await writeShardMapFile(shardMapFile, map);
+  } catch (e: unknown) {
+    await unlock();
+    throw e;
+  }
+  const kept = manualMoves(map);
+  if (previous !== undefined && kept > 0) {
+    log("info", `kept ${kept} manual shard ${kept === 1 ? "move" : "moves"} of the previous run`, {
+      moves: kept,
+    });
+  } else if (previous !== undefined && manualMoves(previous) > 0) {
+    const n = manualMoves(previous);
+    log(
+      "warn",
+      `the workers changed (${previous.members.length} → ${members.length}): shards were planned afresh and ${n} manual shard ${n === 1 ? "move" : "moves"} of the previous run ${n === 1 ? "is" : "are"} not kept`,
+      { moves: n },
+    );
+  }
   const source = new StaticShardMapSource(map);
   log("info", "ShardMap written", {
     file: shardMapFile,
@@ -241,6 +356,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     ...options.env,
     BERTH_SUPERVISOR_PID: String(process.pid),
   };
+  const clusterArgs = ["--cluster-id", clusterId];
   const nodeArgs = (entry: string) => [
     "--import",
     "tsx",
@@ -301,6 +417,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       shardMapFile,
       "--node-id",
       "gateway-0",
+      ...clusterArgs,
     ],
     readyMessage: "gateway listening",
     onLine: (line, stream) => relay("gateway", line, stream),
@@ -325,8 +442,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         shardMapFile,
         "--gossip-peer",
         gatewayAddresses.gossip,
+        ...clusterArgs,
       ],
       readyMessage: "worker listening",
+      notReadyReason: () => readyzReason(at(p.http)),
       onLine: (line, stream) => relay(id, line, stream),
       onLifecycle: lifecycle(id),
     });
@@ -355,6 +474,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       source.close();
       log("info", "stopped");
       process.off("exit", killAll);
+      await unlock();
       await closeFiles();
     })();
     return stopping;
@@ -367,7 +487,13 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     if (specs.length === 0) return;
     const r = router as Router;
     const result = await applyPools(specs, (spec) =>
-      r.call("configure", spec.pool, spec, Date.now() + CONFIGURE_DEADLINE_MS),
+      r.call(
+        "configure",
+        spec.pool,
+        spec,
+        Date.now() + CONFIGURE_DEADLINE_MS,
+        initial && signal !== undefined ? { signal } : {},
+      ),
     );
     const failed = new Set(result.failures.map((f) => f.pool));
     for (const spec of specs) if (!failed.has(spec.pool)) applied.set(spec.pool, specKey(spec));
@@ -377,20 +503,29 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       if (initial) throw new Error(message);
       log("error", message);
     }
-    log("info", `configured ${result.configured} pools (${result.changed} changed)`, {
+    log("info", describeApplied(result), {
       configured: result.configured,
-      changed: result.changed,
+      created: result.created,
+      updated: result.updated,
+      unchanged: result.configured - result.created - result.updated,
     });
   };
 
   try {
-    log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal });
-    await Promise.all(all.map((p) => p.start()));
-    router = new Router({ source });
-    await configureAll(manifests, true);
+    if (/^cassandra:/i.test(journal)) {
+      await orAbort(
+        waitForJournal(journal, log, options.journalProgressIntervalMs ?? 5000, signal),
+      );
+    }
+    if (signal?.aborted) throw new LocalStartAbortedError();
+    log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
+    await orAbort(Promise.all(all.map((p) => p.start())));
+    router = new Router({ source, channelOptions: clusterClientOptions(clusterId) });
+    await orAbort(configureAll(manifests, true));
+    if (signal?.aborted) throw new LocalStartAbortedError();
   } catch (e: unknown) {
     await stop();
-    throw e;
+    throw signal?.aborted ? new LocalStartAbortedError() : e;
   }
 
   let moves = Promise.resolve();
@@ -478,6 +613,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
           restarts: p.restarts,
         })),
       shardOf: (pool) => {
+        const problem = poolIdProblem(pool);
+        if (problem !== undefined) {
+          throw Object.assign(new Error(`pool: ${problem}`), { name: "ShardMoveError" });
+        }
         const shard = shardOf(pool, map.shardCount);
         const a = map.shards[shard];
         return { pool, shard, owner: a?.owner ?? "", epoch: a?.epoch ?? 0 };
@@ -517,6 +656,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     workers,
     controlAddress,
     dataDir,
+    clusterId,
     shardMapFile,
     journal,
     get pools() {
@@ -561,6 +701,55 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     },
     stop,
   };
+}
+
+/** The reason a process's /readyz gives for not being ready, if it answers. */
+async function readyzReason(httpAddress: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`http://${httpAddress}/readyz`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { ready?: boolean; reason?: unknown };
+    return body.ready === false && typeof body.reason === "string" ? body.reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the journal at `url` answers (Cassandra may still be starting), with a
+ * progress line at most every `intervalMs`; no time limit (Ctrl-C stops it).
+ *
+ * @throws Error when the journal fails for good (e.g. a keyspace of a newer build)
+ */
+async function waitForJournal(
+  url: string,
+  log: (level: "info" | "warn", msg: string, fields?: object) => void,
+  intervalMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const started = Date.now();
+  let lastLine = Number.NEGATIVE_INFINITY;
+  const journal = await openJournal(url, {
+    onAttemptFailed: (e, attempt, retryInMs) => {
+      if (Date.now() - lastLine < intervalMs) return;
+      lastLine = Date.now();
+      log(
+        "warn",
+        `waiting for the journal (${Math.round((Date.now() - started) / 1000)} s so far; Ctrl-C to stop)`,
+        { journal: url, attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },
+      );
+    },
+  });
+  try {
+    if (!(journal instanceof ConnectingJournal)) return;
+    const aborted = new Promise<void>((resolvePromise) => {
+      if (signal?.aborted) resolvePromise();
+      signal?.addEventListener("abort", () => resolvePromise(), { once: true });
+    });
+    await Promise.race([journal.whenConnected(), aborted]);
+    if (!signal?.aborted) log("info", "the journal answers", { journal: url });
+  } finally {
+    await journal.close().catch(() => undefined);
+  }
 }
 
 async function readPreviousMap(path: string): Promise<internal.ShardMap | undefined> {

@@ -1,8 +1,16 @@
 // `npm start`: a local Berth cluster on this machine. See LOCAL_USAGE in options.ts.
 import { ManifestError } from "../manifests/index.js";
-import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";
+import { DataDirLockedError, InvalidClusterIdFileError } from "./data-dir.js";
+import {
+  type LocalCluster,
+  LocalStartAbortedError,
+  REPO_ROOT,
+  startLocalCluster,
+} from "./local-cluster.js";
 import { ProcessStartError } from "./managed-process.js";
 import { LOCAL_USAGE, LocalUsageError, parseLocalArgs } from "./options.js";
+import { PortUnavailableError } from "./ports.js";
+import { ShardCountMismatchError } from "./shard-map-ops.js";
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseLocalArgs>;
@@ -18,8 +26,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  // A signal while starting stops what has started once the start is done.
+  // A signal at any phase stops: while starting, it aborts the start (which stops what
+  // has started); once running, it stops the cluster.
   const stopRequested = Promise.withResolvers<NodeJS.Signals>();
+  const abort = new AbortController();
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -28,6 +38,7 @@ async function main(): Promise<number> {
     }
     signalled = true;
     process.stderr.write(`\nberth: ${signal} received; stopping (press Ctrl-C again to force)\n`);
+    abort.abort();
     stopRequested.resolve(signal);
   };
   for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(s, onSignal);
@@ -45,13 +56,25 @@ async function main(): Promise<number> {
       logColor: args.logFormat === "pretty" && process.stdout.isTTY && !process.env.NO_COLOR,
       logOutput: out,
       watch: args.watch,
+      signal: abort.signal,
     });
   } catch (e: unknown) {
     if (e instanceof ManifestError) {
       process.stderr.write(`berth: invalid manifests:\n${e.message}\n`);
       return 1;
     }
-    if (e instanceof ProcessStartError || e instanceof RangeError) {
+    if (e instanceof LocalStartAbortedError) {
+      process.stderr.write("berth: stopped before the cluster was up\n");
+      return 130;
+    }
+    if (
+      e instanceof ProcessStartError ||
+      e instanceof RangeError ||
+      e instanceof DataDirLockedError ||
+      e instanceof PortUnavailableError ||
+      e instanceof InvalidClusterIdFileError ||
+      e instanceof ShardCountMismatchError
+    ) {
       process.stderr.write(`berth: ${e.message}\n`);
       return 1;
     }

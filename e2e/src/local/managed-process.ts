@@ -37,6 +37,11 @@ export interface ManagedProcessOptions {
   readonly readyTimeoutMs?: number;
   /** How long to wait after SIGTERM before SIGKILL. Default 5,000 ms. */
   readonly stopTimeoutMs?: number;
+  /**
+   * Asked when the ready timeout expires, before the process is killed: why it says it
+   * is not ready (e.g. its /readyz reason), for the error. Undefined: unknown.
+   */
+  readonly notReadyReason?: () => Promise<string | undefined>;
 }
 
 /** Thrown when a child process exits, or does not become ready, during its first start. */
@@ -110,11 +115,20 @@ export class ManagedProcess {
     const timeoutMs = this.#options.readyTimeoutMs ?? 60_000;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const asked = this.#firstStart;
         this.#firstStart = undefined;
-        this.killNow();
-        reject(
-          new ProcessStartError(this.name, `was not ready within ${timeoutMs} ms`, this.#tail),
-        );
+        const reason = this.#options.notReadyReason?.().catch(() => undefined);
+        void Promise.resolve(reason).then((why) => {
+          this.killNow();
+          if (asked === undefined) return;
+          reject(
+            new ProcessStartError(
+              this.name,
+              `was not ready within ${timeoutMs} ms${why === undefined ? "" : ` (it says: ${why})`}`,
+              this.#tail,
+            ),
+          );
+        });
       }, timeoutMs);
       this.#firstStart = {
         resolve: () => {

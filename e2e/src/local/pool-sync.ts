@@ -14,6 +14,10 @@ export interface ApplyResult {
   readonly configured: number;
   /** Of those, pools whose spec was not already in force. */
   readonly changed: number;
+  /** Of the changed, pools that did not exist before (their first event). */
+  readonly created: number;
+  /** Of the changed, pools that existed with another spec. */
+  readonly updated: number;
   readonly failures: readonly { readonly pool: string; readonly error: string }[];
 }
 
@@ -25,6 +29,7 @@ export async function applyPools(
 ): Promise<ApplyResult> {
   let configured = 0;
   let changed = 0;
+  let created = 0;
   const failures: { pool: string; error: string }[] = [];
   let next = 0;
   const lane = async () => {
@@ -34,13 +39,28 @@ export async function applyPools(
         const r = await configure(spec);
         configured++;
         if (r.changed) changed++;
+        // A pool's first event is its first configure: version 1 means it is new.
+        if (r.changed && r.pool?.version === 1) created++;
       } catch (e: unknown) {
         failures.push({ pool: spec.pool, error: e instanceof Error ? e.message : String(e) });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, specs.length) }, lane));
-  return { configured, changed, failures };
+  return { configured, changed, created, updated: changed - created, failures };
+}
+
+/** The log line of an {@link ApplyResult}, e.g. "configured 12 pools: 12 new". */
+export function describeApplied(
+  r: Pick<ApplyResult, "configured" | "created" | "updated">,
+): string {
+  const unchanged = r.configured - r.created - r.updated;
+  const parts = [
+    r.created > 0 ? `${r.created} new` : undefined,
+    r.updated > 0 ? `${r.updated} updated` : undefined,
+    unchanged > 0 ? `${unchanged} unchanged` : undefined,
+  ].filter((p) => p !== undefined);
+  return `configured ${r.configured} ${r.configured === 1 ? "pool" : "pools"}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}`;
 }
 
 /** Specs that are new or differ from `applied` (keyed by pool id). */

@@ -76,3 +76,80 @@ export async function allocateFreePorts(workers: number): Promise<ClusterPorts> 
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 }
+
+/** One port of a cluster and what it is for, e.g. `worker-1 gRPC (--port + 11)`. */
+export interface LabelledPort {
+  readonly port: number;
+  readonly what: string;
+}
+
+/**
+ * Every port of `ports` with what it is for and how it was derived from `basePort`
+ * (0: chosen free). `controlExplicit`: the control port came from --control-port.
+ */
+export function labelPorts(
+  ports: ClusterPorts,
+  basePort: number,
+  controlExplicit: boolean,
+): LabelledPort[] {
+  const off = (n: number) => (n === 0 ? "" : ` + ${n}`);
+  const how = (derived: string) => (basePort === 0 ? "a free port" : derived);
+  return [
+    { port: ports.gateway.grpc, what: `gateway gRPC (${how("--port")})` },
+    { port: ports.gateway.gossip, what: `gateway gossip (${how("--port + 9")})` },
+    { port: ports.gateway.http, what: `gateway HTTP (${how("9100 + (--port - 50051)")})` },
+    ...ports.workers.flatMap((w, i) => [
+      { port: w.grpc, what: `worker-${i} gRPC (${how(`--port + ${10 + i}`)})` },
+      { port: w.http, what: `worker-${i} HTTP (${how(`9101 + (--port - 50051)${off(i)}`)})` },
+    ]),
+    {
+      port: ports.control,
+      what: `control endpoint (${controlExplicit ? "--control-port" : how("9099 + (--port - 50051)")})`,
+    },
+  ];
+}
+
+/** Thrown when a port the cluster needs is taken or derived twice; nothing was started. */
+export class PortUnavailableError extends Error {
+  override readonly name = "PortUnavailableError";
+  readonly port: number;
+  readonly what: string;
+  constructor(port: number, what: string, why: string) {
+    super(
+      `port ${port}, the ${what}, ${why}: choose another --port (the other ports derive from it), or --port 0 to use free ports`,
+    );
+    this.port = port;
+    this.what = what;
+  }
+}
+
+/**
+ * Checks that every port can be bound on 127.0.0.1 (by binding and closing it) and that
+ * none is used twice, before anything starts.
+ *
+ * @throws PortUnavailableError naming the first port that is not available
+ */
+export async function checkPortsAvailable(ports: readonly LabelledPort[]): Promise<void> {
+  const seen = new Map<number, string>();
+  for (const p of ports) {
+    if (p.port === 0) continue;
+    const other = seen.get(p.port);
+    if (other !== undefined) {
+      throw new PortUnavailableError(p.port, p.what, `is also derived for the ${other}`);
+    }
+    seen.set(p.port, p.what);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e: NodeJS.ErrnoException) => {
+        const why =
+          e.code === "EADDRINUSE"
+            ? "is already in use (another program, perhaps another Berth cluster, listens there)"
+            : e.code === "EACCES"
+              ? "cannot be used by this user"
+              : `cannot be bound (${e.code ?? e.message})`;
+        reject(new PortUnavailableError(p.port, p.what, why));
+      });
+      server.listen(p.port, "127.0.0.1", () => server.close(() => resolve()));
+    });
+  }
+}

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { internal } from "@berth/proto";
-import { majority, moveShardInMap, planLocalShardMap, shardsPerMember } from "./shard-map-ops.js";
+import {
+  majority,
+  manualMoves,
+  moveShardInMap,
+  planLocalShardMap,
+  shardsPerMember,
+} from "./shard-map-ops.js";
 
 const members = [0, 1, 2].map((i) => ({ id: `worker-${i}`, address: `127.0.0.1:${50061 + i}` }));
 
@@ -18,18 +24,34 @@ test("the local map assigns every shard to one of the workers with a majority qu
   assert.deepEqual([1, 2, 3, 4, 5].map(majority), [1, 2, 2, 3, 3]);
 });
 
-test("a restarted cluster continues the revision and epochs of the map on disk", () => {
+test("a restarted cluster with the same workers keeps the map on disk, manual moves included", () => {
+  const first = planLocalShardMap({ members, shardCount: 16 });
+  assert.equal(manualMoves(first), 0);
+  const to = first.shards[3]?.owner === "worker-0" ? "worker-1" : "worker-0";
+  const moved = moveShardInMap(first, 3, to);
+  assert.equal(manualMoves(moved), 1);
+  const readdressed = members.map((m, i) => ({ ...m, address: `127.0.0.1:${40000 + i}` }));
+  const again = planLocalShardMap({ members: readdressed, shardCount: 16, previous: moved });
+  assert.equal(again.revision, 3);
+  assert.equal(again.shards[3]?.owner, to, "the manual move is kept");
+  assert.equal(again.shards[3]?.epoch, 2);
+  assert.deepEqual(again.shards, moved.shards);
+  assert.deepEqual(again.members, readdressed);
+  assert.equal(manualMoves(again), 1);
+});
+
+test("a restarted cluster with other workers re-plans, continuing the revision and epochs", () => {
   const first = planLocalShardMap({ members, shardCount: 16 });
   const moved = moveShardInMap(
     first,
     3,
     first.shards[3]?.owner === "worker-0" ? "worker-1" : "worker-0",
   );
-  const again = planLocalShardMap({ members, shardCount: 16, previous: moved });
+  const four = [...members, { id: "worker-3", address: "127.0.0.1:50064" }];
+  const again = planLocalShardMap({ members: four, shardCount: 16, previous: moved });
   assert.equal(again.revision, 3);
-  // Shard 3 goes back to its planned owner with a yet higher epoch.
-  assert.equal(again.shards[3]?.owner, first.shards[3]?.owner);
-  assert.equal(again.shards[3]?.epoch, 3);
+  assert.equal(manualMoves(again), 0, "planned afresh");
+  assert.ok(again.shards.every((s, i) => s.epoch >= (moved.shards[i]?.epoch ?? 0)));
   assert.throws(
     () =>
       planLocalShardMap({

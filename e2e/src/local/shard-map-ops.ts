@@ -1,5 +1,5 @@
 // Planning and editing the local cluster's ShardMap. Pure.
-import { internal, planShardMap } from "@berth/proto";
+import { assignOwners, internal, planShardMap } from "@berth/proto";
 
 /** Thrown when a shard move names a shard or worker that does not exist. */
 export class ShardMoveError extends Error {
@@ -35,7 +35,9 @@ export function majority(workers: number): number {
 /**
  * Plans the map for a (re)started local cluster. Epochs continue from the map the
  * data directory already holds, so a restarted cluster never reuses an epoch its
- * journal has seen.
+ * journal has seen. When the workers are the same as last time, the previous
+ * assignment is kept as it is (manual moves survive a restart; only the addresses
+ * and the revision change); otherwise the shards are planned afresh.
  */
 export function planLocalShardMap(input: {
   readonly members: readonly internal.Member[];
@@ -50,6 +52,14 @@ export function planLocalShardMap(input: {
       input.shardCount,
       input.previousPath ?? "the previous ShardMap",
     );
+  }
+  if (previous !== undefined && sameMemberIds(previous.members, input.members)) {
+    return {
+      ...previous,
+      revision: previous.revision + 1,
+      members: input.members.map((m) => ({ ...m })),
+      quorum: majority(input.members.length),
+    };
   }
   return planShardMap({
     members: input.members,
@@ -98,6 +108,20 @@ export function moveShardInMap(
       : s,
   );
   return { ...map, revision: map.revision + 1, shards };
+}
+
+function sameMemberIds(a: readonly internal.Member[], b: readonly internal.Member[]): boolean {
+  const ids = (ms: readonly internal.Member[]) => JSON.stringify(ms.map((m) => m.id).sort());
+  return ids(a) === ids(b);
+}
+
+/** Shards whose owner is not the one the default plan (rendezvous over the members) gives. */
+export function manualMoves(map: internal.ShardMap): number {
+  const planned = assignOwners(
+    map.members.map((m) => m.id),
+    map.shardCount,
+  );
+  return map.shards.filter((s) => s.owner !== planned[s.shard]).length;
 }
 
 /** How many shards each member owns. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseWorkerFlags, UsageError } from "./worker-flags.js";
+import { parseWorkerFlags, USAGE, UsageError } from "./worker-flags.js";
 
 const base = [
   "--id",
@@ -31,6 +31,7 @@ describe("worker flags", () => {
     assert.deepEqual(
       parseWorkerFlags([...base, "--gossip-peer", "127.0.0.1:50060", "--gossip-peer", "gw:1"]),
       {
+        clusterId: "",
         id: "worker-1",
         grpc: "127.0.0.1:50062",
         http: "127.0.0.1:9102",
@@ -44,6 +45,15 @@ describe("worker flags", () => {
     assert.ok(seven !== "help");
     assert.equal(seven.snapshotEvery, 7);
     assert.equal(parseWorkerFlags(["--help"]), "help");
+    const named = parseWorkerFlags([...base, "--cluster-id", "c0ffee-42"]);
+    assert.ok(named !== "help");
+    assert.equal(named.clusterId, "c0ffee-42");
+  });
+
+  test("the usage names both journals and the cluster id", () => {
+    assert.match(USAGE, /sqlite:\/\/\/absolute\/path\.db/);
+    assert.match(USAGE, /cassandra:\/\/host:port\[,host:port\]\/keyspace/);
+    assert.match(USAGE, /--cluster-id/);
   });
 
   test("bad flags are rejected with a precise message", () => {
@@ -60,6 +70,10 @@ describe("worker flags", () => {
     assert.equal(
       usage([...base.slice(0, 8), "--shard-map-file", "map.json"]),
       '--shard-map-file must be an absolute path, got "map.json"',
+    );
+    assert.equal(
+      usage([...base, "--cluster-id", "Bad_Id"]),
+      `--cluster-id: a cluster id is 1-64 lowercase letters, digits and inner '-', got "Bad_Id"`,
     );
   });
 });

@@ -1,20 +1,28 @@
 // Command-line flags of the worker process.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
+import { clusterIdProblem } from "@berth/proto";
 import { InvalidAddressError, parseHostPort } from "./observability.js";
 
 /** The worker's usage text. */
 export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <host:port>
-              --journal sqlite:///abs/path/journal.db --shard-map-file /abs/path/shard-map.json
-              [--gossip-peer <host:port>]... [--snapshot-every <n>]
+              --journal <sqlite:///abs/path/journal.db | cassandra://host:port/keyspace>
+              --shard-map-file /abs/path/shard-map.json
+              [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
 
   --id              this worker's member id in the shard map, e.g. worker-0
   --grpc            gRPC listen address (WorkerService, GossipService, health, reflection)
   --http            HTTP listen address for /metrics, /healthz, /readyz
-  --journal         journal URL: sqlite:///absolute/path.db[?synchronous=FULL|NORMAL]
+  --journal         journal URL, one of:
+                      sqlite:///absolute/path.db[?synchronous=FULL|NORMAL]
+                      cassandra://host:port[,host:port]/keyspace[?dc=…&rf=…&consistency=…&timeoutMs=…]
+                    (a Cassandra journal that is not up yet is retried; not ready meanwhile)
   --shard-map-file  JSON ShardMap file to follow (written by the supervisor/operator)
   --gossip-peer     GossipService address of a gateway; repeatable
   --snapshot-every  save a pool snapshot every n events (default 100)
+  --cluster-id      the cluster this worker belongs to (lowercase letters, digits, '-');
+                    internal calls from nodes of another cluster are refused. Give every
+                    worker and gateway of one install the same id (default: none)
 `;
 
 /** The worker's parsed flags. */
@@ -26,6 +34,8 @@ export interface WorkerFlags {
   readonly shardMapFile: string;
   readonly gossipPeers: readonly string[];
   readonly snapshotEvery: number;
+  /** "" when not given. */
+  readonly clusterId: string;
 }
 
 /** Thrown when the command line is not valid; the message says precisely why. */
@@ -71,7 +81,11 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   if (!/^[1-9][0-9]{0,8}$/.test(every)) {
     throw new UsageError(`--snapshot-every must be a positive integer, got "${every}"`);
   }
+  const clusterId = values["cluster-id"] ?? "";
+  const clusterProblem = clusterIdProblem(clusterId);
+  if (clusterProblem !== undefined) throw new UsageError(`--cluster-id: ${clusterProblem}`);
   return {
+    clusterId,
     id,
     grpc,
     http,
@@ -95,6 +109,7 @@ function parse(args: readonly string[]) {
       "shard-map-file": { type: "string" },
       "gossip-peer": { type: "string", multiple: true },
       "snapshot-every": { type: "string" },
+      "cluster-id": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

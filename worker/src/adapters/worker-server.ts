@@ -1,6 +1,6 @@
 // Wires a worker: ownership, WorkerService + GossipService + health + reflection on one
 // gRPC server, gossip, metrics and the observability HTTP server.
-import { internal, type ShardMapSource } from "@berth/proto";
+import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
@@ -9,6 +9,7 @@ import { Gossiper } from "../gossip/gossiper.js";
 import { Replica } from "../gossip/replica.js";
 import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
+import { clusterGuard } from "./cluster-guard.js";
 import { ConnectingJournal } from "./connecting-journal.js";
 import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import {
@@ -28,6 +29,12 @@ import { workerServiceHandlers } from "./worker-service.js";
 export interface WorkerConfig {
   /** Member id of this worker in the ShardMap, e.g. "worker-0". */
   readonly id: string;
+  /**
+   * The cluster this worker belongs to: sent with every gossip call, and internal
+   * calls (forwards, gossip) from another cluster are refused (CLUSTER_MISMATCH).
+   * Default "" (none: only callers that send no cluster id are served).
+   */
+  readonly clusterId?: string;
   /** gRPC listen address host:port; port 0 picks a free port (see {@link RunningWorker.address}). */
   readonly grpc: string;
   /** Observability HTTP listen address (/metrics, /healthz, /readyz); omitted: none. */
@@ -85,6 +92,7 @@ const GOSSIP_SERVICE = "berth.internal.v1.GossipService";
 /** Starts a worker in this process. Used by main.ts, by tests and by in-process clusters. */
 export async function startWorker(config: WorkerConfig): Promise<RunningWorker> {
   const log = config.logger ?? createLogger("worker", { worker: config.id });
+  const clusterId = config.clusterId ?? "";
   const registry = config.registry ?? createRegistry("worker");
   const replica = new Replica(() => Date.now());
   let ownershipRef: ShardOwnership | undefined;
@@ -121,6 +129,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     },
     logger: log,
     registry,
+    clientOptions: clusterClientOptions(clusterId),
     ...(config.gossip?.pushDelayMs === undefined ? {} : { pushDelayMs: config.gossip.pushDelayMs }),
     ...(config.gossip?.antiEntropyIntervalMs === undefined
       ? {}
@@ -155,7 +164,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   const stopListening = ownership.onChange(refresh);
   const stopWatchingJournal = connecting?.onChange(refresh);
 
-  const server = new Server();
+  const server = new Server({ interceptors: [clusterGuard(clusterId, log)] });
   server.addService(
     internal.WorkerServiceService,
     instrumentService(

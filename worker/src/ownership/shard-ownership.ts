@@ -206,9 +206,17 @@ export class ShardOwnership {
       message: "this worker is shutting down; retry with the same request",
       retryDelayMs: SHARD_DRAINING_RETRY_MS,
     };
-    for (const held of [...this.shards.values()])
-      this.release(held, "worker shutting down", shutdown);
+    // One summary line for the whole shutdown, not two per shard (hundreds of lines).
+    const held = [...this.shards.values()];
+    if (held.length > 0) {
+      this.log.info(
+        { shards: held.length },
+        `worker shutting down; draining ${held.length} shards`,
+      );
+    }
+    for (const h of held) this.release(h, "worker shutting down", shutdown, "debug");
     while (this.releasing.size > 0) await Promise.all([...this.releasing]);
+    if (held.length > 0) this.log.info({ shards: held.length }, `${held.length} shards drained`);
   }
 
   private countStatus(status: ShardStatus): number {
@@ -441,18 +449,23 @@ export class ShardOwnership {
     return false;
   }
 
-  private release(held: HeldShard, why: string, outcome?: EntityOutcome): void {
+  private release(
+    held: HeldShard,
+    why: string,
+    outcome?: EntityOutcome,
+    level: "info" | "debug" = "info",
+  ): void {
     if (this.shards.get(held.shard) === held) this.shards.delete(held.shard);
     if (held.status === "draining") return;
     held.status = "draining";
-    this.log.info({ shard: held.shard, epoch: held.epoch, why }, "shard leaving; draining");
+    this.log[level]({ shard: held.shard, epoch: held.epoch, why }, "shard leaving; draining");
     const drained = outcome ?? {
       kind: "not_owner",
       message: `this worker no longer serves shard ${held.shard} (${why})`,
     };
     const task = Promise.all([...held.entities.values()].map((e) => e.close(drained))).then(() => {
       held.entities.clear();
-      this.log.info({ shard: held.shard, epoch: held.epoch }, "shard drained");
+      this.log[level]({ shard: held.shard, epoch: held.epoch }, "shard drained");
     });
     this.releasing.add(task);
     void task.finally(() => {
