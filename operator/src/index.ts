@@ -2,6 +2,8 @@
  * @berth/operator: the berth.dev/v1alpha1 API (types, schemas, CRDs, validation).
  * The controller (membership, quorum, hand-off, status) grows here next.
  */
+
+export { LeaderElector, type LeaderElectorOptions } from "./adapters/leader-election.js";
 export * from "./api/v1alpha1/index.js";
 export {
   LeaseMembership,
