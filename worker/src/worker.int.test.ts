@@ -244,15 +244,23 @@ describe("worker over real gRPC", () => {
       "INSUFFICIENT_CAPACITY",
     );
     assert.equal(full.metadata.available, "2");
-    await failsWith(w.reserve(poolIn(4, "missing"), 1, "x"), status.NOT_FOUND, "POOL_NOT_FOUND");
-    await failsWith(w.getPool(poolIn(4, "missing")), status.NOT_FOUND, "POOL_NOT_FOUND");
-    await failsWith(
+    const missing = poolIn(4, "missing");
+    const noPool = await failsWith(w.reserve(missing, 1, "x"), status.NOT_FOUND, "POOL_NOT_FOUND");
+    assert.equal(noPool.metadata.pool, missing, "NOT_FOUND names the pool asked about");
+    await failsWith(w.getPool(missing), status.NOT_FOUND, "POOL_NOT_FOUND");
+    const noReservation = await failsWith(
       w.release(encodeReservationId(pool, 999, "AAECAwQFBgcICQoLDA0ODw")),
       status.NOT_FOUND,
       "RESERVATION_NOT_FOUND",
     );
+    assert.equal(noReservation.metadata.pool, pool);
     await w.reserve(pool, 1, "once");
-    await failsWith(w.reserve(pool, 2, "once"), status.INVALID_ARGUMENT, "REQUEST_ID_REUSED");
+    const reused = await failsWith(
+      w.reserve(pool, 2, "once"),
+      status.INVALID_ARGUMENT,
+      "REQUEST_ID_REUSED",
+    );
+    assert.equal(reused.metadata.field, "request_id", "the client's own field name");
   });
 
   test("one internal reserve sent twice with one call token is answered replayed=false twice and reserves once; another token is a replay", async () => {

@@ -12,7 +12,10 @@ export const JOURNAL_RETRY_DELAY_MS = 100;
 
 /** Everything a WorkerService call can fail with. */
 export type Failure =
-  | Exclude<CommandOutcome, { readonly kind: "ok" } | { readonly kind: "view" }>
+  | (Exclude<CommandOutcome, { readonly kind: "ok" } | { readonly kind: "view" }> & {
+      /** The pool the call was about, named in NOT_FOUND's ErrorInfo metadata. */
+      readonly pool?: string;
+    })
   | { readonly kind: "invalid_field"; readonly violation: FieldViolation }
   | { readonly kind: "pool_not_found"; readonly pool: string }
   | { readonly kind: "error"; readonly error: unknown };
@@ -28,7 +31,7 @@ export type GrpcError = Error & { code: status; details: string; metadata: Metad
  * | --- | --- | --- |
  * | malformed request field | INVALID_ARGUMENT | INVALID_FIELD (metadata `field`) |
  * | command refused by the decider as malformed | INVALID_ARGUMENT | INVALID_FIELD |
- * | request id reused with other units | INVALID_ARGUMENT | REQUEST_ID_REUSED (field `request.request_id`) |
+ * | request id reused with other units | INVALID_ARGUMENT | REQUEST_ID_REUSED (field `request_id`) |
  * | pool never configured | NOT_FOUND | POOL_NOT_FOUND |
  * | reservation unknown in its pool, or its id's secret does not match | NOT_FOUND | RESERVATION_NOT_FOUND (one answer for both) |
  * | not enough capacity | FAILED_PRECONDITION | INSUFFICIENT_CAPACITY (metadata `available`) |
@@ -65,7 +68,12 @@ export function toGrpcError(failure: Failure, logger: Logger): GrpcError {
       switch (r.code) {
         case "POOL_NOT_FOUND":
         case "RESERVATION_NOT_FOUND":
-          return rich(status.NOT_FOUND, r.message, { reason: r.code });
+          // The pool is the caller's own input (it is in the id): naming it tells a
+          // guesser nothing, and a forged id gets the same metadata as an unknown one.
+          return rich(status.NOT_FOUND, r.message, {
+            reason: r.code,
+            ...(failure.pool === undefined ? {} : { metadata: { pool: failure.pool } }),
+          });
         case "INSUFFICIENT_CAPACITY":
           return rich(status.FAILED_PRECONDITION, r.message, {
             reason: r.code,
@@ -81,8 +89,8 @@ export function toGrpcError(failure: Failure, logger: Logger): GrpcError {
         case "REQUEST_ID_REUSED":
           return rich(status.INVALID_ARGUMENT, r.message, {
             reason: r.code,
-            metadata: { field: "request.request_id" },
-            fieldViolations: [{ field: "request.request_id", description: r.message }],
+            metadata: { field: "request_id" },
+            fieldViolations: [{ field: "request_id", description: r.message }],
           });
       }
       break;

@@ -79,7 +79,7 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
           deadline,
         );
         if (outcome.kind !== "ok")
-          return outcome.kind === "view" ? unexpected("view") : failed(outcome);
+          return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
         const reply = outcome.reply;
         if (reply.type !== "reserved") return unexpected(`${reply.type} reply to reserve`);
         return done({
@@ -106,7 +106,7 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
           deadline,
         );
         if (outcome.kind !== "ok")
-          return outcome.kind === "view" ? unexpected("view") : failed(outcome);
+          return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
         const reply = outcome.reply;
         if (reply.type !== "released") return unexpected(`${reply.type} reply to release`);
         return done({
@@ -149,7 +149,7 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
         );
         const outcome = r.outcome;
         if (outcome.kind !== "ok")
-          return outcome.kind === "view" ? unexpected("view") : failed(outcome);
+          return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
         const reply = outcome.reply;
         if (reply.type !== "configured" || outcome.view === undefined || r.shard === undefined) {
           return unexpected(`${reply.type} reply to configure`);
