@@ -1,10 +1,9 @@
 /**
- * @berth/operator: the berth.dev/v1alpha1 API (types, schemas, CRDs, validation).
- * The controller (membership, quorum, hand-off, status) grows here next.
+ * @berth/operator: assigns shards of pools to workers — membership from worker
+ * Leases, static quorum, drain/ack hand-off — and keeps CapacityPool status. The
+ * API it serves (CapacityPool, ShardMap) lives in @berth/kubernetes.
  */
 
-export { LeaderElector, type LeaderElectorOptions } from "./adapters/leader-election.js";
-export * from "./api/v1alpha1/index.js";
 export {
   LeaseMembership,
   type LeaseObservation,

@@ -8,7 +8,7 @@ import {
   type CapacityPool,
   type ObjectProblem,
   validateCapacityPool,
-} from "@berth/operator";
+} from "@berth/kubernetes";
 import { internal, parseRfc3339 } from "@berth/proto";
 import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { ManifestError, type ManifestProblem } from "./errors.js";

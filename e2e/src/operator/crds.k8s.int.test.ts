@@ -13,7 +13,7 @@ import {
   CAPACITY_POOL_KIND,
   SHARD_MAP_KIND,
   validateCapacityPool,
-} from "@berth/operator";
+} from "@berth/kubernetes";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 

@@ -3,7 +3,7 @@
 // without a word is replaced once its Lease has gone unrenewed for a duration.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { LeaderElector } from "@berth/operator";
+import { LeaderElector } from "@berth/kubernetes";
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";

@@ -9,6 +9,6 @@ export const CRD_DIR = "charts/berth/crds";
 export function renderCrdFiles(): { readonly file: string; readonly text: string }[] {
   return allCrds().map(({ file, crd }) => ({
     file,
-    text: `# Generated from operator/src/api/v1alpha1 by \`npm run crds:gen\`. Do not edit.\n${stringify(crd, { lineWidth: 0 })}`,
+    text: `# Generated from kubernetes/src/api/v1alpha1 by \`npm run crds:gen\`. Do not edit.\n${stringify(crd, { lineWidth: 0 })}`,
   }));
 }
