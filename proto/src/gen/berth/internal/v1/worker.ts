@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -29,6 +31,57 @@ import {
   ReserveResponse,
   TimeWindow,
 } from "../../v1/capacity.js";
+
+export enum ShardReportState {
+  SHARD_REPORT_STATE_UNSPECIFIED = 0,
+  /** SHARD_REPORT_STATE_RECOVERING - Fencing and loading its pools; commands answer SHARD_RECOVERING. */
+  SHARD_REPORT_STATE_RECOVERING = 1,
+  /** SHARD_REPORT_STATE_SERVING - Serving at this epoch. */
+  SHARD_REPORT_STATE_SERVING = 2,
+  /**
+   * SHARD_REPORT_STATE_DRAINED - Marked DRAINING in the map at this epoch: takes no new commands, and every
+   * in-flight append has finished. The publisher may now move the shard.
+   */
+  SHARD_REPORT_STATE_DRAINED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function shardReportStateFromJSON(object: any): ShardReportState {
+  switch (object) {
+    case 0:
+    case "SHARD_REPORT_STATE_UNSPECIFIED":
+      return ShardReportState.SHARD_REPORT_STATE_UNSPECIFIED;
+    case 1:
+    case "SHARD_REPORT_STATE_RECOVERING":
+      return ShardReportState.SHARD_REPORT_STATE_RECOVERING;
+    case 2:
+    case "SHARD_REPORT_STATE_SERVING":
+      return ShardReportState.SHARD_REPORT_STATE_SERVING;
+    case 3:
+    case "SHARD_REPORT_STATE_DRAINED":
+      return ShardReportState.SHARD_REPORT_STATE_DRAINED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ShardReportState.UNRECOGNIZED;
+  }
+}
+
+export function shardReportStateToJSON(object: ShardReportState): string {
+  switch (object) {
+    case ShardReportState.SHARD_REPORT_STATE_UNSPECIFIED:
+      return "SHARD_REPORT_STATE_UNSPECIFIED";
+    case ShardReportState.SHARD_REPORT_STATE_RECOVERING:
+      return "SHARD_REPORT_STATE_RECOVERING";
+    case ShardReportState.SHARD_REPORT_STATE_SERVING:
+      return "SHARD_REPORT_STATE_SERVING";
+    case ShardReportState.SHARD_REPORT_STATE_DRAINED:
+      return "SHARD_REPORT_STATE_DRAINED";
+    case ShardReportState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export enum ShardState {
   SHARD_STATE_UNSPECIFIED = 0,
@@ -149,6 +202,34 @@ export interface EchoRequest {
 
 export interface EchoResponse {
   payload: Buffer;
+}
+
+export interface WatchShardsRequest {
+}
+
+/** Everything a worker holds, as of one moment. */
+export interface WatchShardsResponse {
+  /** The worker's member id in the ShardMap. */
+  memberId: string;
+  /** Revision of the newest ShardMap the worker has applied; 0 before the first. */
+  mapRevision: number;
+  /**
+   * The shards it holds or finished draining, by shard number; a shard it neither
+   * holds nor drained at its current epoch is absent.
+   */
+  shards: ShardReport[];
+  /**
+   * The worker is shutting down and asks for its shards to be moved away (drained
+   * and reassigned); it exits once it holds none, or when its grace period ends.
+   */
+  leaving: boolean;
+}
+
+export interface ShardReport {
+  shard: number;
+  /** The epoch the state is for (the map's epoch when the worker acted on it). */
+  epoch: number;
+  state: ShardReportState;
 }
 
 /** Public counters of one pool at one version. */
@@ -1077,6 +1158,284 @@ export const EchoResponse: MessageFns<EchoResponse> = {
   fromPartial<I extends Exact<DeepPartial<EchoResponse>, I>>(object: I): EchoResponse {
     const message = createBaseEchoResponse();
     message.payload = object.payload ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseWatchShardsRequest(): WatchShardsRequest {
+  return {};
+}
+
+export const WatchShardsRequest: MessageFns<WatchShardsRequest> = {
+  encode(_: WatchShardsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchShardsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchShardsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WatchShardsRequest {
+    return {};
+  },
+
+  toJSON(_: WatchShardsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchShardsRequest>, I>>(base?: I): WatchShardsRequest {
+    return WatchShardsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchShardsRequest>, I>>(_: I): WatchShardsRequest {
+    const message = createBaseWatchShardsRequest();
+    return message;
+  },
+};
+
+function createBaseWatchShardsResponse(): WatchShardsResponse {
+  return { memberId: "", mapRevision: 0, shards: [], leaving: false };
+}
+
+export const WatchShardsResponse: MessageFns<WatchShardsResponse> = {
+  encode(message: WatchShardsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.memberId !== "") {
+      writer.uint32(10).string(message.memberId);
+    }
+    if (message.mapRevision !== 0) {
+      writer.uint32(16).int64(message.mapRevision);
+    }
+    for (const v of message.shards) {
+      ShardReport.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.leaving !== false) {
+      writer.uint32(32).bool(message.leaving);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchShardsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchShardsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.memberId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.mapRevision = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shards.push(ShardReport.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaving = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchShardsResponse {
+    return {
+      memberId: isSet(object.memberId)
+        ? globalThis.String(object.memberId)
+        : isSet(object.member_id)
+        ? globalThis.String(object.member_id)
+        : "",
+      mapRevision: isSet(object.mapRevision)
+        ? globalThis.Number(object.mapRevision)
+        : isSet(object.map_revision)
+        ? globalThis.Number(object.map_revision)
+        : 0,
+      shards: globalThis.Array.isArray(object?.shards) ? object.shards.map((e: any) => ShardReport.fromJSON(e)) : [],
+      leaving: isSet(object.leaving) ? globalThis.Boolean(object.leaving) : false,
+    };
+  },
+
+  toJSON(message: WatchShardsResponse): unknown {
+    const obj: any = {};
+    if (message.memberId !== "") {
+      obj.memberId = message.memberId;
+    }
+    if (message.mapRevision !== 0) {
+      obj.mapRevision = Math.round(message.mapRevision);
+    }
+    if (message.shards?.length) {
+      obj.shards = message.shards.map((e) => ShardReport.toJSON(e));
+    }
+    if (message.leaving !== false) {
+      obj.leaving = message.leaving;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchShardsResponse>, I>>(base?: I): WatchShardsResponse {
+    return WatchShardsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchShardsResponse>, I>>(object: I): WatchShardsResponse {
+    const message = createBaseWatchShardsResponse();
+    message.memberId = object.memberId ?? "";
+    message.mapRevision = object.mapRevision ?? 0;
+    message.shards = object.shards?.map((e) => ShardReport.fromPartial(e)) || [];
+    message.leaving = object.leaving ?? false;
+    return message;
+  },
+};
+
+function createBaseShardReport(): ShardReport {
+  return { shard: 0, epoch: 0, state: 0 };
+}
+
+export const ShardReport: MessageFns<ShardReport> = {
+  encode(message: ShardReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== 0) {
+      writer.uint32(8).int32(message.shard);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).int64(message.epoch);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shard = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardReport {
+    return {
+      shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      state: isSet(object.state) ? shardReportStateFromJSON(object.state) : 0,
+    };
+  },
+
+  toJSON(message: ShardReport): unknown {
+    const obj: any = {};
+    if (message.shard !== 0) {
+      obj.shard = Math.round(message.shard);
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.state !== 0) {
+      obj.state = shardReportStateToJSON(message.state);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardReport>, I>>(base?: I): ShardReport {
+    return ShardReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardReport>, I>>(object: I): ShardReport {
+    const message = createBaseShardReport();
+    message.shard = object.shard ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.state = object.state ?? 0;
     return message;
   },
 };
@@ -2221,6 +2580,61 @@ export const WorkerServiceClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): WorkerServiceClient;
   service: typeof WorkerServiceService;
+  serviceName: string;
+};
+
+/**
+ * WorkerControlService is the typed channel from a worker to whoever publishes its
+ * ShardMap (the operator in Kubernetes, the supervisor in local mode): what the
+ * worker holds, shard by shard, so a publisher never learns state from logs.
+ */
+export type WorkerControlServiceService = typeof WorkerControlServiceService;
+export const WorkerControlServiceService = {
+  /**
+   * A snapshot at once, then a new one after every change (a shard acquired,
+   * recovered, drained or released, a newer map applied, shutdown begun), until
+   * the caller cancels or the worker stops.
+   */
+  watchShards: {
+    path: "/berth.internal.v1.WorkerControlService/WatchShards" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchShardsRequest): Buffer => Buffer.from(WatchShardsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchShardsRequest => WatchShardsRequest.decode(value),
+    responseSerialize: (value: WatchShardsResponse): Buffer => Buffer.from(WatchShardsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchShardsResponse => WatchShardsResponse.decode(value),
+  },
+} as const;
+
+export interface WorkerControlServiceServer extends UntypedServiceImplementation {
+  /**
+   * A snapshot at once, then a new one after every change (a shard acquired,
+   * recovered, drained or released, a newer map applied, shutdown begun), until
+   * the caller cancels or the worker stops.
+   */
+  watchShards: handleServerStreamingCall<WatchShardsRequest, WatchShardsResponse>;
+}
+
+export interface WorkerControlServiceClient extends Client {
+  /**
+   * A snapshot at once, then a new one after every change (a shard acquired,
+   * recovered, drained or released, a newer map applied, shutdown begun), until
+   * the caller cancels or the worker stops.
+   */
+  watchShards(request: WatchShardsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchShardsResponse>;
+  watchShards(
+    request: WatchShardsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchShardsResponse>;
+}
+
+export const WorkerControlServiceClient = makeGenericClientConstructor(
+  WorkerControlServiceService,
+  "berth.internal.v1.WorkerControlService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): WorkerControlServiceClient;
+  service: typeof WorkerControlServiceService;
   serviceName: string;
 };
 
