@@ -228,3 +228,44 @@ test("converge helper reaches the target from an empty map", () => {
     assignOwners(["x", "y"], S),
   );
 });
+
+test("a leaving member keeps its shards until each is drained, then owns none; quorum still counts it", () => {
+  const ids = ["w0", "w1", "w2"];
+  const before = settled(ids);
+  const live = ids.map(member);
+  const leaving = new Set(["w1"]);
+  const owned = (m: internal.ShardMap, id: string) => m.shards.filter((s) => s.owner === id).length;
+  assert.ok(owned(before.map, "w1") > 0);
+  const step1 = planHandOff({
+    previous: before.map,
+    live,
+    quorum: 3,
+    reports: before.reports,
+    leaving,
+    maxMovesInProgress: 1_000,
+  });
+  assert.equal(step1.quorumLost, false, "a leaving member is still live");
+  assert.ok(step1.changes.length > 0 && step1.changes.every((c) => c.kind === "draining"));
+  assert.equal(owned(step1.map, "w1"), owned(before.map, "w1"), "nothing moves before its drain");
+  const done = converge({
+    previous: step1.map,
+    live,
+    quorum: 3,
+    reports: serveAll(step1.map),
+    leaving,
+  });
+  assert.equal(owned(done.map, "w1"), 0);
+  assert.ok(done.map.shards.every((s) => s.state === ShardState.SHARD_STATE_ACTIVE));
+});
+
+test("the last live member leaving keeps its shards: there is nobody to give them to", () => {
+  const before = settled(["w0"]);
+  const step = planHandOff({
+    previous: before.map,
+    live: [member("w0")],
+    quorum: 1,
+    reports: before.reports,
+    leaving: new Set(["w0"]),
+  });
+  assert.deepEqual(step.changes, []);
+});

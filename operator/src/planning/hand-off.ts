@@ -8,7 +8,9 @@
 //   DRAINING (same owner, same epoch); only once that owner acknowledged the drain
 //   (in-flight appends finished, no new commands taken) does it move, with epoch + 1;
 // - moves in progress (draining, plus shards still recovering on their new owners)
-//   are bounded, so moves never outpace recovery; dead owners' shards go first.
+//   are bounded, so moves never outpace recovery; dead owners' shards go first;
+// - a live member that is leaving (shutting down) is given nothing: its shards drain
+//   and move like any other live owner's.
 //
 // Applying a step to its own output with the same observations changes nothing.
 import { assignOwners, internal } from "@berth/proto";
@@ -31,6 +33,12 @@ export interface HandOffInput {
   readonly reports: ReadonlyMap<number, ShardReport>;
   /** Most shards draining or recovering at once (default 16). */
   readonly maxMovesInProgress?: number;
+  /**
+   * Live members that asked to leave (shutting down): they count towards the quorum
+   * and keep serving what they own, but are given nothing, so their shards drain and
+   * move away. Ignored when no other live member could take their shards.
+   */
+  readonly leaving?: ReadonlySet<string>;
 }
 
 /** An owner's report about one shard. */
@@ -105,7 +113,8 @@ export function planHandOff(input: HandOffInput): HandOffStep {
   if (input.live.length < input.quorum) {
     return { map: previous, changes: [], quorumLost: true, pending: countPending(previous, []) };
   }
-  const target = assignOwners([...liveIds], previous.shardCount);
+  const staying = [...liveIds].filter((id) => !(input.leaving?.has(id) ?? false));
+  const target = assignOwners(staying.length > 0 ? staying : [...liveIds], previous.shardCount);
   const budget = input.maxMovesInProgress ?? 16;
   const reported = (s: internal.ShardAssignment, state: ShardReport["state"]): boolean => {
     const r = input.reports.get(s.shard);
