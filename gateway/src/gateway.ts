@@ -5,6 +5,12 @@
  */
 import { hostname } from "node:os";
 import {
+  createLogger,
+  createRegistry,
+  parseHostPort,
+  startObservabilityServer,
+} from "@berth/common";
+import {
   berthReflectionPackage,
   clusterClientOptions,
   FileShardMapSource,
@@ -15,13 +21,9 @@ import {
 import {
   clusterGuard,
   createGrpcServerMetrics,
-  createLogger,
-  createRegistry,
   Gossiper,
   instrumentService,
-  parseHostPort,
   Replica,
-  startObservabilityServer,
 } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";

@@ -1,8 +1,8 @@
 // The gateway process: parses flags, starts the gateway, stops it on SIGTERM/SIGINT.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
+import { createLogger, parseHostPort } from "@berth/common";
 import { clusterIdProblem } from "@berth/proto";
-import { createLogger, parseHostPort } from "@berth/worker";
 import { type GatewayConfig, startGateway } from "./gateway.js";
 
 /** The usage text printed with a usage error and for --help. */

@@ -33,7 +33,6 @@ export {
   openJournal,
   parseJournalUrl,
 } from "./adapters/journal-url.js";
-export * from "./adapters/observability.js";
 export {
   MAX_LABELS,
   MAX_REQUEST_ID_LENGTH,

@@ -1,10 +1,10 @@
 // The worker process: parses flags, opens the journal, follows the shard-map file,
 // serves until SIGTERM/SIGINT, then drains and exits 0.
 import { setTimeout as sleep } from "node:timers/promises";
+import { createLogger } from "@berth/common";
 import { FileShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
-import { createLogger } from "./adapters/observability.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
 import { startWorker } from "./adapters/worker-server.js";
 

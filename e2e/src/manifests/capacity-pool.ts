@@ -7,9 +7,10 @@ import {
   CAPACITY_POOL_KIND,
   type CapacityPool,
   type ObjectProblem,
+  poolSpecOf,
   validateCapacityPool,
 } from "@berth/kubernetes";
-import { internal, parseRfc3339 } from "@berth/proto";
+import type { internal } from "@berth/proto";
 import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { ManifestError, type ManifestProblem } from "./errors.js";
 
@@ -170,21 +171,9 @@ class DocumentValidator {
     }
     if (found.length > 0) return undefined;
     const pool = root as CapacityPool;
-    const window = pool.spec.window;
     const contentsStart = this.doc.contents?.range?.[0] ?? 0;
     return {
-      spec: internal.PoolSpec.fromPartial({
-        pool: `${pool.metadata.namespace ?? "default"}/${pool.metadata.name}`,
-        capacity: pool.spec.capacity,
-        labels: { ...pool.metadata.labels },
-        // Valid by the schema: both parse.
-        window:
-          window === undefined
-            ? undefined
-            : { start: parseRfc3339(window.start), end: parseRfc3339(window.end) },
-        closed: pool.spec.closed ?? false,
-        generation: pool.metadata.generation ?? 0,
-      }),
+      spec: poolSpecOf(pool),
       file: this.file,
       document: this.index,
       line: this.lines.linePos(contentsStart).line,

@@ -1,8 +1,8 @@
 // Command-line flags of the worker process.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
+import { InvalidAddressError, parseHostPort } from "@berth/common";
 import { clusterIdProblem } from "@berth/proto";
-import { InvalidAddressError, parseHostPort } from "./observability.js";
 
 /** The worker's usage text. */
 export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <host:port>

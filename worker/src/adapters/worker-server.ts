@@ -1,5 +1,14 @@
 // Wires a worker: ownership, WorkerService + GossipService + health + reflection on one
 // gRPC server, gossip, metrics and the observability HTTP server.
+
+import {
+  createLogger,
+  createRegistry,
+  type ObservabilityServer,
+  parseHostPort,
+  type Readiness,
+  startObservabilityServer,
+} from "@berth/common";
 import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
@@ -12,14 +21,6 @@ import { ShardOwnership } from "../ownership/shard-ownership.js";
 import { clusterGuard } from "./cluster-guard.js";
 import { ConnectingJournal } from "./connecting-journal.js";
 import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
-import {
-  createLogger,
-  createRegistry,
-  type ObservabilityServer,
-  parseHostPort,
-  type Readiness,
-  startObservabilityServer,
-} from "./observability.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { instrumentService, WorkerMetrics } from "./worker-metrics.js";

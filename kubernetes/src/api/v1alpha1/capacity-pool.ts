@@ -43,6 +43,11 @@ export interface CapacityPool {
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
     readonly generation?: number;
+    readonly resourceVersion?: string;
+    readonly uid?: string;
+    readonly finalizers?: readonly string[];
+    /** Set when a delete was asked for; the object stays until its finalizers are removed. */
+    readonly deletionTimestamp?: string;
   };
   readonly spec: CapacityPoolSpec;
   readonly status?: CapacityPoolStatus;

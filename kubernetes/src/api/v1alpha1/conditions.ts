@@ -83,3 +83,34 @@ export const conditionsSchema: Schema = {
     },
   },
 };
+
+/**
+ * `conditions` with `next` set in place of any condition of its type, as
+ * apimachinery's `meta.SetStatusCondition` does: `lastTransitionTime` is kept when the
+ * status did not change, so writing the same observation twice changes nothing.
+ *
+ * @param nowRfc3339 the transition time when the status changes (or is new)
+ */
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  next: Omit<Condition, "lastTransitionTime">,
+  nowRfc3339: string,
+): Condition[] {
+  const list = [...(conditions ?? [])];
+  const i = list.findIndex((c) => c.type === next.type);
+  const prev = i < 0 ? undefined : list[i];
+  const lastTransitionTime =
+    prev !== undefined && prev.status === next.status ? prev.lastTransitionTime : nowRfc3339;
+  const merged: Condition = { ...next, lastTransitionTime };
+  if (i < 0) list.push(merged);
+  else list[i] = merged;
+  return list;
+}
+
+/** The condition of `type`, if present. */
+export function findCondition(
+  conditions: readonly Condition[] | undefined,
+  type: string,
+): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}

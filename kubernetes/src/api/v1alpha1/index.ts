@@ -17,8 +17,10 @@ export {
   type Condition,
   ConditionReason,
   conditionsSchema,
+  findCondition,
   PoolConditionType,
   ShardMapConditionType,
+  setCondition,
 } from "./conditions.js";
 export {
   allCrds,
@@ -29,6 +31,7 @@ export {
 export { API_VERSION, GROUP, VERSION } from "./group-version.js";
 export { LOCAL_RULES, type LocalRule } from "./local-rules.js";
 export type { CelRule, Schema } from "./openapi.js";
+export { poolIdOf, poolSpecOf } from "./pool-spec.js";
 export {
   MAX_SHARD_COUNT,
   SHARD_MAP_KIND,

@@ -53,7 +53,12 @@ export interface ShardMapStatus {
 export interface ShardMapObject {
   readonly apiVersion: string;
   readonly kind: typeof SHARD_MAP_KIND;
-  readonly metadata: { readonly name: string; readonly namespace?: string };
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly generation?: number;
+    readonly resourceVersion?: string;
+  };
   readonly spec: ShardMapSpec;
   readonly status?: ShardMapStatus;
 }

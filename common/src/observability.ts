@@ -1,4 +1,5 @@
-// Logging, metrics and health endpoints shared by every Berth process.
+// Logging, metrics and health endpoints shared by every Berth process (worker,
+// gateway, operator): one home, so each process logs and answers probes alike.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Logger, pino } from "pino";
