@@ -57,6 +57,12 @@ export interface GatewayConfig {
   /** Node id sent with gossip messages. Default `gateway-<hostname>-<pid>`. */
   readonly nodeId?: string;
   /**
+   * Pull the gossip replica from one worker this often, for installs whose workers do
+   * not push to this gateway (Kubernetes: gateways are not in the ShardMap). Default:
+   * no periodic pull (local mode: the supervisor lists gateways as workers' peers).
+   */
+  readonly gossipPullIntervalMs?: number;
+  /**
    * The cluster this gateway belongs to: sent with every forward and gossip call, and
    * gossip from another cluster is refused (CLUSTER_MISMATCH). Default "" (none).
    */
@@ -154,6 +160,9 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       // Read-only replica: no `owned`, so it never pushes; it pulls on start and
       // receives the owners' pushes.
       peers: () => source.current()?.members.map((m) => m.address) ?? [],
+      ...(config.gossipPullIntervalMs === undefined
+        ? {}
+        : { pullIntervalMs: config.gossipPullIntervalMs }),
       logger: logger.child({ part: "gossip" }),
       registry,
       clientOptions: clusterClientOptions(clusterId),

@@ -323,3 +323,26 @@ describe("gossip between real gRPC nodes", () => {
     await a.stop();
   });
 });
+
+describe("a read-only replica no owner pushes to (a gateway pod in Kubernetes)", () => {
+  test("with pullIntervalMs it keeps up by pulling; without, it only has what it pulled at start", async () => {
+    const owner = await startNode("kw-0");
+    own(owner, counters("ns/early", 1));
+    // Owners do not list these nodes as peers: nothing is pushed to them.
+    const pulling = await startNode("gw-pull", {
+      peers: [owner.address],
+      owner: false,
+      gossiper: { pullIntervalMs: 50 },
+    });
+    const startOnly = await startNode("gw-once", { peers: [owner.address], owner: false });
+    assert.equal(versionOf(pulling, "ns/early"), 1);
+    assert.equal(versionOf(startOnly, "ns/early"), 1);
+    own(owner, counters("ns/early", 2));
+    own(owner, counters("ns/late", 1));
+    await eventually(
+      "the pulling replica has the later changes",
+      () => versionOf(pulling, "ns/early") === 2 && versionOf(pulling, "ns/late") === 1,
+    );
+    assert.equal(versionOf(startOnly, "ns/late"), undefined, "no pull, no push: never learns");
+  });
+});

@@ -26,6 +26,12 @@ export interface GossiperOptions {
    * replica (gateway) that never pushes.
    */
   readonly owned?: () => Iterable<internal.PoolCounters>;
+  /**
+   * A read-only replica that owners do not push to (in Kubernetes, workers do not know
+   * every gateway pod) pulls the whole replica from one peer, round-robin, this often.
+   * Absent: no periodic pull (owners push to this node).
+   */
+  readonly pullIntervalMs?: number;
   readonly logger: Logger;
   /** Where the `berth_gossip_*` metrics are registered. */
   readonly registry: Registry;
@@ -99,6 +105,9 @@ export class Gossiper {
   #outbox = new Map<string, internal.PoolCounters>();
   #flushTimer: NodeJS.Timeout | undefined;
   #antiEntropyTimer: NodeJS.Timeout | undefined;
+  #pullTimer: NodeJS.Timeout | undefined;
+  #pullTurn = 0;
+  #pulling = false;
   #started = false;
   #stopped = false;
   /** Calls in flight, so stop() can wait for them before closing the clients. */
@@ -209,6 +218,23 @@ export class Gossiper {
     if (this.#stopped) return;
     this.#antiEntropyTimer = setInterval(() => this.#antiEntropy(), this.#antiEntropyMs);
     this.#antiEntropyTimer.unref();
+    if (this.#o.pullIntervalMs !== undefined) {
+      this.#pullTimer = setInterval(() => this.#pullRound(), this.#o.pullIntervalMs);
+      this.#pullTimer.unref();
+    }
+  }
+
+  /** One periodic pull (read-only replicas): the next peer in turn, all pages; skipped while one runs. */
+  #pullRound(): void {
+    if (this.#stopped || this.#pulling) return;
+    const peers = this.#currentPeers();
+    if (peers.length === 0) return;
+    const peer = peers[this.#pullTurn++ % peers.length] as Peer;
+    this.#pulling = true;
+    const pulling = this.#pullAll(peer).finally(() => {
+      this.#pulling = false;
+    });
+    this.#spawn(pulling);
   }
 
   /**
@@ -222,6 +248,8 @@ export class Gossiper {
     this.#flushTimer = undefined;
     clearInterval(this.#antiEntropyTimer);
     this.#antiEntropyTimer = undefined;
+    clearInterval(this.#pullTimer);
+    this.#pullTimer = undefined;
     this.#flush();
     this.#stopped = true;
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
