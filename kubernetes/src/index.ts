@@ -16,3 +16,11 @@ export {
   type ResourceInformerStats,
 } from "./informer.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";
+export {
+  type ShardMapObservation,
+  ShardMapResourceSource,
+  type ShardMapResourceSourceOptions,
+  type ShardMapResourceSourceStats,
+  shardMapOfResource,
+  shardMapStatusOf,
+} from "./shard-map-resource.js";
