@@ -1,8 +1,26 @@
 /**
  * @berth/kubernetes: what operator, worker and gateway share about Kubernetes — the
  * berth.dev/v1alpha1 API (types, schemas, CRDs, validation) and the adapters that
- * talk to an API server (leader election; Leases and watches come next).
+ * talk to an API server (leader election, list+watch caches, worker Leases, the
+ * ShardMap resource as a ShardMapSource) and the RBAC each component needs.
  */
 
 export * from "./api/v1alpha1/index.js";
+export {
+  type InformerEvent,
+  type KubeObject,
+  type ObjectMeta,
+  objectKey,
+  ResourceInformer,
+  type ResourceInformerOptions,
+  type ResourceInformerStats,
+} from "./informer.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";
+export {
+  type ShardMapObservation,
+  ShardMapResourceSource,
+  type ShardMapResourceSourceOptions,
+  type ShardMapResourceSourceStats,
+  shardMapOfResource,
+  shardMapStatusOf,
+} from "./shard-map-resource.js";

@@ -53,7 +53,7 @@ test("etcd listens on loopback only, as a one-member cluster, without fsync", ()
   assert.ok(args.every((a) => !a.includes("0.0.0.0")));
 });
 
-test("kube-apiserver binds loopback, authorises with RBAC, refuses anonymous, signs SA tokens", () => {
+test("kube-apiserver binds loopback, authorises with RBAC, refuses anonymous, signs SA tokens, ends watches on SIGTERM", () => {
   const args = apiServerArgs({ etcdClientPort: 1, securePort: 2, certDir: "/c", pki });
   assert.ok(args.includes("--bind-address=127.0.0.1"));
   assert.ok(args.includes("--secure-port=2"));
@@ -62,6 +62,7 @@ test("kube-apiserver binds loopback, authorises with RBAC, refuses anonymous, si
   assert.ok(args.includes("--anonymous-auth=false"));
   assert.ok(args.includes("--client-ca-file=/p/ca.crt"));
   assert.ok(args.includes("--service-account-signing-key-file=/p/sa.key"));
+  assert.ok(args.includes("--shutdown-watch-termination-grace-period=2s"));
   const extra = apiServerArgs({
     etcdClientPort: 1,
     securePort: 2,

@@ -75,7 +75,14 @@ export interface ServiceAccountKubeconfigOptions {
   readonly name: string;
   /** Token lifetime; default 3600 s (the API server's minimum is 600). */
   readonly expirationSeconds?: number;
-  /** Where to write it; default `<dataDir>/kubeconfigs/sa-<namespace>-<name>.kubeconfig`. */
+  /**
+   * Bind the token to this Pod (which must exist and run as the ServiceAccount): the
+   * API server then rejects it once the Pod is gone, and puts the Pod's name and uid in
+   * the user's extra info (`authentication.kubernetes.io/pod-name`, `…/pod-uid`), as
+   * for a token the kubelet mounts.
+   */
+  readonly boundPod?: { readonly name: string; readonly uid: string };
+  /** Where to write it; default `<dataDir>/kubeconfigs/sa-<namespace>-<name>[-pod-<pod>].kubeconfig`. */
   readonly file?: string;
 }
 
@@ -127,6 +134,12 @@ export interface ControlPlane {
     args: readonly string[],
     options?: { readonly kubeconfig?: string },
   ): Promise<KubectlResult>;
+  /**
+   * Compacts etcd's history up to its current revision, as kube-apiserver does every
+   * `--etcd-compaction-interval`: a watch or list from an older resourceVersion that is
+   * served by etcd (not by the watch cache) then fails with 410 Gone. Returns the revision.
+   */
+  compactEtcd(): Promise<number>;
   /** Stops kube-apiserver (SIGTERM) and starts it again on the same port against the same etcd; resolves when /readyz is ok. */
   restartApiServer(): Promise<void>;
   /** Stops kube-apiserver, then etcd, then removes a temp data dir; idempotent. */
@@ -326,11 +339,21 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         const tr = await core.createNamespacedServiceAccountToken({
           namespace: o.namespace,
           name: o.name,
-          body: { spec: { audiences: [], expirationSeconds: o.expirationSeconds ?? 3600 } },
+          body: {
+            spec: {
+              audiences: [],
+              expirationSeconds: o.expirationSeconds ?? 3600,
+              ...(o.boundPod
+                ? { boundObjectRef: { apiVersion: "v1", kind: "Pod", ...o.boundPod } }
+                : {}),
+            },
+          },
         });
         const token = tr.status?.token;
         if (!token) throw new Error(`TokenRequest for ${o.namespace}/${o.name} returned no token`);
-        const file = o.file ?? join(dirs.kubeconfigs, `sa-${o.namespace}-${o.name}.kubeconfig`);
+        const bound = o.boundPod ? `-pod-${o.boundPod.name}` : "";
+        const file =
+          o.file ?? join(dirs.kubeconfigs, `sa-${o.namespace}-${o.name}${bound}.kubeconfig`);
         await writeFile(
           file,
           kubeconfigYaml({
@@ -360,6 +383,23 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           if (typeof x.code !== "number") throw e;
           return { code: x.code, stdout: x.stdout ?? "", stderr: x.stderr ?? x.message };
         }
+      },
+      compactEtcd: async () => {
+        const call = async (endpoint: string, body: object): Promise<unknown> => {
+          const res = await fetch(`http://127.0.0.1:${etcdClientPort}/v3/kv/${endpoint}`, {
+            method: "POST",
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(10_000),
+          });
+          if (!res.ok) throw new Error(`etcd ${endpoint}: HTTP ${res.status} ${await res.text()}`);
+          return res.json();
+        };
+        // etcd's JSON gateway: int64 fields are strings, keys base64.
+        const range = (await call("range", { key: btoa("/"), count_only: true })) as {
+          header: { revision: string };
+        };
+        await call("compaction", { revision: range.header.revision, physical: true });
+        return Number(range.header.revision);
       },
       restartApiServer: () => {
         if (stopRequested) return Promise.reject(new Error("the control plane is stopping"));
@@ -614,7 +654,15 @@ function startDaemon(o: {
       stopping ??= (async () => {
         if (exitInfo) return;
         child.kill("SIGTERM");
-        const done = await Promise.race([exited, sleep(timeoutMs).then(() => undefined)]);
+        // A cleared timer: a pending one would keep this process alive for timeoutMs.
+        let timer: NodeJS.Timeout | undefined;
+        const done = await Promise.race([
+          exited,
+          new Promise<undefined>((r) => {
+            timer = setTimeout(() => r(undefined), timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
         if (!done) {
           o.log(`${o.name} (pid ${pid}) ignored SIGTERM for ${timeoutMs} ms; sending SIGKILL`);
           child.kill("SIGKILL");
