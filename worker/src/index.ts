@@ -51,7 +51,13 @@ export {
   instrumentService,
   WorkerMetrics,
 } from "./adapters/worker-metrics.js";
-export { type RunningWorker, startWorker, type WorkerConfig } from "./adapters/worker-server.js";
+export {
+  type LeaveOptions,
+  type LeaveResult,
+  type RunningWorker,
+  startWorker,
+  type WorkerConfig,
+} from "./adapters/worker-server.js";
 // The pure pool entity, for tools that replay a journal (benchmarks, audits).
 export {
   evolve,
@@ -76,4 +82,8 @@ export type {
   ExecuteResult,
   NotOwnerOutcome,
 } from "./ownership/command-outcome.js";
-export { ShardOwnership, type ShardOwnershipOptions } from "./ownership/shard-ownership.js";
+export {
+  type ShardHoldings,
+  ShardOwnership,
+  type ShardOwnershipOptions,
+} from "./ownership/shard-ownership.js";

@@ -1,5 +1,6 @@
 // The worker process: parses flags, opens the journal, follows the shard-map file,
-// serves until SIGTERM/SIGINT, then drains and exits 0.
+// serves until SIGTERM/SIGINT, then (with --hand-off-timeout-ms) waits for its shards
+// to be moved away, drains and exits 0.
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "@berth/common";
 import { FileShardMapSource } from "@berth/proto";
@@ -96,6 +97,9 @@ async function main(): Promise<number> {
     log.info({ grpc: worker.address, http: worker.httpAddress }, "worker listening");
   }
   const signal = first === "ready" ? await stopped : first;
+  if (flags.handOffTimeoutMs > 0 && (signal === "SIGTERM" || signal === "SIGINT")) {
+    await worker.leave({ timeoutMs: flags.handOffTimeoutMs });
+  }
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
   source.close();

@@ -16,6 +16,7 @@ import {
   writeShardMapFile,
 } from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { HandOffPublisher, RecordedWatch } from "./adapters/shard-watch-testkit.js";
 
 const mainScript = fileURLToPath(new URL("./main.ts", import.meta.url));
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -190,6 +191,85 @@ describe("the worker process", () => {
       );
     } finally {
       // A failed assertion must not leave the worker running (it would hold the test open).
+      if (w !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
+        w.child.kill("SIGKILL");
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("with --hand-off-timeout-ms, SIGTERM makes it leave: it says so, serves until a publisher moved every shard away, then exits 0", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-worker-leave-"));
+    let w: ReturnType<typeof runWorker> | undefined;
+    let watch: RecordedWatch | undefined;
+    try {
+      const grpc = `127.0.0.1:${await freePort()}`;
+      const mapFile = join(dir, "shard-map.json");
+      // Every shard on the worker; the heir is a member that takes them over.
+      let map: internal.ShardMap = {
+        revision: 1,
+        shardCount: 16,
+        quorum: 1,
+        members: [
+          { id: "worker-0", address: grpc },
+          { id: "worker-heir", address: "127.0.0.1:1" },
+        ],
+        shards: Array.from({ length: 16 }, (_, shard) => ({
+          shard,
+          owner: "worker-0",
+          epoch: 1,
+          state: internal.ShardState.SHARD_STATE_ACTIVE,
+        })),
+      };
+      await writeShardMapFile(mapFile, map);
+      w = runWorker([
+        "--id",
+        "worker-0",
+        "--grpc",
+        grpc,
+        "--http",
+        `127.0.0.1:${await freePort()}`,
+        "--journal",
+        `sqlite://${join(dir, "journal.db")}`,
+        "--shard-map-file",
+        mapFile,
+        "--cluster-id",
+        "leave-test",
+        "--hand-off-timeout-ms",
+        "120000",
+      ]);
+      await w.listening;
+      watch = new RecordedWatch(grpc, "leave-test");
+      await watch.until("every shard serves", (m) => m.shards.length === 16);
+
+      w.child.kill("SIGTERM");
+      const said = await watch.until("it says it is leaving", (m) => m.leaving);
+      assert.equal(watch.messages[said]?.shards.length, 16, "it still holds every shard");
+      new HandOffPublisher(
+        watch,
+        "worker-heir",
+        () => map,
+        async (next) => {
+          map = next;
+          await writeShardMapFile(mapFile, next);
+        },
+      );
+      assert.equal(await w.exited, 0, w.stderr());
+      assert.equal((await watch.ended).code, 0, "the stream ended with OK");
+      assert.ok(map.shards.every((s) => s.owner === "worker-heir" && s.epoch === 2));
+      const msgs = w.lines.flatMap((l) => {
+        try {
+          return [(JSON.parse(l) as { msg: string }).msg];
+        } catch {
+          return [];
+        }
+      });
+      const leaving = msgs.indexOf("leaving: waiting for this worker's shards to be moved away");
+      const movedAway = msgs.indexOf("every shard was moved away");
+      const stopping = msgs.indexOf("stopping: draining in-flight calls");
+      assert.ok(0 <= leaving && leaving < movedAway && movedAway < stopping, msgs.join("\n"));
+    } finally {
+      watch?.close();
       if (w !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
         w.child.kill("SIGKILL");
       }

@@ -551,7 +551,12 @@ describe("worker over real gRPC", () => {
       ): void;
       close(): void;
     };
-    for (const name of ["", "berth.internal.v1.WorkerService", "berth.internal.v1.GossipService"]) {
+    for (const name of [
+      "",
+      "berth.internal.v1.WorkerService",
+      "berth.internal.v1.WorkerControlService",
+      "berth.internal.v1.GossipService",
+    ]) {
       const r = await unary<{ status: string }>((cb) =>
         health.check({ service: name }, new Metadata(), opts(), cb),
       );

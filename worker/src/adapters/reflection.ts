@@ -8,6 +8,7 @@ export function addReflection(server: Pick<Server, "addService">): void {
   new ReflectionService(berthReflectionPackage(), {
     services: [
       "berth.internal.v1.WorkerService",
+      "berth.internal.v1.WorkerControlService",
       "berth.internal.v1.GossipService",
       "grpc.health.v1.Health",
     ],

@@ -39,6 +39,7 @@ describe("worker flags", () => {
         shardMapFile: "/tmp/map.json",
         gossipPeers: ["127.0.0.1:50060", "gw:1"],
         snapshotEvery: 100,
+        handOffTimeoutMs: 0,
       },
     );
     const seven = parseWorkerFlags([...base, "--snapshot-every", "7"]);
@@ -48,12 +49,16 @@ describe("worker flags", () => {
     const named = parseWorkerFlags([...base, "--cluster-id", "c0ffee-42"]);
     assert.ok(named !== "help");
     assert.equal(named.clusterId, "c0ffee-42");
+    const leaving = parseWorkerFlags([...base, "--hand-off-timeout-ms", "25000"]);
+    assert.ok(leaving !== "help");
+    assert.equal(leaving.handOffTimeoutMs, 25_000);
   });
 
   test("the usage names both journals and the cluster id", () => {
     assert.match(USAGE, /sqlite:\/\/\/absolute\/path\.db/);
     assert.match(USAGE, /cassandra:\/\/host:port\[,host:port\]\/keyspace/);
     assert.match(USAGE, /--cluster-id/);
+    assert.match(USAGE, /--hand-off-timeout-ms/);
   });
 
   test("bad flags are rejected with a precise message", () => {
@@ -62,6 +67,10 @@ describe("worker flags", () => {
     assert.equal(
       usage([...base, "--snapshot-every", "0"]),
       '--snapshot-every must be a positive integer, got "0"',
+    );
+    assert.equal(
+      usage([...base, "--hand-off-timeout-ms", "5s"]),
+      '--hand-off-timeout-ms must be a non-negative integer (milliseconds), got "5s"',
     );
     assert.equal(
       usage([...base.slice(0, 2), "--grpc", "nope", ...base.slice(4)]),

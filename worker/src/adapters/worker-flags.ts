@@ -9,6 +9,7 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
               --journal <sqlite:///abs/path/journal.db | cassandra://host:port/keyspace>
               --shard-map-file /abs/path/shard-map.json
               [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
+              [--hand-off-timeout-ms <ms>]
 
   --id              this worker's member id in the shard map, e.g. worker-0
   --grpc            gRPC listen address (WorkerService, GossipService, health, reflection)
@@ -23,6 +24,11 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
   --cluster-id      the cluster this worker belongs to (lowercase letters, digits, '-');
                     internal calls from nodes of another cluster are refused. Give every
                     worker and gateway of one install the same id (default: none)
+  --hand-off-timeout-ms
+                    on SIGTERM/SIGINT, first report "leaving" to the ShardMap publisher
+                    and keep serving until it has moved every shard away, for at most
+                    this long, then stop (Kubernetes: keep it below the pod's grace
+                    period). Default 0: stop at once (local mode)
 `;
 
 /** The worker's parsed flags. */
@@ -36,6 +42,8 @@ export interface WorkerFlags {
   readonly snapshotEvery: number;
   /** "" when not given. */
   readonly clusterId: string;
+  /** Longest graceful leave on SIGTERM/SIGINT, in ms; 0 (the default): none. */
+  readonly handOffTimeoutMs: number;
 }
 
 /** Thrown when the command line is not valid; the message says precisely why. */
@@ -81,6 +89,12 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   if (!/^[1-9][0-9]{0,8}$/.test(every)) {
     throw new UsageError(`--snapshot-every must be a positive integer, got "${every}"`);
   }
+  const handOff = values["hand-off-timeout-ms"] ?? "0";
+  if (!/^(0|[1-9][0-9]{0,8})$/.test(handOff)) {
+    throw new UsageError(
+      `--hand-off-timeout-ms must be a non-negative integer (milliseconds), got "${handOff}"`,
+    );
+  }
   const clusterId = values["cluster-id"] ?? "";
   const clusterProblem = clusterIdProblem(clusterId);
   if (clusterProblem !== undefined) throw new UsageError(`--cluster-id: ${clusterProblem}`);
@@ -93,6 +107,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     shardMapFile,
     gossipPeers: values["gossip-peer"] ?? [],
     snapshotEvery: Number(every),
+    handOffTimeoutMs: Number(handOff),
   };
 }
 
@@ -110,6 +125,7 @@ function parse(args: readonly string[]) {
       "gossip-peer": { type: "string", multiple: true },
       "snapshot-every": { type: "string" },
       "cluster-id": { type: "string" },
+      "hand-off-timeout-ms": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -1,5 +1,6 @@
-// Wires a worker: ownership, WorkerService + GossipService + health + reflection on one
-// gRPC server, gossip, metrics and the observability HTTP server.
+// Wires a worker: ownership, WorkerService + WorkerControlService + GossipService +
+// health + reflection on one gRPC server, gossip, metrics and the observability HTTP
+// server; and its graceful leave.
 
 import {
   createLogger,
@@ -23,6 +24,7 @@ import { ConnectingJournal } from "./connecting-journal.js";
 import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
+import { WorkerControl } from "./worker-control.js";
 import { instrumentService, WorkerMetrics } from "./worker-metrics.js";
 import { workerServiceHandlers } from "./worker-service.js";
 
@@ -57,12 +59,29 @@ export interface WorkerConfig {
   readonly maxBatchEvents?: number;
   /** Gossip timing (defaults: push after 10 ms, anti-entropy every 1000 ms). */
   readonly gossip?: { readonly pushDelayMs?: number; readonly antiEntropyIntervalMs?: number };
-  /** Longest wait for in-flight calls on close before they are cut off. Default 10,000 ms. */
+  /**
+   * Longest wait for in-flight calls on close before they are cut off. Default 10,000 ms.
+   * Open WatchShards streams do not count: they end once the shards are drained.
+   */
   readonly drainTimeoutMs?: number;
   /** Default: a "worker" JSON logger with the worker id. */
   readonly logger?: Logger;
   /** Default: a fresh registry (createRegistry("worker")). */
   readonly registry?: Registry;
+}
+
+/** Options of {@link RunningWorker.leave}. */
+export interface LeaveOptions {
+  /** Longest wait, in ms, for the ShardMap publisher to move every shard away. */
+  readonly timeoutMs: number;
+}
+
+/** How a {@link RunningWorker.leave} ended. */
+export interface LeaveResult {
+  /** True when the worker held no shard any more; false when the timeout (or close) came first. */
+  readonly handedOff: boolean;
+  /** Shards it was not done with (see ShardOwnership.occupiedShards) when the wait ended. */
+  readonly remaining: number;
 }
 
 /** A running worker. */
@@ -81,6 +100,16 @@ export interface RunningWorker {
   /** Resolves when {@link readiness} first says ready (or rejects when the worker closes first). */
   whenReady(): Promise<void>;
   /**
+   * The graceful leave, before {@link close} (Kubernetes: on SIGTERM). Reports
+   * `leaving: true` on WatchShards at once, so that the publisher drains this worker's
+   * shards and moves them away; keeps serving what it holds meanwhile (a shard marked
+   * DRAINING stops taking commands as usual); resolves once it holds no shard (every
+   * one moved away and its appends finished), after `timeoutMs`, or when close begins,
+   * whichever is first.
+   * Never rejects. `leaving` stays true. Call close() afterwards.
+   */
+  leave(options: LeaveOptions): Promise<LeaveResult>;
+  /**
    * Stops taking calls, drains in-flight ones (bounded by drainTimeoutMs), stops gossip
    * and HTTP. Does not close the journal or the ShardMap source. Idempotent.
    */
@@ -88,6 +117,7 @@ export interface RunningWorker {
 }
 
 const WORKER_SERVICE = "berth.internal.v1.WorkerService";
+const CONTROL_SERVICE = "berth.internal.v1.WorkerControlService";
 const GOSSIP_SERVICE = "berth.internal.v1.GossipService";
 
 /** Starts a worker in this process. Used by main.ts, by tests and by in-process clusters. */
@@ -137,10 +167,11 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       : { antiEntropyIntervalMs: config.gossip.antiEntropyIntervalMs }),
   });
 
-  // Gossip serves from the start; the WorkerService (and "") only once ready.
+  // Gossip and control serve from the start; the WorkerService (and "") only once ready.
   const health = new HealthImplementation({
     "": "NOT_SERVING",
     [WORKER_SERVICE]: "NOT_SERVING",
+    [CONTROL_SERVICE]: "SERVING",
     [GOSSIP_SERVICE]: "SERVING",
   });
   let closing = false;
@@ -165,6 +196,8 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   const stopListening = ownership.onChange(refresh);
   const stopWatchingJournal = connecting?.onChange(refresh);
 
+  const control = new WorkerControl({ memberId: config.id, ownership, logger: log });
+  // The cluster guard covers every berth.internal.v1 service, WorkerControlService too.
   const server = new Server({ interceptors: [clusterGuard(clusterId, log)] });
   server.addService(
     internal.WorkerServiceService,
@@ -178,6 +211,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       metrics.grpc,
     ),
   );
+  server.addService(internal.WorkerControlServiceService, control.handlers());
   server.addService(
     internal.GossipServiceService,
     instrumentService(internal.GossipServiceService, gossiper.serviceHandlers(), metrics.grpc),
@@ -229,11 +263,39 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   void gossiper.start();
   log.info({ grpc: address, http: http?.address, id: config.id }, "worker started");
 
+  const leaveWaits = new Set<() => void>();
+  const leave = (options: LeaveOptions): Promise<LeaveResult> =>
+    new Promise<LeaveResult>((resolve) => {
+      control.leave();
+      const remaining = () => ownership.occupiedShards();
+      log.info(
+        { shards: remaining(), timeoutMs: options.timeoutMs },
+        "leaving: waiting for this worker's shards to be moved away",
+      );
+      const finish = () => {
+        clearTimeout(timer);
+        stop();
+        leaveWaits.delete(finish);
+        const left = remaining();
+        if (left === 0) log.info("every shard was moved away");
+        else log.warn({ shards: left }, `leaving with ${left} shards not moved away`);
+        resolve({ handedOff: left === 0, remaining: left });
+      };
+      const timer = setTimeout(finish, options.timeoutMs);
+      const stop = ownership.onChange(() => {
+        if (remaining() === 0) finish();
+      });
+      leaveWaits.add(finish);
+      if (closing || remaining() === 0) finish();
+    });
+
   let closed: Promise<void> | undefined;
   const drainTimeoutMs = config.drainTimeoutMs ?? 10_000;
   const close = async (): Promise<void> => {
     closing = true;
+    for (const finish of [...leaveWaits]) finish();
     refresh();
+    health.setStatus(CONTROL_SERVICE, "NOT_SERVING");
     health.setStatus(GOSSIP_SERVICE, "NOT_SERVING");
     for (const w of readyWaiters)
       w.reject(new Error(`worker ${config.id} closed before it was ready`));
@@ -241,9 +303,10 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     stopListening();
     stopWatchingJournal?.();
     // Stop accepting calls first; let those in flight finish while the entities drain
-    // (queued commands answer UNAVAILABLE, in-flight appends complete). Bounded.
+    // (queued commands answer UNAVAILABLE, in-flight appends complete). Bounded. The
+    // WatchShards streams end once the shards are drained, with that as their last word.
     const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-    const drained = Promise.all([ownership.close(), shutdown]);
+    const drained = Promise.all([ownership.close().then(() => control.close()), shutdown]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       drained.then(() => false),
@@ -254,6 +317,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     clearTimeout(timer);
     if (timedOut) {
       log.warn({ drainTimeoutMs }, "draining did not finish in time; cutting in-flight calls off");
+      control.close();
       server.forceShutdown();
     }
     await gossiper.stop();
@@ -281,6 +345,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         }
         readyWaiters.add({ resolve, reject });
       }),
+    leave,
     close: () => {
       closed ??= close();
       return closed;

@@ -1,4 +1,4 @@
-// Journal decorators for tests: count appends, inject failures, hold appends.
+// Journal decorators for tests: count appends, inject failures, hold appends or loads.
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { AppendTarget, Journal, LoadedPool, Snapshot } from "../journal/journal.js";
 
@@ -103,5 +103,27 @@ export class GatedJournal extends ForwardingJournal {
       this.waiting--;
     }
     return this.inner.append(target, events);
+  }
+}
+
+/** Holds every load until {@link release} is called (to observe a shard while it recovers). */
+export class HeldLoadsJournal extends ForwardingJournal {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  /** From now on loads wait at the gate. */
+  hold(): void {
+    this.gate ??= new Promise<void>((resolve) => {
+      this.open = resolve;
+    });
+  }
+  /** Lets every waiting (and future) load through. */
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+    this.open = undefined;
+  }
+  override async load(pool: string): Promise<LoadedPool> {
+    if (this.gate !== undefined) await this.gate;
+    return this.inner.load(pool);
   }
 }

@@ -7,8 +7,8 @@ import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
 import { release as releaseOf, reserve } from "../domain/pool-testkit.js";
-import { ForwardingJournal } from "../entity/testing-journals.js";
-import type { Journal, LoadedPool } from "../journal/journal.js";
+import { HeldLoadsJournal } from "../entity/testing-journals.js";
+import type { Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import { ShardOwnership } from "./shard-ownership.js";
 
@@ -46,25 +46,6 @@ function map(revision: number, assign: (shard: number) => Assign): internal.Shar
       };
     }),
   };
-}
-
-/** Holds every load until released, to observe a shard while it recovers. */
-class HeldLoads extends ForwardingJournal {
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  hold(): void {
-    this.gate = new Promise((r) => {
-      this.open = r;
-    });
-  }
-  release(): void {
-    this.open?.();
-    this.gate = undefined;
-  }
-  override async load(pool: string): Promise<LoadedPool> {
-    if (this.gate !== undefined) await this.gate;
-    return this.inner.load(pool);
-  }
 }
 
 async function withJournal(body: (journal: SqliteJournal) => Promise<void>): Promise<void> {
@@ -127,7 +108,7 @@ describe("ShardOwnership", () => {
           { type: "configured", spec, at: 1 },
         ]);
       }
-      const journal = new HeldLoads(sqlite);
+      const journal = new HeldLoadsJournal(sqlite);
       journal.hold();
       const source = new StaticShardMapSource(
         map(1, (s) => ({ owner: s === 2 ? ME : OTHER, epoch: 2 })),

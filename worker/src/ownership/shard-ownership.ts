@@ -52,6 +52,19 @@ interface HeldShard {
   readonly atStart: boolean;
 }
 
+/** What this worker holds, shard by shard, as of one moment (what WatchShards reports). */
+export interface ShardHoldings {
+  /** Revision of the newest ShardMap applied; 0 before the first. */
+  readonly mapRevision: number;
+  /**
+   * By shard number: RECOVERING or SERVING for a shard held at its epoch, DRAINED for
+   * one the map marks DRAINING (owner: this worker) that takes no command and has no
+   * append in flight. A shard this worker neither holds nor drained is absent, and so
+   * is one it has let go of while its last appends finish.
+   */
+  readonly shards: readonly internal.ShardReport[];
+}
+
 /** Counts for the gauges. */
 export interface OwnershipStats {
   readonly shardsOwned: number;
@@ -66,12 +79,14 @@ export interface OwnershipStats {
  * and then served. A shard that leaves (another owner, DRAINING, UNASSIGNED, or a
  * newer epoch) stops taking commands at once (NOT_OWNER), lets its in-flight appends
  * finish and drops its entities. Moves cost one fence + load per pool, no more.
+ * {@link report} says what it holds, for whoever publishes the map.
  */
 export class ShardOwnership {
   private readonly o: ShardOwnershipOptions;
   private readonly log: Logger;
   private readonly shards = new Map<number, HeldShard>();
-  private readonly releasing = new Set<Promise<void>>();
+  /** Shards let go of whose in-flight appends are still finishing. */
+  private readonly releasing = new Map<HeldShard, Promise<void>>();
   private readonly listeners = new Set<() => void>();
   private map: internal.ShardMap | undefined;
   /** When the oldest shard still recovering was acquired; undefined when none is. */
@@ -99,7 +114,10 @@ export class ShardOwnership {
     return this.map;
   }
 
-  /** Registers a listener called whenever a shard is acquired, recovered or released. */
+  /**
+   * Registers a listener called whenever a map is applied or a shard is acquired,
+   * recovered or released (its appends finished): whenever {@link report} may change.
+   */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -123,6 +141,46 @@ export class ShardOwnership {
       };
     }
     return { ready: true };
+  }
+
+  /** What this worker holds now, shard by shard (see {@link ShardHoldings}). */
+  report(): ShardHoldings {
+    const {
+      SHARD_REPORT_STATE_RECOVERING,
+      SHARD_REPORT_STATE_SERVING,
+      SHARD_REPORT_STATE_DRAINED,
+    } = internal.ShardReportState;
+    const shards: internal.ShardReport[] = [];
+    for (const h of this.shards.values()) {
+      shards.push({
+        shard: h.shard,
+        epoch: h.epoch,
+        state: h.status === "active" ? SHARD_REPORT_STATE_SERVING : SHARD_REPORT_STATE_RECOVERING,
+      });
+    }
+    const stillReleasing = new Set([...this.releasing.keys()].map((h) => h.shard));
+    for (const a of this.map?.shards ?? []) {
+      if (
+        a.owner === this.o.nodeId &&
+        a.state === internal.ShardState.SHARD_STATE_DRAINING &&
+        !this.shards.has(a.shard) &&
+        !stillReleasing.has(a.shard)
+      ) {
+        shards.push({ shard: a.shard, epoch: a.epoch, state: SHARD_REPORT_STATE_DRAINED });
+      }
+    }
+    shards.sort((x, y) => x.shard - y.shard);
+    return { mapRevision: this.map?.revision ?? 0, shards };
+  }
+
+  /**
+   * Shards this worker is not done with: held (recovering or serving), let go of with
+   * appends still finishing, or drained and not moved away yet. 0 once it has none.
+   */
+  occupiedShards(): number {
+    const shards = new Set(this.report().shards.map((r) => r.shard));
+    for (const h of this.releasing.keys()) shards.add(h.shard);
+    return shards.size;
   }
 
   /** Counts of owned shards and loaded pools. */
@@ -215,7 +273,7 @@ export class ShardOwnership {
       );
     }
     for (const h of held) this.release(h, "worker shutting down", shutdown, "debug");
-    while (this.releasing.size > 0) await Promise.all([...this.releasing]);
+    while (this.releasing.size > 0) await Promise.all([...this.releasing.values()]);
     if (held.length > 0) this.log.info({ shards: held.length }, `${held.length} shards drained`);
   }
 
@@ -467,9 +525,9 @@ export class ShardOwnership {
       held.entities.clear();
       this.log[level]({ shard: held.shard, epoch: held.epoch }, "shard drained");
     });
-    this.releasing.add(task);
+    this.releasing.set(held, task);
     void task.finally(() => {
-      this.releasing.delete(task);
+      this.releasing.delete(held);
       this.changed();
     });
   }
