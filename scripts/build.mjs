@@ -5,7 +5,7 @@
 // TypeScript compiled at start. Our own code (@berth/* included) is bundled; npm
 // dependencies stay external imports, resolved from node_modules (`npm ci --omit=dev`
 // is enough at run time). Tests and developer tools keep running the sources through tsx.
-// The workspaces' `bin` entries (berth, berth-worker, berth-gateway) are small launchers
+// The workspaces' `bin` entries (berth, berth-worker, berth-gateway, berth-operator) are small launchers
 // in <package>/bin/ that import these bundles.
 //
 // `--out DIR` writes DIR/<package>/dist/… instead (used by e2e/src/build/build.int.test.ts).
@@ -32,6 +32,7 @@ const outRoot = values.out === undefined ? root : `${resolve(values.out)}/`;
 const ENTRYPOINTS = [
   "worker/src/main.ts", // berth-worker
   "gateway/src/main.ts", // berth-gateway
+  "operator/src/main.ts", // berth-operator
   "e2e/src/cli/main.ts", // berth (the CLI)
   "e2e/src/cassandra/cli.ts", // the test Cassandra node's CLI
 ];

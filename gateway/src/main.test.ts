@@ -52,7 +52,7 @@ test("listen addresses default to the local ports and --help is recognised", () 
 
 test("usage errors name the flag and what is wrong with it", () => {
   const cases: [string[], RegExp][] = [
-    [[], /^--shard-map-file is required$/],
+    [[], /^give exactly one of --shard-map-file and --shard-map-resource$/],
     [
       ["--shard-map-file", "rel/map.json"],
       /^--shard-map-file "rel\/map.json" must be an absolute path$/,
@@ -82,5 +82,31 @@ test("usage errors name the flag and what is wrong with it", () => {
       (e: unknown) => e instanceof UsageError && message.test(e.message),
       `args ${JSON.stringify(args)}`,
     );
+  }
+});
+
+test("Kubernetes mode: --shard-map-resource NS/NAME, gossip pulled every second unless told", () => {
+  const config = parseGatewayArgs(["--shard-map-resource", "berth/berth", "--kubeconfig", "/k"]);
+  assert.notEqual(config, "help");
+  if (config === "help") return;
+  assert.deepEqual(config.shardMapResource, {
+    namespace: "berth",
+    name: "berth",
+    kubeconfig: "/k",
+  });
+  assert.equal(config.shardMapFile, undefined);
+  assert.equal(config.gossipPullIntervalMs, 1_000);
+  const tuned = parseGatewayArgs(["--shard-map-resource", "a/b", "--gossip-pull-ms", "250"]);
+  assert.equal(tuned !== "help" && tuned.gossipPullIntervalMs, 250);
+  const local = parseGatewayArgs(["--shard-map-file", "/m.json"]);
+  assert.equal(local !== "help" && local.gossipPullIntervalMs, undefined);
+  for (const [args, message] of [
+    [["--shard-map-resource", "berth"], /must be NAMESPACE\/NAME/],
+    [["--shard-map-resource", "Berth/x"], /must be NAMESPACE\/NAME/],
+    [["--shard-map-resource", "a/b", "--shard-map-file", "/m.json"], /exactly one of/],
+    [["--shard-map-file", "/m.json", "--kubeconfig", "/k"], /only for --shard-map-resource/],
+    [["--shard-map-resource", "a/b", "--gossip-pull-ms", "5"], /integer ≥ 10/],
+  ] as const) {
+    assert.throws(() => parseGatewayArgs(args), message);
   }
 });

@@ -2,18 +2,27 @@
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, parseHostPort } from "@berth/common";
+import { ShardMapResourceSource } from "@berth/kubernetes";
 import { clusterIdProblem } from "@berth/proto";
+import { KubeConfig } from "@kubernetes/client-node";
 import { type GatewayConfig, startGateway } from "./gateway.js";
 
 /** The usage text printed with a usage error and for --help. */
-export const USAGE = `usage: gateway --shard-map-file /abs/path/shard-map.json
+export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json | --shard-map-resource NS/NAME)
                [--grpc 127.0.0.1:50051] [--gossip 127.0.0.1:50060] [--http 127.0.0.1:9100]
                [--shard-map-wait-ms 10000] [--node-id gateway-0] [--cluster-id <id>]
+               [--kubeconfig FILE] [--gossip-pull-ms 1000]
 
   --grpc               public gRPC listen address (CapacityService, health, reflection)
   --gossip             GossipService listen address (workers push counters here)
   --http               /metrics, /healthz and /readyz listen address
   --shard-map-file     ShardMap JSON file written by the supervisor (absolute path; watched)
+  --shard-map-resource Kubernetes mode: watch the ShardMap object NAMESPACE/NAME (written by
+                       the operator); workers are the map's members
+  --kubeconfig         Kubernetes mode: kubeconfig file (default: in-cluster config in a pod,
+                       else $KUBECONFIG or ~/.kube/config)
+  --gossip-pull-ms     pull pool counters from a worker this often (default: 1000 in
+                       Kubernetes mode, where workers do not push to gateways; else off)
   --shard-map-wait-ms  how long startup waits for a first ShardMap (default 10000)
   --node-id            id sent with gossip messages (default gateway-<hostname>-<pid>)
   --cluster-id         the cluster this gateway belongs to (lowercase letters, digits, '-'):
@@ -25,6 +34,18 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** What the command line asks for: the gateway's config, and where its ShardMap comes from. */
+export type GatewayArgs = Omit<GatewayConfig, "shardMapSource"> & {
+  /** Kubernetes mode: the ShardMap object to watch. */
+  readonly shardMapResource?: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly kubeconfig?: string;
+  };
+};
+
+const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 /**
  * Parses the gateway's command line.
  *
@@ -32,7 +53,7 @@ export class UsageError extends Error {
  * @returns the config, or "help" when --help was given
  * @throws UsageError naming the flag that is wrong
  */
-export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help" {
+export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -44,6 +65,9 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
         gossip: { type: "string", default: "127.0.0.1:50060" },
         http: { type: "string", default: "127.0.0.1:9100" },
         "shard-map-file": { type: "string" },
+        "shard-map-resource": { type: "string" },
+        kubeconfig: { type: "string" },
+        "gossip-pull-ms": { type: "string" },
         "shard-map-wait-ms": { type: "string", default: "10000" },
         "node-id": { type: "string" },
         "cluster-id": { type: "string", default: "" },
@@ -63,12 +87,36 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
     }
   }
   const file = values["shard-map-file"];
-  if (typeof file !== "string" || file === "") {
-    throw new UsageError("--shard-map-file is required");
+  const resource = values["shard-map-resource"];
+  if ((file === undefined) === (resource === undefined)) {
+    throw new UsageError("give exactly one of --shard-map-file and --shard-map-resource");
   }
-  if (!isAbsolute(file)) {
+  if (typeof file === "string" && !isAbsolute(file)) {
     throw new UsageError(`--shard-map-file ${JSON.stringify(file)} must be an absolute path`);
   }
+  let shardMapResource: GatewayArgs["shardMapResource"];
+  if (typeof resource === "string") {
+    const [namespace, name, ...rest] = resource.split("/");
+    if (rest.length > 0 || !DNS_NAME.test(namespace ?? "") || !DNS_NAME.test(name ?? "")) {
+      throw new UsageError(
+        `--shard-map-resource ${JSON.stringify(resource)} must be NAMESPACE/NAME (DNS labels)`,
+      );
+    }
+    const kubeconfig = values.kubeconfig;
+    shardMapResource = {
+      namespace: namespace as string,
+      name: name as string,
+      ...(typeof kubeconfig === "string" ? { kubeconfig } : {}),
+    };
+  } else if (values.kubeconfig !== undefined) {
+    throw new UsageError("--kubeconfig is only for --shard-map-resource");
+  }
+  const pullText = values["gossip-pull-ms"] as string | undefined;
+  const pullMs = pullText === undefined ? undefined : Number(pullText);
+  if (pullText !== undefined && (!/^\d+$/.test(pullText) || (pullMs as number) < 10)) {
+    throw new UsageError(`--gossip-pull-ms ${JSON.stringify(pullText)} must be an integer ≥ 10`);
+  }
+  const gossipPullIntervalMs = pullMs ?? (shardMapResource === undefined ? undefined : 1_000);
   const waitText = values["shard-map-wait-ms"] as string;
   const waitMs = Number(waitText);
   if (!/^\d+$/.test(waitText) || !Number.isSafeInteger(waitMs)) {
@@ -85,7 +133,9 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
     grpc: values.grpc as string,
     gossip: values.gossip as string,
     http: values.http as string,
-    shardMapFile: file,
+    ...(typeof file === "string" ? { shardMapFile: file } : {}),
+    ...(shardMapResource === undefined ? {} : { shardMapResource }),
+    ...(gossipPullIntervalMs === undefined ? {} : { gossipPullIntervalMs }),
     shardMapWaitMs: waitMs,
     ...(typeof nodeId === "string" ? { nodeId } : {}),
     ...(clusterId === "" ? {} : { clusterId }),
@@ -93,7 +143,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayConfig | "help
 }
 
 async function main(): Promise<void> {
-  let config: GatewayConfig | "help";
+  let config: GatewayArgs | "help";
   try {
     config = parseGatewayArgs(process.argv.slice(2));
   } catch (e: unknown) {
@@ -106,19 +156,41 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger("gateway");
-  const gateway = await startGateway({ ...config, logger });
+  const { shardMapResource, ...gatewayConfig } = config;
+  let source: ShardMapResourceSource | undefined;
+  if (shardMapResource !== undefined) {
+    const kubeConfig = new KubeConfig();
+    if (shardMapResource.kubeconfig !== undefined)
+      kubeConfig.loadFromFile(shardMapResource.kubeconfig);
+    else kubeConfig.loadFromDefault();
+    source = new ShardMapResourceSource({
+      kubeConfig,
+      namespace: shardMapResource.namespace,
+      name: shardMapResource.name,
+      logger: logger.child({ part: "shard-map" }),
+    });
+    source.start();
+  }
+  const gateway = await startGateway({
+    ...gatewayConfig,
+    ...(source === undefined ? {} : { shardMapSource: source }),
+    logger,
+  });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "signal received; stopping");
-    gateway.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    gateway
+      .close()
+      .finally(() => source?.close())
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          logger.error({ err: e }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

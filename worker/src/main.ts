@@ -1,9 +1,12 @@
-// The worker process: parses flags, opens the journal, follows the shard-map file,
+// The worker process: parses flags, opens the journal, follows the ShardMap (a file in
+// local mode; the ShardMap resource in Kubernetes mode, where it also holds its Lease),
 // serves until SIGTERM/SIGINT, then (with --hand-off-timeout-ms) waits for its shards
-// to be moved away, drains and exits 0.
+// to be moved away, drains, gives up its Lease and exits 0.
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "@berth/common";
-import { FileShardMapSource } from "@berth/proto";
+import { ShardMapResourceSource, WorkerLease } from "@berth/kubernetes";
+import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
+import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
@@ -59,7 +62,36 @@ async function main(): Promise<number> {
     log.fatal({ err: e, journal: flags.journal }, "cannot open the journal");
     return 1;
   }
-  const source = new FileShardMapSource(flags.shardMapFile);
+  const k8s = flags.kubernetes;
+  let source: ShardMapSource & { close(): void };
+  let lease: WorkerLease | undefined;
+  if (k8s === undefined) {
+    source = new FileShardMapSource(flags.shardMapFile as string);
+  } else {
+    const kubeConfig = new KubeConfig();
+    if (k8s.kubeconfig !== undefined) kubeConfig.loadFromFile(k8s.kubeconfig);
+    else kubeConfig.loadFromDefault();
+    const resource = new ShardMapResourceSource({
+      kubeConfig,
+      namespace: k8s.namespace,
+      name: k8s.shardMap,
+      logger: log.child({ module: "shard-map" }),
+    });
+    resource.start();
+    source = resource;
+    // Membership: the operator counts this worker live while it sees renewals. The
+    // Lease is not what keeps a stale owner from writing — the journal fence is — so a
+    // worker that cannot reach kube-apiserver keeps serving the map it has.
+    lease = new WorkerLease({
+      api: kubeConfig.makeApiClient(CoordinationV1Api),
+      namespace: k8s.namespace,
+      name: flags.id,
+      address: k8s.advertise,
+      leaseDurationMs: k8s.leaseDurationMs,
+      renewIntervalMs: k8s.leaseRenewMs,
+      logger: log.child({ module: "lease" }),
+    });
+  }
   const worker = await startWorker({
     id: flags.id,
     clusterId: flags.clusterId,
@@ -71,6 +103,8 @@ async function main(): Promise<number> {
     snapshotEvery: flags.snapshotEvery,
     logger: log,
   });
+  // Only once it serves: the operator may assign shards as soon as it sees the Lease.
+  lease?.start();
 
   let exitCode = 0;
   const stopped = new Promise<string>((resolve) => {
@@ -103,6 +137,8 @@ async function main(): Promise<number> {
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
   source.close();
+  // Owning nothing now: releasing the Lease lets the operator forget this worker at once.
+  await lease?.stop({ release: true });
   // Bounded: a driver whose connections were cut may never finish shutting down.
   const journalClosed = await Promise.race([
     journal.close().then(

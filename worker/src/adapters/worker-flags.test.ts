@@ -85,4 +85,47 @@ describe("worker flags", () => {
       `--cluster-id: a cluster id is 1-64 lowercase letters, digits and inner '-', got "Bad_Id"`,
     );
   });
+
+  test("Kubernetes mode: the ShardMap resource, a Lease, an address others can dial", () => {
+    const k8s = [
+      "--id",
+      "berth-worker-0",
+      "--grpc",
+      "0.0.0.0:7000",
+      "--http",
+      "0.0.0.0:9100",
+      "--journal",
+      "cassandra://cassandra:9042/berth",
+      "--shard-map-resource",
+      "berth/berth",
+      "--advertise",
+      "berth-worker-0.berth-worker.berth.svc:7000",
+    ];
+    const flags = parseWorkerFlags(k8s);
+    assert.ok(flags !== "help");
+    assert.equal(flags.shardMapFile, undefined);
+    assert.deepEqual(flags.kubernetes, {
+      namespace: "berth",
+      shardMap: "berth",
+      advertise: "berth-worker-0.berth-worker.berth.svc:7000",
+      leaseDurationMs: 6_000,
+      leaseRenewMs: 1_000,
+    });
+    const without = k8s.slice(0, -2);
+    assert.match(
+      usage(without),
+      /--advertise must be an address other processes can dial, got "0.0.0.0:7000"/,
+    );
+    assert.match(
+      usage([...k8s, "--shard-map-file", "/m.json"]),
+      /exactly one of --shard-map-file and --shard-map-resource/,
+    );
+    assert.match(
+      usage([...k8s, "--lease-renew-ms", "4000"]),
+      /at most half of --lease-duration-ms/,
+    );
+    assert.match(usage([...k8s.slice(0, 10), "--shard-map-resource", "berth"]), /NAMESPACE\/NAME/);
+    assert.match(usage(["--id", "Worker_0", ...k8s.slice(2)]), /must be a DNS subdomain/);
+    assert.match(usage([...base, "--lease-duration-ms", "9000"]), /only for --shard-map-resource/);
+  });
 });

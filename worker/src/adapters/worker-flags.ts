@@ -7,9 +7,11 @@ import { clusterIdProblem } from "@berth/proto";
 /** The worker's usage text. */
 export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <host:port>
               --journal <sqlite:///abs/path/journal.db | cassandra://host:port/keyspace>
-              --shard-map-file /abs/path/shard-map.json
+              (--shard-map-file /abs/path/shard-map.json | --shard-map-resource NS/NAME)
               [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
               [--hand-off-timeout-ms <ms>]
+              [--advertise <host:port>] [--kubeconfig FILE]
+              [--lease-duration-ms 6000] [--lease-renew-ms 1000]
 
   --id              this worker's member id in the shard map, e.g. worker-0
   --grpc            gRPC listen address (WorkerService, GossipService, health, reflection)
@@ -19,6 +21,17 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
                       cassandra://host:port[,host:port]/keyspace[?dc=…&rf=…&consistency=…&timeoutMs=…]
                     (a Cassandra journal that is not up yet is retried; not ready meanwhile)
   --shard-map-file  JSON ShardMap file to follow (written by the supervisor/operator)
+  --shard-map-resource
+                    Kubernetes mode: follow the ShardMap object NAMESPACE/NAME (written by
+                    the operator) and hold a Lease named after --id in that namespace,
+                    renewed every --lease-renew-ms, annotated with --advertise
+  --advertise       the gRPC address other processes dial (Kubernetes: the pod's stable
+                    DNS name, e.g. worker-0.berth-worker.berth.svc:7000); default --grpc
+  --kubeconfig      Kubernetes mode: kubeconfig file (default: in-cluster config in a pod,
+                    else $KUBECONFIG or ~/.kube/config)
+  --lease-duration-ms, --lease-renew-ms
+                    Kubernetes mode: the Lease's duration and renewal period; the operator
+                    moves a worker's shards once it has not seen a renewal for a duration
   --gossip-peer     GossipService address of a gateway; repeatable
   --snapshot-every  save a pool snapshot every n events (default 100)
   --cluster-id      the cluster this worker belongs to (lowercase letters, digits, '-');
@@ -37,7 +50,17 @@ export interface WorkerFlags {
   readonly grpc: string;
   readonly http: string;
   readonly journal: string;
-  readonly shardMapFile: string;
+  /** Local mode: the ShardMap file to follow. */
+  readonly shardMapFile?: string;
+  /** Kubernetes mode: the ShardMap object to follow, and this worker's Lease. */
+  readonly kubernetes?: {
+    readonly namespace: string;
+    readonly shardMap: string;
+    readonly kubeconfig?: string;
+    readonly advertise: string;
+    readonly leaseDurationMs: number;
+    readonly leaseRenewMs: number;
+  };
   readonly gossipPeers: readonly string[];
   readonly snapshotEvery: number;
   /** "" when not given. */
@@ -45,6 +68,10 @@ export interface WorkerFlags {
   /** Longest graceful leave on SIGTERM/SIGINT, in ms; 0 (the default): none. */
   readonly handOffTimeoutMs: number;
 }
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Thrown when the command line is not valid; the message says precisely why. */
 export class UsageError extends Error {
@@ -60,7 +87,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     throw new UsageError((e as Error).message);
   }
   if (values.help) return "help";
-  const required = (name: "id" | "grpc" | "http" | "journal" | "shard-map-file"): string => {
+  const required = (name: "id" | "grpc" | "http" | "journal"): string => {
     const v = values[name];
     if (v === undefined || v === "") throw new UsageError(`missing required flag --${name}`);
     return v;
@@ -69,10 +96,16 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   const grpc = required("grpc");
   const http = required("http");
   const journal = required("journal");
-  const shardMapFile = required("shard-map-file");
+  const shardMapFile = values["shard-map-file"];
+  const resource = values["shard-map-resource"];
+  if ((shardMapFile === undefined) === (resource === undefined)) {
+    throw new UsageError("give exactly one of --shard-map-file and --shard-map-resource");
+  }
+  const advertise = values.advertise ?? grpc;
   for (const [flag, address] of [
     ["grpc", grpc],
     ["http", http],
+    ["advertise", advertise],
     ...(values["gossip-peer"] ?? []).map((p) => ["gossip-peer", p] as const),
   ] as const) {
     try {
@@ -82,8 +115,58 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
       throw e;
     }
   }
-  if (!isAbsolute(shardMapFile)) {
+  if (shardMapFile !== undefined && !isAbsolute(shardMapFile)) {
     throw new UsageError(`--shard-map-file must be an absolute path, got "${shardMapFile}"`);
+  }
+  const kubernetesOnly = [
+    "kubeconfig",
+    "advertise",
+    "lease-duration-ms",
+    "lease-renew-ms",
+  ] as const;
+  let kubernetes: WorkerFlags["kubernetes"];
+  if (resource !== undefined) {
+    const [namespace, name, ...rest] = resource.split("/");
+    if (rest.length > 0 || !DNS_LABEL.test(namespace ?? "") || !DNS_LABEL.test(name ?? "")) {
+      throw new UsageError(
+        `--shard-map-resource must be NAMESPACE/NAME (DNS labels), got "${resource}"`,
+      );
+    }
+    if (!DNS_SUBDOMAIN.test(id)) {
+      throw new UsageError(
+        `--id names this worker's Lease in Kubernetes mode: it must be a DNS subdomain (lowercase letters, digits, '-', '.'), got "${id}"`,
+      );
+    }
+    if (/^(0\.0\.0\.0|\[::\]|::):/.test(advertise) || advertise.endsWith(":0")) {
+      throw new UsageError(
+        `--advertise must be an address other processes can dial, got "${advertise}" (give --advertise when --grpc listens on all interfaces or port 0)`,
+      );
+    }
+    const ms = (flag: "lease-duration-ms" | "lease-renew-ms", fallback: number): number => {
+      const text = values[flag] ?? String(fallback);
+      if (!/^[1-9][0-9]{0,8}$/.test(text) || Number(text) < 100) {
+        throw new UsageError(`--${flag} must be an integer ≥ 100 (milliseconds), got "${text}"`);
+      }
+      return Number(text);
+    };
+    const leaseDurationMs = ms("lease-duration-ms", 6_000);
+    const leaseRenewMs = ms("lease-renew-ms", 1_000);
+    if (leaseRenewMs * 2 > leaseDurationMs) {
+      throw new UsageError(
+        `--lease-renew-ms (${leaseRenewMs}) must be at most half of --lease-duration-ms (${leaseDurationMs}): one missed renewal must not expire the Lease`,
+      );
+    }
+    kubernetes = {
+      namespace: namespace as string,
+      shardMap: name as string,
+      ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+      advertise,
+      leaseDurationMs,
+      leaseRenewMs,
+    };
+  } else {
+    const given = kubernetesOnly.find((f) => values[f] !== undefined);
+    if (given !== undefined) throw new UsageError(`--${given} is only for --shard-map-resource`);
   }
   const every = values["snapshot-every"] ?? "100";
   if (!/^[1-9][0-9]{0,8}$/.test(every)) {
@@ -104,7 +187,8 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     grpc,
     http,
     journal,
-    shardMapFile,
+    ...(shardMapFile === undefined ? {} : { shardMapFile }),
+    ...(kubernetes === undefined ? {} : { kubernetes }),
     gossipPeers: values["gossip-peer"] ?? [],
     snapshotEvery: Number(every),
     handOffTimeoutMs: Number(handOff),
@@ -122,6 +206,11 @@ function parse(args: readonly string[]) {
       http: { type: "string" },
       journal: { type: "string" },
       "shard-map-file": { type: "string" },
+      "shard-map-resource": { type: "string" },
+      advertise: { type: "string" },
+      kubeconfig: { type: "string" },
+      "lease-duration-ms": { type: "string" },
+      "lease-renew-ms": { type: "string" },
       "gossip-peer": { type: "string", multiple: true },
       "snapshot-every": { type: "string" },
       "cluster-id": { type: "string" },
