@@ -11,7 +11,7 @@
 // `--out DIR` writes DIR/<package>/dist/… instead (used by e2e/src/build/build.int.test.ts).
 import { chmodSync, readFileSync, rmSync } from "node:fs";
 import { builtinModules } from "node:module";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -79,7 +79,12 @@ try {
     ENTRYPOINTS.map((entry, i) =>
       build({
         entryPoints: [`${root}${entry}`],
-        outfile: outputs[i],
+        outdir: dirname(outputs[i]),
+        entryNames: "[name]",
+        // Dynamic imports become chunks loaded on demand: Kubernetes-mode code (and
+        // @kubernetes/client-node, ~1 s to load) costs nothing to a local-mode start.
+        splitting: true,
+        chunkNames: "chunks/[name]-[hash]",
         bundle: true,
         platform: "node",
         format: "esm",

@@ -2,9 +2,8 @@
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, parseHostPort } from "@berth/common";
-import { ShardMapResourceSource } from "@berth/kubernetes";
+import type { ShardMapResourceSource } from "@berth/kubernetes";
 import { clusterIdProblem } from "@berth/proto";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type GatewayConfig, startGateway } from "./gateway.js";
 
 /** The usage text printed with a usage error and for --help. */
@@ -159,6 +158,9 @@ async function main(): Promise<void> {
   const { shardMapResource, ...gatewayConfig } = config;
   let source: ShardMapResourceSource | undefined;
   if (shardMapResource !== undefined) {
+    // Loaded only in Kubernetes mode: the client library takes about a second to load.
+    const { ShardMapResourceSource } = await import("@berth/kubernetes");
+    const { KubeConfig } = await import("@kubernetes/client-node");
     const kubeConfig = new KubeConfig();
     if (shardMapResource.kubeconfig !== undefined)
       kubeConfig.loadFromFile(shardMapResource.kubeconfig);

@@ -4,9 +4,8 @@
 // to be moved away, drains, gives up its Lease and exits 0.
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLogger } from "@berth/common";
-import { ShardMapResourceSource, WorkerLease } from "@berth/kubernetes";
+import type { WorkerLease } from "@berth/kubernetes";
 import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
-import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
@@ -68,6 +67,9 @@ async function main(): Promise<number> {
   if (k8s === undefined) {
     source = new FileShardMapSource(flags.shardMapFile as string);
   } else {
+    // Loaded only in Kubernetes mode: the client library takes about a second to load.
+    const { ShardMapResourceSource, WorkerLease } = await import("@berth/kubernetes");
+    const { CoordinationV1Api, KubeConfig } = await import("@kubernetes/client-node");
     const kubeConfig = new KubeConfig();
     if (k8s.kubeconfig !== undefined) kubeConfig.loadFromFile(k8s.kubeconfig);
     else kubeConfig.loadFromDefault();
