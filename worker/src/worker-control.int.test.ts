@@ -273,6 +273,45 @@ test("a shard marked DRAINING is DRAINED only after its in-flight reserve finish
   });
 });
 
+test("a drain called off (ACTIVE again at the same epoch) is recovered and served again", async () => {
+  await withJournalFile(async (open) => {
+    const source = new StaticShardMapSource(shardMap(1, () => ({ owner: ME, epoch: 1 })));
+    const w = await worker(ME, open(), source);
+    const api = workerApi(w);
+    const watch = new RecordedWatch(w.address);
+    try {
+      await w.whenReady();
+      const pool = poolIn(6, "cancel");
+      await api.configure(pool, 10);
+      await api.reserve(pool, 4, "kept");
+      const draining = (s: number) => ({
+        owner: ME,
+        epoch: 1,
+        state: s === 6 ? SHARD_STATE_DRAINING : SHARD_STATE_ACTIVE,
+      });
+      source.set(shardMap(2, draining));
+      await watch.until(
+        "shard 6 is drained",
+        (m) => reported(m, 6)?.state === SHARD_REPORT_STATE_DRAINED,
+      );
+      source.set(shardMap(3, () => ({ owner: ME, epoch: 1 })));
+      const back = await watch.until(
+        "shard 6 serves again",
+        (m) => m.mapRevision === 3 && reported(m, 6)?.state === SHARD_REPORT_STATE_SERVING,
+      );
+      assert.deepEqual(reported(watch.messages[back], 6), {
+        state: SHARD_REPORT_STATE_SERVING,
+        epoch: 1,
+      });
+      assert.equal((await api.getPool(pool)).pool?.reserved, 4, "its state was loaded again");
+    } finally {
+      watch.close();
+      api.close();
+      await w.close();
+    }
+  });
+});
+
 test("changes within one event-loop turn make one message, and two watchers hear the same", async () => {
   await withJournalFile(async (open) => {
     const source = new StaticShardMapSource(shardMap(1, () => ({ owner: ME, epoch: 1 })));

@@ -31,7 +31,7 @@ const HELP = `Berth local control endpoint
   GET  /shardmap                       the current ShardMap (proto3 JSON)
   GET  /processes                      gateway and workers: pid, ready, restarts
   GET  /shard-of?pool=NAMESPACE/NAME   shard and owner of a pool
-  POST /shards/N/move?to=worker-I      move shard N to worker-I (new map, epoch+1)
+  POST /shards/N/move?to=worker-I      move shard N to worker-I (drained, then epoch+1)
 `;
 
 /** Starts the control server on 127.0.0.1:`port` (0: any free port). */

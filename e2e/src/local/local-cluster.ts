@@ -1,7 +1,9 @@
 // Local mode: a gateway and N workers as supervised child processes on this
 // machine, a SQLite journal and a ShardMap file in a data directory, and pools
 // configured from CapacityPool manifests. `npm start` is a thin wrapper over
-// startLocalCluster; the acceptance tests and the benchmark use it directly.
+// startLocalCluster; the acceptance tests and the benchmark use it directly. What the
+// children are up to comes from their typed channels (/readyz, each worker's
+// WatchShards stream), never from their logs, which are only relayed.
 import { createWriteStream, existsSync, type WriteStream } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
@@ -22,7 +24,7 @@ import { banner } from "./banner.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
 import { clusterIdOf, type DataDirLockInfo, lockDataDir } from "./data-dir.js";
 import { formatLogLine, type LogFormat } from "./log-format.js";
-import { type LifecycleEvent, ManagedProcess } from "./managed-process.js";
+import { type LifecycleEvent, ManagedProcess, type ProbeAnswer } from "./managed-process.js";
 import { applyPools, changedSpecs, describeApplied, specKey, watchManifests } from "./pool-sync.js";
 import {
   allocateFreePorts,
@@ -33,11 +35,13 @@ import {
   labelPorts,
 } from "./ports.js";
 import {
+  drainShardInMap,
   manualMoves,
   moveShardInMap,
   planLocalShardMap,
   shardsPerMember,
 } from "./shard-map-ops.js";
+import { ShardWatch } from "./shard-watch.js";
 
 /** The repository root (where `worker/`, `gateway/` and `examples/` live). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../../", import.meta.url));
@@ -132,11 +136,14 @@ export interface LocalCluster {
   readonly pools: readonly string[];
   /** The ShardMap now in force. */
   shardMap(): internal.ShardMap;
-  /** Moves a shard to another worker: a new map with the next revision and epoch+1. */
   /**
-   * Moves a shard to another worker: a new map with the next revision and the
-   * shard's epoch + 1. Resolves once the gateway routes by the new map and the new
-   * owner serves the shard (both say so in their logs).
+   * Moves a shard to another worker, the way the operator hands one off: while its
+   * owner is up, first a map marking it DRAINING (same owner, same epoch), and once
+   * the owner reports it DRAINED (in-flight appends finished; at most 5 s, after which
+   * the new epoch fences the owner instead), a map with the new owner at epoch + 1.
+   * An owner that is down is not waited for. Resolves once the new owner reports
+   * SERVING at the new epoch. The gateway follows the map file on its own; a call it
+   * still routes by an older map is answered NOT_OWNER and retried by the new one.
    *
    * @throws ShardMoveError for an unknown shard or worker
    * @throws Error when the new owner does not serve the shard within 30 s (the map stays moved)
@@ -156,6 +163,10 @@ export interface LocalCluster {
 
 const CONFIGURE_DEADLINE_MS = 30_000;
 const MOVE_TIMEOUT_MS = 30_000;
+/** Longest wait for an owner to report a DRAINING shard drained before it is moved anyway. */
+const DRAIN_TIMEOUT_MS = 5000;
+/** Longest wait, once every worker is ready, for each to report on its WatchShards stream. */
+const FIRST_REPORT_TIMEOUT_MS = 30_000;
 
 /**
  * Starts a local cluster and configures its pools.
@@ -241,28 +252,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   // Logs: every line to <dataDir>/logs/<name>.log; formatted to logOutput if given.
   const files = new Map<string, WriteStream>();
   const nameWidth = Math.max("gateway".length, ...workerIds.map((id) => id.length), "berth".length);
-  // What the processes report about the map, to know when a move has taken effect.
-  const seen = { gatewayRevision: 0, serving: new Map<string, number>() };
+  // Waits on what the workers report (their WatchShards streams), checked at each report.
   const convergence = new Set<() => void>();
-  const observe = (name: string, line: string) => {
-    if (!line.includes("ShardMap updated") && !line.includes("shard recovered")) return;
-    let e: { msg?: unknown; revision?: unknown; shard?: unknown; epoch?: unknown };
-    try {
-      e = JSON.parse(line) as typeof e;
-    } catch {
-      return;
-    }
-    if (name === "gateway" && e.msg === "ShardMap updated" && typeof e.revision === "number") {
-      seen.gatewayRevision = Math.max(seen.gatewayRevision, e.revision);
-    } else if (
-      e.msg === "shard recovered; serving" &&
-      typeof e.shard === "number" &&
-      typeof e.epoch === "number"
-    ) {
-      seen.serving.set(`${name}/${e.shard}`, e.epoch);
-    } else {
-      return;
-    }
+  const converged = () => {
     for (const check of [...convergence]) check();
   };
   const waitFor = (what: string, done: () => boolean, timeoutMs: number) =>
@@ -281,7 +273,6 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       check();
     });
   const relay = (name: string, line: string, stream: "stdout" | "stderr") => {
-    observe(name, line);
     let file = files.get(name);
     if (file === undefined) {
       file = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
@@ -419,7 +410,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       "gateway-0",
       ...clusterArgs,
     ],
-    readyMessage: "gateway listening",
+    readiness: () => readyz(gatewayAddresses.http),
     onLine: (line, stream) => relay("gateway", line, stream),
     onLifecycle: lifecycle("gateway"),
   });
@@ -444,13 +435,29 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         gatewayAddresses.gossip,
         ...clusterArgs,
       ],
-      readyMessage: "worker listening",
-      notReadyReason: () => readyzReason(at(p.http)),
+      readiness: () => readyz(at(p.http)),
       onLine: (line, stream) => relay(id, line, stream),
       onLifecycle: lifecycle(id),
     });
   });
   const all = [gateway, ...workerProcs];
+  // What each worker holds, from its WatchShards stream (reconnected across restarts).
+  const watches = new Map(
+    members.map((m) => [
+      m.id,
+      new ShardWatch({
+        address: m.address,
+        clusterId,
+        onChange: converged,
+        onFailure: (s) =>
+          log("warn", `watching ${m.id}'s shards failed; retrying`, {
+            code: s.code,
+            details: s.details,
+          }),
+      }),
+    ]),
+  );
+  const reportOf = (id: string, shard: number) => watches.get(id)?.report(shard);
   // Whatever happens to this process, its children go with it.
   const killAll = () => {
     for (const p of all) p.killNow();
@@ -467,6 +474,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     stopping ??= (async () => {
       watcher?.close();
       router?.close();
+      for (const w of watches.values()) w.close();
       await control?.close();
       log("info", "stopping the gateway and the workers");
       await gateway.stop();
@@ -520,6 +528,13 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     if (signal?.aborted) throw new LocalStartAbortedError();
     log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
     await orAbort(Promise.all(all.map((p) => p.start())));
+    await orAbort(
+      waitFor(
+        "every worker reports its shards",
+        () => [...watches.values()].every((w) => w.latest !== undefined),
+        FIRST_REPORT_TIMEOUT_MS,
+      ),
+    );
     router = new Router({ source, channelOptions: clusterClientOptions(clusterId) });
     await orAbort(configureAll(manifests, true));
     if (signal?.aborted) throw new LocalStartAbortedError();
@@ -528,27 +543,62 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     throw signal?.aborted ? new LocalStartAbortedError() : e;
   }
 
+  const publish = async (next: internal.ShardMap) => {
+    await writeShardMapFile(shardMapFile, next);
+    map = next;
+    source.set(next);
+  };
+  /** Marks `shard` DRAINING and waits (bounded) until its owner `from` reports it drained. */
+  const drain = async (shard: number, from: string, to: string) => {
+    const draining = drainShardInMap(map, shard);
+    const epoch = draining.shards[shard]?.epoch ?? 0;
+    await publish(draining);
+    log("info", `draining shard ${shard} on ${from} before moving it to ${to}`, {
+      shard,
+      epoch,
+      revision: draining.revision,
+    });
+    const { SHARD_REPORT_STATE_DRAINED } = internal.ShardReportState;
+    await waitFor(
+      `${from} reports shard ${shard} drained at epoch ${epoch}`,
+      () => {
+        const r = reportOf(from, shard);
+        // A worker that went away has nothing in flight any more.
+        const gone = watches.get(from)?.latest === undefined;
+        return gone || (r?.state === SHARD_REPORT_STATE_DRAINED && r.epoch === epoch);
+      },
+      DRAIN_TIMEOUT_MS,
+    ).catch(() =>
+      log(
+        "warn",
+        `${from} did not report shard ${shard} drained within ${DRAIN_TIMEOUT_MS} ms; moving it anyway (the new epoch fences ${from})`,
+        { shard, epoch },
+      ),
+    );
+  };
   let moves = Promise.resolve();
   const moveShard = (shard: number, to: string): Promise<ShardMove> => {
     const run = moves.then(async (): Promise<ShardMove> => {
       const from = map.shards[shard]?.owner ?? "";
-      const next = moveShardInMap(map, shard, to);
-      const changed = next !== map;
+      // Checks the shard and the worker before anything is published.
+      const changed = moveShardInMap(map, shard, to) !== map;
       if (changed) {
-        await writeShardMapFile(shardMapFile, next);
-        map = next;
-        source.set(next);
+        if (from !== "" && watches.get(from)?.latest !== undefined) await drain(shard, from, to);
+        const next = moveShardInMap(map, shard, to);
+        await publish(next);
         const epoch = next.shards[shard]?.epoch ?? 0;
         log("info", `moving shard ${shard} from ${from} to ${to}`, {
           shard,
           epoch,
           revision: next.revision,
         });
+        const { SHARD_REPORT_STATE_SERVING } = internal.ShardReportState;
         await waitFor(
-          `the gateway routes by ShardMap revision ${next.revision} and ${to} serves shard ${shard} at epoch ${epoch}`,
-          () =>
-            seen.gatewayRevision >= next.revision &&
-            (seen.serving.get(`${to}/${shard}`) ?? 0) >= epoch,
+          `${to} serves shard ${shard} at epoch ${epoch}`,
+          () => {
+            const r = reportOf(to, shard);
+            return r?.state === SHARD_REPORT_STATE_SERVING && r.epoch >= epoch;
+          },
           MOVE_TIMEOUT_MS,
         );
         log("info", `moved shard ${shard} to ${to}`, { shard, epoch });
@@ -557,8 +607,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         shard,
         from,
         to,
-        epoch: next.shards[shard]?.epoch ?? 0,
-        revision: next.revision,
+        epoch: map.shards[shard]?.epoch ?? 0,
+        revision: map.revision,
         changed,
       };
     });
@@ -703,15 +753,15 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   };
 }
 
-/** The reason a process's /readyz gives for not being ready, if it answers. */
-async function readyzReason(httpAddress: string): Promise<string | undefined> {
-  try {
-    const res = await fetch(`http://${httpAddress}/readyz`, { signal: AbortSignal.timeout(2000) });
-    const body = (await res.json()) as { ready?: boolean; reason?: unknown };
-    return body.ready === false && typeof body.reason === "string" ? body.reason : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * A process's /readyz: ready on 200 with `{"ready":true}`; otherwise not, with the
+ * reason it gives. Rejects when it does not answer (not listening yet).
+ */
+async function readyz(httpAddress: string): Promise<ProbeAnswer> {
+  const res = await fetch(`http://${httpAddress}/readyz`, { signal: AbortSignal.timeout(2000) });
+  const body = (await res.json()) as { ready?: unknown; reason?: unknown };
+  if (res.status === 200 && body.ready === true) return { ready: true };
+  return { ready: false, reason: typeof body.reason === "string" ? body.reason : undefined };
 }
 
 /**

@@ -1,25 +1,55 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type LifecycleEvent, ManagedProcess, ProcessStartError } from "./managed-process.js";
+import {
+  type LifecycleEvent,
+  ManagedProcess,
+  type ProbeAnswer,
+  ProcessStartError,
+} from "./managed-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "berth-managed-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const fixture = join(dir, "fixture.mjs");
+// Says it is ready only on /readyz (its log line does not count), like Berth's processes.
 writeFileSync(
   fixture,
-  `const mode = process.env.FIXTURE_MODE;
+  `import { createServer } from "node:http";
+const mode = process.env.FIXTURE_MODE;
 if (mode === "fail") { console.error("cannot bind 127.0.0.1:1: EACCES"); process.exit(3); }
 if (mode === "ignore-term") process.on("SIGTERM", () => console.log(JSON.stringify({ msg: "ignoring SIGTERM" })));
 else process.on("SIGTERM", () => process.exit(0));
-console.log(JSON.stringify({ level: "info", msg: "fixture listening", pid: process.pid }));
-setInterval(() => {}, 1000);
+const ready = mode !== "not-ready";
+createServer((req, res) => {
+  res.writeHead(ready ? 200 : 503, { "content-type": "application/json" });
+  res.end(JSON.stringify(ready ? { ready: true } : { ready: false, reason: "still loading" }));
+}).listen(Number(process.env.FIXTURE_PORT ?? 0), "127.0.0.1", () =>
+  console.log(JSON.stringify({ level: "info", msg: "fixture serving /readyz", pid: process.pid })),
+);
 `,
 );
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function readyz(port: number): Promise<ProbeAnswer> {
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+  const body = (await res.json()) as { ready: boolean; reason?: string };
+  return body.ready ? { ready: true } : { ready: false, reason: body.reason };
+}
 
 function alive(pid: number): boolean {
   try {
@@ -42,31 +72,38 @@ async function waitUntil(
   }
 }
 
-function managed(mode: string, events: LifecycleEvent[] = [], lines: string[] = []) {
+async function managed(
+  mode: string,
+  events: LifecycleEvent[] = [],
+  lines: string[] = [],
+  readyTimeoutMs = 20_000,
+) {
+  const port = await freePort();
   return new ManagedProcess({
     name: `fixture-${mode}`,
     command: process.execPath,
     args: [fixture],
     cwd: dir,
-    env: { ...process.env, FIXTURE_MODE: mode },
-    readyMessage: "fixture listening",
+    env: { ...process.env, FIXTURE_MODE: mode, FIXTURE_PORT: String(port) },
+    readiness: () => readyz(port),
     onLine: (line) => lines.push(line),
     onLifecycle: (e) => events.push(e),
     backoff: { initialMs: 50, maxMs: 200 },
     stopTimeoutMs: 300,
-    readyTimeoutMs: 20_000,
+    readyTimeoutMs,
   });
 }
 
-test("a crashed process is restarted and announces readiness again", async () => {
+test("a crashed process is restarted and is ready again", async () => {
   const events: LifecycleEvent[] = [];
   const lines: string[] = [];
-  const p = managed("normal", events, lines);
+  const p = await managed("normal", events, lines);
   await p.start();
   const first = p.pid as number;
   assert.ok(alive(first));
   assert.equal(p.ready, true);
-  assert.match(lines[0] ?? "", /fixture listening/);
+  await waitUntil("its line is relayed", () => lines.length > 0);
+  assert.match(lines[0] ?? "", /fixture serving \/readyz/);
 
   p.kill("SIGKILL");
   const second = await p.waitForRestart();
@@ -90,7 +127,7 @@ test("a crashed process is restarted and announces readiness again", async () =>
 
 test("a process that ignores SIGTERM is killed after the stop timeout", async () => {
   const events: LifecycleEvent[] = [];
-  const p = managed("ignore-term", events);
+  const p = await managed("ignore-term", events);
   await p.start();
   const pid = p.pid as number;
   await p.stop();
@@ -101,7 +138,7 @@ test("a process that ignores SIGTERM is killed after the stop timeout", async ()
 });
 
 test("a process that exits before it is ready fails the start with its last output", async () => {
-  const p = managed("fail");
+  const p = await managed("fail");
   await assert.rejects(p.start(), (e: unknown) => {
     assert.ok(e instanceof ProcessStartError);
     assert.equal(e.name, "ProcessStartError");
@@ -111,6 +148,22 @@ test("a process that exits before it is ready fails the start with its last outp
     );
     return true;
   });
+});
+
+test("a process that keeps saying it is not ready fails the start with its reason and is killed", async () => {
+  const events: LifecycleEvent[] = [];
+  const p = await managed("not-ready", events, [], 1000);
+  await assert.rejects(p.start(), (e: unknown) => {
+    assert.ok(e instanceof ProcessStartError);
+    assert.match(
+      e.message,
+      /^fixture-not-ready was not ready within 1000 ms \(it says: still loading\)/,
+    );
+    return true;
+  });
+  const started = events.find((e) => e.type === "started");
+  assert.ok(started?.type === "started");
+  await waitUntil("the process is gone", () => !alive(started.pid));
 });
 
 test("a child with the parent watch exits when its supervisor dies", async () => {

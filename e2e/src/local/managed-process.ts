@@ -1,4 +1,4 @@
-// One supervised child process: spawned, watched for readiness, restarted with
+// One supervised child process: spawned, probed for readiness, restarted with
 // backoff when it crashes, stopped gracefully.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -19,6 +19,11 @@ export type LifecycleEvent =
   | { readonly type: "restarting"; readonly delayMs: number }
   | { readonly type: "stop-timeout"; readonly pid: number; readonly timeoutMs: number };
 
+/** What a readiness probe found: ready, or not (with the reason the process gives, if any). */
+export type ProbeAnswer =
+  | { readonly ready: true }
+  | { readonly ready: false; readonly reason?: string | undefined };
+
 /** Options of {@link ManagedProcess}. */
 export interface ManagedProcessOptions {
   /** Short name, e.g. `worker-0`: the log prefix. */
@@ -27,8 +32,12 @@ export interface ManagedProcessOptions {
   readonly args: readonly string[];
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
-  /** The `msg` of the JSON log line that says the process is ready. */
-  readonly readyMessage: string;
+  /**
+   * Asks the process whether it is ready (e.g. its /readyz). Called after each spawn,
+   * every {@link PROBE_INTERVAL_MS}, until it says ready or exits; a rejection counts
+   * as not ready (not answering yet).
+   */
+  readonly readiness: () => Promise<ProbeAnswer>;
   /** Every line the process writes. */
   readonly onLine: (line: string, stream: "stdout" | "stderr") => void;
   readonly onLifecycle?: (event: LifecycleEvent) => void;
@@ -37,11 +46,6 @@ export interface ManagedProcessOptions {
   readonly readyTimeoutMs?: number;
   /** How long to wait after SIGTERM before SIGKILL. Default 5,000 ms. */
   readonly stopTimeoutMs?: number;
-  /**
-   * Asked when the ready timeout expires, before the process is killed: why it says it
-   * is not ready (e.g. its /readyz reason), for the error. Undefined: unknown.
-   */
-  readonly notReadyReason?: () => Promise<string | undefined>;
 }
 
 /** Thrown when a child process exits, or does not become ready, during its first start. */
@@ -59,6 +63,8 @@ export class ProcessStartError extends Error {
 }
 
 const TAIL_LINES = 20;
+/** Between two readiness probes of a starting process. */
+export const PROBE_INTERVAL_MS = 100;
 
 /**
  * A child process under supervision. After its first successful start, any exit
@@ -79,6 +85,9 @@ export class ManagedProcess {
   #supervising = false;
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** Why the last probe found the process not ready, when it said. */
+  #notReadyReason: string | undefined;
   #tail: string[] = [];
   readonly #readyWaiters = new Set<() => void>();
   readonly #exitWaiters = new Set<() => void>();
@@ -100,13 +109,13 @@ export class ManagedProcess {
     return this.#restarts;
   }
 
-  /** True while the current process has announced readiness. */
+  /** True once the current process has answered a readiness probe with ready. */
   get ready(): boolean {
     return this.#alive && this.#readyGeneration === this.#generation;
   }
 
   /**
-   * Spawns the process and waits for its ready line.
+   * Spawns the process and waits until its readiness probe says ready.
    *
    * @throws ProcessStartError when it exits or times out first (it is then killed and not restarted)
    */
@@ -117,18 +126,16 @@ export class ManagedProcess {
       const timer = setTimeout(() => {
         const asked = this.#firstStart;
         this.#firstStart = undefined;
-        const reason = this.#options.notReadyReason?.().catch(() => undefined);
-        void Promise.resolve(reason).then((why) => {
-          this.killNow();
-          if (asked === undefined) return;
-          reject(
-            new ProcessStartError(
-              this.name,
-              `was not ready within ${timeoutMs} ms${why === undefined ? "" : ` (it says: ${why})`}`,
-              this.#tail,
-            ),
-          );
-        });
+        const why = this.#notReadyReason;
+        this.killNow();
+        if (asked === undefined) return;
+        reject(
+          new ProcessStartError(
+            this.name,
+            `was not ready within ${timeoutMs} ms${why === undefined ? "" : ` (it says: ${why})`}`,
+            this.#tail,
+          ),
+        );
       }, timeoutMs);
       this.#firstStart = {
         resolve: () => {
@@ -179,6 +186,7 @@ export class ManagedProcess {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#probeTimer);
     if (!this.#alive) return;
     const pid = this.#child?.pid ?? 0;
     const exited = this.#waitForExit();
@@ -203,6 +211,7 @@ export class ManagedProcess {
   killNow(): void {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#probeTimer);
     this.#signal("SIGKILL");
   }
 
@@ -260,24 +269,32 @@ export class ManagedProcess {
       createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) => {
         this.#remember(line);
         this.#options.onLine(line, name);
-        if (name === "stdout" && generation === this.#generation && this.#isReadyLine(line)) {
-          this.#onReady(generation, child.pid ?? 0);
-        }
       });
     }
     if (child.pid !== undefined) {
       this.#options.onLifecycle?.({ type: "started", pid: child.pid, generation });
+      this.#notReadyReason = undefined;
+      this.#probe(generation, child.pid);
     }
   }
 
-  #isReadyLine(line: string): boolean {
-    if (!line.includes(this.#options.readyMessage)) return false;
-    try {
-      return (JSON.parse(line) as { msg?: unknown }).msg === this.#options.readyMessage;
-    } catch {
-      // A text line that merely mentions the message.
-      return false;
-    }
+  /** Probes the process of `generation` until it says ready, exits, or is stopped. */
+  #probe(generation: number, pid: number): void {
+    const current = () => generation === this.#generation && this.#alive && !this.#stopping;
+    const attempt = async () => {
+      if (!current()) return;
+      const answer: ProbeAnswer = await this.#options
+        .readiness()
+        .catch(() => ({ ready: false, reason: undefined }));
+      if (!current()) return;
+      if (answer.ready) {
+        this.#onReady(generation, pid);
+        return;
+      }
+      this.#notReadyReason = answer.reason;
+      this.#probeTimer = setTimeout(() => void attempt(), PROBE_INTERVAL_MS);
+    };
+    void attempt();
   }
 
   #remember(line: string): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { internal } from "@berth/proto";
 import {
+  drainShardInMap,
   majority,
   manualMoves,
   moveShardInMap,
@@ -86,6 +87,40 @@ test("moving a shard raises its epoch and the map revision and touches nothing e
   );
   assert.equal(map.shards[5]?.owner, from, "the input map is not modified");
   assert.equal(moveShardInMap(next, 5, to), next, "a move to the current owner changes nothing");
+});
+
+test("a hand-off drains the shard at its owner and epoch, then moves it with epoch + 1", () => {
+  const map = planLocalShardMap({ members, shardCount: 8 });
+  const owner = map.shards[2]?.owner as string;
+  const to = owner === "worker-1" ? "worker-0" : "worker-1";
+  const draining = drainShardInMap(map, 2);
+  assert.equal(draining.revision, map.revision + 1);
+  assert.deepEqual(draining.shards[2], {
+    shard: 2,
+    owner,
+    epoch: 1,
+    state: internal.ShardState.SHARD_STATE_DRAINING,
+  });
+  assert.deepEqual(
+    draining.shards.filter((s) => s.shard !== 2),
+    map.shards.filter((s) => s.shard !== 2),
+  );
+  assert.equal(map.shards[2]?.state, internal.ShardState.SHARD_STATE_ACTIVE, "input unchanged");
+  const moved = moveShardInMap(draining, 2, to);
+  assert.equal(moved.revision, map.revision + 2);
+  assert.deepEqual(moved.shards[2], {
+    shard: 2,
+    owner: to,
+    epoch: 2,
+    state: internal.ShardState.SHARD_STATE_ACTIVE,
+  });
+  assert.throws(() => drainShardInMap(map, 8), { name: "ShardMoveError" });
+});
+
+test("a shard left DRAINING by an interrupted move is ACTIVE again after a restart", () => {
+  const map = planLocalShardMap({ members, shardCount: 8 });
+  const again = planLocalShardMap({ members, shardCount: 8, previous: drainShardInMap(map, 4) });
+  assert.deepEqual(again.shards, map.shards);
 });
 
 test("a move to an unknown worker or shard is rejected", () => {

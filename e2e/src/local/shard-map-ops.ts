@@ -36,8 +36,9 @@ export function majority(workers: number): number {
  * Plans the map for a (re)started local cluster. Epochs continue from the map the
  * data directory already holds, so a restarted cluster never reuses an epoch its
  * journal has seen. When the workers are the same as last time, the previous
- * assignment is kept as it is (manual moves survive a restart; only the addresses
- * and the revision change); otherwise the shards are planned afresh.
+ * assignment is kept (manual moves survive a restart; only the addresses, the
+ * revision and the state of a shard left DRAINING by an interrupted move, which is
+ * ACTIVE again, change); otherwise the shards are planned afresh.
  */
 export function planLocalShardMap(input: {
   readonly members: readonly internal.Member[];
@@ -59,6 +60,11 @@ export function planLocalShardMap(input: {
       revision: previous.revision + 1,
       members: input.members.map((m) => ({ ...m })),
       quorum: majority(input.members.length),
+      shards: previous.shards.map((s) =>
+        s.state === internal.ShardState.SHARD_STATE_DRAINING
+          ? { ...s, state: internal.ShardState.SHARD_STATE_ACTIVE }
+          : s,
+      ),
     };
   }
   return planShardMap({
@@ -67,6 +73,23 @@ export function planLocalShardMap(input: {
     quorum: majority(input.members.length),
     previous,
   });
+}
+
+/**
+ * The first half of a hand-off: the next revision with `shard` DRAINING, same owner,
+ * same epoch (its owner finishes in-flight appends and takes no new command).
+ *
+ * @throws ShardMoveError for a shard out of range or without an owner
+ */
+export function drainShardInMap(map: internal.ShardMap, shard: number): internal.ShardMap {
+  const current = map.shards[shard];
+  if (!Number.isSafeInteger(shard) || current === undefined || current.owner === "") {
+    throw new ShardMoveError(`shard ${String(shard)} has no owner to drain it`, shard, "");
+  }
+  const shards = map.shards.map((s) =>
+    s === current ? { ...s, state: internal.ShardState.SHARD_STATE_DRAINING } : s,
+  );
+  return { ...map, revision: map.revision + 1, shards };
 }
 
 /**

@@ -48,8 +48,6 @@ interface HeldShard {
   status: ShardStatus;
   readonly entities: Map<string, PoolEntity>;
   readonly acquiredAt: number;
-  /** Acquired with the first map this worker applied (start-up), not by a later move. */
-  readonly atStart: boolean;
 }
 
 /** What this worker holds, shard by shard, as of one moment (what WatchShards reports). */
@@ -91,8 +89,6 @@ export class ShardOwnership {
   private map: internal.ShardMap | undefined;
   /** When the oldest shard still recovering was acquired; undefined when none is. */
   private recoveryStartedAt: number | undefined;
-  /** Whether a ShardMap has been applied yet (the first one is start-up). */
-  private mapApplied = false;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
 
@@ -416,12 +412,10 @@ export class ShardOwnership {
         this.release(held, `epoch moved from ${held.epoch} to ${a.epoch}`);
       }
     }
-    const atStart = !this.mapApplied;
-    this.mapApplied = true;
     for (const a of wanted.values()) {
       if (!this.shards.has(a.shard)) {
         acquired++;
-        this.acquire(a.shard, a.epoch, atStart);
+        this.acquire(a.shard, a.epoch);
       }
     }
     if (acquired > 0) this.recoveryStartedAt ??= performance.now();
@@ -434,14 +428,13 @@ export class ShardOwnership {
     this.changed();
   }
 
-  private acquire(shard: number, epoch: number, atStart: boolean): void {
+  private acquire(shard: number, epoch: number): void {
     const held: HeldShard = {
       shard,
       epoch,
       status: "recovering",
       entities: new Map(),
       acquiredAt: performance.now(),
-      atStart,
     };
     this.shards.set(shard, held);
     this.log.debug({ shard, epoch }, "shard acquired; recovering");
@@ -477,9 +470,8 @@ export class ShardOwnership {
     held.status = "active";
     const seconds = (performance.now() - held.acquiredAt) / 1000;
     this.o.metrics?.observeRecovery(seconds);
-    // Start-up recovers every shard at once: one summary line below says so. A shard
-    // gained by a move gets its own line (the local supervisor waits for it).
-    this.log[held.atStart ? "debug" : "info"](
+    // Per shard at debug: the summary line below says when every owned shard serves.
+    this.log.debug(
       {
         shard: held.shard,
         epoch: held.epoch,
