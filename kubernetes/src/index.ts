@@ -24,3 +24,11 @@ export {
   shardMapOfResource,
   shardMapStatusOf,
 } from "./shard-map-resource.js";
+export {
+  WORKER_ADDRESS_ANNOTATION,
+  WORKER_LEASE_LABELS,
+  WORKER_LEASE_SELECTOR,
+  WorkerLease,
+  type WorkerLeaseOptions,
+  type WorkerLeaseStats,
+} from "./worker-lease.js";
