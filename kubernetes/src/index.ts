@@ -17,6 +17,21 @@ export {
 } from "./informer.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";
 export {
+  type BerthRbacOptions,
+  DEFAULT_LEADER_LEASE,
+  DEFAULT_SERVICE_ACCOUNTS,
+  gatewayRole,
+  operatorClusterRole,
+  operatorRole,
+  POD_NAME_EXTRA,
+  rbacObjects,
+  roleBindings,
+  workerLeaseAdmissionPolicy,
+  workerLeaseAdmissionPolicyBinding,
+  workerLeasePolicyName,
+  workerRole,
+} from "./rbac.js";
+export {
   type ShardMapObservation,
   ShardMapResourceSource,
   type ShardMapResourceSourceOptions,

@@ -402,7 +402,7 @@ export class ResourceInformer<T extends KubeObject> {
     const resourceVersion = object.metadata?.resourceVersion;
     if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
     this.#progress++;
-    if (event.type === "BOOKMARK") return;
+    if (event.type !== "ADDED" && event.type !== "MODIFIED" && event.type !== "DELETED") return;
     const key = objectKey(object);
     const old = this.#cache.get(key);
     if (event.type === "DELETED") {

@@ -11,7 +11,8 @@
 import {
   ApiException,
   type CoordinationV1Api,
-  type Middleware as PromiseMiddleware,
+  Observable,
+  type ObservableMiddleware,
   type V1Lease,
   V1MicroTime,
 } from "@kubernetes/client-node";
@@ -246,22 +247,16 @@ export class WorkerLease {
   }
 }
 
-/**
- * Per-request options aborting the request when `signal` aborts or after `timeoutMs`.
- * The generated API's `options` parameter is typed with observable middleware, but the
- * promise API it forwards to wraps each middleware as a promise one (see client-node's
- * wrapOptions): a promise middleware is what works, hence the cast.
- */
+/** Per-request options: the request is aborted when `signal` aborts or after `timeoutMs`. */
 function requestOptions(signal: AbortSignal, timeoutMs: number) {
-  const abortable: PromiseMiddleware = {
-    pre: async (context) => {
+  const abortable: ObservableMiddleware = {
+    pre: (context) => {
       context.setSignal(AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
-      return context;
+      return new Observable(Promise.resolve(context));
     },
-    post: async (response) => response,
+    post: (response) => new Observable(Promise.resolve(response)),
   };
-  void abortable;
-  return undefined;
+  return { middleware: [abortable], middlewareMergeStrategy: "append" as const };
 }
 
 /** A short message: for an API error its code and the Status message. */
