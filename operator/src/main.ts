@@ -20,7 +20,7 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                       [--shards 256] [--quorum N] [--identity ID] [--cluster-id ID]
                       [--kubeconfig FILE] [--http 127.0.0.1:9300]
                       [--lease-duration-ms 15000] [--renew-deadline-ms 10000] [--retry-period-ms 2000]
-                      [--max-moves 32] [--status-writes-per-second 50]
+                      [--max-moves 32] [--status-writes-per-second 50] [--membership-stable-ms 1000]
 
   --namespace       the install's namespace: ShardMap, worker Leases, leader Lease
                     (default: $POD_NAMESPACE, else the kubeconfig's namespace, else "default")
@@ -37,7 +37,12 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                     leader election timing (client-go's defaults)
   --max-moves       most shards draining or recovering at once
   --status-writes-per-second
-                    CapacityPool status writes to kube-apiserver, in total`;
+                    CapacityPool status writes to kube-apiserver, in total
+  --membership-stable-ms
+                    the set of live workers must be unchanged this long before shards
+                    move (keep it above the workers' --lease-renew-ms: workers that die
+                    together must be seen dead together, or a majority could be lost
+                    one by one)`;
 
 /** Thrown when the command line is not valid; the message says which flag and why. */
 export class UsageError extends Error {
@@ -60,6 +65,7 @@ export interface OperatorArgs {
   readonly retryPeriodMs: number;
   readonly maxMoves: number;
   readonly statusWritesPerSecond: number;
+  readonly membershipStableMs: number;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -95,6 +101,7 @@ export function parseOperatorArgs(
         "retry-period-ms": { type: "string", default: "2000" },
         "max-moves": { type: "string", default: "32" },
         "status-writes-per-second": { type: "string", default: "50" },
+        "membership-stable-ms": { type: "string", default: "1000" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -152,6 +159,7 @@ export function parseOperatorArgs(
     retryPeriodMs: int("retry-period-ms", 100),
     maxMoves: int("max-moves", 1),
     statusWritesPerSecond: int("status-writes-per-second", 1),
+    membershipStableMs: int("membership-stable-ms", 0),
   };
 }
 
@@ -195,6 +203,7 @@ async function main(): Promise<void> {
     },
     maxMovesInProgress: args.maxMoves,
     statusWritesPerSecond: args.statusWritesPerSecond,
+    membershipStableMs: args.membershipStableMs,
   };
   const operator = startOperator(options);
   const http = await startObservabilityServer({

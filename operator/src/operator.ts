@@ -89,6 +89,14 @@ export interface OperatorOptions {
   readonly countersIntervalMs?: number;
   /** Concurrent reconciles. Default 8. */
   readonly workers?: number;
+  /**
+   * The set of live workers must be unchanged this long before shards move. Workers
+   * killed together expire up to one renewal period apart; without this wait the first
+   * expiry (quorum still met) would hand the dead workers' shards to each other just
+   * before the second one freezes the map. Keep it above the workers' renewal period.
+   * Default 1,000 ms.
+   */
+  readonly membershipStableMs?: number;
 }
 
 /** A running operator replica. */
@@ -257,6 +265,9 @@ class Controllers {
   readonly #lastStatusAt = new Map<string, number>();
   readonly #poolsByShard = new Map<number, Set<string>>();
   readonly #workers = new Map<string, internal.WorkerServiceClient>();
+  /** The live members last seen, and since when (monotonic ms). */
+  #liveKey = "";
+  #liveSince = 0;
   /** The last map this term published or read, for diffing shard changes. */
   #published: internal.ShardMap | undefined;
   #statusTokens: number;
@@ -405,6 +416,19 @@ class Controllers {
     // Streams to every member that might own or take a shard.
     this.#reports.track(members.filter((m) => m.live));
     this.#counters.setMembers(members.filter((m) => m.live));
+    const liveKey = members
+      .filter((m) => m.live)
+      .map((m) => m.id)
+      .join(",");
+    const now = performance.now();
+    if (liveKey !== this.#liveKey) {
+      this.#liveKey = liveKey;
+      this.#liveSince = now;
+    }
+    const stableMs = o.membershipStableMs ?? 1_000;
+    if (resource !== undefined && now - this.#liveSince < stableMs) {
+      return { requeueAfterMs: Math.ceil(stableMs - (now - this.#liveSince)) + 1 };
+    }
     const current = resource === undefined ? undefined : shardMapOfResource(resource);
     const map = current?.ok === true ? current.map : undefined;
     const action = reconcileShardMap({

@@ -114,3 +114,212 @@ export async function until(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Options of {@link startBerthOnHost}. */
+export interface BerthOnHostOptions {
+  /** A running control plane whose CRDs are installed. */
+  readonly kubectl: (
+    args: readonly string[],
+  ) => Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Kubeconfig of each component (least-privilege tests give each its own). */
+  readonly kubeconfigs: {
+    readonly operator: (id: string) => string;
+    readonly worker: (id: string) => string;
+    readonly gateway: string;
+  };
+  readonly dir: string;
+  readonly namespace: string;
+  readonly clusterId: string;
+  readonly shards: number;
+  readonly workers?: number;
+  readonly operators?: number;
+  readonly quorum?: number;
+  /** Worker Lease timing. Default 3000 / 500 ms. */
+  readonly leaseDurationMs?: number;
+  readonly leaseRenewMs?: number;
+  /** Worker --hand-off-timeout-ms. Default 20000. */
+  readonly handOffTimeoutMs?: number;
+}
+
+/** Berth's processes on the host: operators, workers in Kubernetes mode, one gateway. */
+export interface BerthOnHost {
+  readonly workers: readonly HostProcess[];
+  readonly operators: readonly HostProcess[];
+  readonly gateway: HostProcess;
+  /** host:port of the gateway's public gRPC. */
+  readonly gatewayAddress: string;
+  /** The ShardMap's status (empty before the operator created it). */
+  shardMap(): Promise<ShardMapView>;
+  /** Owner per shard, from the ShardMap. */
+  owners(): Promise<Map<number, string>>;
+  /** Last lines of every process's output, for failure messages. */
+  explain(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** What tests read of the ShardMap resource. */
+export interface ShardMapView {
+  readonly status?: {
+    readonly revision?: number;
+    readonly liveMembers?: number;
+    readonly quorum?: number;
+    readonly shards?: readonly { shard: number; owner: string; epoch: number; state: string }[];
+    readonly conditions?: readonly { type: string; status: string; reason: string }[];
+  };
+}
+
+/**
+ * Starts (without waiting) every process, then waits until all shards are served by
+ * live workers and the gateway is ready.
+ */
+export async function startBerthOnHost(o: BerthOnHostOptions): Promise<BerthOnHost> {
+  const nWorkers = o.workers ?? 3;
+  const nOperators = o.operators ?? 2;
+  const journal = `sqlite://${resolve(o.dir, "journal.db")}`;
+  const logs = resolve(o.dir, "logs");
+  const addresses = await loopbackAddresses(nWorkers * 2 + nOperators + 3);
+  const take = () => addresses.shift() as string;
+  const workers: HostProcess[] = [];
+  for (let i = 0; i < nWorkers; i++) {
+    const id = `worker-${i}`;
+    const [grpc, http] = [take(), take()];
+    workers.push(
+      new HostProcess(
+        id,
+        "worker/src/main.ts",
+        [
+          ...["--id", id, "--grpc", grpc, "--http", http, "--journal", journal],
+          ...[
+            "--shard-map-resource",
+            `${o.namespace}/berth`,
+            "--kubeconfig",
+            o.kubeconfigs.worker(id),
+          ],
+          ...[
+            "--cluster-id",
+            o.clusterId,
+            "--hand-off-timeout-ms",
+            String(o.handOffTimeoutMs ?? 20_000),
+          ],
+          ...["--lease-duration-ms", String(o.leaseDurationMs ?? 3_000)],
+          ...["--lease-renew-ms", String(o.leaseRenewMs ?? 500)],
+        ],
+        logs,
+        http,
+      ),
+    );
+  }
+  const operators: HostProcess[] = [];
+  for (let i = 0; i < nOperators; i++) {
+    const id = `operator-${String.fromCharCode(97 + i)}`;
+    const http = take();
+    operators.push(
+      new HostProcess(
+        id,
+        "operator/src/main.ts",
+        [
+          ...["--namespace", o.namespace, "--shards", String(o.shards)],
+          ...["--quorum", String(o.quorum ?? Math.floor(nWorkers / 2) + 1)],
+          ...[
+            "--identity",
+            id,
+            "--cluster-id",
+            o.clusterId,
+            "--kubeconfig",
+            o.kubeconfigs.operator(id),
+          ],
+          ...["--http", http, "--lease-duration-ms", "4000", "--renew-deadline-ms", "3000"],
+          ...[
+            "--retry-period-ms",
+            "500",
+            "--membership-stable-ms",
+            String((o.leaseRenewMs ?? 500) * 2),
+          ],
+        ],
+        logs,
+        http,
+      ),
+    );
+  }
+  const [grpc, gossip, http] = [take(), take(), take()];
+  const gateway = new HostProcess(
+    "gateway",
+    "gateway/src/main.ts",
+    [
+      ...["--shard-map-resource", `${o.namespace}/berth`, "--kubeconfig", o.kubeconfigs.gateway],
+      ...["--grpc", grpc, "--gossip", gossip, "--http", http, "--cluster-id", o.clusterId],
+      ...["--gossip-pull-ms", "200", "--shard-map-wait-ms", "0"],
+    ],
+    logs,
+    http,
+  );
+  const all = [...operators, ...workers, gateway];
+  const shardMap = async (): Promise<ShardMapView> => {
+    const r = await o.kubectl(["get", "shardmap", "berth", "-n", o.namespace, "-o", "json"]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as ShardMapView) : {};
+  };
+  const explain = async () =>
+    [
+      `shardmap: ${JSON.stringify((await shardMap()).status ?? {}).slice(0, 1_500)}`,
+      ...all.map((p) => `--- ${p.name}\n${p.tail(12)}`),
+    ].join("\n");
+  const stack: BerthOnHost = {
+    workers,
+    operators,
+    gateway,
+    gatewayAddress: grpc,
+    shardMap,
+    async owners() {
+      const m = await shardMap();
+      return new Map((m.status?.shards ?? []).map((s) => [s.shard, s.owner]));
+    },
+    explain,
+    async stop() {
+      await Promise.all(all.map((p) => p.stop("SIGTERM", 10_000)));
+    },
+  };
+  for (const p of all) p.start();
+  try {
+    await until(
+      "every shard served by a live worker and the gateway ready",
+      async () => {
+        const m = await shardMap();
+        const active = m.status?.shards?.filter((s) => s.owner !== "" && s.state === "Active");
+        const settled = m.status?.conditions?.some(
+          (c) => c.type === "Progressing" && c.status === "False",
+        );
+        return (
+          active?.length === o.shards &&
+          settled === true &&
+          m.status?.liveMembers === nWorkers &&
+          (await gateway.ready())
+        );
+      },
+      120_000,
+      explain,
+    );
+  } catch (e: unknown) {
+    await stack.stop();
+    throw e;
+  }
+  return stack;
+}
+
+/** Installs the chart's CRDs and waits until kube-apiserver serves them. */
+export async function installCrds(cp: {
+  kubectl(args: readonly string[]): Promise<{ code: number; stderr: string }>;
+}): Promise<void> {
+  for (const args of [
+    ["apply", "-f", resolve(REPO_ROOT, "charts/berth/crds")],
+    [
+      "wait",
+      "--for=condition=Established",
+      "crd/capacitypools.berth.dev",
+      "crd/shardmaps.berth.dev",
+      "--timeout=60s",
+    ],
+  ]) {
+    const r = await cp.kubectl(args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
+  }
+}

@@ -12,7 +12,7 @@ import { parseRichStatus } from "@berth/proto";
 import { CapacityApi } from "../acceptance/clients.js";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
-import { HostProcess, loopbackAddresses, until } from "./host-cluster.js";
+import { type BerthOnHost, installCrds, startBerthOnHost, until } from "./host-cluster.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP operator end-to-end tests: ${skip}`);
@@ -35,24 +35,13 @@ interface PoolItem {
   };
 }
 
-interface ShardMapItem {
-  status?: {
-    revision?: number;
-    liveMembers?: number;
-    shards?: { shard: number; owner: string; epoch: number; state: string }[];
-    conditions?: { type: string; status: string }[];
-  };
-}
-
 describe("Berth on Kubernetes: operator, workers and gateway on a real API server", {
   skip,
 }, () => {
   let cp: ControlPlane;
   let dir: string;
   let api: CapacityApi;
-  const workers: HostProcess[] = [];
-  const operators: HostProcess[] = [];
-  let gateway: HostProcess;
+  let berth: BerthOnHost;
 
   const kubectl = async (...args: string[]): Promise<string> => {
     const r = await cp.kubectl(args);
@@ -62,152 +51,34 @@ describe("Berth on Kubernetes: operator, workers and gateway on a real API serve
   const pools = async (): Promise<PoolItem[]> =>
     (JSON.parse(await kubectl("get", "capacitypools", "-A", "-o", "json")) as { items: PoolItem[] })
       .items;
-  /** The ShardMap, or an empty one before the operator created it. */
-  const shardMap = async (): Promise<ShardMapItem> => {
-    const r = await cp.kubectl(["get", "shardmap", "berth", "-n", NS, "-o", "json"]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as ShardMapItem) : {};
-  };
   const ready = (p: PoolItem) =>
     p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
-  const explain = async () => {
-    const lines = [
-      `pools: ${JSON.stringify((await pools()).map((p) => [p.metadata.name, p.status]))}`,
-    ];
-    for (const p of [...operators, ...workers, gateway]) {
-      if (p !== undefined) lines.push(`--- ${p.name}\n${p.tail(15)}`);
-    }
-    return lines.join("\n");
-  };
+  const explain = async () =>
+    `pools: ${JSON.stringify((await pools()).map((p) => [p.metadata.name, p.status]))}\n${await berth.explain()}`;
 
   before(async () => {
     cp = await startControlPlane();
     dir = mkdtempSync(join(tmpdir(), "berth-operator-e2e-"));
-    await kubectl("apply", "-f", resolve(REPO_ROOT, "charts/berth/crds"));
-    await kubectl(
-      "wait",
-      "--for=condition=Established",
-      "crd/capacitypools.berth.dev",
-      "crd/shardmaps.berth.dev",
-      "--timeout=60s",
-    );
+    await installCrds(cp);
     for (const ns of [NS, "delivery", "riverside-hall", "shop"])
       await kubectl("create", "namespace", ns);
-    const kubeconfig = cp.adminKubeconfig;
-    const journal = `sqlite://${join(dir, "journal.db")}`;
-    const addresses = await loopbackAddresses(3 * 2 + 2 * 1 + 3);
-    const take = () => addresses.shift() as string;
-    for (let i = 0; i < 3; i++) {
-      const grpc = take();
-      const http = take();
-      workers.push(
-        new HostProcess(
-          `worker-${i}`,
-          "worker/src/main.ts",
-          [
-            "--id",
-            `worker-${i}`,
-            "--grpc",
-            grpc,
-            "--http",
-            http,
-            "--journal",
-            journal,
-            "--shard-map-resource",
-            `${NS}/berth`,
-            "--kubeconfig",
-            kubeconfig,
-            "--cluster-id",
-            CLUSTER_ID,
-            "--hand-off-timeout-ms",
-            "20000",
-            "--lease-duration-ms",
-            "3000",
-            "--lease-renew-ms",
-            "500",
-          ],
-          join(dir, "logs"),
-          http,
-        ),
-      );
-    }
-    for (const id of ["operator-a", "operator-b"]) {
-      const http = take();
-      operators.push(
-        new HostProcess(
-          id,
-          "operator/src/main.ts",
-          [
-            "--namespace",
-            NS,
-            "--shards",
-            String(SHARDS),
-            "--quorum",
-            "2",
-            "--identity",
-            id,
-            "--cluster-id",
-            CLUSTER_ID,
-            "--kubeconfig",
-            kubeconfig,
-            "--http",
-            http,
-            "--lease-duration-ms",
-            "4000",
-            "--renew-deadline-ms",
-            "3000",
-            "--retry-period-ms",
-            "500",
-          ],
-          join(dir, "logs"),
-          http,
-        ),
-      );
-    }
-    const [grpc, gossip, http] = [take(), take(), take()];
-    gateway = new HostProcess(
-      "gateway",
-      "gateway/src/main.ts",
-      [
-        "--shard-map-resource",
-        `${NS}/berth`,
-        "--kubeconfig",
-        kubeconfig,
-        "--grpc",
-        grpc,
-        "--gossip",
-        gossip,
-        "--http",
-        http,
-        "--cluster-id",
-        CLUSTER_ID,
-        "--gossip-pull-ms",
-        "200",
-        "--shard-map-wait-ms",
-        "0",
-      ],
-      join(dir, "logs"),
-      http,
-    );
-    for (const p of [...operators, ...workers, gateway]) p.start();
-    api = new CapacityApi(grpc);
-    await until(
-      "every shard served and the gateway ready",
-      async () => {
-        const m = await shardMap();
-        const owned = m.status?.shards?.filter((s) => s.owner !== "" && s.state === "Active");
-        return owned?.length === SHARDS && (await gateway.ready()) && m.status?.liveMembers === 3;
-      },
-      120_000,
-      explain,
-    );
+    const admin = cp.adminKubeconfig;
+    berth = await startBerthOnHost({
+      kubectl: (args) => cp.kubectl(args),
+      kubeconfigs: { operator: () => admin, worker: () => admin, gateway: admin },
+      dir,
+      namespace: NS,
+      clusterId: CLUSTER_ID,
+      shards: SHARDS,
+    });
+    api = new CapacityApi(berth.gatewayAddress);
   });
 
   after(async () => {
     api?.close();
-    await Promise.all([...operators, ...workers, gateway].map((p) => p?.stop("SIGTERM", 10_000)));
+    await berth?.stop();
     await cp?.stop();
-    if (dir !== undefined && process.exitCode === undefined)
-      rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   test("kubectl apply of the example pools: every pool Ready with an owner, served through the gateway", async () => {
