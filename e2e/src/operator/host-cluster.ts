@@ -3,7 +3,7 @@
 // its own kubeconfig. Readiness is read from each process's /readyz (never from its
 // logs); output goes to one log file per process, kept for a failed test to show.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { freePorts } from "../kubernetes/control-plane.js";
@@ -322,4 +322,17 @@ export async function installCrds(cp: {
     const r = await cp.kubectl(args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
   }
+}
+
+let listSeq = 0;
+/** `kubectl apply` of objects (as one List, written under `dir`). */
+export async function applyList(
+  cp: { kubectl(args: readonly string[]): Promise<{ code: number; stderr: string }> },
+  dir: string,
+  items: readonly object[],
+): Promise<void> {
+  const file = resolve(dir, `objects-${listSeq++}.json`);
+  writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+  const r = await cp.kubectl(["apply", "-f", file]);
+  if (r.code !== 0) throw new Error(`kubectl apply -f ${file}: ${r.stderr}`);
 }

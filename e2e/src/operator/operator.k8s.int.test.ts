@@ -8,11 +8,18 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_SERVICE_ACCOUNTS, rbacObjects } from "@berth/kubernetes";
 import { parseRichStatus } from "@berth/proto";
 import { CapacityApi } from "../acceptance/clients.js";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
-import { type BerthOnHost, installCrds, startBerthOnHost, until } from "./host-cluster.js";
+import {
+  applyList,
+  type BerthOnHost,
+  installCrds,
+  startBerthOnHost,
+  until,
+} from "./host-cluster.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP operator end-to-end tests: ${skip}`);
@@ -62,10 +69,51 @@ describe("Berth on Kubernetes: operator, workers and gateway on a real API serve
     await installCrds(cp);
     for (const ns of [NS, "delivery", "riverside-hall", "shop"])
       await kubectl("create", "namespace", ns);
-    const admin = cp.adminKubeconfig;
+    // Each component with its own ServiceAccount token and only the rights rbac.ts
+    // grants it (the chart's roles); workers' tokens are bound to their Pod objects
+    // (Pending here: no kubelet), which the worker Lease policy checks.
+    await applyList(cp, dir, rbacObjects({ namespace: NS }));
+    const sa = DEFAULT_SERVICE_ACCOUNTS;
+    const operatorKubeconfig = await cp.serviceAccountKubeconfig({
+      namespace: NS,
+      name: sa.operator,
+    });
+    const gatewayKubeconfig = await cp.serviceAccountKubeconfig({
+      namespace: NS,
+      name: sa.gateway,
+    });
+    await applyList(cp, dir, [
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: sa.worker, namespace: NS } },
+    ]);
+    const workerKubeconfigs = new Map<string, string>();
+    for (const id of ["worker-0", "worker-1", "worker-2"]) {
+      await applyList(cp, dir, [
+        {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: id, namespace: NS },
+          spec: { serviceAccountName: sa.worker, containers: [{ name: "worker", image: "none" }] },
+        },
+      ]);
+      const uid = (
+        await kubectl("get", "pod", id, "-n", NS, "-o", "jsonpath={.metadata.uid}")
+      ).trim();
+      workerKubeconfigs.set(
+        id,
+        await cp.serviceAccountKubeconfig({
+          namespace: NS,
+          name: sa.worker,
+          boundPod: { name: id, uid },
+        }),
+      );
+    }
     berth = await startBerthOnHost({
       kubectl: (args) => cp.kubectl(args),
-      kubeconfigs: { operator: () => admin, worker: () => admin, gateway: admin },
+      kubeconfigs: {
+        operator: () => operatorKubeconfig,
+        worker: (id) => workerKubeconfigs.get(id) as string,
+        gateway: gatewayKubeconfig,
+      },
       dir,
       namespace: NS,
       clusterId: CLUSTER_ID,
