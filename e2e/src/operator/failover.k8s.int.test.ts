@@ -243,6 +243,19 @@ describe("Berth on Kubernetes rides out failures under load", { skip }, () => {
     );
     const leader = berth.operators[(await leaderIndex()) ?? 0];
     assert.match((await leader?.metrics()) ?? "", /^berth_operator_quorum_lost(\{[^}]*\})? 1$/m);
+    await until("a QuorumLost Warning event on the ShardMap", async () => {
+      const events = JSON.parse(await kubectl("get", "events", "-n", NS, "-o", "json")).items as {
+        reason?: string;
+        type?: string;
+        involvedObject?: { kind?: string };
+      }[];
+      return events.some(
+        (e) =>
+          e.reason === "QuorumLost" &&
+          e.type === "Warning" &&
+          e.involvedObject?.kind === "ShardMap",
+      );
+    });
     // Well past the Lease duration: still nothing was taken from the dead workers.
     await new Promise((r) => setTimeout(r, 3_000));
     assert.deepEqual(await berth.owners(), before, "below quorum the map is frozen");
