@@ -63,7 +63,7 @@ function api(client: Client) {
       unary<internal.ConfigureResponse>((cb) =>
         client.configure(
           {
-            spec: { pool, capacity, labels, window, closed: false, generation: 1 },
+            spec: { pool, capacity, labels, window, closed: false, generation: 1, deleted: false },
             epoch: 0,
           },
           new Metadata(),
@@ -349,7 +349,7 @@ describe("worker over real gRPC", () => {
     await journal.append({ pool, shard: 7, epoch: 1, expectedVersion: 0 }, [
       {
         type: "configured",
-        spec: { capacity: 5, labels: {}, closed: false, generation: 1 },
+        spec: { capacity: 5, labels: {}, closed: false, generation: 1, deleted: false },
         at: 1,
       },
       { type: "reserved", requestId: "old-1", units: 2, at: 2 },
