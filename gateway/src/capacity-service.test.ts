@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { StaticShardMapSource, v1 } from "@berth/proto";
-import type { Replica } from "@berth/worker";
+import { internal, StaticShardMapSource, v1 } from "@berth/proto";
+import { Replica } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { capacityServiceHandlers } from "./capacity-service.js";
@@ -85,6 +85,32 @@ test("a handler answers once, INVALID_ARGUMENT, for a request that fails validat
     assert.match(result?.details ?? "", /^invalid pool: pool id "x" has no "\/"/);
     await new Promise((r) => setImmediate(r));
     assert.equal(answers, 1);
+  } finally {
+    router.close();
+  }
+});
+
+test("GetAvailability lists no retired pool (a gossip tombstone), whatever its filters", async () => {
+  const router = new Router({ source: new StaticShardMapSource() });
+  const replica = new Replica(Date.now);
+  replica.apply([
+    internal.PoolCounters.fromPartial({ pool: "ns/live", capacity: 5, version: 2 }),
+    internal.PoolCounters.fromPartial({ pool: "ns/gone", capacity: 5, version: 1 }),
+    internal.PoolCounters.fromPartial({ pool: "ns/gone", version: 3, deleted: true }),
+  ]);
+  const handlers = capacityServiceHandlers({ router, replica, logger: pino({ level: "silent" }) });
+  try {
+    for (const includeClosed of [false, true]) {
+      const { err, response } = await invoke(
+        handlers.getAvailability,
+        v1.GetAvailabilityRequest.fromPartial({ includeClosed }),
+      );
+      assert.equal(err, null);
+      assert.deepEqual(
+        response?.pools.map((p) => p.pool),
+        ["ns/live"],
+      );
+    }
   } finally {
     router.close();
   }

@@ -96,7 +96,15 @@ function workerApi(w: RunningWorker) {
       unary<internal.ConfigureResponse>((cb) =>
         client.configure(
           {
-            spec: { pool, capacity, labels: {}, window: undefined, closed: false, generation: 1 },
+            spec: {
+              pool,
+              capacity,
+              labels: {},
+              window: undefined,
+              closed: false,
+              generation: 1,
+              deleted: false,
+            },
             epoch: 0,
           },
           new Metadata(),
@@ -143,7 +151,7 @@ test("a shard acquired is RECOVERING while its pools load, then SERVING at its e
     await sqlite.append({ pool, shard: 2, epoch: 1, expectedVersion: 0 }, [
       {
         type: "configured",
-        spec: { capacity: 5, labels: {}, closed: false, generation: 1 },
+        spec: { capacity: 5, labels: {}, closed: false, generation: 1, deleted: false },
         at: 1,
       },
     ]);

@@ -143,6 +143,7 @@ describe("the worker process", () => {
               window: undefined,
               closed: false,
               generation: 1,
+              deleted: false,
             },
             epoch: 0,
           },

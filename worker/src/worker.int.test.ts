@@ -63,9 +63,19 @@ function api(client: Client) {
       unary<internal.ConfigureResponse>((cb) =>
         client.configure(
           {
-            spec: { pool, capacity, labels, window, closed: false, generation: 1 },
+            spec: { pool, capacity, labels, window, closed: false, generation: 1, deleted: false },
             epoch: 0,
           },
+          new Metadata(),
+          opts(),
+          cb,
+        ),
+      ),
+    /** Configure with `deleted`: the CapacityPool was deleted (its other fields are ignored). */
+    retire: (pool: string) =>
+      unary<internal.ConfigureResponse>((cb) =>
+        client.configure(
+          { spec: internal.PoolSpec.fromPartial({ pool, capacity: 99, deleted: true }), epoch: 0 },
           new Metadata(),
           opts(),
           cb,
@@ -349,7 +359,7 @@ describe("worker over real gRPC", () => {
     await journal.append({ pool, shard: 7, epoch: 1, expectedVersion: 0 }, [
       {
         type: "configured",
-        spec: { capacity: 5, labels: {}, closed: false, generation: 1 },
+        spec: { capacity: 5, labels: {}, closed: false, generation: 1, deleted: false },
         at: 1,
       },
       { type: "reserved", requestId: "old-1", units: 2, at: 2 },
@@ -517,6 +527,43 @@ describe("worker over real gRPC", () => {
     assert.equal(moved.metadata.owner, "worker-b");
     assert.equal(moved.metadata.ownerAddress, b.address);
     assert.equal(moved.metadata.epoch, "2");
+  });
+
+  test("a deleted pool is retired: NOT_FOUND as if never configured, gossiped as a tombstone; re-created it starts empty", async () => {
+    const w = api(clientA);
+    const pool = poolIn(6, "retired");
+    await w.configure(pool, 5, { zone: "south" });
+    const held = await w.reserve(pool, 2, "before");
+    const gone = await w.retire(pool);
+    assert.deepEqual({ ...gone }, { pool: undefined, changed: true });
+    assert.equal((await w.retire(pool)).changed, false, "retiring twice writes nothing");
+    await failsWith(w.reserve(pool, 1, "after"), status.NOT_FOUND, "POOL_NOT_FOUND");
+    await failsWith(w.reserve(pool, 2, "before"), status.NOT_FOUND, "POOL_NOT_FOUND");
+    await failsWith(w.getPool(pool), status.NOT_FOUND, "POOL_NOT_FOUND");
+    await failsWith(w.release(held.reservationId), status.NOT_FOUND, "RESERVATION_NOT_FOUND");
+    // Gossip carries a tombstone, so no replica lists the pool any more.
+    for (let i = 0; i < 200 && b.replica.get(pool)?.counters.deleted !== true; i++) {
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    assert.equal(b.replica.get(pool)?.counters.deleted, true);
+    assert.equal(
+      b.replica
+        .query({ minUnits: 0, includeClosed: true, pageSize: 0, pageToken: "" })
+        .pools.some((p) => p.counters.pool === pool),
+      false,
+    );
+    // Retiring a pool that never existed writes nothing.
+    const never = poolIn(6, "never");
+    assert.deepEqual({ ...(await w.retire(never)) }, { pool: undefined, changed: false });
+    await failsWith(w.getPool(never), status.NOT_FOUND, "POOL_NOT_FOUND");
+    // Re-created with the same name: a new pool; the old reservation stays unreleasable.
+    const again = await w.configure(pool, 5, { zone: "south" });
+    assert.equal(again.pool?.reserved, 0);
+    assert.equal(again.pool?.available, 5);
+    await failsWith(w.release(held.reservationId), status.NOT_FOUND, "RESERVATION_NOT_FOUND");
+    const fresh = await w.reserve(pool, 2, "before");
+    assert.equal(fresh.replayed, false, "an old request id is not replayed by the new pool");
+    assert.notEqual(fresh.reservationId, held.reservationId);
   });
 
   test("gossip spreads committed counters to the other workers", async () => {

@@ -271,6 +271,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
               window: undefined,
               closed: false,
               generation: 1,
+              deleted: false,
             },
             epoch: 0,
           },

@@ -119,6 +119,7 @@ try {
                 window: undefined,
                 closed: false,
                 generation: 1,
+                deleted: false,
               },
               epoch: 0,
             },

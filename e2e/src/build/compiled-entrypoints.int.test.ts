@@ -102,6 +102,7 @@ before(async () => {
             window: undefined,
             closed: false,
             generation: 1,
+            deleted: false,
           },
           epoch: 0,
         },

@@ -9,8 +9,8 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_SERVICE_ACCOUNTS, rbacObjects } from "@berth/kubernetes";
-import { parseRichStatus } from "@berth/proto";
-import { CapacityApi } from "../acceptance/clients.js";
+import * as grpc from "@grpc/grpc-js";
+import { CapacityApi, failureOf } from "../acceptance/clients.js";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 import {
@@ -190,10 +190,13 @@ describe("Berth on Kubernetes: operator, workers and gateway on a real API serve
     });
   });
 
-  test("deleting a pool closes it on its owner first; the resource then goes", async () => {
+  test("deleting a pool retires it on its owner first (NOT_FOUND, not listed); the resource then goes", async () => {
     const all = await pools();
     const last = all[all.length - 1] as PoolItem;
     const id = `${last.metadata.namespace}/${last.metadata.name}`;
+    const listed = async () =>
+      (await api.getAvailability({ includeClosed: true })).pools.some((p) => p.pool === id);
+    await until(`${id} to be listed by GetAvailability`, listed);
     await kubectl(
       "delete",
       "capacitypool",
@@ -203,10 +206,15 @@ describe("Berth on Kubernetes: operator, workers and gateway on a real API serve
       "--wait=true",
       "--timeout=60s",
     );
-    const failure = await api.reserve({ pool: id, units: 1, requestId: "after-delete" }).then(
-      () => assert.fail("a deleted pool took a reservation"),
-      (e: unknown) => parseRichStatus(e),
+    const reserve = await failureOf(
+      api.reserve({ pool: id, units: 1, requestId: "after-delete" }),
+      `Reserve on the deleted ${id}`,
     );
-    assert.equal(failure.reason, "POOL_CLOSED");
+    assert.equal(reserve.code, grpc.status.NOT_FOUND, reserve.message);
+    assert.equal(reserve.reason, "POOL_NOT_FOUND");
+    const get = await failureOf(api.getPool(id), `GetPool of the deleted ${id}`);
+    assert.equal(get.code, grpc.status.NOT_FOUND, get.message);
+    assert.equal(get.reason, "POOL_NOT_FOUND");
+    await until(`${id} to leave GetAvailability`, async () => !(await listed()));
   });
 });

@@ -6,6 +6,7 @@ import {
   CAPACITY_POOL_KIND,
   type CapacityPool,
   findCondition,
+  poolIdOf,
 } from "@berth/kubernetes";
 import { internal, planShardMap, shardOf } from "@berth/proto";
 import type { ShardReport } from "../planning/hand-off.js";
@@ -131,19 +132,32 @@ test("a spec change (new generation) is sent; observedGeneration follows only on
   assert.equal(plan.status?.observedGeneration, 1, "not yet accepted by the owner");
 });
 
-test("a deleted pool is closed on its owner before its finalizer goes", () => {
+test("a deleted pool is retired on its owner before its finalizer goes", () => {
   let o = observe({ pool: pool() });
   o = apply(o, reconcilePool(o));
   const deleting = {
     ...o.pool,
     metadata: { ...o.pool.metadata, deletionTimestamp: "2030-01-01T00:00:00Z" },
   };
-  const close = reconcilePool({ ...o, pool: deleting });
-  assert.equal(close.configure?.spec.closed, true);
-  assert.equal(close.removeFinalizer, false, "not before the owner took the close");
-  assert.equal(findCondition(close.status?.conditions, "Ready")?.reason, "Closing");
-  const closed = apply({ ...o, pool: deleting }, close);
-  assert.equal(reconcilePool(closed).removeFinalizer, true);
+  const retire = reconcilePool({ ...o, pool: deleting });
+  assert.equal(retire.configure?.spec.deleted, true);
+  assert.equal(retire.configure?.spec.pool, poolIdOf(deleting));
+  assert.equal(retire.configure?.spec.closed, false, "retired, not closed");
+  assert.equal(retire.removeFinalizer, false, "not before the owner retired the pool");
+  assert.equal(findCondition(retire.status?.conditions, "Ready")?.reason, "Closing");
+  const retired = apply({ ...o, pool: deleting }, retire);
+  assert.equal(reconcilePool(retired).removeFinalizer, true);
+});
+
+test("a deleted pool whose spec the owner refused is still retired", () => {
+  const o = observe({ pool: pool() });
+  const rejected = { key: reconcilePool(o).configure?.key as string, message: "bad spec" };
+  const deleting = {
+    ...o.pool,
+    metadata: { ...o.pool.metadata, deletionTimestamp: "2030-01-01T00:00:00Z" },
+  };
+  const plan = reconcilePool({ ...o, pool: deleting, rejected });
+  assert.equal(plan.configure?.spec.deleted, true);
 });
 
 test("a spec the owner refused is SpecRejected and not re-sent until it changes", () => {

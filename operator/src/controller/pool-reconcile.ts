@@ -59,7 +59,7 @@ export interface ConfigureTarget {
 /** What to do for one pool, in order: finalizer, configure, status. */
 export interface PoolPlan {
   readonly addFinalizer: boolean;
-  /** Deleted, closed on its owner: let kube-apiserver remove the object. */
+  /** Deleted, retired on its owner: let kube-apiserver remove the object. */
   readonly removeFinalizer: boolean;
   readonly configure: ConfigureTarget | undefined;
   /** The status to write; undefined when the current one is right. */
@@ -69,12 +69,22 @@ export interface PoolPlan {
 /** A stable comparison key of a spec (the generation included: a new one is re-sent). */
 export function specKey(spec: internal.PoolSpec): string {
   const labels = Object.entries(spec.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([spec.capacity, labels, spec.window ?? null, spec.closed, spec.generation]);
+  return JSON.stringify([
+    spec.capacity,
+    labels,
+    spec.window ?? null,
+    spec.closed,
+    spec.generation,
+    spec.deleted,
+  ]);
 }
 
 /**
- * Plans one reconcile. A deleted pool is configured closed on its owner (reserves
- * then fail, the journal keeps its history) before its finalizer is removed.
+ * Plans one reconcile. A deleted pool is retired on its owner (`deleted`: Reserve
+ * and GetPool then answer POOL_NOT_FOUND, Release RESERVATION_NOT_FOUND, gateways
+ * stop listing it, the journal keeps its history) before its finalizer is removed.
+ * The retiring spec carries only the pool id and generation, so a spec the owner
+ * refused, or one that no longer parses, never holds the deletion up.
  */
 export function reconcilePool(o: PoolObservation): PoolPlan {
   const { pool } = o;
@@ -83,10 +93,15 @@ export function reconcilePool(o: PoolObservation): PoolPlan {
   if (deleting && !hasFinalizer) {
     return { addFinalizer: false, removeFinalizer: false, configure: undefined, status: undefined };
   }
-  const base = poolSpecOf(pool);
-  const spec = deleting ? { ...base, closed: true } : base;
-  const key = specKey(spec);
   const id = poolIdOf(pool);
+  const spec = deleting
+    ? internal.PoolSpec.fromPartial({
+        pool: id,
+        generation: pool.metadata.generation ?? 0,
+        deleted: true,
+      })
+    : poolSpecOf(pool);
+  const key = specKey(spec);
   const assignment = o.map === undefined ? undefined : o.map.shards[shardOf(id, o.map.shardCount)];
   const owner =
     assignment !== undefined &&
@@ -129,7 +144,7 @@ export function reconcilePool(o: PoolObservation): PoolPlan {
         type: PoolConditionType.Ready,
         status: "False",
         reason: ConditionReason.Closing,
-        message: "deleted: closing the pool on its owner before the resource goes",
+        message: "deleted: retiring the pool on its owner before the resource goes",
         ...g,
       };
     }

@@ -136,14 +136,19 @@ export function validateGetPool(req: internal.GetPoolRequest): Validated<{ pool:
   return { ok: true, value: { pool: r.pool } };
 }
 
-/** A Configure's pool id and the spec in domain form. */
+/**
+ * A Configure's pool id and the spec in domain form, or `deleted` (the pool is to be
+ * retired: the spec's other fields are ignored, so a spec that was refused never
+ * keeps its CapacityPool from being deleted).
+ */
 export function validateConfigure(
   req: internal.ConfigureRequest,
-): Validated<{ pool: string; spec: PoolSpec }> {
+): Validated<{ pool: string; spec: PoolSpec } | { pool: string; deleted: true }> {
   const s = req.spec;
   if (s === undefined) return bad("spec", "is required");
   const p = poolField(s.pool, "spec.pool");
   if (p !== undefined) return { ok: false, violation: p };
+  if (s.deleted) return { ok: true, value: { pool: s.pool, deleted: true } };
   if (!Number.isInteger(s.capacity) || s.capacity < 0 || s.capacity > MAX_CAPACITY) {
     return bad("spec.capacity", `must be from 0 to ${MAX_CAPACITY}, got ${s.capacity}`);
   }

@@ -44,7 +44,10 @@ export function poolToWire(view: PoolView, placement: Placement): v1.Pool {
   };
 }
 
-/** The gossip counters of a pool view, confirmed at `nowMs`. */
+/**
+ * The gossip counters of a pool view, confirmed at `nowMs`; a tombstone (`deleted`)
+ * for a retired pool.
+ */
 export function countersOf(view: PoolView, nowMs: number): internal.PoolCounters {
   return {
     pool: view.pool,
@@ -55,5 +58,6 @@ export function countersOf(view: PoolView, nowMs: number): internal.PoolCounters
     closed: view.closed,
     version: view.version,
     confirmedAt: timestampOf(nowMs),
+    deleted: view.retired,
   };
 }

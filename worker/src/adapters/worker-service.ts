@@ -128,7 +128,8 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
         const outcome = r.outcome;
         if (outcome.kind !== "view")
           return outcome.kind === "ok" ? unexpected("reply") : failed(outcome);
-        if (outcome.view === undefined || r.shard === undefined) {
+        // A retired pool (tombstone view) answers as one never configured.
+        if (outcome.view === undefined || outcome.view.retired || r.shard === undefined) {
           return failed({ kind: "pool_not_found", pool });
         }
         return done({
@@ -141,18 +142,24 @@ export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerS
       answer(call, callback, log, async (deadline) => {
         const v = validateConfigure(call.request);
         if (!v.ok) return failed({ kind: "invalid_field", violation: v.violation });
-        const { pool, spec } = v.value;
+        const { pool } = v.value;
+        const retire = "deleted" in v.value;
         const r = await deps.ownership.execute(
           pool,
-          { type: "configure", spec, at: now() },
+          "deleted" in v.value
+            ? { type: "retire", at: now() }
+            : { type: "configure", spec: v.value.spec, at: now() },
           deadline,
         );
         const outcome = r.outcome;
         if (outcome.kind !== "ok")
           return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
         const reply = outcome.reply;
-        if (reply.type !== "configured" || outcome.view === undefined || r.shard === undefined) {
-          return unexpected(`${reply.type} reply to configure`);
+        if (reply.type !== "configured") return unexpected(`${reply.type} reply to configure`);
+        // Retired (or never configured): there is no pool to report.
+        if (retire) return done({ pool: undefined, changed: reply.changed });
+        if (outcome.view === undefined || outcome.view.retired || r.shard === undefined) {
+          return unexpected("configure without a pool");
         }
         return done({
           pool: poolToWire(outcome.view, { shard: r.shard, owner: deps.nodeId, epoch: r.epoch }),

@@ -191,6 +191,16 @@ export function released(reservationSeq: number, units: number, at = 0): PoolEve
   return { type: "released", reservationSeq, units, at };
 }
 
+/** A `retired` event (the pool's CapacityPool was deleted). */
+export function retired(at = 0): PoolEvent {
+  return { type: "retired", at };
+}
+
+/** A retire command (the pool's CapacityPool was deleted). */
+export function retire(at = 0): PoolCommand {
+  return { type: "retire", at };
+}
+
 /** A configure command for `spec(overrides)`. */
 export function configure(overrides: Partial<PoolSpec> = {}, at = 0): PoolCommand {
   return { type: "configure", spec: spec(overrides), at };

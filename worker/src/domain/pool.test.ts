@@ -28,6 +28,8 @@ import {
   releaseWith,
   reserve,
   reserved,
+  retire,
+  retired,
   secretOf,
   spec,
   TEST_POOL,
@@ -103,6 +105,7 @@ describe("configure", () => {
       generation: 1,
       activeReservations: 1,
       overCommitted: true,
+      retired: false,
     });
   });
 });
@@ -420,6 +423,174 @@ describe("release", () => {
   });
 });
 
+describe("retire (the CapacityPool was deleted)", () => {
+  const unknownReservation = {
+    code: "RESERVATION_NOT_FOUND",
+    message: `pool ${TEST_POOL} has no reservation with this id`,
+  } as const;
+
+  test("retiring a pool emits retired; retiring it again writes nothing", () => {
+    const t = given(configured(), reserved("r1", 2))
+      .when(retire(7))
+      .thenEvents(retired(7))
+      .thenReply({ type: "configured", changed: true });
+    given(configured(), reserved("r1", 2), retired())
+      .when(retire())
+      .thenEvents()
+      .thenReply({ type: "configured", changed: false });
+    assert.ok(t.decision.ok);
+  });
+
+  test("retiring a pool that was never configured writes nothing", () => {
+    given().when(retire()).thenEvents().thenReply({ type: "configured", changed: false });
+  });
+
+  test("a retired pool answers reserves POOL_NOT_FOUND, even a retry of an old request id", () => {
+    const g = given(configured(), reserved("r1", 2), retired());
+    g.when(reserve(1, "new")).thenRejected(
+      "POOL_NOT_FOUND",
+      `pool ${TEST_POOL} does not exist (it was retired: its CapacityPool was deleted)`,
+    );
+    g.when(reserve(2, "r1")).thenRejected("POOL_NOT_FOUND");
+  });
+
+  test("a retired pool answers every release RESERVATION_NOT_FOUND, as an unknown id", () => {
+    const g = given(configured(), reserved("r1", 2), reserved("r2", 1), released(3, 1), retired());
+    assert.deepEqual(decide(g.state, release(2, "r1")), {
+      ok: false,
+      rejection: unknownReservation,
+    });
+    assert.deepEqual(decide(g.state, release(3, "r2")), {
+      ok: false,
+      rejection: unknownReservation,
+    });
+    assert.deepEqual(decide(g.state, release(99, "r1")), {
+      ok: false,
+      rejection: unknownReservation,
+    });
+  });
+
+  test("a retired pool's view is a tombstone: nothing reserved, nothing available", () => {
+    const g = given(
+      configured({ capacity: 5, labels: { zone: "a" } }),
+      reserved("r1", 2),
+      retired(),
+    );
+    assert.deepEqual(poolView(g.state), {
+      pool: TEST_POOL,
+      version: 3,
+      capacity: 0,
+      reserved: 0,
+      available: 0,
+      closed: false,
+      labels: {},
+      window: undefined,
+      generation: 0,
+      activeReservations: 0,
+      overCommitted: false,
+      retired: true,
+    });
+    assert.equal(poolView(given().state), undefined);
+    assert.equal(poolView(given(configured()).state)?.retired, false);
+  });
+
+  test("configuring a retired pool again makes a new pool: nothing carries over", () => {
+    const g = given(
+      configured({ capacity: 3 }),
+      reserved("r1", 3),
+      retired(),
+      configured({ capacity: 3 }),
+    );
+    assert.equal(g.state.retired, false);
+    assert.equal(g.state.reserved, 0);
+    assert.equal(poolView(g.state)?.available, 3);
+    // The old reservation cannot be released, and its request id makes a new one.
+    assert.deepEqual(decide(g.state, release(2, "r1")), {
+      ok: false,
+      rejection: unknownReservation,
+    });
+    g.when(reserve(3, "r1"))
+      .thenEvents(reserved("r1", 3))
+      .thenReply({
+        type: "reserved",
+        reservationSeq: 5,
+        units: 3,
+        replayed: false,
+        secret: secretOf("r1"),
+      });
+  });
+
+  test("a retired event on a pool that does not exist throws InvalidEventError", () => {
+    assert.throws(() => evolve(initialState(TEST_POOL), retired(), 1), InvalidEventError);
+    const gone = given(configured(), retired()).state;
+    assert.throws(() => evolve(gone, retired(), 3), InvalidEventError);
+  });
+
+  test("parsePoolEvent reads a retired event and drops unknown fields", () => {
+    assert.deepEqual(parsePoolEvent(TEST_POOL, 4, { type: "retired", at: 5, extra: 1 }), {
+      type: "retired",
+      at: 5,
+    });
+    assert.throws(() => parsePoolEvent(TEST_POOL, 4, { type: "retired" }), InvalidEventError);
+  });
+
+  test("a retired pool, and one re-created after, round-trip through snapshots", () => {
+    const gone = given(configured(), reserved("r1", 2), retired()).state;
+    const snap = toSnapshot(gone);
+    assert.deepEqual(snap, {
+      v: 2,
+      pool: TEST_POOL,
+      version: 3,
+      spec: null,
+      retired: true,
+      reserved: 0,
+      active: [],
+      released: [],
+    });
+    const back = fromSnapshot(JSON.parse(JSON.stringify(snap)));
+    assert.deepEqual(back, gone);
+    const again = given(configured(), reserved("r1", 2), retired(), configured()).state;
+    assert.equal("retired" in toSnapshot(again), false);
+    assert.deepEqual(fromSnapshot(JSON.parse(JSON.stringify(toSnapshot(again)))), again);
+  });
+
+  const retiredSnap = () =>
+    JSON.parse(JSON.stringify(toSnapshot(given(configured(), retired()).state))) as Record<
+      string,
+      unknown
+    >;
+  const corruptions: [string, (s: Record<string, unknown>) => unknown, string][] = [
+    [
+      "retired not true",
+      (s) => ({ ...s, retired: false }),
+      "corrupt pool snapshot: retired must be true when present, got false",
+    ],
+    [
+      "retired with a spec",
+      (s) => ({ ...s, spec: { capacity: 1, labels: {}, closed: false, generation: 0 } }),
+      "corrupt pool snapshot: spec is set on a retired pool",
+    ],
+    [
+      "retired at version 0",
+      (s) => ({ ...s, version: 0 }),
+      "corrupt pool snapshot: retired is true at version 0",
+    ],
+    [
+      "retired with reservations",
+      (s) => ({ ...s, reserved: 1, active: [[1, 1, "r1", null, null]] }),
+      "corrupt pool snapshot: active must be empty on a retired pool",
+    ],
+  ];
+  for (const [what, mutate, message] of corruptions) {
+    test(`fromSnapshot rejects ${what} with a precise error`, () => {
+      assert.throws(
+        () => fromSnapshot(mutate(retiredSnap())),
+        (e: unknown) => e instanceof CorruptSnapshotError && e.message === message,
+      );
+    });
+  }
+});
+
 describe("invalid commands", () => {
   test("a configure with a capacity above int32 throws", () => {
     assert.throws(() => decide(initialState("a/b"), configure({ capacity: 2 ** 31 })), {
@@ -460,7 +631,7 @@ describe("invalid commands", () => {
     assert.throws(() => decide(initialState("a/b"), bogus), {
       name: "InvalidCommandError",
       message:
-        'invalid explode command for pool a/b: type must be configure, reserve or release, got "explode"',
+        'invalid explode command for pool a/b: type must be configure, retire, reserve or release, got "explode"',
     });
   });
 });
@@ -746,6 +917,8 @@ describe("the testkit", () => {
 type Forgery = "none" | "guess" | "other" | "legacy-valid" | "legacy-bad";
 type Step =
   | { readonly kind: "configure"; readonly spec: PoolSpec }
+  /** The CapacityPool is deleted (it may be configured again later: re-created). */
+  | { readonly kind: "retire" }
   | {
       readonly kind: "reserve";
       readonly units: number;
@@ -815,6 +988,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({ kind: fc.constant("retry" as const), pick: fc.nat() }),
   },
+  { weight: 1, arbitrary: fc.constant({ kind: "retire" as const }) },
 );
 // Most runs start configured; some never are (every command must then be POOL_NOT_FOUND).
 const stepsArb = fc.tuple(
@@ -839,6 +1013,8 @@ function toCommand(
   switch (step.kind) {
     case "configure":
       return { type: "configure", spec: step.spec, at };
+    case "retire":
+      return retire(at);
     case "reserve":
       return reserve(step.units, step.requestId, at, step.callToken);
     case "release": {
@@ -866,7 +1042,8 @@ function toCommand(
  * Runs the steps, checking per-step invariants (a) no oversell, (b) replays, (c)
  * idempotent release, (d) only the holder's key releases, and answers for a wrong
  * key are those for an unknown reservation, (e) no new reservation once the window
- * has ended, and decide's purity.
+ * has ended, (f) a retired pool does not exist and nothing of it outlives it (no
+ * reservation releasable, no request id replayed), and decide's purity.
  */
 function run(first: PoolSpec | null, steps: readonly Step[]): Run {
   let state = initialState("ns/prop");
@@ -877,6 +1054,8 @@ function run(first: PoolSpec | null, steps: readonly Step[]): Run {
     string,
     { seq: number; units: number; callToken: string | undefined }
   >();
+  /** Version of the last retirement: no reservation at or below it exists any more. */
+  let retiredAt = 0;
   const all: Step[] =
     first === null ? steps.slice() : [{ kind: "configure", spec: first }, ...steps];
   all.forEach((step, at) => {
@@ -886,13 +1065,27 @@ function run(first: PoolSpec | null, steps: readonly Step[]): Run {
     const before = JSON.stringify(toSnapshot(state));
     const d = decide(state, command);
     assert.equal(JSON.stringify(toSnapshot(state)), before, "decide must not change the state");
-    if (state.spec === undefined && command.type !== "configure") {
-      assert.ok(!d.ok && d.rejection.code === "POOL_NOT_FOUND");
+    if (state.spec === undefined && command.type === "retire") {
+      // (f) retiring a pool that does not exist writes nothing.
+      assert.ok(d.ok && d.events.length === 0);
+    } else if (state.spec === undefined && command.type !== "configure") {
+      // (f) a retired pool's reservations are gone; otherwise the pool never existed.
+      const code =
+        state.retired && command.type === "release" ? "RESERVATION_NOT_FOUND" : "POOL_NOT_FOUND";
+      assert.ok(!d.ok && d.rejection.code === code);
+    }
+    if (command.type === "release" && command.reservationSeq <= retiredAt) {
+      // (f) no reservation of a retired pool is ever released, even once re-created.
+      assert.ok(!d.ok && d.rejection.code === "RESERVATION_NOT_FOUND");
     }
     if (d.ok) {
       for (const e of d.events) {
         log.push(e);
         state = evolve(state, e, state.version + 1);
+        if (e.type === "retired") {
+          retiredAt = state.version;
+          firstSeqOf.clear();
+        }
       }
     }
     if (command.type === "reserve" && d.ok) {
@@ -1066,6 +1259,7 @@ describe("properties", () => {
     const at = fc.double({ noNaN: true, noDefaultInfinity: true });
     const command: fc.Arbitrary<PoolCommand> = fc.oneof(
       fc.record({ type: fc.constant("configure" as const), spec: wideSpec, at }),
+      fc.record({ type: fc.constant("retire" as const), at }),
       fc.record({
         type: fc.constant("reserve" as const),
         units: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),

@@ -59,6 +59,8 @@ export type ReservationKey =
 
 export type PoolCommand =
   | { readonly type: "configure"; readonly spec: PoolSpec; readonly at: number }
+  /** Its CapacityPool was deleted: retire the pool (see {@link decide}). */
+  | { readonly type: "retire"; readonly at: number }
   | {
       readonly type: "reserve";
       readonly units: number;
@@ -87,9 +89,16 @@ export type PoolCommand =
  * Journal event. A reservation is named by the seq of its `reserved` event.
  * Format history (additive): v1 `reserved` had no `secret`/`callToken`; events
  * written since always have `secret`, and `callToken` when the caller sent one.
+ * `retired` was added later (builds before it cannot load a pool that has one).
  */
 export type PoolEvent =
   | { readonly type: "configured"; readonly spec: PoolSpec; readonly at: number }
+  /**
+   * The pool's CapacityPool was deleted. Folding it forgets the spec and every
+   * reservation (the journal keeps them): the pool no longer exists, and a later
+   * `configured` starts a new pool from nothing reserved.
+   */
+  | { readonly type: "retired"; readonly at: number }
   | {
       readonly type: "reserved";
       readonly requestId: string;
@@ -124,8 +133,17 @@ export interface PoolState {
   readonly pool: string;
   /** Seq of the last applied event; 0 before the first. */
   readonly version: number;
-  /** Undefined until the pool is first configured: such a pool does not exist. */
+  /**
+   * Undefined until the pool is first configured, and again once it is retired:
+   * such a pool does not exist.
+   */
   readonly spec: PoolSpec | undefined;
+  /**
+   * True from a `retired` event until the next `configured`: the pool existed and
+   * was retired (its CapacityPool deleted). `spec` is then undefined and no
+   * reservation is held or remembered.
+   */
+  readonly retired: boolean;
   /** Sum of units of active reservations. May exceed capacity after a capacity cut. */
   readonly reserved: number;
   /** Active (not released) reservations by seq. */
@@ -175,6 +193,7 @@ export function initialState(pool: string): PoolState {
     pool,
     version: 0,
     spec: undefined,
+    retired: false,
     reserved: 0,
     active: new Map(),
     byRequest: new Map(),
@@ -203,6 +222,13 @@ export function initialState(pool: string): PoolState {
  *   matches nothing answers RESERVATION_NOT_FOUND, the same rejection, word for word,
  *   as a seq with no reservation, so an answer never tells a wrong secret from an
  *   unknown reservation. A released reservation answers `alreadyReleased`.
+ * - retire (the CapacityPool was deleted): emits `retired` when the pool exists;
+ *   a pool never configured, or already retired, writes nothing. Replies
+ *   `configured` with `changed`. Afterwards the pool does not exist: reserve answers
+ *   POOL_NOT_FOUND (no replay of its old request ids either) and release answers
+ *   RESERVATION_NOT_FOUND for every id (its reservations went with it). A later
+ *   configure makes a new pool: nothing reserved, no old reservation releasable, no
+ *   old request id replayed; seqs keep counting up, so no new id equals an old one.
  *
  * @throws InvalidCommandError for a malformed command (a caller bug)
  */
@@ -211,6 +237,14 @@ export function decide(state: PoolState, command: PoolCommand): Decision {
   switch (command.type) {
     case "configure":
       return decideConfigure(state, command.spec, command.at);
+    case "retire":
+      return state.spec === undefined
+        ? { ok: true, events: [], reply: { type: "configured", changed: false } }
+        : {
+            ok: true,
+            events: [{ type: "retired", at: command.at }],
+            reply: { type: "configured", changed: true },
+          };
     case "reserve":
       return decideReserve(state, command);
     case "release":
@@ -306,7 +340,8 @@ function decideRelease(
   key: ReservationKey,
   at: number,
 ): Decision {
-  if (state.spec === undefined) return notFound(state);
+  // A retired pool's reservations are gone: fall through to RESERVATION_NOT_FOUND.
+  if (state.spec === undefined && !state.retired) return notFound(state);
   const active = state.active.get(reservationSeq);
   if (active !== undefined && keyMatches(active, key)) {
     return {
@@ -359,7 +394,9 @@ function reject(rejection: Rejection): Decision {
 function notFound(state: PoolState): Decision {
   return reject({
     code: "POOL_NOT_FOUND",
-    message: `pool ${state.pool} does not exist (it has never been configured)`,
+    message: state.retired
+      ? `pool ${state.pool} does not exist (it was retired: its CapacityPool was deleted)`
+      : `pool ${state.pool} does not exist (it has never been configured)`,
   });
 }
 
@@ -383,7 +420,10 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
   const invalid = (problem: string) => new InvalidEventError(state.pool, seq, problem);
   switch (event.type) {
     case "configured":
-      return { ...state, version: seq, spec: normalizeSpec(event.spec) };
+      return { ...state, version: seq, spec: normalizeSpec(event.spec), retired: false };
+    case "retired":
+      if (state.spec === undefined) throw invalid("retired a pool that does not exist");
+      return { ...initialState(state.pool), version: seq, retired: true };
     case "reserved": {
       if (state.spec === undefined) throw invalid("reserved before the pool was configured");
       const earlier = state.byRequest.get(event.requestId);
@@ -452,6 +492,8 @@ export function parsePoolEvent(pool: string, seq: number, json: unknown): PoolEv
   switch (e.type) {
     case "configured":
       return { type: "configured", spec: normalizeSpec(e.spec), at: e.at };
+    case "retired":
+      return { type: "retired", at: e.at };
     case "reserved": {
       const base = { type: "reserved", requestId: e.requestId, units: e.units, at: e.at } as const;
       return {
@@ -465,7 +507,11 @@ export function parsePoolEvent(pool: string, seq: number, json: unknown): PoolEv
   }
 }
 
-/** The public counters of a configured pool: what gossip and status report. */
+/**
+ * The public counters of a configured pool: what gossip and status report. A retired
+ * pool has a tombstone view (`retired`, everything else empty) so gossip can carry
+ * its retirement; it answers as a pool that does not exist.
+ */
 export interface PoolView {
   readonly pool: string;
   /** Journal seq of the last event: the version of these counters. */
@@ -484,12 +530,33 @@ export interface PoolView {
   readonly activeReservations: number;
   /** reserved > capacity: a capacity cut left more reserved than there is. */
   readonly overCommitted: boolean;
+  /** The pool was retired (its CapacityPool deleted): it does not exist. */
+  readonly retired: boolean;
 }
 
-/** The public counters of a pool, or undefined when it has never been configured. */
+/**
+ * The public counters of a pool, or undefined when it has never been configured; a
+ * tombstone (`retired: true`, capacity 0, open, nothing reserved) once it is retired.
+ */
 export function poolView(state: PoolState): PoolView | undefined {
   const spec = state.spec;
-  if (spec === undefined) return undefined;
+  if (spec === undefined) {
+    if (!state.retired) return undefined;
+    return {
+      pool: state.pool,
+      version: state.version,
+      capacity: 0,
+      reserved: 0,
+      available: 0,
+      closed: false,
+      labels: {},
+      window: undefined,
+      generation: 0,
+      activeReservations: 0,
+      overCommitted: false,
+      retired: true,
+    };
+  }
   return {
     pool: state.pool,
     version: state.version,
@@ -502,6 +569,7 @@ export function poolView(state: PoolState): PoolView | undefined {
     generation: spec.generation,
     activeReservations: state.active.size,
     overCommitted: state.reserved > spec.capacity,
+    retired: false,
   };
 }
 
@@ -520,15 +588,18 @@ export type SnapshotReservation = readonly [
 
 /**
  * Snapshot format version 2: plain JSON. `spec` is null before the first
- * configure. Reservations are listed in ascending seq; labels in key order, so
- * equal states give byte-identical snapshots. Version 1 differed only in its
- * reservation entries (`[seq, units, requestId]`).
+ * configure, and while retired. Reservations are listed in ascending seq; labels in
+ * key order, so equal states give byte-identical snapshots. Version 1 differed only
+ * in its reservation entries (`[seq, units, requestId]`). `retired` was added later
+ * (present only when true; builds before it refuse such a snapshot as corrupt).
  */
 export interface PoolSnapshot {
   readonly v: 2;
   readonly pool: string;
   readonly version: number;
   readonly spec: PoolSpec | null;
+  /** Present (true) only while the pool is retired: `spec` null, nothing reserved. */
+  readonly retired?: true;
   /** Sum of the active reservations' units (checked on load). */
   readonly reserved: number;
   readonly active: readonly SnapshotReservation[];
@@ -554,6 +625,7 @@ export function toSnapshot(state: PoolState): PoolSnapshot {
     pool: state.pool,
     version: state.version,
     spec: state.spec === undefined ? null : normalizeSpec(state.spec),
+    ...(state.retired ? { retired: true as const } : {}),
     reserved: state.reserved,
     active: list(state.active),
     released: list(state.released),
@@ -589,8 +661,16 @@ export function fromSnapshot(json: unknown): PoolState {
     if (p !== undefined) throw corrupt(`spec${p.path}`, p.problem);
     spec = normalizeSpec(json.spec as PoolSpec);
   }
-  // The first event of every pool is `configured`: no spec means no events at all.
-  if ((spec === undefined) !== (version === 0)) {
+  if (json.retired !== undefined && json.retired !== true) {
+    throw corrupt("retired", `must be true when present, got ${show(json.retired)}`);
+  }
+  const retired = json.retired === true;
+  if (retired) {
+    // Retired: its spec and reservations are gone, and it existed (version > 0).
+    if (spec !== undefined) throw corrupt("spec", "is set on a retired pool");
+    if (version === 0) throw corrupt("retired", "is true at version 0");
+  } else if ((spec === undefined) !== (version === 0)) {
+    // The first event of every pool is `configured`: no spec means no events at all.
     throw corrupt("spec", `is ${spec === undefined ? "null" : "set"} at version ${version}`);
   }
   if (!isNonNegativeInt(reserved)) {
@@ -651,7 +731,10 @@ export function fromSnapshot(json: unknown): PoolState {
   if (sum !== reserved) {
     throw corrupt("reserved", `is ${reserved} but the active reservations hold ${sum} units`);
   }
-  return { pool, version, spec, reserved, active, byRequest, released };
+  if (retired && (active.size > 0 || released.size > 0)) {
+    throw corrupt(active.size > 0 ? "active" : "released", "must be empty on a retired pool");
+  }
+  return { pool, version, spec, retired, reserved, active, byRequest, released };
 }
 
 // ---- validation -------------------------------------------------------------
@@ -678,6 +761,8 @@ function checkCommand(pool: string, command: PoolCommand): void {
       if (p !== undefined) fail(`spec${p.path}`, p.problem);
       return;
     }
+    case "retire":
+      return;
     case "reserve":
       if (!isPositiveInt(c.units))
         fail("units", `must be a positive integer, got ${show(c.units)}`);
@@ -709,7 +794,7 @@ function checkCommand(pool: string, command: PoolCommand): void {
       return;
     }
     default:
-      fail("type", `must be configure, reserve or release, got ${show(type)}`);
+      fail("type", `must be configure, retire, reserve or release, got ${show(type)}`);
   }
 }
 
@@ -736,6 +821,8 @@ function eventProblem(e: unknown): string | undefined {
       const p = specProblem(e.spec);
       return p === undefined ? undefined : `spec${p.path} ${p.problem}`;
     }
+    case "retired":
+      return undefined;
     case "reserved":
       if (!isPositiveInt(e.units)) return `units must be a positive integer, got ${show(e.units)}`;
       if (typeof e.requestId !== "string" || e.requestId.length === 0) {

@@ -407,7 +407,10 @@ export class PoolEntity {
         kind: "ok",
         reply,
         version: this.state.version,
-        view: p.command.type === "configure" ? poolView(this.state) : undefined,
+        view:
+          p.command.type === "configure" || p.command.type === "retire"
+            ? poolView(this.state)
+            : undefined,
       },
       // A reservation that exists, or a release already done, stays true whoever owns
       // the pool now; "configure changed nothing" does not (a newer owner may have

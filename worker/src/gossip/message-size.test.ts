@@ -23,6 +23,7 @@ const counters = fc.record({
     { nil: undefined },
   ),
   closed: fc.boolean(),
+  deleted: fc.boolean(),
   version: fc.maxSafeNat(),
   confirmedAt: fc.option(ts, { nil: undefined }),
 });

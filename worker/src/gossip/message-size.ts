@@ -8,7 +8,7 @@ import type { internal } from "@berth/proto";
 export const MAX_GOSSIP_MESSAGE_BYTES = 3 * 1024 * 1024;
 
 // Worst case of every fixed-size field of PoolCounters (tag + widest varint):
-// capacity, reserved (negative int32 = 10 bytes), closed, version, window (two
+// capacity, reserved (negative int32 = 10 bytes), closed, deleted, version, window (two
 // Timestamps), confirmed_at, and the string/map length prefixes.
 const FIXED_OVERHEAD = 128;
 const PER_LABEL_OVERHEAD = 24;

@@ -234,6 +234,26 @@ describe("Replica.query", () => {
     assert.equal(closed?.available, 0);
   });
 
+  test("never lists a retired pool; only a higher version (re-created) brings it back", () => {
+    const r = new Replica(clock().now);
+    r.apply([pool("ns/a", 3, { closed: true }), pool("ns/b", 1)]);
+    const tombstone = pool("ns/a", 5, { deleted: true, capacity: 0 });
+    assert.equal(r.apply([tombstone]), 1);
+    assert.deepEqual(ids(r, { includeClosed: true }), ["ns/b"]);
+    assert.deepEqual(ids(r, { includeClosed: false }), ["ns/b"]);
+    // A late message from before the retirement changes nothing, in any order.
+    assert.equal(r.apply([pool("ns/a", 4), pool("ns/a", 5)]), 0);
+    assert.deepEqual(ids(r), ["ns/b"]);
+    assert.equal(r.get("ns/a")?.counters.deleted, true);
+    // The tombstone is kept (and relayed by Pull); the re-created pool replaces it.
+    assert.deepEqual(
+      [...r.entries()].map((e) => e.counters.pool),
+      ["ns/a", "ns/b"],
+    );
+    assert.equal(r.apply([pool("ns/a", 6)]), 1);
+    assert.deepEqual(ids(r), ["ns/a", "ns/b"]);
+  });
+
   test("reports each pool's staleness and the page's largest from the injected clock", () => {
     const c = clock();
     const r = new Replica(c.now);

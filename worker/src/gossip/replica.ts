@@ -119,7 +119,9 @@ class Slot implements ReplicaEntry {
  * A node's replica of every pool's public counters. An entry is replaced only by a
  * strictly higher version (so a stale former owner can never overwrite a newer
  * value, whatever the order of arrival); the same version again only refreshes its
- * confirmation time. Pools are never removed. Queries page through a sorted index
+ * confirmation time. Pools are never removed: a retired pool stays as its tombstone
+ * (`deleted`), which queries never list and which only a higher version (the pool
+ * re-created) replaces, so a late message cannot bring the retired pool back. Queries page through a sorted index
  * of pool ids, so a page costs O(log n + pools scanned).
  */
 export class Replica {
@@ -222,6 +224,7 @@ export class Replica {
     for (let i = start; i < sorted.length; i++) {
       const slot = sorted[i] as Slot;
       const c = slot.counters;
+      if (c.deleted) continue;
       const available = slot.endMs <= now ? 0 : slot.available;
       if (c.closed ? !includeClosed : available < minUnits) continue;
       if (windowed && !(slot.hasWindow && slot.startMs < qEnd && qStart < slot.endMs)) continue;

@@ -320,6 +320,15 @@ export class ShardOwnership {
       const raced = held.entities.get(pool);
       if (raced !== undefined) return raced;
       if (!exists) {
+        if (command.type === "retire") {
+          // Retiring a pool that never existed writes nothing, not even a fence.
+          return {
+            kind: "ok",
+            reply: { type: "configured", changed: false },
+            version: 0,
+            view: undefined,
+          };
+        }
         return command.type === "read"
           ? { kind: "view", view: undefined }
           : {

@@ -176,6 +176,17 @@ export interface PoolSpec {
   closed: boolean;
   /** metadata.generation of the resource this spec came from (0 if none). */
   generation: number;
+  /**
+   * The CapacityPool was deleted: the pool is retired. Its other fields are then
+   * ignored. From then on Reserve and GetPool answer NOT_FOUND / POOL_NOT_FOUND, as
+   * for a pool never configured, and Release of any of its reservations answers
+   * NOT_FOUND / RESERVATION_NOT_FOUND (the reservations went with the pool). The
+   * journal keeps every event. Retiring a pool that does not exist (never configured,
+   * or already retired) writes nothing (changed = false). A later Configure without
+   * `deleted` (a CapacityPool re-created with the same name) makes a new pool: nothing
+   * reserved, and no reservation or request id of the retired pool carries over.
+   */
+  deleted: boolean;
 }
 
 export interface PoolSpec_LabelsEntry {
@@ -189,6 +200,7 @@ export interface ConfigureRequest {
 }
 
 export interface ConfigureResponse {
+  /** The pool as configured; absent when the spec retired it (`deleted`). */
   pool:
     | Pool
     | undefined;
@@ -246,7 +258,16 @@ export interface PoolCounters {
    * When the owner last confirmed this entry (its clock; used for staleness only,
    * never to order entries).
    */
-  confirmedAt: Timestamp | undefined;
+  confirmedAt:
+    | Timestamp
+    | undefined;
+  /**
+   * A tombstone: the pool was retired (its CapacityPool deleted) at `version`.
+   * Receivers keep it like any entry (so no older entry can bring the pool back) but
+   * list no retired pool; a newer entry (the pool re-created) replaces it as usual.
+   * Capacity, reserved, labels and window are then empty.
+   */
+  deleted: boolean;
 }
 
 export interface PoolCounters_LabelsEntry {
@@ -593,7 +614,7 @@ export const GetPoolRequest: MessageFns<GetPoolRequest> = {
 };
 
 function createBasePoolSpec(): PoolSpec {
-  return { pool: "", capacity: 0, labels: {}, window: undefined, closed: false, generation: 0 };
+  return { pool: "", capacity: 0, labels: {}, window: undefined, closed: false, generation: 0, deleted: false };
 }
 
 export const PoolSpec: MessageFns<PoolSpec> = {
@@ -615,6 +636,9 @@ export const PoolSpec: MessageFns<PoolSpec> = {
     }
     if (message.generation !== 0) {
       writer.uint32(48).int64(message.generation);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(56).bool(message.deleted);
     }
     return writer;
   },
@@ -683,6 +707,14 @@ export const PoolSpec: MessageFns<PoolSpec> = {
             message.generation = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -716,6 +748,7 @@ export const PoolSpec: MessageFns<PoolSpec> = {
       window: isSet(object.window) ? TimeWindow.fromJSON(object.window) : undefined,
       closed: isSet(object.closed) ? globalThis.Boolean(object.closed) : false,
       generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
     };
   },
 
@@ -745,6 +778,9 @@ export const PoolSpec: MessageFns<PoolSpec> = {
     if (message.generation !== 0) {
       obj.generation = Math.round(message.generation);
     }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
     return obj;
   },
 
@@ -769,6 +805,7 @@ export const PoolSpec: MessageFns<PoolSpec> = {
       : undefined;
     message.closed = object.closed ?? false;
     message.generation = object.generation ?? 0;
+    message.deleted = object.deleted ?? false;
     return message;
   },
 };
@@ -1450,6 +1487,7 @@ function createBasePoolCounters(): PoolCounters {
     closed: false,
     version: 0,
     confirmedAt: undefined,
+    deleted: false,
   };
 }
 
@@ -1478,6 +1516,9 @@ export const PoolCounters: MessageFns<PoolCounters> = {
     }
     if (message.confirmedAt !== undefined) {
       Timestamp.encode(message.confirmedAt, writer.uint32(66).fork()).join();
+    }
+    if (message.deleted !== false) {
+      writer.uint32(72).bool(message.deleted);
     }
     return writer;
   },
@@ -1562,6 +1603,14 @@ export const PoolCounters: MessageFns<PoolCounters> = {
             message.confirmedAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1601,6 +1650,7 @@ export const PoolCounters: MessageFns<PoolCounters> = {
         : isSet(object.confirmed_at)
         ? fromJsonTimestamp(object.confirmed_at)
         : undefined,
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
     };
   },
 
@@ -1636,6 +1686,9 @@ export const PoolCounters: MessageFns<PoolCounters> = {
     if (message.confirmedAt !== undefined) {
       obj.confirmedAt = fromTimestamp(message.confirmedAt).toISOString();
     }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
     return obj;
   },
 
@@ -1664,6 +1717,7 @@ export const PoolCounters: MessageFns<PoolCounters> = {
     message.confirmedAt = (object.confirmedAt !== undefined && object.confirmedAt !== null)
       ? Timestamp.fromPartial(object.confirmedAt)
       : undefined;
+    message.deleted = object.deleted ?? false;
     return message;
   },
 };
