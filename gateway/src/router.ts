@@ -253,8 +253,9 @@ export class Router {
     const started = Date.now();
     const end = deadlineMs(deadline, started + this.#defaultDeadlineMs);
     // Give up a little before the caller's deadline, so our UNAVAILABLE (with its
-    // RetryInfo) reaches the caller instead of its own DEADLINE_EXCEEDED.
-    const giveUpAt = end - Math.min(100, Math.max(5, (end - started) / 10));
+    // RetryInfo) reaches the caller instead of its own DEADLINE_EXCEEDED: a tenth of
+    // the budget, at most 250 ms (room for a busy event loop and the way back).
+    const giveUpAt = end - Math.min(250, Math.max(5, (end - started) / 10));
     let failure: Failure = {
       reason: "NO_OWNER",
       message: "no ShardMap is known yet",
