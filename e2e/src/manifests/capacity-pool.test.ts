@@ -51,6 +51,7 @@ spec:
       },
       closed: false,
       generation: 3,
+      deleted: false,
     },
   });
 });
@@ -64,6 +65,7 @@ test("the namespace defaults to default and optional fields take their zero valu
     window: undefined,
     closed: false,
     generation: 0,
+    deleted: false,
   });
 });
 
