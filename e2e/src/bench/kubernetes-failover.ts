@@ -28,6 +28,7 @@ import {
   logLinesSince,
   type ShardMapItem,
 } from "./kubernetes-system.js";
+import { histogramDelta, histogramTotals, processCpuSeconds } from "./probes.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -56,8 +57,8 @@ export interface KillRun {
   readonly firstAnswerOnClientRetry: number;
   /** Per dead pool: ms from its shard's new owner logging it served to the pool's first answer. */
   readonly afterRecoveryMs: readonly number[];
-  /** Largest berth_operator_queue_depth of the leader sampled from the kill to the last answer. */
-  readonly operatorQueueMax: number;
+  /** The leading operator and every process's CPU, from the kill to the run's end. */
+  readonly probe: ProbeResult;
   /** Longest gap between two observed renewals of every other Lease during the run. */
   readonly renewalGapsMs: Record<string, number>;
   /** Leadership lost/gained lines the operators logged during the run. */
@@ -65,6 +66,8 @@ export interface KillRun {
   readonly unanswered: number;
   /** The victim's Lease as the bench last saw it renewed, plus its duration. */
   readonly leaseExpiresMs: number | undefined;
+  /** The renewTime the victim last wrote (its clock = this host's), relative to the kill. */
+  readonly lastRenewTimeMs: number | undefined;
   readonly takeoverPublishedMs: number | undefined;
   /** Last take-over publication (several when --max-moves < the dead shards). */
   readonly lastTakeoverPublishedMs: number | undefined;
@@ -109,6 +112,8 @@ export interface TermRun {
   readonly leaderChanges: number;
   /** What the leader published, in order: "revision: changes". */
   readonly publications: readonly string[];
+  /** The leading operator and every process's CPU, from the SIGTERM to the run's end. */
+  readonly probe: ProbeResult;
   readonly verification: Verification;
   readonly resettleMs: number;
 }
@@ -198,6 +203,124 @@ function median(xs: readonly number[]): number | undefined {
   );
 }
 
+/** What {@link RunProbe} saw during one run. */
+export interface ProbeResult {
+  /** Largest berth_operator_queue_depth of the leader (set at each reconcile's start). */
+  readonly queueMax: number;
+  /** Largest event-loop lag of the leader (prom-client's nodejs_eventloop_lag_max_seconds). */
+  readonly leaderLagMaxMs: number;
+  /** The leader's ShardMap reconciles during the run: count, mean and slowest bucket (ms). */
+  readonly shardMapReconciles: { count: number; meanMs: number; maxLeMs: number | undefined };
+  readonly poolReconciles: number;
+  /** CPU each process used, as a share of one core over the run (0.5 = half a core). */
+  readonly cpuCores: Record<string, number>;
+}
+
+/** Samples the leading operator every 200 ms and every process's CPU over one run. */
+class RunProbe {
+  readonly #system: KubernetesSystem;
+  readonly #leader: HostProcess | undefined;
+  readonly #cpu0 = new Map<string, number | undefined>();
+  readonly #t0 = Date.now();
+  #metrics0 = "";
+  #queueMax = 0;
+  #lagMax = 0;
+  #running = true;
+  #loop: Promise<void> = Promise.resolve();
+
+  private constructor(system: KubernetesSystem, leader: HostProcess | undefined) {
+    this.#system = system;
+    this.#leader = leader;
+    for (const [name, pid] of this.#pids()) this.#cpu0.set(name, processCpuSeconds(pid));
+  }
+
+  static async start(system: KubernetesSystem): Promise<RunProbe> {
+    const probe = new RunProbe(system, await system.leader());
+    probe.#metrics0 = (await probe.#leader?.metrics().catch(() => "")) ?? "";
+    probe.#loop = probe.#sample();
+    return probe;
+  }
+
+  #pids(): [string, number | undefined][] {
+    const s = this.#system;
+    return [
+      ...[...s.operators, ...s.workers, s.gateway].map(
+        (p) =>
+          [p === this.#leader ? `${p.name} (leader)` : p.name, p.pid] as [
+            string,
+            number | undefined,
+          ],
+      ),
+      ["kube-apiserver", s.cp.pids().apiServer],
+      ["etcd", s.cp.pids().etcd],
+      ["bench (client)", process.pid],
+    ];
+  }
+
+  async #sample(): Promise<void> {
+    while (this.#running && this.#leader !== undefined) {
+      const m = await this.#leader.metrics().catch(() => "");
+      this.#queueMax = Math.max(this.#queueMax, gauge(m, "berth_operator_queue_depth"));
+      this.#lagMax = Math.max(this.#lagMax, gauge(m, "nodejs_eventloop_lag_max_seconds"));
+      await sleep(200);
+    }
+  }
+
+  async stop(): Promise<ProbeResult> {
+    this.#running = false;
+    await this.#loop;
+    const seconds = (Date.now() - this.#t0) / 1000;
+    const cpuCores: Record<string, number> = {};
+    for (const [name, pid] of this.#pids()) {
+      const a = processCpuSeconds(pid);
+      const b = this.#cpu0.get(name);
+      if (a !== undefined && b !== undefined && a >= b) {
+        cpuCores[name] = Number(((a - b) / seconds).toFixed(2));
+      }
+    }
+    const m1 = (await this.#leader?.metrics().catch(() => "")) ?? "";
+    const shardMap = (text: string) =>
+      histogramTotals(
+        text
+          .split("\n")
+          .filter((l) => l.includes('controller="shardmap"'))
+          .join("\n"),
+        "berth_operator_reconcile_duration_seconds",
+      );
+    const d = histogramDelta(shardMap(m1), shardMap(this.#metrics0));
+    let maxLe: number | undefined;
+    for (const [le, n] of [...d.buckets].sort((a, b) => a[0] - b[0])) {
+      if (n < d.count) continue;
+      maxLe = le;
+      break;
+    }
+    const pools = (text: string) =>
+      gaugeSum(text, /^berth_operator_reconciles_total\{controller="pool"[^}]*\} (\S+)$/gm);
+    return {
+      queueMax: this.#queueMax,
+      leaderLagMaxMs: Math.round(this.#lagMax * 1000),
+      shardMapReconciles: {
+        count: d.count,
+        meanMs: d.count > 0 ? Math.round((1000 * d.sum) / d.count) : 0,
+        maxLeMs: maxLe === undefined ? undefined : maxLe * 1000,
+      },
+      poolReconciles: pools(m1) - pools(this.#metrics0),
+      cpuCores,
+    };
+  }
+}
+
+function gauge(metrics: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics);
+  return m === null ? 0 : Number(m[1]);
+}
+
+function gaugeSum(metrics: string, re: RegExp): number {
+  let n = 0;
+  for (const m of metrics.matchAll(re)) n += Number(m[1]);
+  return n;
+}
+
 const rel = (at: number | undefined, t0: number) => (at === undefined ? undefined : at - t0);
 
 function firstLine(lines: readonly LogLine[], test: (l: LogLine) => boolean): LogLine | undefined {
@@ -228,6 +351,10 @@ export async function runKills(
       );
       const deadPools = load.pools.filter((p) => deadShards.has(shardOf(p.id, map.shardCount)));
       const renewedAt = watches.renewed.get(victim.name);
+      const renewTime = Date.parse(
+        String(system.leases.get(`${system.namespace}/${victim.name}`)?.spec?.renewTime ?? ""),
+      );
+      const probe = await RunProbe.start(system);
       const killAt = Date.now();
       await victim.stop("SIGKILL");
       log(
@@ -248,18 +375,6 @@ export async function runKills(
         }
       };
       const deadIds = new Set(deadPools.map((p) => p.id));
-      // The operator's work queue while it plans the take-over.
-      const leaderBefore = await system.leader();
-      let queueMax = 0;
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling && leaderBefore !== undefined) {
-          const m = await leaderBefore.metrics().catch(() => "");
-          const depth = Number(/^berth_operator_queue_depth (\S+)$/m.exec(m)?.[1] ?? 0);
-          queueMax = Math.max(queueMax, depth);
-          await sleep(200);
-        }
-      })();
       await until(
         `every pool of ${victim.name} to answer again`,
         () => {
@@ -268,11 +383,10 @@ export async function runKills(
         },
         60_000,
       ).catch((e: unknown) => log(`kill ${run}: ${(e as Error).message}`));
-      sampling = false;
-      await sampler;
       await sleep(load.cooldownMs);
       await client.stop();
       const runEnd = Date.now();
+      const probed = await probe.stop();
       const left = await client.settle();
       const verification = await client.verify();
       const firsts = deadPools
@@ -326,7 +440,7 @@ export async function runKills(
       const p = percentiles(firstAnswerMs);
       const expiresAt = renewedAt === undefined ? undefined : renewedAt + leaseMs(system);
       log(
-        `kill ${run}/${kills}: ${firstAnswerMs.length}/${deadPools.length} pools answered again, p50 ${p.p50} ms, max ${p.max} ms; Lease expiry +${rel(expiresAt, killAt)} ms, map seen +${rel(benchSaw, killAt)} ms, shards recovered by +${rel(recoveredAt[recoveredAt.length - 1], killAt)} ms; operator queue ≤ ${queueMax}; ledger ${verdict(verification, left)}`,
+        `kill ${run}/${kills}: ${firstAnswerMs.length}/${deadPools.length} pools answered again, p50 ${p.p50} ms, max ${p.max} ms; Lease expiry +${rel(expiresAt, killAt)} ms, map seen +${rel(benchSaw, killAt)} ms, shards recovered by +${rel(recoveredAt[recoveredAt.length - 1], killAt)} ms; operator queue ≤ ${probed.queueMax}, event-loop lag ≤ ${probed.leaderLagMaxMs} ms; ledger ${verdict(verification, left)}`,
       );
       const restartAt = Date.now();
       victim.start();
@@ -343,6 +457,7 @@ export async function runKills(
         afterRecoveryMs,
         unanswered: deadPools.length - firstAnswerMs.length,
         leaseExpiresMs: rel(expiresAt, killAt),
+        lastRenewTimeMs: Number.isNaN(renewTime) ? undefined : renewTime - killAt,
         takeoverPublishedMs: rel(takeovers[0]?.at, killAt),
         lastTakeoverPublishedMs: rel(takeovers[takeovers.length - 1]?.at, killAt),
         takeoverPublications: takeovers.length,
@@ -353,7 +468,7 @@ export async function runKills(
         lastShardRecoveredMs: rel(recoveredAt[recoveredAt.length - 1], killAt),
         shardRecoveryMedianMs: median(recoveryMs),
         shardRecoveryMaxMs: recoveryMs[recoveryMs.length - 1],
-        operatorQueueMax: queueMax,
+        probe: probed,
         renewalGapsMs: watches.renewalGaps(runStart, runEnd, victim.name),
         leaderChanges,
         failures,
@@ -387,6 +502,7 @@ export async function runTerms(
       client.start();
       await sleep(load.warmupMs);
       const owned = system.map()?.shards.filter((s) => s.owner === victim.name).length ?? 0;
+      const probe = await RunProbe.start(system);
       const termAt = Date.now();
       log(`SIGTERM ${run}/${terms}: ${victim.name} (owns ${owned} shards)`);
       const exited = victim.stop("SIGTERM", system.settings.handOffTimeoutMs + 20_000);
@@ -406,6 +522,7 @@ export async function runTerms(
       await sleep(load.cooldownMs);
       await client.stop();
       const runEnd = Date.now();
+      const probed = await probe.stop();
       const left = await client.settle();
       const verification = await client.verify();
       const moved = watches.firstMap(
@@ -469,6 +586,7 @@ export async function runTerms(
         renewalGapsMs: watches.renewalGaps(runStart, runEnd, victim.name),
         leaderChanges,
         publications,
+        probe: probed,
         verification,
         resettleMs,
       });

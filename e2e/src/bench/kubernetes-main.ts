@@ -17,6 +17,7 @@ import { goMissingReason } from "../kubernetes/build.js";
 import {
   type KillRun,
   newLoad,
+  type ProbeResult,
   percentiles,
   runKills,
   runTerms,
@@ -24,6 +25,7 @@ import {
   verdict,
 } from "./kubernetes-failover.js";
 import {
+  apiLatencyOf,
   apiWritesOf,
   createLoadPools,
   loadPools,
@@ -157,6 +159,7 @@ function reportKills(runs: readonly KillRun[], rates: WriteRates): Record<string
       return {
         victim: r.victim,
         "shards/pools": `${r.deadShards}/${r.deadPools}`,
+        "last renewTime": fmt(r.lastRenewTimeMs),
         "Lease expires": fmt(r.leaseExpiresMs),
         "take-over published": fmt(r.takeoverPublishedMs),
         waves: r.takeoverPublications,
@@ -169,7 +172,6 @@ function reportKills(runs: readonly KillRun[], rates: WriteRates): Record<string
         "pool max": fmt(p.max),
         "on client retry": r.firstAnswerOnClientRetry,
         "after shard served p50/max": `${fmt(percentiles(r.afterRecoveryMs).p50)}/${fmt(percentiles(r.afterRecoveryMs).max)}`,
-        "op queue max": r.operatorQueueMax,
         unanswered: r.unanswered,
       };
     }),
@@ -181,7 +183,8 @@ function reportKills(runs: readonly KillRun[], rates: WriteRates): Record<string
     return xs.length ? percentiles(xs).p50 : undefined;
   };
   const timeline = {
-    "Lease expiry by observation": med((r) => r.leaseExpiresMs),
+    "victim's last renewTime": med((r) => r.lastRenewTimeMs),
+    "Lease expiry by observation (bench's last sighting + duration)": med((r) => r.leaseExpiresMs),
     "operator published the take-over": med((r) => r.takeoverPublishedMs),
     "last take-over wave published": med((r) => r.lastTakeoverPublishedMs),
     "bench's watch saw the map": med((r) => r.benchSawMapMs),
@@ -220,11 +223,27 @@ function reportKills(runs: readonly KillRun[], rates: WriteRates): Record<string
       "leader changes": r.leaderChanges,
     })),
   );
+  console.log("The leading operator and CPU use (cores) from the kill to the run's end:");
+  console.table(probeRows(runs));
   console.log(
     `Writes during scenario 1 (${rates.seconds.toFixed(0)} s, load included): operator CapacityPool status writes ${rates.poolStatusWrites}/s; kube-apiserver mutating requests/s:`,
   );
   console.table(rates.apiServer);
   return { runs, pooled: p, timeline };
+}
+
+/** The operator probe and CPU of each run, as table rows. */
+function probeRows(runs: readonly { victim: string; probe: ProbeResult }[]) {
+  return runs.map((r) => ({
+    victim: r.victim,
+    "op queue max": r.probe.queueMax,
+    "op event-loop lag max ms": r.probe.leaderLagMaxMs,
+    "ShardMap reconciles (mean ms, all ≤ ms)": `${r.probe.shardMapReconciles.count} (${r.probe.shardMapReconciles.meanMs}, ${r.probe.shardMapReconciles.maxLeMs ?? "-"})`,
+    "pool reconciles": r.probe.poolReconciles,
+    "CPU, cores": Object.entries(r.probe.cpuCores)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", "),
+  }));
 }
 
 function reportTerms(runs: readonly TermRun[]): Record<string, unknown> {
@@ -246,6 +265,8 @@ function reportTerms(runs: readonly TermRun[]): Record<string, unknown> {
       "leader changes": r.leaderChanges,
     })),
   );
+  console.log("The leading operator and CPU use (cores) from the SIGTERM to the run's end:");
+  console.table(probeRows(runs));
   for (const r of runs) {
     if (r.failedCalls > 0) console.log(`  ${r.victim}: ${JSON.stringify(r.failures)}`);
     console.log(`  ${r.victim}: the operator published ${r.publications.join("; ")}`);
@@ -410,15 +431,25 @@ async function writeRates(system: KubernetesSystem): Promise<() => Promise<Write
   };
   const t0 = Date.now();
   const s0 = await status();
-  const w0 = apiWritesOf(await system.apiServerMetrics());
+  const m0 = await system.apiServerMetrics();
+  const w0 = apiWritesOf(m0);
+  const l0 = apiLatencyOf(m0);
   return async () => {
     const seconds = (Date.now() - t0) / 1000;
     const s1 = await status();
-    const w1 = apiWritesOf(await system.apiServerMetrics());
-    const apiServer: Record<string, number> = {};
+    const m1 = await system.apiServerMetrics();
+    const w1 = apiWritesOf(m1);
+    const l1 = apiLatencyOf(m1);
+    const apiServer: Record<string, { perSecond: number; serverMeanMs: number }> = {};
     for (const [k, v] of Object.entries(w1)) {
       const d = v - (w0[k] ?? 0);
-      if (d > 0) apiServer[k] = Number((d / seconds).toFixed(2));
+      if (d <= 0) continue;
+      const n = (l1[k]?.count ?? 0) - (l0[k]?.count ?? 0);
+      const sum = (l1[k]?.sum ?? 0) - (l0[k]?.sum ?? 0);
+      apiServer[k] = {
+        perSecond: Number((d / seconds).toFixed(2)),
+        serverMeanMs: n > 0 ? Number(((1000 * sum) / n).toFixed(1)) : Number.NaN,
+      };
     }
     return { seconds, poolStatusWrites: Number(((s1 - s0) / seconds).toFixed(2)), apiServer };
   };
@@ -429,8 +460,8 @@ interface WriteRates {
   readonly seconds: number;
   /** The operators' CapacityPool status writes. */
   readonly poolStatusWrites: number;
-  /** kube-apiserver's mutating requests by "VERB resource[/subresource]". */
-  readonly apiServer: Record<string, number>;
+  /** kube-apiserver's mutating requests by "VERB resource[/subresource]": rate, its own mean time. */
+  readonly apiServer: Record<string, { perSecond: number; serverMeanMs: number }>;
 }
 
 async function stopSystem(system: KubernetesSystem): Promise<void> {

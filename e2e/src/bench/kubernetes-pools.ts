@@ -163,20 +163,36 @@ export interface ManyPoolsResult {
   readonly shardChanges: Record<string, number>;
 }
 
-/** Sums apiserver_request_total by "VERB resource[/subresource]" for mutating verbs. */
-export function apiWritesOf(metrics: string): Record<string, number> {
+const MUTATING = ["POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"];
+
+/** Sums the series `name{…}` of mutating verbs by "VERB resource[/subresource]". */
+function byRequest(metrics: string, name: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of metrics.split("\n")) {
-    if (!line.startsWith("apiserver_request_total{")) continue;
+    if (!line.startsWith(`${name}{`)) continue;
     const labels = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
     const get = (k: string) => new RegExp(`(?:^|,)${k}="([^"]*)"`).exec(labels)?.[1] ?? "";
     const verb = get("verb");
-    if (!["POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"].includes(verb)) continue;
+    if (!MUTATING.includes(verb)) continue;
     const sub = get("subresource");
     const key = `${verb} ${get("resource")}${sub ? `/${sub}` : ""}`;
     out[key] = (out[key] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return out;
+}
+
+/** Sums apiserver_request_total by "VERB resource[/subresource]" for mutating verbs. */
+export function apiWritesOf(metrics: string): Record<string, number> {
+  return byRequest(metrics, "apiserver_request_total");
+}
+
+/** kube-apiserver's own time serving mutating requests: sum (s) and count, by request. */
+export function apiLatencyOf(metrics: string): Record<string, { sum: number; count: number }> {
+  const sums = byRequest(metrics, "apiserver_request_duration_seconds_sum");
+  const counts = byRequest(metrics, "apiserver_request_duration_seconds_count");
+  return Object.fromEntries(
+    Object.entries(counts).map(([k, count]) => [k, { sum: sums[k] ?? 0, count }]),
+  );
 }
 
 function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
