@@ -57,9 +57,10 @@ const { values: args } = parseArgs({
     "lease-duration-ms": { type: "string", default: "2000" },
     "lease-renew-ms": { type: "string", default: "500" },
     "hand-off-timeout-ms": { type: "string", default: "20000" },
-    "operator-lease-duration-ms": { type: "string", default: "4000" },
-    "operator-renew-deadline-ms": { type: "string", default: "3000" },
-    "operator-retry-period-ms": { type: "string", default: "500" },
+    // The operator's own defaults (client-go's): shorter ones flap under CPU starvation.
+    "operator-lease-duration-ms": { type: "string", default: "15000" },
+    "operator-renew-deadline-ms": { type: "string", default: "10000" },
+    "operator-retry-period-ms": { type: "string", default: "2000" },
     "max-moves": { type: "string", default: "32" },
     "status-writes-per-second": { type: "string", default: "50" },
     "gossip-pull-ms": { type: "string", default: "1000" },
@@ -79,8 +80,8 @@ if (args.help) {
       --load-pools 192 --concurrency 96 --rate 150 (reserves/s, paced)
       --call-deadline-ms 2000 --operation-deadline-ms 30000 --warmup-ms 3000 --cooldown-ms 2000
   worker: --lease-duration-ms 2000 --lease-renew-ms 500 --hand-off-timeout-ms 20000
-  operator: --operator-lease-duration-ms 4000 --operator-renew-deadline-ms 3000
-      --operator-retry-period-ms 500 --max-moves 32 --status-writes-per-second 50
+  operator: --operator-lease-duration-ms 15000 --operator-renew-deadline-ms 10000
+      --operator-retry-period-ms 2000 --max-moves 32 --status-writes-per-second 50
   gateway: --gossip-pull-ms 1000
   scenario 3 (fresh system): --many-pools 10000 --many-batch 500 --many-parallel 2
       --many-timeout-ms 1800000 --quiet-ms 30000`);
@@ -351,6 +352,7 @@ async function main(): Promise<void> {
         dir: join(dir, "failover"),
         log: progress,
       });
+      running.add(system);
       try {
         progress(`system settled in ${fmt(Date.now() - t0)} s; creating ${pools.length} pools`);
         await createLoadPools(system, pools, join(dir, "failover", "pools"));
@@ -386,6 +388,7 @@ async function main(): Promise<void> {
         dir: join(dir, "pools"),
         log: progress,
       });
+      running.add(system);
       try {
         out.machine = { ...(out.machine as object), pools: machine() };
         const r = await runManyPools(system, {
@@ -464,9 +467,25 @@ interface WriteRates {
   readonly apiServer: Record<string, { perSecond: number; serverMeanMs: number }>;
 }
 
+const running = new Set<KubernetesSystem>();
+
 async function stopSystem(system: KubernetesSystem): Promise<void> {
   progress("stopping the system and the control plane");
   await system.stop();
+  running.delete(system);
+}
+
+// Ctrl-C: the Berth processes would stop on their own once this process is gone, but an
+// operator whose kube-apiserver vanished first may hang in its graceful stop; kill all.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: killing the Berth processes and stopping the control plane`);
+    const systems = [...running];
+    for (const s of systems) {
+      for (const p of [...s.operators, ...s.workers, s.gateway]) void p.stop("SIGKILL");
+    }
+    void Promise.all(systems.map((s) => s.cp.stop())).finally(() => process.exit(130));
+  });
 }
 
 await main();
