@@ -22,11 +22,21 @@ export class HostProcess {
   #exited: Promise<number | null> | undefined;
   readonly #args: readonly string[];
   readonly #entry: string;
+  readonly #env: NodeJS.ProcessEnv;
 
-  constructor(name: string, entry: string, args: readonly string[], logDir: string, http: string) {
+  /** @param env added to (and overriding) the environment, e.g. `{ BERTH_LOG_LEVEL: "debug" }` */
+  constructor(
+    name: string,
+    entry: string,
+    args: readonly string[],
+    logDir: string,
+    http: string,
+    env: NodeJS.ProcessEnv = {},
+  ) {
     this.name = name;
     this.#entry = entry;
     this.#args = args;
+    this.#env = env;
     this.http = http;
     mkdirSync(logDir, { recursive: true });
     this.logFile = resolve(logDir, `${name}.log`);
@@ -40,7 +50,12 @@ export class HostProcess {
       ["--import", "tsx", "--import", PARENT_WATCH, resolve(REPO_ROOT, this.#entry), ...this.#args],
       {
         cwd: REPO_ROOT,
-        env: { ...process.env, BERTH_SUPERVISOR_PID: String(process.pid), BERTH_LOG_LEVEL: "info" },
+        env: {
+          ...process.env,
+          BERTH_SUPERVISOR_PID: String(process.pid),
+          BERTH_LOG_LEVEL: "info",
+          ...this.#env,
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
