@@ -268,6 +268,8 @@ class Controllers {
   /** The live members last seen, and since when (monotonic ms). */
   #liveKey = "";
   #liveSince = 0;
+  /** When this term's controllers started (monotonic ms). */
+  #startedAt = 0;
   /** The last map this term published or read, for diffing shard changes. */
   #published: internal.ShardMap | undefined;
   #statusTokens: number;
@@ -329,6 +331,7 @@ class Controllers {
   }
 
   start(): void {
+    this.#startedAt = performance.now();
     this.#unsubscribe.push(
       this.#shardMaps.onChange((e) => {
         this.#queue.add(SHARD_MAP_KEY);
@@ -428,6 +431,12 @@ class Controllers {
     const stableMs = o.membershipStableMs ?? 1_000;
     if (resource !== undefined && now - this.#liveSince < stableMs) {
       return { requeueAfterMs: Math.ceil(stableMs - (now - this.#liveSince)) + 1 };
+    }
+    // A new term knows nothing of drains in progress until the owners report: planning
+    // before then would cancel them. Wait (briefly) for every live worker's first report.
+    const unreported = members.filter((m) => m.live && this.#reports.latest(m.id) === undefined);
+    if (resource !== undefined && unreported.length > 0 && now - this.#startedAt < 5_000) {
+      return { requeueAfterMs: 100 };
     }
     const current = resource === undefined ? undefined : shardMapOfResource(resource);
     const map = current?.ok === true ? current.map : undefined;

@@ -136,11 +136,13 @@ async function main(): Promise<number> {
   if (flags.handOffTimeoutMs > 0 && (signal === "SIGTERM" || signal === "SIGINT")) {
     await worker.leave({ timeoutMs: flags.handOffTimeoutMs });
   }
+  // Give up the Lease before the last calls drain: the operator then forgets this worker
+  // at once (and takes over anything a timed-out leave left, fenced at epoch + 1)
+  // instead of handing it shards again when its report stream ends.
+  await lease?.stop({ release: true });
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
   source.close();
-  // Owning nothing now: releasing the Lease lets the operator forget this worker at once.
-  await lease?.stop({ release: true });
   // Bounded: a driver whose connections were cut may never finish shutting down.
   const journalClosed = await Promise.race([
     journal.close().then(
