@@ -35,7 +35,8 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
   --http            /metrics, /healthz and /readyz listen address
   --lease-duration-ms, --renew-deadline-ms, --retry-period-ms
                     leader election timing (client-go's defaults)
-  --max-moves       most shards draining or recovering at once
+  --max-moves       start no drain while this many shards are draining or recovering
+                    (a dead worker's shards are taken over at once, whatever the bound)
   --status-writes-per-second
                     CapacityPool status writes to kube-apiserver, in total
   --membership-stable-ms

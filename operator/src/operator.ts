@@ -253,7 +253,7 @@ class Controllers {
   readonly #m: OperatorMetrics;
   readonly #custom: CustomObjectsApi;
   readonly #events: EventRecorder;
-  readonly #queue = new WorkQueue();
+  readonly #queue = new WorkQueue({ urgent: (key) => key === SHARD_MAP_KEY });
   readonly #membership = new LeaseMembership(() => performance.now());
   readonly #reports: WorkerReports;
   readonly #counters: PoolCounters;

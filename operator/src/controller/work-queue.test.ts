@@ -13,6 +13,14 @@ test("a key added several times before it is taken is processed once", async () 
   assert.equal(q.depth, 0);
 });
 
+test("an urgent key queued behind others is handed out first; the rest keep their order", async () => {
+  const q = new WorkQueue({ urgent: (k) => k === "shardmap" });
+  for (const k of ["pool:a", "pool:b", "shardmap", "pool:c"]) q.add(k);
+  assert.equal(q.depth, 4);
+  const order = [await q.get(), await q.get(), await q.get(), await q.get()];
+  assert.deepEqual(order, ["shardmap", "pool:a", "pool:b", "pool:c"]);
+});
+
 test("a key re-added while in flight is not handed to a second worker, and runs again after", async () => {
   const q = new WorkQueue();
   q.add("a");

@@ -1,7 +1,9 @@
 // A work queue in the controller-runtime mould: keys, not events, are queued;
 // a key queued twice is queued once; a key is processed by one worker at a time
 // (re-added while in flight, it runs again after); failures back off per key,
-// exponentially, and an overall token bucket bounds the rate of retries.
+// exponentially, and an overall token bucket bounds the rate of retries. Keys the
+// `urgent` predicate picks (the operator's ShardMap key) jump ahead of the others, so
+// one key that moves shards never waits behind thousands of pool reconciles.
 
 /** Options of a {@link WorkQueue}. */
 export interface WorkQueueOptions {
@@ -15,11 +17,15 @@ export interface WorkQueueOptions {
   readonly retryBurst?: number;
   /** Monotonic milliseconds (default performance.now). */
   readonly now?: () => number;
+  /** Keys for which this answers true are handed out before every other queued key. */
+  readonly urgent?: (key: string) => boolean;
 }
 
 /** A de-duplicating, rate-limited queue of keys. */
 export class WorkQueue {
   private readonly queue: string[] = [];
+  private readonly urgentQueue: string[] = [];
+  private readonly isUrgent: (key: string) => boolean;
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -41,13 +47,14 @@ export class WorkQueue {
     this.retriesPerSecond = options.retriesPerSecond ?? 20;
     this.retryBurst = options.retryBurst ?? 100;
     this.now = options.now ?? (() => performance.now());
+    this.isUrgent = options.urgent ?? (() => false);
     this.tokens = this.retryBurst;
     this.tokensAt = this.now();
   }
 
   /** Keys waiting to be processed (not counting those in flight or delayed). */
   get depth(): number {
-    return this.queue.length;
+    return this.queue.length + this.urgentQueue.length;
   }
 
   /** True once {@link shutDown} was called. */
@@ -69,7 +76,7 @@ export class WorkQueue {
       return;
     }
     this.queued.add(key);
-    this.queue.push(key);
+    (this.isUrgent(key) ? this.urgentQueue : this.queue).push(key);
   }
 
   /** Queues a key after a delay; an earlier pending delay of the same key wins. */
@@ -112,7 +119,7 @@ export class WorkQueue {
   /** The next key to process; waits for one. Undefined once the queue is shut down. */
   get(): Promise<string | undefined> {
     if (this.closed) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.urgentQueue.shift() ?? this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
       this.processing.add(key);

@@ -155,6 +155,27 @@ test("moves in progress never exceed the bound: recovering shards count", () => 
   assert.deepEqual(next.changes, [], "no new drain while three shards recover");
 });
 
+test("a dead owner's shards are all taken over in one step whatever the bound, and hold drains back", () => {
+  const before = settled(["w0", "w1", "w2"]);
+  const orphans = before.map.shards.filter((s) => s.owner === "w2").length;
+  assert.ok(orphans > 3);
+  const step = planHandOff({
+    previous: before.map,
+    live: ["w0", "w1", "w3"].map(member),
+    quorum: 2,
+    reports: before.reports,
+    maxMovesInProgress: 3,
+  });
+  const kinds = step.changes.map((c) => c.kind);
+  assert.equal(kinds.filter((k) => k === "taken-over").length, orphans);
+  assert.deepEqual(
+    kinds.filter((k) => k !== "taken-over"),
+    [],
+    "no drain starts while the taken-over shards recover",
+  );
+  assert.ok(step.map.shards.every((s) => s.owner !== "w2"));
+});
+
 const scenario = fc.record({
   before: fc.uniqueArray(fc.constantFrom("a", "b", "c", "d", "e"), { minLength: 1, maxLength: 5 }),
   after: fc.uniqueArray(fc.constantFrom("a", "b", "c", "d", "e", "f"), { maxLength: 6 }),

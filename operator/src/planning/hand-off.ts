@@ -7,8 +7,10 @@
 // - a shard whose live owner is no longer its rendezvous owner is first marked
 //   DRAINING (same owner, same epoch); only once that owner acknowledged the drain
 //   (in-flight appends finished, no new commands taken) does it move, with epoch + 1;
-// - moves in progress (draining, plus shards still recovering on their new owners)
-//   are bounded, so moves never outpace recovery; dead owners' shards go first;
+// - planned moves (drains, plus shards still recovering on their new owners) are
+//   bounded, so rebalancing never outpaces recovery; dead owners' shards are not
+//   bounded: nobody serves them, so all of them are taken over in one step (and count
+//   towards the bound, holding planned moves back until they recover);
 // - a live member that is leaving (shutting down) is given nothing: its shards drain
 //   and move like any other live owner's.
 //
@@ -31,7 +33,10 @@ export interface HandOffInput {
    * shard whose live owner has not reported serving its current epoch is recovering.
    */
   readonly reports: ReadonlyMap<number, ShardReport>;
-  /** Most shards draining or recovering at once (default 16). */
+  /**
+   * Most shards draining or recovering at once (default 16) before another drain is
+   * started. Take-overs of orphaned shards are never held back by it, but count.
+   */
   readonly maxMovesInProgress?: number;
   /**
    * Live members that asked to leave (shutting down): they count towards the quorum
@@ -134,7 +139,7 @@ export function planHandOff(input: HandOffInput): HandOffStep {
     const to = target[s.shard] ?? "";
     if (to === "" || s.owner === to) continue;
     const orphaned = s.owner === "" || !liveIds.has(s.owner);
-    if (!orphaned || inProgress >= budget) continue;
+    if (!orphaned) continue;
     changes.push(
       s.owner === ""
         ? { kind: "assigned", shard: s.shard, to, epoch: s.epoch + 1 }
