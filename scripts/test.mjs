@@ -54,46 +54,60 @@ const files = globSync(["*/src/**/*.test.ts"], {
   .sort()
   .map((f) => `${root}${f}`);
 
-// Kubernetes test files (`*.k8s.int.test.ts`) need the project-built etcd, kube-apiserver
-// and kubectl: build or reuse them first, with progress on the console and outside any
-// per-file timeout (a cold build takes many minutes). Without Go, skip them visibly.
-const isKubernetesTest = (f) => /\.k8s\.int\.test\.ts$/.test(f);
-const kubernetesFiles = files.filter(isKubernetesTest);
-if (kubernetesFiles.length > 0) {
+// Some test files need project-built Go binaries, named by a token in the file name
+// between its base name and ".test.ts" (e.g. `dry-run.helm.k8s.int.test.ts`):
+//   k8s      → etcd, kube-apiserver, kubectl (a real control plane)
+//   helm     → helm
+//   promtool → promtool
+// Build or reuse them first, in one call, with progress on the console and outside any
+// per-file timeout (a cold build takes many minutes). Without Go, skip those files visibly.
+const NEEDS = {
+  k8s: ["etcd", "kube-apiserver", "kubectl"],
+  helm: ["helm"],
+  promtool: ["promtool"],
+};
+const neededCommands = (f) => {
+  const tokens = (f.split("/").pop() ?? "")
+    .replace(/\.test\.ts$/, "")
+    .split(".")
+    .slice(1);
+  return tokens.flatMap((t) => NEEDS[t] ?? []);
+};
+const goFiles = files.filter((f) => neededCommands(f).length > 0);
+if (goFiles.length > 0) {
+  const commands = [...new Set(goFiles.flatMap(neededCommands))];
   const go = process.env.BERTH_GO || "go";
   const probe = spawnSync(go, ["version"], { encoding: "utf8" });
-  const dropKubernetesFiles = () => {
-    for (const f of kubernetesFiles) files.splice(files.indexOf(f), 1);
+  const dropGoFiles = () => {
+    for (const f of goFiles) files.splice(files.indexOf(f), 1);
   };
   if (probe.error || probe.status !== 0) {
     console.log(
-      `▶ SKIP ${kubernetesFiles.length} Kubernetes test file(s): "${go}" is not runnable ` +
+      `▶ SKIP ${goFiles.length} test file(s) that need Go-built binaries: "${go}" is not runnable ` +
         `(${probe.error?.message ?? `exit ${probe.status}`}); install Go >= 1.26 (or set BERTH_GO) ` +
-        "to build kube-apiserver, kubectl and etcd",
+        `to build ${commands.join(", ")}`,
     );
-    for (const f of kubernetesFiles) console.log(`  ﹣ ${f.replace(root, "")}`);
-    skipped += kubernetesFiles.length;
-    dropKubernetesFiles();
+    for (const f of goFiles) console.log(`  ﹣ ${f.replace(root, "")}`);
+    skipped += goFiles.length;
+    dropGoFiles();
   } else {
     console.log(
-      `▶ Kubernetes binaries for ${kubernetesFiles.length} test file(s) (${probe.stdout.trim()}):`,
+      `▶ ${commands.join(", ")} for ${goFiles.length} test file(s) (${probe.stdout.trim()}):`,
     );
     const started = Date.now();
     const r = spawnSync(
       process.execPath,
-      ["--import", "tsx", "e2e/src/kubernetes/cli.ts", "build"],
+      ["--import", "tsx", "e2e/src/kubernetes/cli.ts", "build", "--commands", commands.join(",")],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
     );
     if (r.status === 0) {
-      console.log(`▶ Kubernetes binaries ready (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      console.log(`▶ binaries ready (${((Date.now() - started) / 1000).toFixed(0)} s)`);
     } else {
       failed++;
-      failures.push("Kubernetes binaries build (npm run k8s -- build)");
-      console.log(
-        `▶ Kubernetes binaries build FAILED (${r.error ?? `exit ${r.status}`}); not running:`,
-      );
-      for (const f of kubernetesFiles) console.log(`  ✖ ${f.replace(root, "")}`);
-      dropKubernetesFiles();
+      failures.push(`binaries build (npm run k8s -- build --commands ${commands.join(",")})`);
+      console.log(`▶ binaries build FAILED (${r.error ?? `exit ${r.status}`}); not running:`);
+      for (const f of goFiles) console.log(`  ✖ ${f.replace(root, "")}`);
+      dropGoFiles();
     }
   }
 }

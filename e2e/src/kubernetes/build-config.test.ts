@@ -13,10 +13,12 @@ import {
   kubernetesCacheRoot,
   kubernetesWrapperGoMod,
   ldflags,
+  prometheusRelease,
   stagingModules,
   stagingVersion,
   stampMatches,
   toolsGo,
+  toolWrapperFiles,
 } from "./build-config.js";
 
 // The shape of k8s.io/kubernetes's go.mod (abridged from v1.36.3): staging modules pinned
@@ -168,4 +170,57 @@ test("BERTH_BUILD_NICE accepts 0–19 and rejects anything else", () => {
   assert.equal(buildNice({ BERTH_BUILD_NICE: "19" }), 19);
   assert.throws(() => buildNice({ BERTH_BUILD_NICE: "20" }), KubernetesBuildSpecError);
   assert.throws(() => buildNice({ BERTH_BUILD_NICE: "high" }), KubernetesBuildSpecError);
+});
+
+test("helm and promtool wrappers require one upstream module and import its command", () => {
+  const helm = toolWrapperFiles("helm", "v3.22.0", ["helm.sh/helm/v3/cmd/helm"]);
+  assert.match(helm["go.mod"] ?? "", /^module berth\.local\/helmbuild$/m);
+  assert.match(helm["go.mod"] ?? "", /^require helm\.sh\/helm\/v3 v3\.22\.0$/m);
+  assert.doesNotMatch(helm["go.mod"] ?? "", /replace/);
+  assert.match(helm["tools.go"] ?? "", /^\t_ "helm\.sh\/helm\/v3\/cmd\/helm"$/m);
+  const prom = toolWrapperFiles("promtool", "v0.316.0", [
+    "github.com/prometheus/prometheus/cmd/promtool",
+  ]);
+  assert.match(prom["go.mod"] ?? "", /^require github\.com\/prometheus\/prometheus v0\.316\.0$/m);
+  assert.throws(() => toolWrapperFiles("helm", "3.22.0", []), /helm version must look like vN/);
+});
+
+test("helm is stamped with its own and the harness's Kubernetes version (not Helm's v1.20 default)", () => {
+  const v = { kubernetes: "v1.36.3", etcd: "v3.6.16" };
+  const f = ldflags("helm", v);
+  assert.match(f, /^-s -w /);
+  assert.ok(f.includes("-X helm.sh/helm/v3/internal/version.version=v3.22.0"), f);
+  for (const p of ["helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"]) {
+    assert.ok(f.includes(`-X ${p}.k8sVersionMajor=1`), f);
+    assert.ok(f.includes(`-X ${p}.k8sVersionMinor=36`), f);
+  }
+  assert.ok(ldflags("helm", { ...v, helm: "v3.22.1" }).includes("version.version=v3.22.1"));
+  assert.deepEqual(
+    goBuildArgs("helm", v, ["helm.sh/helm/v3/cmd/helm"], "/o").slice(0, 4),
+    ["build", "-v", "-trimpath", "-ldflags"],
+    "no -tags for helm",
+  );
+});
+
+test("promtool is built with -tags remove_all_sd and stamped with the Prometheus release", () => {
+  const v = { kubernetes: "v1.36.3", etcd: "v3.6.16" };
+  assert.equal(prometheusRelease("v0.316.0"), "3.16.0");
+  assert.equal(prometheusRelease("v0.305.2"), "3.5.2");
+  assert.throws(() => prometheusRelease("v3.16.0"), /must look like v0\.3XY\.Z/);
+  assert.ok(
+    ldflags("promtool", v).includes("-X github.com/prometheus/common/version.Version=3.16.0"),
+  );
+  const args = goBuildArgs("promtool", v, ["github.com/prometheus/prometheus/cmd/promtool"], "/o");
+  assert.deepEqual(args.slice(3, 5), ["-tags", "remove_all_sd"]);
+  // The tags are part of the stamp: a promtool built without them is not reused.
+  const spec = COMMANDS.promtool;
+  assert.ok(spec);
+  const stamp = expectedStamp(spec, v);
+  assert.equal(stamp.version, "v0.316.0");
+  assert.ok(stampMatches({ ...stamp, size: 1 }, spec, v));
+  assert.ok(!stampMatches({ ...stamp, size: 1 }, spec, { ...v, promtool: "v0.315.1" }));
+  assert.deepEqual(
+    commandSpecs(["helm", "promtool"]).map((s) => s.module),
+    ["helm", "promtool"],
+  );
 });

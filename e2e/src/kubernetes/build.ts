@@ -16,15 +16,19 @@ import {
   cacheLayout,
   commandSpecs,
   DEFAULT_ETCD_VERSION,
+  DEFAULT_HELM_VERSION,
   DEFAULT_KUBERNETES_VERSION,
+  DEFAULT_PROMTOOL_VERSION,
   etcdWrapperFiles,
   expectedStamp,
   goBuildArgs,
   goEnv,
   kubernetesCacheRoot,
   kubernetesWrapperGoMod,
+  moduleVersion,
   stampMatches,
   toolsGo,
+  toolWrapperFiles,
   type WrapperModuleId,
 } from "./build-config.js";
 import { withFileLock } from "./build-lock.js";
@@ -51,6 +55,9 @@ export interface BuildOptions {
   readonly commands?: readonly string[];
   readonly kubernetesVersion?: string;
   readonly etcdVersion?: string;
+  readonly helmVersion?: string;
+  /** The prometheus Go module version promtool is built from (v0.3XY.Z). */
+  readonly promtoolVersion?: string;
   /** Cache root; default {@link kubernetesCacheRoot} (`$BERTH_KUBERNETES_CACHE` or XDG). */
   readonly cacheRoot?: string;
   /** The `go` executable; default `$BERTH_GO` or `go` on PATH. */
@@ -131,6 +138,8 @@ export async function ensureKubernetesBinaries(options: BuildOptions = {}): Prom
   const versions: BuildVersions = {
     kubernetes: options.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
     etcd: options.etcdVersion ?? DEFAULT_ETCD_VERSION,
+    helm: options.helmVersion ?? DEFAULT_HELM_VERSION,
+    promtool: options.promtoolVersion ?? DEFAULT_PROMTOOL_VERSION,
   };
   const specs = commandSpecs(options.commands ?? CONTROL_PLANE_COMMANDS);
   const layout = defaultLayout(versions.kubernetes, options.cacheRoot);
@@ -157,7 +166,7 @@ export async function ensureKubernetesBinaries(options: BuildOptions = {}): Prom
       const started = Date.now();
       const cpuBefore = childrenCpuSeconds();
       log(
-        `building ${todo.map((s) => s.name).join(", ")} (Kubernetes ${versions.kubernetes}, etcd ${versions.etcd}) into ${layout.bin}` +
+        `building ${todo.map((s) => `${s.name} ${moduleVersion(s.module, versions)}`).join(", ")} into ${layout.bin}` +
           (nice ? ` at nice ${nice}` : "") +
           "; the first build takes a while (about 10–20 min of CPU on 2 cores)",
       );
@@ -176,7 +185,7 @@ export async function ensureKubernetesBinaries(options: BuildOptions = {}): Prom
           progressEveryMs: options.progressEveryMs ?? 30_000,
         });
       // etcd first: small, so a broken toolchain shows up in seconds, not after kube-apiserver.
-      for (const module of ["etcd", "kubernetes"] as const) {
+      for (const module of ["etcd", "kubernetes", "helm", "promtool"] as const) {
         const group = byModule.get(module);
         if (!group) continue;
         const dir = layout.wrapper(module);
@@ -246,6 +255,12 @@ async function prepareWrapper(
   let files: Record<string, string>;
   if (module === "etcd") {
     files = etcdWrapperFiles(versions.etcd);
+  } else if (module === "helm" || module === "promtool") {
+    files = toolWrapperFiles(
+      module,
+      moduleVersion(module, versions),
+      group.map((s) => s.goPackage),
+    );
   } else {
     log(`resolving k8s.io/kubernetes ${versions.kubernetes} (go mod download)`);
     const json = await run(

@@ -11,12 +11,13 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureKubernetesBinaries } from "./build.js";
-import { CONTROL_PLANE_COMMANDS, kubernetesCacheRoot } from "./build-config.js";
+import { COMMANDS, CONTROL_PLANE_COMMANDS, kubernetesCacheRoot } from "./build-config.js";
 import { isAlive } from "./build-lock.js";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 
 const USAGE = `usage: npm run k8s -- <command>
   build [--commands a,b]  build (or reuse) ${CONTROL_PLANE_COMMANDS.join(", ")} in the cache
+                          (or the commands named: ${Object.keys(COMMANDS).join(", ")})
   start                   start etcd + kube-apiserver on 127.0.0.1; Ctrl-C stops them
   env                     print exports for the running control plane: eval "$(npm run -s k8s -- env)"
   stop                    stop the control plane started by 'start'`;
