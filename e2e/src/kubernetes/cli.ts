@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { ensureKubernetesBinaries } from "./build.js";
 import { CONTROL_PLANE_COMMANDS, kubernetesCacheRoot } from "./build-config.js";
 import { isAlive } from "./build-lock.js";
-import { type Cluster, clusterUnavailableReason, startCluster } from "./cluster.js";
+import { type Cluster, clusterUnavailableReason, NODE_PACKAGES, startCluster } from "./cluster.js";
 import { CLUSTER_COMMANDS, POD_BRIDGE, POD_SUBNET } from "./cluster-config.js";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 
@@ -28,7 +28,8 @@ const USAGE = `usage: npm run k8s -- <command>
   cluster up              start a single-node cluster (containerd, kubelet, kube-proxy, kcm,
                           scheduler + control plane); Ctrl-C stops it and cleans the host
   cluster env             print exports for it: eval "$(npm run -s k8s -- cluster env)"
-  cluster down            stop the cluster started by 'cluster up'`;
+  cluster down            stop the cluster started by 'cluster up'
+  node-packages           print the Debian packages the node needs (.ci/run installs them)`;
 
 interface State {
   cliPid: number;
@@ -293,6 +294,9 @@ async function main(): Promise<number> {
       return stop();
     case "cluster":
       return clusterCommand(rest);
+    case "node-packages":
+      console.log(NODE_PACKAGES.join(" "));
+      return 0;
     default:
       console.error(USAGE);
       return command === undefined || command === "help" || command === "--help" ? 0 : 2;
