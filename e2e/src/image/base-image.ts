@@ -54,7 +54,7 @@ export class BaseVersionMismatchError extends Error {
 
 /** Options of {@link ensureBaseImage}. */
 export interface BaseImageOptions {
-  /** Default the clone this file is in. */
+  /** The tree whose Dockerfile and package-lock.json name the base; default this clone. */
   readonly repoRoot?: string;
   /** Default {@link imageCacheRoot}. */
   readonly cacheRoot?: string;
@@ -107,8 +107,10 @@ export async function ensureBaseImage(options: BaseImageOptions = {}): Promise<B
     JSON.parse(await readFile(join(repoRoot, "package-lock.json"), "utf8")),
   );
   if (pinned !== base.nodeVersion) throw new BaseVersionMismatchError(base.nodeVersion, pinned);
+  // The Node binary comes from this clone's install (the `node` devDependency), whichever
+  // tree is being built; its version is checked against the Dockerfile's when assembling.
   const nodePackage = join(
-    repoRoot,
+    REPO_ROOT,
     "node_modules",
     "node",
     "node_modules",
