@@ -64,6 +64,46 @@ export interface InternalTransport {
   close(): void;
 }
 
+/** What `--internal-tls-dir` and `--internal-tls-server-name` ask for. */
+export interface InternalTlsFlags {
+  readonly dir: string;
+  readonly serverName?: string;
+}
+
+/** The --help lines of the two internal TLS flags, the same in every process. */
+export const INTERNAL_TLS_USAGE = `  --internal-tls-dir DIR
+                    mutual TLS on every internal gRPC connection (WorkerService,
+                    WorkerControlService, GossipService): DIR holds ca.crt, tls.crt, tls.key
+                    (a kubernetes.io/tls Secret with a CA, as cert-manager writes it).
+                    Servers require a client certificate signed by ca.crt; clients present
+                    tls.crt. The files are re-read every 10 s: a rotated Secret needs no
+                    restart. Default: plaintext
+  --internal-tls-server-name NAME
+                    the name clients check on a worker's (or gateway gossip port's)
+                    certificate (workers are dialled by pod IP). Default: the host part of
+                    the address dialled`;
+
+/**
+ * Checks the two internal TLS flags' values.
+ * @returns the flags, undefined when TLS is not asked for, or a string saying what is wrong
+ */
+export function parseInternalTlsFlags(
+  dir: string | undefined,
+  serverName: string | undefined,
+): InternalTlsFlags | undefined | string {
+  if (dir === undefined) {
+    return serverName === undefined
+      ? undefined
+      : "--internal-tls-server-name needs --internal-tls-dir";
+  }
+  if (dir === "") return "--internal-tls-dir must not be empty";
+  if (serverName === undefined) return { dir };
+  if (!SERVER_NAME.test(serverName)) {
+    return `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.', '*'), got ${JSON.stringify(serverName)}`;
+  }
+  return { dir, serverName };
+}
+
 /** No TLS: what internal servers and clients use without `--internal-tls-dir`. */
 export function plaintextTransport(): InternalTransport {
   return {
