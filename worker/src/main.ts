@@ -12,7 +12,12 @@ import {
 import type { WorkerLease } from "@berth/kubernetes";
 import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
-import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
+import {
+  cassandraCredentialsFromEnv,
+  InvalidCassandraCredentialsError,
+  InvalidJournalUrlError,
+  openJournal,
+} from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
 import { startWorker } from "./adapters/worker-server.js";
 
@@ -40,9 +45,18 @@ async function main(): Promise<number> {
       return 2;
     }
   }
+  let cassandraCredentials: ReturnType<typeof cassandraCredentialsFromEnv>;
+  try {
+    cassandraCredentials = cassandraCredentialsFromEnv(process.env);
+  } catch (e: unknown) {
+    if (!(e instanceof InvalidCassandraCredentialsError)) throw e;
+    process.stderr.write(`worker: ${e.message}\n`);
+    return 2;
+  }
   let journal: Awaited<ReturnType<typeof openJournal>>;
   try {
     journal = await openJournal(flags.journal, {
+      ...(cassandraCredentials === undefined ? {} : { cassandraCredentials }),
       onAttemptFailed: (e, attempt, retryInMs) =>
         log.warn(
           { attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },

@@ -26,7 +26,8 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
   --journal         journal URL, one of:
                       sqlite:///absolute/path.db[?synchronous=FULL|NORMAL]
                       cassandra://host:port[,host:port]/keyspace[?dc=…&rf=…&consistency=…&timeoutMs=…]
-                    (a Cassandra journal that is not up yet is retried; not ready meanwhile)
+                    (a Cassandra journal that is not up yet is retried; not ready meanwhile;
+                    no user:password@ in the URL: see the environment below)
   --shard-map-file  JSON ShardMap file to follow (written by the supervisor/operator)
   --shard-map-resource
                     Kubernetes mode: follow the ShardMap object NAMESPACE/NAME (written by
@@ -50,6 +51,11 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
                     this long, then stop (Kubernetes: keep it below the pod's grace
                     period). Default 0: stop at once (local mode)
 ${INTERNAL_TLS_USAGE}
+
+environment:
+  BERTH_CASSANDRA_USERNAME, BERTH_CASSANDRA_PASSWORD
+                    Cassandra login (PasswordAuthenticator); both or neither; never logged
+  BERTH_LOG_LEVEL   pino level (default info)
 `;
 
 /** The worker's parsed flags. */
