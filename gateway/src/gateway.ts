@@ -23,6 +23,7 @@ import {
 import {
   clusterGuard,
   createGrpcServerMetrics,
+  createRequestOutcomes,
   Gossiper,
   instrumentService,
   Replica,
@@ -197,6 +198,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
         v1.CapacityServiceService,
         capacityServiceHandlers({ router, replica, logger }),
         createGrpcServerMetrics(registry),
+        createRequestOutcomes(registry),
       ),
     );
     health.addToServer(grpcServer);

@@ -19,6 +19,7 @@ import {
   openJournal,
 } from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
+import { registerLeaseMetrics } from "./adapters/worker-metrics.js";
 import { startWorker } from "./adapters/worker-server.js";
 
 async function main(): Promise<number> {
@@ -135,6 +136,10 @@ async function main(): Promise<number> {
     ...(transport === undefined ? {} : { transport }),
     logger: log,
   });
+  if (lease !== undefined) {
+    const held = lease;
+    registerLeaseMetrics(worker.registry, () => held.stats());
+  }
   // Only once it serves: the operator may assign shards as soon as it sees the Lease.
   lease?.start();
 
