@@ -1,0 +1,405 @@
+// `helm install` the way users meet Berth: the chart in charts/berth, Berth's own image
+// (built from the Dockerfile), a real single-node cluster whose kubelet runs it in
+// containers, and Cassandra outside the cluster. Then what a user does with it:
+// `helm test`, `kubectl apply -f examples/pools.yaml`, calls through the gateway
+// Service, a rolling restart and a lost pod under load, scaling 3 → 5 workers, and
+// `helm uninstall`.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { CapacityApi } from "../acceptance/clients.js";
+import { ClientLoad } from "../bench/kubernetes-load.js";
+import { type CassandraNode, javaAvailable, startCassandra } from "../cassandra/cassandra-node.js";
+import { REPO_ROOT } from "../image/base-image.js";
+import { buildBerthImage } from "../image/build.js";
+import { ensureKubernetesBinaries, goMissingReason } from "../kubernetes/build.js";
+import { type Cluster, clusterUnavailableReason, startCluster } from "../kubernetes/cluster.js";
+import { until } from "../operator/host-cluster.js";
+
+const run = promisify(execFile);
+
+const javaMissingReason = (): string | undefined =>
+  javaAvailable()
+    ? undefined
+    : "java is not runnable: Cassandra, the journal of the installed workers, needs Java 17";
+
+const skip = goMissingReason() ?? clusterUnavailableReason() ?? javaMissingReason();
+if (skip) console.log(`# SKIP helm install tests: ${skip}`);
+
+const RELEASE = "berth";
+const NS = "berth";
+const TAG = "localhost/berth:install-test";
+const POOL_NS = "load";
+const LOAD_POOLS = 12;
+const SHARDS = 64;
+
+describe("helm install on a real node", { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let cassandra: CassandraNode;
+  let helm: string;
+  let dir: string;
+  let gateway: string;
+  let api: CapacityApi;
+  let cassandraForPods: { host: string; port: number };
+
+  const kubectl = async (...args: string[]): Promise<string> => {
+    const r = await cluster.kubectl(args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const helmRun = async (...args: string[]): Promise<string> => {
+    try {
+      const r = await run(helm, [...args, "--kubeconfig", cluster.kubeconfigPath], {
+        cwd: REPO_ROOT,
+        maxBuffer: 32 << 20,
+      });
+      return r.stdout;
+    } catch (e: unknown) {
+      const x = e as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`helm ${args.join(" ")}: ${x.stderr || x.stdout || x.message}`);
+    }
+  };
+  const chartValues = (workers: number) => [
+    "--set",
+    `image.repository=${TAG.split(":")[0]}`,
+    "--set",
+    `image.tag=${TAG.split(":")[1]}`,
+    "--set",
+    "image.pullPolicy=Never",
+    "--set",
+    `cassandra.hosts[0]=${cassandraForPods.host}:${cassandraForPods.port}`,
+    "--set",
+    `shardMap.shards=${SHARDS}`,
+    "--set",
+    `worker.replicas=${workers}`,
+    // One node: the soft anti-affinity would still schedule, but say what we mean.
+    "--set",
+    "worker.podAntiAffinity=none",
+    // A small machine: keep the requests schedulable on one node.
+    "--set",
+    "worker.resources.requests.cpu=10m",
+    "--set",
+    "gateway.resources.requests.cpu=10m",
+    "--set",
+    "operator.resources.requests.cpu=10m",
+  ];
+  const podsReady = async (selector: string, n: number) => {
+    const pods = JSON.parse(await kubectl("get", "pods", "-n", NS, "-l", selector, "-o", "json"))
+      .items as {
+      metadata: { deletionTimestamp?: string };
+      status: { conditions?: { type: string; status: string }[] };
+    }[];
+    const ready = pods.filter(
+      (p) =>
+        p.metadata.deletionTimestamp === undefined &&
+        p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+    );
+    return ready.length === n && pods.length === n;
+  };
+  const explain = async () =>
+    (await cluster.kubectl(["get", "pods,shardmaps,leases", "-n", NS, "-o", "wide"])).stdout;
+  const shardOwners = async (): Promise<string[]> => {
+    const sm = JSON.parse(await kubectl("get", "shardmap", "-n", NS, "-o", "json")).items[0] as {
+      status?: { shards?: { owner?: string; state?: string }[] };
+    };
+    return (sm?.status?.shards ?? []).map((s) => s.owner ?? "");
+  };
+  const settled = async (workers: number) => {
+    const sm = JSON.parse(await kubectl("get", "shardmap", "-n", NS, "-o", "json")).items[0] as {
+      status?: { shards?: { owner?: string; state?: string }[]; members?: unknown[] };
+    };
+    const shards = sm?.status?.shards ?? [];
+    const owners = new Set(shards.map((s) => s.owner ?? ""));
+    return (
+      shards.length === SHARDS &&
+      !owners.has("") &&
+      owners.size === workers &&
+      shards.every((s) => (s.state ?? "Active") === "Active")
+    );
+  };
+  const loadPools = Array.from({ length: LOAD_POOLS }, (_, i) => ({
+    id: `${POOL_NS}/pool-${i}`,
+    capacity: 1_000_000,
+  }));
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "berth-install-"));
+    const [image, built, node] = await Promise.all([
+      buildBerthImage({ tag: TAG }),
+      ensureKubernetesBinaries({ commands: ["helm"] }),
+      startCassandra(),
+    ]);
+    cassandra = node;
+    helm = built.paths.helm as string;
+    cluster = await startCluster({ images: [image.ociArchive] });
+    cassandraForPods = await cluster.exposeHostPort(cassandra.port);
+  });
+
+  after(async () => {
+    api?.close();
+    await cluster?.stop();
+    await cassandra?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("helm install: every pod Ready, the ShardMap settled, and helm test passes", async () => {
+    await helmRun(
+      "install",
+      RELEASE,
+      "charts/berth",
+      "--namespace",
+      NS,
+      "--create-namespace",
+      ...chartValues(3),
+      "--wait",
+      "--timeout",
+      "10m",
+    );
+    await until(
+      "all pods Ready",
+      async () =>
+        (await podsReady("app.kubernetes.io/component=worker", 3)) &&
+        (await podsReady("app.kubernetes.io/component=gateway", 2)) &&
+        (await podsReady("app.kubernetes.io/component=operator", 2)),
+      300_000,
+      explain,
+    );
+    await until("the ShardMap assigns every shard", () => settled(3), 120_000, explain);
+    const out = await helmRun("test", RELEASE, "--namespace", NS, "--logs", "--timeout", "5m");
+    assert.match(out, /helm test passed/);
+    const svc = await cluster.serviceAddress(NS, `${RELEASE}-gateway`, "grpc");
+    gateway = `${svc.host}:${svc.port}`;
+    api = new CapacityApi(gateway);
+  });
+
+  test("kubectl apply -f examples/pools.yaml: every pool Ready with an owner; reserve and release through the gateway Service", async () => {
+    const docs = (await readFile(join(REPO_ROOT, "examples/pools.yaml"), "utf8"))
+      .split(/^---$/m)
+      .map((d) => parseYaml(d) as { metadata?: { namespace?: string; name?: string } } | null)
+      .filter((d) => d?.metadata?.name !== undefined);
+    const namespaces = [...new Set(docs.map((d) => d?.metadata?.namespace ?? "default"))];
+    for (const ns of namespaces) {
+      await cluster.kubectl(["create", "namespace", ns]);
+    }
+    await kubectl("apply", "-f", join(REPO_ROOT, "examples/pools.yaml"));
+    await until(
+      "every example pool Ready with an owner",
+      async () => {
+        const items = JSON.parse(await kubectl("get", "capacitypools", "-A", "-o", "json"))
+          .items as {
+          metadata: { name: string };
+          status?: { owner?: string; conditions?: { type: string; status: string }[] };
+        }[];
+        const examples = items.filter((p) =>
+          docs.some((d) => d?.metadata?.name === p.metadata.name),
+        );
+        return (
+          examples.length === docs.length &&
+          examples.every(
+            (p) =>
+              (p.status?.owner ?? "") !== "" &&
+              p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+          )
+        );
+      },
+      120_000,
+      explain,
+    );
+    const first = docs[0]?.metadata;
+    assert.ok(first?.name !== undefined);
+    const pool = `${first.namespace ?? "default"}/${first.name}`;
+    const r = await api.reserve({ pool, units: 2, requestId: "install-test-1" }, 10_000);
+    assert.equal(r.replayed, false);
+    const again = await api.reserve({ pool, units: 2, requestId: "install-test-1" }, 10_000);
+    assert.equal(again.replayed, true);
+    assert.equal(again.reservationId, r.reservationId);
+    await until(
+      "kubectl get capacitypool shows the reservation",
+      async () => {
+        const p = JSON.parse(
+          await kubectl(
+            "get",
+            "capacitypool",
+            first.name as string,
+            "-n",
+            first.namespace ?? "default",
+            "-o",
+            "json",
+          ),
+        ) as { status?: { reserved?: number } };
+        return p.status?.reserved === 2;
+      },
+      30_000,
+      explain,
+    );
+    await api.release(r.reservationId, 10_000);
+  });
+
+  const applyLoadPools = async () => {
+    await cluster.kubectl(["create", "namespace", POOL_NS]);
+    const list = {
+      apiVersion: "v1",
+      kind: "List",
+      items: loadPools.map((p) => ({
+        apiVersion: "berth.dev/v1alpha1",
+        kind: "CapacityPool",
+        metadata: { name: p.id.split("/")[1], namespace: POOL_NS },
+        spec: { capacity: p.capacity },
+      })),
+    };
+    const file = join(dir, "load-pools.json");
+    await writeFile(file, JSON.stringify(list));
+    await kubectl("apply", "-f", file);
+    await until(
+      "load pools Ready",
+      async () => {
+        const items = JSON.parse(await kubectl("get", "capacitypools", "-n", POOL_NS, "-o", "json"))
+          .items as { status?: { conditions?: { type: string; status: string }[] } }[];
+        return (
+          items.length === LOAD_POOLS &&
+          items.every((p) =>
+            p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+          )
+        );
+      },
+      120_000,
+      explain,
+    );
+  };
+
+  const underLoad = async (tag: string, during: () => Promise<void>) => {
+    const load = new ClientLoad({
+      gateway,
+      pools: loadPools,
+      concurrency: 8,
+      ratePerSecond: 40,
+      callDeadlineMs: 10_000,
+      operationDeadlineMs: 60_000,
+      releaseProbability: 0.3,
+      tag: `${tag}-${Date.now()}`,
+    });
+    load.start();
+    try {
+      await new Promise((r) => setTimeout(r, 3_000));
+      await during();
+      await new Promise((r) => setTimeout(r, 3_000));
+    } finally {
+      await load.stop();
+    }
+    await load.settle();
+    const verification = await load.verify();
+    load.close();
+    return { load, verification };
+  };
+
+  test("kubectl rollout restart statefulset under load: zero failed client requests, nothing lost", async () => {
+    await applyLoadPools();
+    const { load, verification } = await underLoad("rollout", async () => {
+      await kubectl("rollout", "restart", "statefulset", `${RELEASE}-worker`, "-n", NS);
+      await kubectl(
+        "rollout",
+        "status",
+        "statefulset",
+        `${RELEASE}-worker`,
+        "-n",
+        NS,
+        "--timeout=10m",
+      );
+      await until("the map settled after the restart", () => settled(3), 120_000, explain);
+    });
+    const failures = [...load.failuresBetween(0)].map(([k, n]) => `${k}×${n}`);
+    assert.deepEqual(failures, [], `failed calls during the rolling restart`);
+    assert.ok(load.operations > 0);
+    assert.deepEqual(verification.mismatched, []);
+    assert.deepEqual(verification.oversold, []);
+    assert.equal(verification.falseReplays, 0);
+    assert.equal(verification.unresolved, 0);
+    assert.equal(verification.lostReleases, 0);
+  });
+
+  test("kubectl delete pod of a worker under load: its pools serve again, nothing lost or oversold", async () => {
+    const started = Date.now();
+    let gone = 0;
+    const { verification } = await underLoad("delete", async () => {
+      await kubectl(
+        "delete",
+        "pod",
+        `${RELEASE}-worker-1`,
+        "-n",
+        NS,
+        "--grace-period=0",
+        "--force",
+      );
+      gone = Date.now();
+      await until("worker-1 back and the map settled", () => settled(3), 180_000, explain);
+    });
+    console.log(
+      `# delete pod: map settled ${((Date.now() - gone) / 1000).toFixed(1)} s after the delete (test ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+    assert.deepEqual(verification.mismatched, []);
+    assert.deepEqual(verification.oversold, []);
+    assert.equal(verification.falseReplays, 0);
+    assert.equal(verification.unresolved, 0);
+  });
+
+  test("helm upgrade from 3 to 5 workers moves about 2/5 of the shards, each to a new worker", async () => {
+    const before = await shardOwners();
+    await helmRun(
+      "upgrade",
+      RELEASE,
+      "charts/berth",
+      "--namespace",
+      NS,
+      ...chartValues(5),
+      "--wait",
+      "--timeout",
+      "10m",
+    );
+    await until("5 workers own the shards", () => settled(5), 180_000, explain);
+    const afterOwners = await shardOwners();
+    const moved = afterOwners.filter((o, i) => o !== before[i]);
+    const newWorkers = new Set([`${RELEASE}-worker-3`, `${RELEASE}-worker-4`]);
+    assert.ok(
+      moved.every((o) => newWorkers.has(o)),
+      `moved only to the new workers: ${[...new Set(moved)]}`,
+    );
+    const share = moved.length / SHARDS;
+    console.log(
+      `# helm upgrade 3 → 5: ${moved.length} of ${SHARDS} shards moved (${(share * 100).toFixed(0)} %)`,
+    );
+    assert.ok(share > 0.25 && share < 0.55, `about 2/5 moved, got ${moved.length}/${SHARDS}`);
+  });
+
+  test("helm uninstall leaves no Berth object but the CRDs (and the pools users applied)", async () => {
+    await kubectl("delete", "capacitypools", "--all", "-A", "--wait=true", "--timeout=120s");
+    await helmRun("uninstall", RELEASE, "--namespace", NS, "--wait", "--timeout", "5m");
+    const left = await kubectl(
+      "get",
+      "all,serviceaccounts,roles,rolebindings,leases,shardmaps,poddisruptionbudgets,networkpolicies",
+      "-n",
+      NS,
+      "-l",
+      "app.kubernetes.io/instance=berth",
+      "-o",
+      "name",
+    );
+    assert.equal(left.trim(), "", `left behind:\n${left}`);
+    const cluster_ = await kubectl(
+      "get",
+      "clusterroles,clusterrolebindings,validatingadmissionpolicies,validatingadmissionpolicybindings",
+      "-l",
+      "app.kubernetes.io/instance=berth",
+      "-o",
+      "name",
+    );
+    assert.equal(cluster_.trim(), "", `cluster-scoped objects left behind:\n${cluster_}`);
+    const crds = await kubectl("get", "crd", "-o", "name");
+    assert.match(crds, /capacitypools\.berth\.dev/);
+    assert.match(crds, /shardmaps\.berth\.dev/);
+  });
+});
