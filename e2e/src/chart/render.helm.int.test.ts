@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { rbacObjects } from "@berth/kubernetes";
+import { parse } from "yaml";
 import { goMissingReason } from "../kubernetes/build.js";
 import {
   CHART_DIR,
@@ -385,6 +386,29 @@ describe("charts/berth rendered by helm", { skip }, () => {
         `${file}: no ${kind} rendered`,
       );
       assert.ok(!off.some((o) => o.kind === kind), `${kind} is off by default`);
+    }
+  });
+
+  test("the chart README's values table covers every key of values.yaml, and only those", () => {
+    const values = parse(readFileSync(join(CHART_DIR, "values.yaml"), "utf8")) as object;
+    const readme = readFileSync(join(CHART_DIR, "README.md"), "utf8");
+    const table = new Set([...readme.matchAll(/^\| `([^`]+)`\s+\|/gm)].map((m) => m[1] as string));
+    const leaves: string[] = [];
+    const walk = (v: unknown, path: string[]) => {
+      if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0) {
+        for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+      } else leaves.push(path.join("."));
+    };
+    walk(values, []);
+    for (const leaf of leaves) {
+      const parts = leaf.split(".");
+      const covered = parts.some((_, i) => table.has(parts.slice(0, i + 1).join(".")));
+      assert.ok(covered, `values.yaml key ${leaf} is missing from charts/berth/README.md`);
+    }
+    for (const key of table) {
+      let v: unknown = values;
+      for (const k of key.split(".")) v = (v as Record<string, unknown> | undefined)?.[k];
+      assert.notEqual(v, undefined, `README lists ${key}, which values.yaml does not have`);
     }
   });
 
