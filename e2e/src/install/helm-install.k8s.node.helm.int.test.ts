@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { assignOwners } from "@berth/proto";
 import { parse as parseYaml } from "yaml";
 import { CapacityApi } from "../acceptance/clients.js";
 import { ClientLoad } from "../bench/kubernetes-load.js";
@@ -109,17 +110,21 @@ describe("helm install on a real node", { skip, concurrency: false }, () => {
     };
     return (sm?.status?.shards ?? []).map((s) => s.owner ?? "");
   };
+  // Settled: every shard active on its rendezvous owner among the first `workers`
+  // workers (so no hand-off is still to come), and every worker pod Ready.
   const settled = async (workers: number) => {
     const sm = JSON.parse(await kubectl("get", "shardmap", "-n", NS, "-o", "json")).items[0] as {
-      status?: { shards?: { owner?: string; state?: string }[]; members?: unknown[] };
+      status?: { shards?: { owner?: string; state?: string }[] };
     };
     const shards = sm?.status?.shards ?? [];
-    const owners = new Set(shards.map((s) => s.owner ?? ""));
+    const target = assignOwners(
+      Array.from({ length: workers }, (_, i) => `${RELEASE}-worker-${i}`),
+      SHARDS,
+    );
     return (
       shards.length === SHARDS &&
-      !owners.has("") &&
-      owners.size === workers &&
-      shards.every((s) => (s.state ?? "Active") === "Active")
+      shards.every((s, i) => s.owner === target[i] && (s.state ?? "Active") === "Active") &&
+      (await podsReady("app.kubernetes.io/component=worker", workers))
     );
   };
   // Each load gets pools of its own, so its ledger is all that was ever reserved on them.
@@ -129,18 +134,23 @@ describe("helm install on a real node", { skip, concurrency: false }, () => {
       capacity: 1_000_000,
     }));
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "berth-install-"));
-    const [image, built, node] = await Promise.all([
-      buildBerthImage({ tag: TAG }),
-      ensureKubernetesBinaries({ commands: ["helm"] }),
-      startCassandra(),
-    ]);
-    cassandra = node;
-    helm = built.paths.helm as string;
-    cluster = await startCluster({ images: [image.ociArchive] });
-    cassandraForPods = await cluster.exposeHostPort(cassandra.port);
-  });
+  // Generous bounds: the image build, Cassandra and the cluster start together, and the
+  // cluster may first wait for another test file's cluster on this machine to stop.
+  before(
+    async () => {
+      dir = await mkdtemp(join(tmpdir(), "berth-install-"));
+      const [image, built, node] = await Promise.all([
+        buildBerthImage({ tag: TAG }),
+        ensureKubernetesBinaries({ commands: ["helm"] }),
+        startCassandra(),
+      ]);
+      cassandra = node;
+      helm = built.paths.helm as string;
+      cluster = await startCluster({ images: [image.ociArchive] });
+      cassandraForPods = await cluster.exposeHostPort(cassandra.port);
+    },
+    { timeout: 40 * 60_000 },
+  );
 
   after(async () => {
     api?.close();
@@ -149,7 +159,9 @@ describe("helm install on a real node", { skip, concurrency: false }, () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  test("helm install: every pod Ready, the ShardMap settled, and helm test passes", async () => {
+  test("helm install: every pod Ready, the ShardMap settled, and helm test passes", {
+    timeout: 20 * 60_000,
+  }, async () => {
     await helmRun(
       "install",
       RELEASE,
@@ -187,7 +199,9 @@ ${logs.stdout}${logs.stderr}`);
     }
   });
 
-  test("kubectl apply -f examples/pools.yaml: every pool Ready with an owner; reserve and release through the gateway Service", async () => {
+  test("kubectl apply -f examples/pools.yaml: every pool Ready with an owner; reserve and release through the gateway Service", {
+    timeout: 20 * 60_000,
+  }, async () => {
     const docs = (await readFile(join(REPO_ROOT, "examples/pools.yaml"), "utf8"))
       .split(/^---$/m)
       .map((d) => parseYaml(d) as { metadata?: { namespace?: string; name?: string } } | null)
@@ -315,7 +329,9 @@ ${logs.stdout}${logs.stderr}`);
     return { load, verification };
   };
 
-  test("kubectl rollout restart statefulset under load: zero failed client requests, nothing lost", async () => {
+  test("kubectl rollout restart statefulset under load: zero failed client requests, nothing lost", {
+    timeout: 20 * 60_000,
+  }, async () => {
     const { load, verification } = await underLoad("rollout", async () => {
       await kubectl("rollout", "restart", "statefulset", `${RELEASE}-worker`, "-n", NS);
       await kubectl(
@@ -339,7 +355,9 @@ ${logs.stdout}${logs.stderr}`);
     assert.equal(verification.lostReleases, 0);
   });
 
-  test("kubectl delete pod of a worker under load: its pools serve again, nothing lost or oversold", async () => {
+  test("kubectl delete pod of a worker under load: its pools serve again, nothing lost or oversold", {
+    timeout: 20 * 60_000,
+  }, async () => {
     let deletedAt = 0;
     const { load, verification } = await underLoad("delete", async () => {
       // --grace-period=0 --force: the kubelet kills the container (SIGKILL), no hand-off;
@@ -381,7 +399,9 @@ ${logs.stdout}${logs.stderr}`);
     assert.equal(verification.lostReleases, 0);
   });
 
-  test("helm upgrade from 3 to 5 workers moves about 2/5 of the shards, each to a new worker", async () => {
+  test("helm upgrade from 3 to 5 workers moves about 2/5 of the shards, each to a new worker", {
+    timeout: 20 * 60_000,
+  }, async () => {
     const before = await shardOwners();
     await helmRun(
       "upgrade",
@@ -409,7 +429,9 @@ ${logs.stdout}${logs.stderr}`);
     assert.ok(share > 0.25 && share < 0.55, `about 2/5 moved, got ${moved.length}/${SHARDS}`);
   });
 
-  test("helm uninstall leaves no Berth object but the CRDs and the ShardMap", async () => {
+  test("helm uninstall leaves no Berth object but the CRDs and the ShardMap", {
+    timeout: 20 * 60_000,
+  }, async () => {
     await kubectl("delete", "capacitypools", "--all", "-A", "--wait=true", "--timeout=120s");
     await helmRun("uninstall", RELEASE, "--namespace", NS, "--wait", "--timeout", "5m");
     const leftover = () =>
