@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The project's one test command (`npm test`): static checks, then every test file
 // under */src, each in its own process on Node's test runner. Ends with the line
-// "N passed, N failed[, N skipped]". Arguments filter test files by substring.
+// "N passed, N failed[, N skipped]". Arguments filter test files by substring;
+// `--static` runs the static checks (and only them unless substrings are given too).
 import { spawnSync } from "node:child_process";
 import { globSync } from "node:fs";
 import { run } from "node:test";
@@ -50,7 +51,10 @@ const files = globSync(["*/src/**/*.test.ts"], {
   cwd: root,
   exclude: (f) => f.includes("node_modules"),
 })
-  .filter((f) => paths.length === 0 || paths.some((x) => f.includes(x)))
+  // `--static` alone runs the static checks only; with substrings, those files too.
+  .filter((f) =>
+    paths.length === 0 ? !filters.includes("--static") : paths.some((x) => f.includes(x)),
+  )
   .sort()
   .map((f) => `${root}${f}`);
 
@@ -113,6 +117,12 @@ if (goFiles.length > 0) {
 }
 
 console.log(`▶ ${files.length} test files`);
+if (files.length === 0) {
+  // node:test's run() with no files would fall back to its default glob: run nothing.
+  if (failures.length) for (const f of failures) console.log(`  ✖ ${f}`);
+  console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  process.exit(failed > 0 || passed === 0 ? 1 : 0);
+}
 const stream = run({
   files,
   concurrency: Number(process.env.BERTH_TEST_CONCURRENCY ?? 2),
