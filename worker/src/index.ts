@@ -47,8 +47,13 @@ export {
 } from "./adapters/worker-flags.js";
 export {
   createGrpcServerMetrics,
+  createRequestOutcomes,
   type GrpcServerMetrics,
   instrumentService,
+  type LeaseStats,
+  outcomeOf,
+  type RequestOutcomes,
+  registerLeaseMetrics,
   WorkerMetrics,
 } from "./adapters/worker-metrics.js";
 export {

@@ -129,7 +129,14 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   let ownershipRef: ShardOwnership | undefined;
   const metrics = new WorkerMetrics(
     registry,
-    () => ownershipRef?.stats() ?? { shardsOwned: 0, shardsRecovering: 0, poolsLoaded: 0 },
+    () =>
+      ownershipRef?.stats() ?? {
+        shardsOwned: 0,
+        shardsRecovering: 0,
+        shardsDraining: 0,
+        poolsLoaded: 0,
+      },
+    () => ownershipRef?.ownedViews() ?? [],
   );
 
   let gossiper: Gossiper | undefined;
@@ -209,6 +216,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         log,
       ),
       metrics.grpc,
+      metrics.outcomes,
     ),
   );
   server.addService(internal.WorkerControlServiceService, control.handlers());
@@ -267,6 +275,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   const leave = (options: LeaveOptions): Promise<LeaveResult> =>
     new Promise<LeaveResult>((resolve) => {
       control.leave();
+      const leftAt = performance.now();
       const remaining = () => ownership.occupiedShards();
       log.info(
         { shards: remaining(), timeoutMs: options.timeoutMs },
@@ -277,6 +286,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         stop();
         leaveWaits.delete(finish);
         const left = remaining();
+        metrics.observeLeave((performance.now() - leftAt) / 1000, left === 0);
         if (left === 0) log.info("every shard was moved away");
         else log.warn({ shards: left }, `leaving with ${left} shards not moved away`);
         resolve({ handedOff: left === 0, remaining: left });

@@ -156,6 +156,18 @@ export class Gossiper {
         registers,
       }),
     };
+    // Monotonic ms of the last Push received, by sender node id.
+    const lastHeard = new Map<string, number>();
+    new Gauge({
+      name: "berth_gossip_staleness_seconds",
+      help: "Seconds since this node last received counters from each sender node id (by Push); grows while a peer's updates do not arrive.",
+      labelNames: ["from"],
+      registers,
+      collect() {
+        const now = performance.now();
+        for (const [from, at] of lastHeard) this.set({ from }, (now - at) / 1000);
+      },
+    });
     new Gauge({
       name: "berth_gossip_replica_entries",
       help: "Pools in this node's gossip replica.",
@@ -169,6 +181,7 @@ export class Gossiper {
       pushReceived(from, _entries, accepted) {
         m.applied.inc({ source: "push" }, accepted);
         m.lastReceived.set({ from }, Date.now() / 1000);
+        lastHeard.set(from, performance.now());
       },
     };
   }
