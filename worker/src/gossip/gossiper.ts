@@ -156,16 +156,12 @@ export class Gossiper {
         registers,
       }),
     };
-    // Monotonic ms of the last Push received, by sender node id.
-    const lastHeard = new Map<string, number>();
     new Gauge({
-      name: "berth_gossip_staleness_seconds",
-      help: "Seconds since this node last received counters from each sender node id (by Push); grows while a peer's updates do not arrive.",
-      labelNames: ["from"],
+      name: "berth_gossip_replica_staleness_seconds",
+      help: "Age of the oldest counters in this node's gossip replica (retired pools aside): how old the data GetAvailability answers from may be. Grows while a pool's owner is not confirming it (owner down, shard unassigned, gossip cut off).",
       registers,
       collect() {
-        const now = performance.now();
-        for (const [from, at] of lastHeard) this.set({ from }, (now - at) / 1000);
+        this.set(replica.maxStaleMs() / 1000);
       },
     });
     new Gauge({
@@ -181,7 +177,6 @@ export class Gossiper {
       pushReceived(from, _entries, accepted) {
         m.applied.inc({ source: "push" }, accepted);
         m.lastReceived.set({ from }, Date.now() / 1000);
-        lastHeard.set(from, performance.now());
       },
     };
   }
