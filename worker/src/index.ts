@@ -54,6 +54,7 @@ export {
   outcomeOf,
   type RequestOutcomes,
   registerLeaseMetrics,
+  registerReadinessMetric,
   WorkerMetrics,
 } from "./adapters/worker-metrics.js";
 export {

@@ -77,6 +77,8 @@ describe("worker metrics", () => {
   let a: RunningWorker;
   let b: RunningWorker;
   let client: Client;
+  /** A scrape of A before it knew any ShardMap. */
+  let notReadyScrape = "";
   const scrape = async () => (await fetch(`http://${a.httpAddress}/metrics`)).text();
   const configure = (pool: string, capacity: number) =>
     unary<internal.ConfigureResponse>((cb) =>
@@ -128,6 +130,7 @@ describe("worker metrics", () => {
       journal: journalB,
       shardMapSource: sourceB,
     });
+    notReadyScrape = await scrape();
     const map1 = mapOf(1, [a, b], () => [a, 1]);
     sourceA.set(map1);
     sourceB.set(map1);
@@ -173,6 +176,8 @@ describe("worker metrics", () => {
     assert.equal(sample(text, "berth_pools_overcommitted"), 0);
     assert.equal(sample(text, "berth_shards_owned"), SHARDS);
     assert.equal(sample(text, "berth_shards_draining"), 0);
+    assert.equal(sample(text, "berth_worker_ready"), 1);
+    assert.equal(sample(notReadyScrape, "berth_worker_ready"), 0, "not ready before the map");
     assert.equal(sample(text, "berth_journal_fence_rejections_total"), 0);
     assert.ok((sample(text, "berth_recovery_seconds_count") ?? 0) >= SHARDS);
   });

@@ -199,11 +199,11 @@ export class WorkerMetrics implements OwnershipMetrics {
         this.set(stats().shardsDraining);
       },
     });
-    // One pass over the pools per scrape, whichever of the four gauges is collected first.
-    let totals: { at: number; c: number; r: number; f: number; o: number } | undefined;
+    // One pass over the pools per scrape, whichever of the four gauges is collected
+    // first; forgotten on the next turn of the event loop.
+    let totals: { c: number; r: number; f: number; o: number } | undefined;
     const total = () => {
-      const now = performance.now();
-      if (totals !== undefined && now - totals.at < 100) return totals;
+      if (totals !== undefined) return totals;
       let c = 0;
       let r = 0;
       let f = 0;
@@ -216,7 +216,10 @@ export class WorkerMetrics implements OwnershipMetrics {
         r += v.reserved;
         if (v.reserved >= v.capacity) f++;
       }
-      totals = { at: now, c, r, f, o };
+      totals = { c, r, f, o };
+      setImmediate(() => {
+        totals = undefined;
+      });
       return totals;
     };
     new Gauge({
@@ -267,6 +270,21 @@ export class WorkerMetrics implements OwnershipMetrics {
   observeRecovery(seconds: number): void {
     this.recoverySeconds.observe(seconds);
   }
+}
+
+/**
+ * Registers berth_worker_ready: 1 while `ready()` (the worker's readiness: journal
+ * connected, ShardMap known, every owned shard recovered), else 0. Read at scrape time.
+ */
+export function registerReadinessMetric(registry: Registry, ready: () => boolean): void {
+  new Gauge({
+    name: "berth_worker_ready",
+    help: "1 while this worker is ready (journal connected, ShardMap known, every owned shard recovered), else 0 (the reason is on /readyz).",
+    registers: [registry],
+    collect() {
+      this.set(ready() ? 1 : 0);
+    },
+  });
 }
 
 /** What {@link registerLeaseMetrics} reads: the worker Lease's counters. */

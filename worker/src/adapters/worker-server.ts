@@ -25,7 +25,7 @@ import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { WorkerControl } from "./worker-control.js";
-import { instrumentService, WorkerMetrics } from "./worker-metrics.js";
+import { instrumentService, registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
 import { workerServiceHandlers } from "./worker-service.js";
 
 /** How to run a worker. */
@@ -189,6 +189,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     const problem = journalProblem();
     return problem !== undefined ? { ready: false, reason: problem } : ownership.readiness();
   };
+  registerReadinessMetric(registry, () => readiness().ready);
   const readyWaiters = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
   const refresh = () => {
     const r = readiness();
