@@ -22,3 +22,9 @@ export {
   type ShardChange,
   type ShardReport,
 } from "./planning/hand-off.js";
+export {
+  HandOffTimer,
+  MemberTransitions,
+  type OperatorMetrics,
+  operatorMetrics,
+} from "./adapters/operator-metrics.js";
