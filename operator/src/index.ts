@@ -5,6 +5,12 @@
  */
 
 export {
+  HandOffTimer,
+  MemberTransitions,
+  type OperatorMetrics,
+  operatorMetrics,
+} from "./adapters/operator-metrics.js";
+export {
   LeaseMembership,
   type LeaseObservation,
   type ObservedMember,
@@ -22,9 +28,3 @@ export {
   type ShardChange,
   type ShardReport,
 } from "./planning/hand-off.js";
-export {
-  HandOffTimer,
-  MemberTransitions,
-  type OperatorMetrics,
-  operatorMetrics,
-} from "./adapters/operator-metrics.js";
