@@ -156,12 +156,15 @@ describe("the chart's monitoring", { skip }, () => {
     );
   });
 
-  test("the ServiceMonitor scrapes the http-metrics port of the three components", () => {
+  test("the ServiceMonitor scrapes the http-metrics port of the three components, once each", () => {
     const monitors = objects.filter((o) => o.kind === "ServiceMonitor");
     assert.equal(monitors.length, 1);
     const spec = monitors[0]?.spec as {
-      selector: { matchLabels: Record<string, string> };
-      endpoints: { port: string; path: string; interval?: string }[];
+      selector: {
+        matchLabels: Record<string, string>;
+        matchExpressions: { key: string; operator: string; values: string[] }[];
+      };
+      endpoints: { port: string; path: string }[];
       namespaceSelector: { matchNames: string[] };
     };
     assert.deepEqual(
@@ -169,19 +172,26 @@ describe("the chart's monitoring", { skip }, () => {
       [["http-metrics", "/metrics"]],
     );
     assert.deepEqual(spec.namespaceSelector.matchNames, ["berth"]);
-    const services = objects.filter(
+    const selects = (labels: Record<string, string> = {}) =>
+      Object.entries(spec.selector.matchLabels).every(([k, v]) => labels[k] === v) &&
+      spec.selector.matchExpressions.every(
+        (e) => e.operator === "In" && e.values.includes(labels[e.key] ?? ""),
+      );
+    // What Prometheus would scrape: selected Services with a port named http-metrics.
+    const scraped = objects.filter(
       (o) =>
         o.kind === "Service" &&
-        Object.entries(spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+        selects(o.metadata.labels) &&
+        (o.spec as { ports: { name: string }[] }).ports.some((p) => p.name === "http-metrics"),
     );
-    const components = services.map((o) => o.metadata.labels?.["app.kubernetes.io/component"]);
+    const components = scraped.map((o) => o.metadata.labels?.["app.kubernetes.io/component"]);
     assert.deepEqual(components.toSorted(), ["gateway", "operator", "worker"]);
-    for (const svc of services) {
-      const ports = (svc.spec as { ports: { name: string; targetPort: unknown }[] }).ports;
-      assert.deepEqual(
-        ports.map((p) => [p.name, p.targetPort]),
-        [["http-metrics", "http-metrics"]],
+    // The port points at the containers' http-metrics port.
+    for (const svc of scraped) {
+      const port = (svc.spec as { ports: { name: string; targetPort: unknown }[] }).ports.find(
+        (p) => p.name === "http-metrics",
       );
+      assert.equal(port?.targetPort, "http-metrics", svc.metadata.name);
     }
   });
 
