@@ -32,7 +32,6 @@ interface RuleGroup {
 const tools = await monitoringTools();
 const skip = !tools.ok ? tools.reason : chartMissingReason();
 if (skip !== undefined) console.log(`# skipped: ${skip}`);
-if (tools.ok && tools.note !== undefined) console.log(`# ${tools.note}`);
 const helm = tools.ok ? tools.helm : "helm";
 const promtool = tools.ok ? tools.promtool : "promtool";
 
