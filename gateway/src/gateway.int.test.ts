@@ -586,6 +586,17 @@ describe("health, reflection and metrics", () => {
     assert.match(metrics, /grpc_server_handling_seconds_bucket\{/);
     assert.match(metrics, /berth_gateway_forward_retries_total\{reason="not_owner"/);
     assert.match(metrics, /berth_gateway_replica_pools\{component="gateway"\} 4/);
+    // Every answered Reserve has an outcome, the reason of its answer.
+    const total = (name: string, ...parts: string[]) =>
+      metrics
+        .split("\n")
+        .filter((l) => l.startsWith(`${name}{`) && parts.every((p) => l.includes(p)))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+    const reserves = total("grpc_server_handled_total", 'grpc_method="Reserve"');
+    assert.ok(reserves > 0);
+    assert.equal(total("berth_requests_total", 'method="Reserve"'), reserves);
+    assert.ok(total("berth_requests_total", 'method="Reserve"', 'outcome="invalid_field"') > 0);
+    assert.ok(total("berth_requests_total", 'method="Reserve"', 'outcome="ok"') > 0);
     const ready = await fetch(`${base}/readyz`);
     assert.equal(ready.status, 200);
   });

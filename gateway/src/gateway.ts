@@ -21,6 +21,7 @@ import {
 import {
   clusterGuard,
   createGrpcServerMetrics,
+  createRequestOutcomes,
   Gossiper,
   instrumentService,
   Replica,
@@ -187,6 +188,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
         v1.CapacityServiceService,
         capacityServiceHandlers({ router, replica, logger }),
         createGrpcServerMetrics(registry),
+        createRequestOutcomes(registry),
       ),
     );
     health.addToServer(grpcServer);

@@ -5,6 +5,12 @@
  */
 
 export {
+  HandOffTimer,
+  MemberTransitions,
+  type OperatorMetrics,
+  operatorMetrics,
+} from "./adapters/operator-metrics.js";
+export {
   LeaseMembership,
   type LeaseObservation,
   type ObservedMember,

@@ -33,8 +33,14 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import { EventRecorder, type EventSubject } from "./adapters/events.js";
+import {
+  HandOffTimer,
+  MemberTransitions,
+  type OperatorMetrics,
+  operatorMetrics,
+} from "./adapters/operator-metrics.js";
 import { LeaseMembership } from "./controller/membership.js";
 import { PoolCounters } from "./controller/pool-counters.js";
 import { type AppliedSpec, type RejectedSpec, reconcilePool } from "./controller/pool-reconcile.js";
@@ -160,92 +166,6 @@ export function startOperator(o: OperatorOptions): RunningOperator {
   };
 }
 
-interface OperatorMetrics {
-  readonly leader: Gauge;
-  readonly reconciles: Counter<"controller" | "result">;
-  readonly reconcileSeconds: Histogram<"controller">;
-  readonly queueDepth: Gauge;
-  readonly membersLive: Gauge;
-  readonly quorum: Gauge;
-  readonly quorumMargin: Gauge;
-  readonly quorumLost: Gauge;
-  readonly shardsUnassigned: Gauge;
-  readonly shardsMoving: Gauge;
-  readonly shardMoves: Counter<"kind">;
-  readonly statusWrites: Counter<"resource" | "result">;
-}
-
-function operatorMetrics(registry: Registry): OperatorMetrics {
-  const r = [registry];
-  return {
-    leader: new Gauge({
-      name: "berth_operator_leader",
-      help: "1 while this replica leads.",
-      registers: r,
-    }),
-    reconciles: new Counter({
-      name: "berth_operator_reconciles_total",
-      help: "Reconciles, by controller (shardmap, pool) and result (ok, error).",
-      labelNames: ["controller", "result"],
-      registers: r,
-    }),
-    reconcileSeconds: new Histogram({
-      name: "berth_operator_reconcile_duration_seconds",
-      help: "Time of one reconcile, by controller.",
-      labelNames: ["controller"],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-      registers: r,
-    }),
-    queueDepth: new Gauge({
-      name: "berth_operator_queue_depth",
-      help: "Keys waiting in the work queue.",
-      registers: r,
-    }),
-    membersLive: new Gauge({
-      name: "berth_operator_members_live",
-      help: "Workers whose Lease is being renewed.",
-      registers: r,
-    }),
-    quorum: new Gauge({
-      name: "berth_operator_quorum",
-      help: "Live workers needed to reassign shards.",
-      registers: r,
-    }),
-    quorumMargin: new Gauge({
-      name: "berth_operator_quorum_margin",
-      help: "Live workers minus quorum; below 0 the map is frozen.",
-      registers: r,
-    }),
-    quorumLost: new Gauge({
-      name: "berth_operator_quorum_lost",
-      help: "1 while fewer workers than the quorum are live (nothing is reassigned).",
-      registers: r,
-    }),
-    shardsUnassigned: new Gauge({
-      name: "berth_operator_shards_unassigned",
-      help: "Shards with no owner.",
-      registers: r,
-    }),
-    shardsMoving: new Gauge({
-      name: "berth_operator_shards_moving",
-      help: "Shards draining or recovering.",
-      registers: r,
-    }),
-    shardMoves: new Counter({
-      name: "berth_operator_shard_changes_total",
-      help: "Shard changes published, by kind (assigned, taken-over, draining, handed-off, drain-cancelled).",
-      labelNames: ["kind"],
-      registers: r,
-    }),
-    statusWrites: new Counter({
-      name: "berth_operator_status_writes_total",
-      help: "Status writes to kube-apiserver, by resource and result.",
-      labelNames: ["resource", "result"],
-      registers: r,
-    }),
-  };
-}
-
 /** The controllers of one term of leadership. */
 class Controllers {
   readonly #o: OperatorOptions;
@@ -255,6 +175,8 @@ class Controllers {
   readonly #events: EventRecorder;
   readonly #queue = new WorkQueue({ urgent: (key) => key === SHARD_MAP_KEY });
   readonly #membership = new LeaseMembership(() => performance.now());
+  readonly #handOffs: HandOffTimer;
+  readonly #transitions: MemberTransitions;
   readonly #reports: WorkerReports;
   readonly #counters: PoolCounters;
   readonly #shardMaps: ResourceInformer<ShardMapItem>;
@@ -281,6 +203,11 @@ class Controllers {
     this.#o = o;
     this.#log = log;
     this.#m = m;
+    this.#handOffs = new HandOffTimer(
+      (seconds) => m.handOffSeconds.observe(seconds),
+      () => performance.now(),
+    );
+    this.#transitions = new MemberTransitions((to) => m.memberTransitions.inc({ to }));
     this.#custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
     this.#events = new EventRecorder({
       api: o.kubeConfig.makeApiClient(CoreV1Api),
@@ -416,6 +343,7 @@ class Controllers {
     const o = this.#o;
     const resource = this.#shardMaps.get(`${o.namespace}/${this.#shardMapName}`);
     const members = this.#membership.members();
+    this.#transitions.observe(members);
     // Streams to every member that might own or take a shard.
     this.#reports.track(members.filter((m) => m.live));
     this.#counters.setMembers(members.filter((m) => m.live));
@@ -498,6 +426,7 @@ class Controllers {
           if (httpCode(e) === 409) return { requeueAfterMs: 50 };
           throw e;
         }
+        this.#handOffs.published(action.changes);
         this.#observeMap(action.map, action.quorumLost, live);
         for (const c of action.changes) this.#m.shardMoves.inc({ kind: c.kind });
         if (action.changes.length > 0) {
@@ -536,6 +465,7 @@ class Controllers {
     this.#m.quorumLost.set(quorumLost ? 1 : 0);
     this.#m.shardsUnassigned.set(map.shards.filter((s) => s.owner === "").length);
     const reports = this.#reports.reportsFor(map);
+    this.#handOffs.observed(map, (shard) => reports.get(shard)?.state === "serving");
     this.#m.shardsMoving.set(
       map.shards.filter(
         (s) =>

@@ -47,8 +47,14 @@ export {
 } from "./adapters/worker-flags.js";
 export {
   createGrpcServerMetrics,
+  createRequestOutcomes,
   type GrpcServerMetrics,
   instrumentService,
+  type LeaseStats,
+  outcomeOf,
+  type RequestOutcomes,
+  registerLeaseMetrics,
+  registerReadinessMetric,
   WorkerMetrics,
 } from "./adapters/worker-metrics.js";
 export {

@@ -9,6 +9,7 @@ import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
+import { registerLeaseMetrics } from "./adapters/worker-metrics.js";
 import { startWorker } from "./adapters/worker-server.js";
 
 async function main(): Promise<number> {
@@ -105,6 +106,10 @@ async function main(): Promise<number> {
     snapshotEvery: flags.snapshotEvery,
     logger: log,
   });
+  if (lease !== undefined) {
+    const held = lease;
+    registerLeaseMetrics(worker.registry, () => held.stats());
+  }
   // Only once it serves: the operator may assign shards as soon as it sees the Lease.
   lease?.start();
 

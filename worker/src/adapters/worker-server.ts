@@ -25,7 +25,7 @@ import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { WorkerControl } from "./worker-control.js";
-import { instrumentService, WorkerMetrics } from "./worker-metrics.js";
+import { instrumentService, registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
 import { workerServiceHandlers } from "./worker-service.js";
 
 /** How to run a worker. */
@@ -129,7 +129,14 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   let ownershipRef: ShardOwnership | undefined;
   const metrics = new WorkerMetrics(
     registry,
-    () => ownershipRef?.stats() ?? { shardsOwned: 0, shardsRecovering: 0, poolsLoaded: 0 },
+    () =>
+      ownershipRef?.stats() ?? {
+        shardsOwned: 0,
+        shardsRecovering: 0,
+        shardsDraining: 0,
+        poolsLoaded: 0,
+      },
+    () => ownershipRef?.ownedViews() ?? [],
   );
 
   let gossiper: Gossiper | undefined;
@@ -182,6 +189,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     const problem = journalProblem();
     return problem !== undefined ? { ready: false, reason: problem } : ownership.readiness();
   };
+  registerReadinessMetric(registry, () => readiness().ready);
   const readyWaiters = new Set<{ resolve: () => void; reject: (e: Error) => void }>();
   const refresh = () => {
     const r = readiness();
@@ -209,6 +217,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         log,
       ),
       metrics.grpc,
+      metrics.outcomes,
     ),
   );
   server.addService(internal.WorkerControlServiceService, control.handlers());
@@ -267,6 +276,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   const leave = (options: LeaveOptions): Promise<LeaveResult> =>
     new Promise<LeaveResult>((resolve) => {
       control.leave();
+      const leftAt = performance.now();
       const remaining = () => ownership.occupiedShards();
       log.info(
         { shards: remaining(), timeoutMs: options.timeoutMs },
@@ -277,6 +287,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         stop();
         leaveWaits.delete(finish);
         const left = remaining();
+        metrics.observeLeave((performance.now() - leftAt) / 1000, left === 0);
         if (left === 0) log.info("every shard was moved away");
         else log.warn({ shards: left }, `leaving with ${left} shards not moved away`);
         resolve({ handedOff: left === 0, remaining: left });

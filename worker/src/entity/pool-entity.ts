@@ -18,10 +18,16 @@ import type { Journal } from "../journal/journal.js";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
 import type { EntityCommand, EntityOutcome } from "./entity-outcome.js";
 
+/** How a journal append ended, for metrics. */
+export type AppendResult = "ok" | "fenced" | "error";
+
 /** Observations an entity reports (the worker turns them into Prometheus metrics). */
 export interface EntityMetrics {
-  /** One journal append finished (or failed) after `seconds`, carrying `events` events. */
-  observeAppend(seconds: number, events: number, result: "ok" | "error"): void;
+  /**
+   * One journal append finished after `seconds`, carrying `events` events: written
+   * (ok), refused by the fence because a newer owner took the pool (fenced), or failed.
+   */
+  observeAppend(seconds: number, events: number, result: AppendResult): void;
 }
 
 /** Options of {@link PoolEntity}. */
@@ -436,7 +442,9 @@ export class PoolEntity {
         events,
       );
     } catch (e: unknown) {
-      if (events.length > 0) this.observeAppend(started, events.length, "error");
+      if (events.length > 0) {
+        this.observeAppend(started, events.length, e instanceof FencedError ? "fenced" : "error");
+      }
       await this.appendFailed(e, expectedVersion, waiting, events.length > 0);
       return;
     }
@@ -460,7 +468,7 @@ export class PoolEntity {
     for (const d of waiting) d.pending.resolve(d.outcome);
   }
 
-  private observeAppend(started: number, events: number, result: "ok" | "error"): void {
+  private observeAppend(started: number, events: number, result: AppendResult): void {
     try {
       this.options.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
     } catch (e: unknown) {

@@ -157,6 +157,14 @@ export class Gossiper {
       }),
     };
     new Gauge({
+      name: "berth_gossip_replica_staleness_seconds",
+      help: "Age of the oldest counters in this node's gossip replica (retired pools aside): how old the data GetAvailability answers from may be. Grows while a pool's owner is not confirming it (owner down, shard unassigned, gossip cut off).",
+      registers,
+      collect() {
+        this.set(replica.maxStaleMs() / 1000);
+      },
+    });
+    new Gauge({
       name: "berth_gossip_replica_entries",
       help: "Pools in this node's gossip replica.",
       registers,

@@ -382,3 +382,21 @@ describe("Replica.query", () => {
     );
   });
 });
+
+describe("Replica.maxStaleMs", () => {
+  test("is the age of the least recently confirmed pool, retired pools aside", () => {
+    const c = clock();
+    const r = new Replica(c.now);
+    assert.equal(r.maxStaleMs(), 0, "an empty replica is not stale");
+    r.apply([pool("ns/a", 1), pool("ns/gone", 1)]);
+    c.ms += 1_000;
+    r.apply([pool("ns/b", 1), pool("ns/gone", 2, { deleted: true })]);
+    c.ms += 500;
+    assert.equal(r.maxStaleMs(), 1_500, "ns/a was confirmed 1.5 s ago");
+    r.apply([pool("ns/a", 1)]);
+    assert.equal(r.maxStaleMs(), 500, "confirming ns/a again leaves ns/b the oldest");
+    c.ms += 10_000;
+    r.apply([pool("ns/a", 1), pool("ns/b", 1)]);
+    assert.equal(r.maxStaleMs(), 0, "the tombstone's age does not count");
+  });
+});

@@ -148,6 +148,19 @@ export class Replica {
     return this.#slots.size;
   }
 
+  /**
+   * The largest `staleMs` over every pool but retired ones (ms since its counters were
+   * last confirmed by their owner); 0 for an empty replica. O(pools).
+   */
+  maxStaleMs(): number {
+    const now = this.#now();
+    let oldest = now;
+    for (const slot of this.#slots.values()) {
+      if (!slot.counters.deleted && slot.confirmedAtMs < oldest) oldest = slot.confirmedAtMs;
+    }
+    return Math.max(0, now - oldest);
+  }
+
   /** The entry of `pool`, if the replica has one. */
   get(pool: string): ReplicaEntry | undefined {
     return this.#slots.get(pool);

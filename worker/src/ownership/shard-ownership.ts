@@ -67,6 +67,8 @@ export interface ShardHoldings {
 export interface OwnershipStats {
   readonly shardsOwned: number;
   readonly shardsRecovering: number;
+  /** Shards marked DRAINING in the map that this worker still holds (moving away). */
+  readonly shardsDraining: number;
   readonly poolsLoaded: number;
 }
 
@@ -188,6 +190,7 @@ export class ShardOwnership {
     return {
       shardsOwned: this.countStatus("active") + this.countStatus("recovering"),
       shardsRecovering: this.countStatus("recovering"),
+      shardsDraining: this.countStatus("draining"),
       poolsLoaded,
     };
   }
