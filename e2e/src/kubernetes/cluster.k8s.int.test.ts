@@ -159,6 +159,19 @@ describe("test cluster", { skip: skip ?? false }, () => {
       pods.some((p) => p.metadata?.name === seen),
       `answer "${seen}" is one of ${pods.map((p) => p.metadata?.name)}`,
     );
+    // A pod reaches the Service too (its backends are on the same bridge), and exec works.
+    const fromPod = await runPod(testbox("svc-get", ["get", `http://${host}:${port}/`]));
+    assert.match(fromPod, /^HTTP 200\nweb-/m);
+    const routes = await kubectlOk([
+      "exec",
+      "-n",
+      NS,
+      "deployment/web",
+      "--",
+      "/testbox",
+      "routes",
+    ]);
+    assert.match(routes, /^Iface\s+Destination/);
   });
 
   test("a pod reaches the API server in-cluster with its ServiceAccount token", async () => {
