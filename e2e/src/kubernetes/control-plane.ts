@@ -569,7 +569,8 @@ function randomSerial(): string {
 
 // ---------------------------------------------------------------- processes
 
-interface Daemon {
+/** A process started by {@link startDaemon}. */
+export interface Daemon {
   readonly name: string;
   readonly pid: number;
   readonly logFile: string;
@@ -589,7 +590,11 @@ interface LiveEntry {
 }
 const live = new Set<LiveEntry>();
 
-function startDaemon(o: {
+/**
+ * Starts a long-running process in its own process group, logging to `logFile`; it is
+ * SIGKILLed when this process exits and stopped by a watchdog if this process is killed.
+ */
+export function startDaemon(o: {
   name: string;
   bin: string;
   args: string[];
@@ -755,7 +760,8 @@ function killAllSync(): void {
 
 // ---------------------------------------------------------------- waiting
 
-async function waitFor(w: {
+/** Polls `check` until it returns "ok"; throws ControlPlaneStartError with the log tail if the daemon exits or time runs out. */
+export async function waitFor(w: {
   what: string;
   daemon: Daemon;
   timeoutMs: number;
@@ -871,7 +877,8 @@ export async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-function rssOf(pid: number): number | undefined {
+/** Resident memory of `pid` in bytes (Linux /proc), undefined if it is not running. */
+export function rssOf(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) * 1024 : undefined;

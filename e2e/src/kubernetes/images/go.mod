@@ -1,0 +1,3 @@
+module berth.local/testimages
+
+go 1.26
