@@ -99,7 +99,7 @@ export function parseInternalTlsFlags(
   if (dir === "") return "--internal-tls-dir must not be empty";
   if (serverName === undefined) return { dir };
   if (!SERVER_NAME.test(serverName)) {
-    return `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.', '*'), got ${JSON.stringify(serverName)}`;
+    return `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.'), got ${JSON.stringify(serverName)}`;
   }
   return { dir, serverName };
 }
@@ -143,7 +143,7 @@ export interface InternalTlsOptions {
 export function loadInternalTls(options: InternalTlsOptions): InternalTransport {
   if (options.serverName !== undefined && !SERVER_NAME.test(options.serverName)) {
     throw new InternalTlsError(
-      `the server name must be a DNS name (letters, digits, '-', '.', '*'), got ${JSON.stringify(options.serverName)}`,
+      `the server name must be a DNS name (letters, digits, '-', '.'), got ${JSON.stringify(options.serverName)}`,
       options.dir,
     );
   }
@@ -176,7 +176,7 @@ export function loadInternalTls(options: InternalTlsOptions): InternalTransport 
 }
 
 const SERVER_NAME =
-  /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
+  /^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
 
 /** The three files, read and checked. */
 interface CertificateSet {
