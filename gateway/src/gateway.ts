@@ -7,7 +7,9 @@ import { hostname } from "node:os";
 import {
   createLogger,
   createRegistry,
+  type InternalTransport,
   parseHostPort,
+  plaintextTransport,
   startObservabilityServer,
 } from "@berth/common";
 import {
@@ -68,6 +70,12 @@ export interface GatewayConfig {
    * gossip from another cluster is refused (CLUSTER_MISMATCH). Default "" (none).
    */
   readonly clusterId?: string;
+  /**
+   * Credentials of everything internal: the worker clients, the gossip clients and the
+   * GossipService port (mutual TLS with `--internal-tls-dir`; default plaintext). The
+   * public gRPC port stays plaintext. The caller owns it (close it after the gateway).
+   */
+  readonly transport?: InternalTransport;
   /** Default: a pino JSON logger on stdout. */
   readonly logger?: Logger;
   /** Default: a new registry with process metrics. */
@@ -143,6 +151,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       logger,
       registry,
       channelOptions: { ...config.router?.channelOptions, ...clusterClientOptions(clusterId) },
+      ...(config.transport === undefined ? {} : { transport: config.transport }),
     });
     cleanups.push(() => router.close());
 
@@ -167,6 +176,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       logger: logger.child({ part: "gossip" }),
       registry,
       clientOptions: clusterClientOptions(clusterId),
+      ...(config.transport === undefined ? {} : { transport: config.transport }),
     });
     cleanups.push(() => gossiper.stop());
 
@@ -202,7 +212,11 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     const shutdownGraceMs = config.shutdownGraceMs ?? 5000;
     const grpcAddress = await bind(grpcServer, config.grpc);
     cleanups.push(() => shutdown(grpcServer, shutdownGraceMs));
-    const gossipAddress = await bind(gossipServer, config.gossip);
+    const gossipAddress = await bind(
+      gossipServer,
+      config.gossip,
+      (config.transport ?? plaintextTransport()).serverCredentials,
+    );
     cleanups.push(() => shutdown(gossipServer, shutdownGraceMs));
 
     const http = await startObservabilityServer({
@@ -301,12 +315,14 @@ async function waitForFirstMap(
   }
 }
 
-async function bind(server: grpc.Server, address: string): Promise<string> {
+async function bind(
+  server: grpc.Server,
+  address: string,
+  credentials = grpc.ServerCredentials.createInsecure(),
+): Promise<string> {
   const { host } = parseHostPort(address);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

@@ -110,3 +110,25 @@ test("Kubernetes mode: --shard-map-resource NS/NAME, gossip pulled every second 
     assert.throws(() => parseGatewayArgs(args), message);
   }
 });
+
+test("internal TLS: --internal-tls-dir (and a server name) for worker and gossip connections", () => {
+  const config = parseGatewayArgs([
+    "--shard-map-file",
+    "/m.json",
+    "--internal-tls-dir",
+    "/etc/berth/tls",
+    "--internal-tls-server-name",
+    "berth-worker.berth.svc",
+  ]);
+  assert.ok(config !== "help");
+  assert.deepEqual(config.internalTls, {
+    dir: "/etc/berth/tls",
+    serverName: "berth-worker.berth.svc",
+  });
+  assert.throws(
+    () => parseGatewayArgs(["--shard-map-file", "/m.json", "--internal-tls-server-name", "x"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message === "--internal-tls-server-name needs --internal-tls-dir",
+  );
+});

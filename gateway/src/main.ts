@@ -1,7 +1,16 @@
 // The gateway process: parses flags, starts the gateway, stops it on SIGTERM/SIGINT.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
-import { createLogger, parseHostPort } from "@berth/common";
+import {
+  createLogger,
+  INTERNAL_TLS_USAGE,
+  InternalTlsError,
+  type InternalTlsFlags,
+  type InternalTransport,
+  loadInternalTls,
+  parseHostPort,
+  parseInternalTlsFlags,
+} from "@berth/common";
 import type { ShardMapResourceSource } from "@berth/kubernetes";
 import { clusterIdProblem } from "@berth/proto";
 import { type GatewayConfig, startGateway } from "./gateway.js";
@@ -11,6 +20,7 @@ export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json 
                [--grpc 127.0.0.1:50051] [--gossip 127.0.0.1:50060] [--http 127.0.0.1:9100]
                [--shard-map-wait-ms 10000] [--node-id gateway-0] [--cluster-id <id>]
                [--kubeconfig FILE] [--gossip-pull-ms 1000]
+               [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
 
   --grpc               public gRPC listen address (CapacityService, health, reflection)
   --gossip             GossipService listen address (workers push counters here)
@@ -26,7 +36,10 @@ export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json 
   --node-id            id sent with gossip messages (default gateway-<hostname>-<pid>)
   --cluster-id         the cluster this gateway belongs to (lowercase letters, digits, '-'):
                        sent with every call to workers; gossip from another cluster is
-                       refused. The same id as the workers' (default: none)`;
+                       refused. The same id as the workers' (default: none)
+${INTERNAL_TLS_USAGE}
+                    (the gateway: its worker and gossip clients and its --gossip port;
+                    the public --grpc port stays plaintext)`;
 
 /** Thrown when the command line is not valid; the message says which flag and why. */
 export class UsageError extends Error {
@@ -34,7 +47,9 @@ export class UsageError extends Error {
 }
 
 /** What the command line asks for: the gateway's config, and where its ShardMap comes from. */
-export type GatewayArgs = Omit<GatewayConfig, "shardMapSource"> & {
+export type GatewayArgs = Omit<GatewayConfig, "shardMapSource" | "transport"> & {
+  /** Mutual TLS on internal connections; absent: plaintext. */
+  readonly internalTls?: InternalTlsFlags;
   /** Kubernetes mode: the ShardMap object to watch. */
   readonly shardMapResource?: {
     readonly namespace: string;
@@ -70,6 +85,8 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
         "shard-map-wait-ms": { type: "string", default: "10000" },
         "node-id": { type: "string" },
         "cluster-id": { type: "string", default: "" },
+        "internal-tls-dir": { type: "string" },
+        "internal-tls-server-name": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -128,6 +145,11 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
   const clusterId = values["cluster-id"] as string;
   const clusterProblem = clusterIdProblem(clusterId);
   if (clusterProblem !== undefined) throw new UsageError(`--cluster-id: ${clusterProblem}`);
+  const internalTls = parseInternalTlsFlags(
+    values["internal-tls-dir"] as string | undefined,
+    values["internal-tls-server-name"] as string | undefined,
+  );
+  if (typeof internalTls === "string") throw new UsageError(internalTls);
   return {
     grpc: values.grpc as string,
     gossip: values.gossip as string,
@@ -138,6 +160,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
     shardMapWaitMs: waitMs,
     ...(typeof nodeId === "string" ? { nodeId } : {}),
     ...(clusterId === "" ? {} : { clusterId }),
+    ...(internalTls === undefined ? {} : { internalTls }),
   };
 }
 
@@ -155,7 +178,17 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger("gateway");
-  const { shardMapResource, ...gatewayConfig } = config;
+  const { shardMapResource, internalTls, ...gatewayConfig } = config;
+  let transport: InternalTransport | undefined;
+  if (internalTls !== undefined) {
+    try {
+      transport = loadInternalTls({ ...internalTls, logger: logger.child({ part: "tls" }) });
+    } catch (e: unknown) {
+      if (!(e instanceof InternalTlsError)) throw e;
+      process.stderr.write(`gateway: --internal-tls-dir: ${e.message}\n`);
+      process.exit(2);
+    }
+  }
   let source: ShardMapResourceSource | undefined;
   if (shardMapResource !== undefined) {
     // Loaded only in Kubernetes mode: the client library takes about a second to load.
@@ -176,6 +209,7 @@ async function main(): Promise<void> {
   const gateway = await startGateway({
     ...gatewayConfig,
     ...(source === undefined ? {} : { shardMapSource: source }),
+    ...(transport === undefined ? {} : { transport }),
     logger,
   });
   let stopping = false;
@@ -185,7 +219,10 @@ async function main(): Promise<void> {
     logger.info({ signal }, "signal received; stopping");
     gateway
       .close()
-      .finally(() => source?.close())
+      .finally(() => {
+        source?.close();
+        transport?.close();
+      })
       .then(
         () => process.exit(0),
         (e: unknown) => {

@@ -25,6 +25,7 @@
  */
 
 import { randomUUID } from "node:crypto";
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import {
   ERROR_DOMAIN,
   type ErrorReason,
@@ -94,6 +95,11 @@ export interface RouterOptions {
    * shorter `grpc.keepalive_timeout_ms` to notice a frozen owner sooner).
    */
   readonly channelOptions?: grpc.ChannelOptions;
+  /**
+   * Credentials of the worker clients: mutual TLS (`--internal-tls-dir`) or, by
+   * default, plaintext. Its channel options go under {@link channelOptions}.
+   */
+  readonly transport?: InternalTransport;
   /** Source of randomness for jitter, in [0, 1). Default Math.random. */
   readonly random?: () => number;
   /** Least time between two "owner still unreachable" warnings for one owner. Default 10,000 ms. */
@@ -182,6 +188,7 @@ export class Router {
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #channelOptions: grpc.ChannelOptions;
+  readonly #credentials: grpc.ChannelCredentials;
   readonly #random: () => number;
   #closed = false;
 
@@ -191,7 +198,13 @@ export class Router {
     this.#defaultDeadlineMs = options.defaultDeadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#initialBackoffMs = options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
     this.#maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
-    this.#channelOptions = { ...WORKER_CHANNEL_OPTIONS, ...options.channelOptions };
+    const transport = options.transport ?? plaintextTransport();
+    this.#credentials = transport.channelCredentials;
+    this.#channelOptions = {
+      ...WORKER_CHANNEL_OPTIONS,
+      ...transport.channelOptions,
+      ...options.channelOptions,
+    };
     this.#random = options.random ?? Math.random;
     this.#outages = new OwnerOutages({
       ...(options.logger ? { logger: options.logger } : {}),
@@ -428,11 +441,7 @@ export class Router {
   #client(address: string): internal.WorkerServiceClient {
     let client = this.#clients.get(address);
     if (client === undefined) {
-      client = new internal.WorkerServiceClient(
-        address,
-        grpc.credentials.createInsecure(),
-        this.#channelOptions,
-      );
+      client = new internal.WorkerServiceClient(address, this.#credentials, this.#channelOptions);
       this.#clients.set(address, client);
     }
     return client;

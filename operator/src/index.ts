@@ -15,12 +15,14 @@ export {
   type LeaseObservation,
   type ObservedMember,
 } from "./controller/membership.js";
+export { PoolCounters, type PoolCountersOptions } from "./controller/pool-counters.js";
 export {
   processQueue,
   type ReconcileResult,
   WorkQueue,
   type WorkQueueOptions,
 } from "./controller/work-queue.js";
+export { WorkerReports, type WorkerReportsOptions } from "./controller/worker-reports.js";
 export {
   type HandOffInput,
   type HandOffStep,

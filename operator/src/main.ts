@@ -7,7 +7,13 @@ import { parseArgs } from "node:util";
 import {
   createLogger,
   createRegistry,
+  INTERNAL_TLS_USAGE,
+  InternalTlsError,
+  type InternalTlsFlags,
+  type InternalTransport,
+  loadInternalTls,
   parseHostPort,
+  parseInternalTlsFlags,
   startObservabilityServer,
 } from "@berth/common";
 import { MAX_SHARD_COUNT } from "@berth/kubernetes";
@@ -21,6 +27,7 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                       [--kubeconfig FILE] [--http 127.0.0.1:9300]
                       [--lease-duration-ms 15000] [--renew-deadline-ms 10000] [--retry-period-ms 2000]
                       [--max-moves 32] [--status-writes-per-second 50] [--membership-stable-ms 1000]
+                      [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
 
   --namespace       the install's namespace: ShardMap, worker Leases, leader Lease
                     (default: $POD_NAMESPACE, else the kubeconfig's namespace, else "default")
@@ -43,7 +50,8 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                     the set of live workers must be unchanged this long before shards
                     move (keep it above the workers' --lease-renew-ms: workers that die
                     together must be seen dead together, or a majority could be lost
-                    one by one)`;
+                    one by one)
+${INTERNAL_TLS_USAGE}`;
 
 /** Thrown when the command line is not valid; the message says which flag and why. */
 export class UsageError extends Error {
@@ -67,6 +75,8 @@ export interface OperatorArgs {
   readonly maxMoves: number;
   readonly statusWritesPerSecond: number;
   readonly membershipStableMs: number;
+  /** Mutual TLS to the workers; absent: plaintext. */
+  readonly internalTls: InternalTlsFlags | undefined;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -103,6 +113,8 @@ export function parseOperatorArgs(
         "max-moves": { type: "string", default: "32" },
         "status-writes-per-second": { type: "string", default: "50" },
         "membership-stable-ms": { type: "string", default: "1000" },
+        "internal-tls-dir": { type: "string" },
+        "internal-tls-server-name": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -145,6 +157,11 @@ export function parseOperatorArgs(
   }
   const identity = (values.identity as string | undefined) ?? env.POD_NAME ?? hostname();
   if (identity === "") throw new UsageError("--identity must not be empty");
+  const internalTls = parseInternalTlsFlags(
+    values["internal-tls-dir"] as string | undefined,
+    values["internal-tls-server-name"] as string | undefined,
+  );
+  if (typeof internalTls === "string") throw new UsageError(internalTls);
   return {
     namespace: name("namespace", (values.namespace as string | undefined) ?? env.POD_NAMESPACE),
     poolNamespace: name("pool-namespace", values["pool-namespace"] as string | undefined),
@@ -161,6 +178,7 @@ export function parseOperatorArgs(
     maxMoves: int("max-moves", 1),
     statusWritesPerSecond: int("status-writes-per-second", 1),
     membershipStableMs: int("membership-stable-ms", 0),
+    internalTls,
   };
 }
 
@@ -178,6 +196,16 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger("operator", { identity: args.identity });
+  let transport: InternalTransport | undefined;
+  if (args.internalTls !== undefined) {
+    try {
+      transport = loadInternalTls({ ...args.internalTls, logger: logger.child({ part: "tls" }) });
+    } catch (e: unknown) {
+      if (!(e instanceof InternalTlsError)) throw e;
+      process.stderr.write(`berth-operator: --internal-tls-dir: ${e.message}\n`);
+      process.exit(2);
+    }
+  }
   const kubeConfig = new KubeConfig();
   if (args.kubeconfig !== undefined) kubeConfig.loadFromFile(args.kubeconfig);
   else kubeConfig.loadFromDefault();
@@ -195,6 +223,7 @@ async function main(): Promise<void> {
     ...(args.quorum === undefined ? {} : { quorum: args.quorum }),
     identity: args.identity,
     clusterId: args.clusterId,
+    ...(transport === undefined ? {} : { transport }),
     logger,
     registry,
     leaderElection: {
@@ -220,7 +249,10 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "signal received; giving up the lease and stopping");
     Promise.all([operator.stop(), http.close()]).then(
-      () => process.exit(0),
+      () => {
+        transport?.close();
+        process.exit(0);
+      },
       (e: unknown) => {
         logger.error({ err: e }, "shutdown failed");
         process.exit(1);

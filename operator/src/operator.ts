@@ -3,6 +3,7 @@
 // level-based reconciles planned by the pure functions in this package. Losing the
 // lease stops every controller at once (a stale leader must not write): the
 // ShardMap is only ever written with the resourceVersion it was planned from.
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import {
   API_VERSION,
   CAPACITY_POOL_FINALIZER,
@@ -77,6 +78,11 @@ export interface OperatorOptions {
   readonly identity: string;
   /** Sent on every call to a worker. */
   readonly clusterId: string;
+  /**
+   * Credentials of every worker client (reports, counters, pool commands): mutual TLS
+   * with `--internal-tls-dir`; default plaintext. The caller owns it.
+   */
+  readonly transport?: InternalTransport;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly leaderElection?: {
@@ -216,8 +222,10 @@ class Controllers {
       logger: log,
     });
     this.#statusTokens = o.statusWritesPerSecond ?? 50;
-    this.#reports = new WorkerReports({ clusterId: o.clusterId, logger: log });
+    const transport = o.transport === undefined ? {} : { transport: o.transport };
+    this.#reports = new WorkerReports({ clusterId: o.clusterId, logger: log, ...transport });
     this.#counters = new PoolCounters({
+      ...transport,
       clusterId: o.clusterId,
       logger: log,
       ...(o.countersIntervalMs === undefined ? {} : { intervalMs: o.countersIntervalMs }),
@@ -644,11 +652,11 @@ class Controllers {
   #worker(address: string): internal.WorkerServiceClient {
     let c = this.#workers.get(address);
     if (c === undefined) {
-      c = new internal.WorkerServiceClient(
-        address,
-        grpc.credentials.createInsecure(),
-        clusterClientOptions(this.#o.clusterId),
-      );
+      const transport = this.#o.transport ?? plaintextTransport();
+      c = new internal.WorkerServiceClient(address, transport.channelCredentials, {
+        ...transport.channelOptions,
+        ...clusterClientOptions(this.#o.clusterId),
+      });
       this.#workers.set(address, c);
     }
     return c;

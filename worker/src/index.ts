@@ -27,7 +27,10 @@ export {
 } from "./adapters/connecting-journal.js";
 export { type GrpcError, toGrpcError } from "./adapters/grpc-errors.js";
 export {
+  CASSANDRA_CREDENTIALS_ENV,
+  cassandraCredentialsFromEnv,
   connectCassandra,
+  InvalidCassandraCredentialsError,
   InvalidJournalUrlError,
   type JournalLocation,
   openJournal,

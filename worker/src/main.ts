@@ -3,11 +3,21 @@
 // serves until SIGTERM/SIGINT, then (with --hand-off-timeout-ms) waits for its shards
 // to be moved away, drains, gives up its Lease and exits 0.
 import { setTimeout as sleep } from "node:timers/promises";
-import { createLogger } from "@berth/common";
+import {
+  createLogger,
+  InternalTlsError,
+  type InternalTransport,
+  loadInternalTls,
+} from "@berth/common";
 import type { WorkerLease } from "@berth/kubernetes";
 import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
-import { InvalidJournalUrlError, openJournal } from "./adapters/journal-url.js";
+import {
+  cassandraCredentialsFromEnv,
+  InvalidCassandraCredentialsError,
+  InvalidJournalUrlError,
+  openJournal,
+} from "./adapters/journal-url.js";
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
 import { registerLeaseMetrics } from "./adapters/worker-metrics.js";
 import { startWorker } from "./adapters/worker-server.js";
@@ -26,9 +36,28 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger("worker", { worker: flags.id });
+  let transport: InternalTransport | undefined;
+  if (flags.internalTls !== undefined) {
+    try {
+      transport = loadInternalTls({ ...flags.internalTls, logger: log.child({ module: "tls" }) });
+    } catch (e: unknown) {
+      if (!(e instanceof InternalTlsError)) throw e;
+      process.stderr.write(`worker: --internal-tls-dir: ${e.message}\n`);
+      return 2;
+    }
+  }
+  let cassandraCredentials: ReturnType<typeof cassandraCredentialsFromEnv>;
+  try {
+    cassandraCredentials = cassandraCredentialsFromEnv(process.env);
+  } catch (e: unknown) {
+    if (!(e instanceof InvalidCassandraCredentialsError)) throw e;
+    process.stderr.write(`worker: ${e.message}\n`);
+    return 2;
+  }
   let journal: Awaited<ReturnType<typeof openJournal>>;
   try {
     journal = await openJournal(flags.journal, {
+      ...(cassandraCredentials === undefined ? {} : { cassandraCredentials }),
       onAttemptFailed: (e, attempt, retryInMs) =>
         log.warn(
           { attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },
@@ -104,6 +133,7 @@ async function main(): Promise<number> {
     shardMapSource: source,
     gossipPeers: flags.gossipPeers,
     snapshotEvery: flags.snapshotEvery,
+    ...(transport === undefined ? {} : { transport }),
     logger: log,
   });
   if (lease !== undefined) {
@@ -147,6 +177,7 @@ async function main(): Promise<number> {
   await lease?.stop({ release: true });
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
+  transport?.close();
   source.close();
   // Bounded: a driver whose connections were cut may never finish shutting down.
   const journalClosed = await Promise.race([

@@ -305,7 +305,15 @@ export interface StartOptions {
   readonly yaml?: Readonly<Record<string, YamlScalar>>;
   /** Extra JVM options, placed before the class path. */
   readonly jvmArgs?: readonly string[];
+  /**
+   * Require a login (PasswordAuthenticator). The superuser is Cassandra's default,
+   * {@link DEFAULT_SUPERUSER}, created at once; the harness logs in with it to check CQL.
+   */
+  readonly passwordAuthentication?: boolean;
 }
+
+/** The superuser Cassandra creates when it starts with PasswordAuthenticator. */
+export const DEFAULT_SUPERUSER = { username: "cassandra", password: "cassandra" } as const;
 
 /** A running Cassandra node on loopback. */
 export interface CassandraNode {
@@ -326,6 +334,8 @@ export interface CassandraNode {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, wait up to `stopTimeoutMs`, then SIGKILL; idempotent. */
   stop(): Promise<void>;
+  /** With `passwordAuthentication`: the superuser's login; otherwise undefined. */
+  readonly superuser: { readonly username: string; readonly password: string } | undefined;
 }
 
 interface Live {
@@ -422,7 +432,10 @@ async function launch(input: LaunchInput): Promise<CassandraNode> {
     cassandraYaml({
       nativePort,
       storagePort,
-      ...(options.yaml ? { overrides: options.yaml } : {}),
+      overrides: {
+        ...(options.passwordAuthentication ? { authenticator: "PasswordAuthenticator" } : {}),
+        ...options.yaml,
+      },
     }),
   );
   await writeFile(logbackFile, logbackXml());
@@ -435,7 +448,11 @@ async function launch(input: LaunchInput): Promise<CassandraNode> {
     storageDir: dataDir,
     logDir: join(dataDir, "logs"),
     triggersDir,
-    ...(options.jvmArgs ? { extraJvmArgs: options.jvmArgs } : {}),
+    extraJvmArgs: [
+      // The default superuser is otherwise created 10 s after start.
+      ...(options.passwordAuthentication ? ["-Dcassandra.superuser_setup_delay_ms=0"] : []),
+      ...(options.jvmArgs ?? []),
+    ],
   });
 
   const logStart = (await readFile(logFile).catch(() => Buffer.alloc(0))).length;
@@ -504,6 +521,7 @@ async function launch(input: LaunchInput): Promise<CassandraNode> {
   try {
     const release = await waitForCql({
       nativePort,
+      login: options.passwordAuthentication ? DEFAULT_SUPERUSER : undefined,
       logFile,
       logStart,
       timeoutMs: options.startTimeoutMs ?? 180_000,
@@ -540,6 +558,7 @@ async function launch(input: LaunchInput): Promise<CassandraNode> {
     logFile,
     exited,
     stop,
+    superuser: options.passwordAuthentication ? DEFAULT_SUPERUSER : undefined,
   };
 }
 
@@ -563,6 +582,7 @@ const MILESTONES: readonly [RegExp, string][] = [
 
 async function waitForCql(w: {
   nativePort: number;
+  login: { readonly username: string; readonly password: string } | undefined;
   logFile: string;
   logStart: number;
   timeoutMs: number;
@@ -595,7 +615,9 @@ async function waitForCql(w: {
     if (w.isExited()) throw new Error("exited");
     if (Date.now() > deadline) throw new StartTimeout(w.timeoutMs);
     if (await isPortOpen(w.nativePort)) {
-      const release = await queryReleaseVersion(w.nativePort).catch(() => undefined);
+      const release = await queryReleaseVersion(w.nativePort, "127.0.0.1", w.login).catch(
+        () => undefined,
+      );
       if (release) return release;
     }
     if (Date.now() - lastProgress > 10_000) {
@@ -609,11 +631,18 @@ async function waitForCql(w: {
 }
 
 /** `SELECT release_version FROM system.local` on a fresh driver connection. */
-export async function queryReleaseVersion(port: number, host = "127.0.0.1"): Promise<string> {
+export async function queryReleaseVersion(
+  port: number,
+  host = "127.0.0.1",
+  login?: { readonly username: string; readonly password: string },
+): Promise<string> {
   const client = new cassandra.Client({
     contactPoints: [`${host}:${port}`],
     localDataCenter: CASSANDRA_LOCAL_DATA_CENTER,
     socketOptions: { connectTimeout: 3000, readTimeout: 5000 },
+    ...(login === undefined
+      ? {}
+      : { authProvider: new cassandra.auth.PlainTextAuthProvider(login.username, login.password) }),
   });
   try {
     await client.connect();

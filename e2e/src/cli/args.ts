@@ -38,6 +38,11 @@ export type CliCommand =
             readonly includeClosed: boolean;
           }
         | { readonly command: "pool"; readonly pool: string }
+        | {
+            readonly command: "health";
+            /** "" asks about the server as a whole. */
+            readonly service: string;
+          }
       ));
 
 /**
@@ -54,7 +59,7 @@ export class UsageError extends Error {
   }
 }
 
-const COMMANDS = ["reserve", "release", "availability", "pool", "help"] as const;
+const COMMANDS = ["reserve", "release", "availability", "pool", "health", "help"] as const;
 
 const OPTIONS = {
   address: { type: "string" },
@@ -70,6 +75,7 @@ const OPTIONS = {
   "page-token": { type: "string" },
   "all-pages": { type: "boolean" },
   "include-closed": { type: "boolean" },
+  service: { type: "string" },
 } as const;
 
 const GLOBAL = ["address", "json", "timeout", "help"];
@@ -77,6 +83,7 @@ const PER_COMMAND: Record<string, readonly string[]> = {
   reserve: ["request-id"],
   release: [],
   pool: [],
+  health: ["service"],
   availability: [
     "selector",
     "from",
@@ -110,6 +117,11 @@ export function usage(topic?: string): string {
   --from, --to     only pools whose window overlaps [from, to)`,
     pool: `berth pool <pool>
   Shows one pool's authoritative state, read from its owner.`,
+    health: `berth health [--service NAME]
+  Asks the standard gRPC health service (grpc.health.v1.Health/Check) at --address.
+  Exit 0 when it answers SERVING, 1 otherwise (NOT_SERVING, SERVICE_UNKNOWN, no answer).
+  --service  the service to ask about, e.g. berth.v1.CapacityService (default: the
+             server as a whole)`,
   };
   const known = topic === undefined ? undefined : commands[topic];
   if (known !== undefined) return `Usage: ${known}\n\n${common}\n`;
@@ -120,7 +132,8 @@ Commands:
 
 ${common}
 
-Exit codes: 0 success, 1 the call failed (the gRPC status is printed), 2 usage error.
+Exit codes: 0 success, 1 the call failed (the gRPC status is printed; for health: not
+SERVING), 2 usage error.
 `;
 }
 
@@ -231,6 +244,9 @@ export function parseCliArgs(
     case "pool":
       arity(1, "<pool>");
       return { ...global, command, pool: args[0] as string };
+    case "health":
+      arity(0, "no positional arguments");
+      return { ...global, command, service: values.service ?? "" };
     default: {
       arity(0, "no positional arguments");
       const from = values.from;

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { parseRichStatus, v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
 import { type CliCommand, parseCliArgs, UsageError, usage } from "./args.js";
 import {
   availabilityFooter,
@@ -48,8 +49,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stdout(usage(cmd.topic));
     return EXIT_OK;
   }
+  if (cmd.command === "health") return health(cmd, io);
   const client = new v1.CapacityServiceClient(cmd.address, grpc.credentials.createInsecure());
-  const deadline = () => new Date(Date.now() + cmd.timeoutMs);
+  const deadline = () => deadlineIn(cmd);
   const print = (human: string, json: unknown) =>
     io.stdout(cmd.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
   try {
@@ -148,6 +150,37 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } finally {
     client.close();
   }
+}
+
+const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health");
+
+/** `berth health`: one grpc.health.v1 Check; 0 when SERVING, else 1. */
+async function health(cmd: Extract<CliCommand, { command: "health" }>, io: CliIo): Promise<number> {
+  const client = new HealthClient(cmd.address, grpc.credentials.createInsecure());
+  const check = client.check as unknown as UnaryMethod<{ service: string }, { status: string }>;
+  try {
+    const { status } = await unary(check.bind(client), { service: cmd.service }, deadlineIn(cmd));
+    io.stdout(
+      cmd.json
+        ? `${JSON.stringify({ service: cmd.service, status }, null, 2)}\n`
+        : `${table([
+            ["service", cmd.service === "" ? "(the server)" : cmd.service],
+            ["status", status],
+          ])}\n`,
+    );
+    return status === "SERVING" ? EXIT_OK : EXIT_RPC_ERROR;
+  } catch (e: unknown) {
+    const f = describeFailure(e);
+    if (cmd.json) io.stderr(`${JSON.stringify({ error: f }, null, 2)}\n`);
+    else io.stderr(`${failureText(f)}\n`);
+    return EXIT_RPC_ERROR;
+  } finally {
+    client.close();
+  }
+}
+
+function deadlineIn(cmd: { readonly timeoutMs: number }): Date {
+  return new Date(Date.now() + cmd.timeoutMs);
 }
 
 /** The line after a usage error: where the usage is, not the usage itself. */

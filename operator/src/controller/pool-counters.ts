@@ -2,6 +2,7 @@
 // live worker at a time (any worker knows every pool's latest counters), keeps the
 // highest version per pool and says which pools changed. Nothing is pushed to it, so
 // workers need not know where the operator runs.
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import { clusterClientOptions, internal } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -23,6 +24,8 @@ export interface PoolCountersOptions {
   readonly timeoutMs?: number;
   /** Called with the ids of pools whose counters changed after each pull. */
   readonly onChanged: (pools: readonly string[]) => void;
+  /** Credentials of the worker clients (mutual TLS with `--internal-tls-dir`); default plaintext. */
+  readonly transport?: InternalTransport;
 }
 
 /** Pulls counters from the members it is given, round-robin, every interval. */
@@ -124,11 +127,11 @@ export class PoolCounters {
   #client(address: string): internal.GossipServiceClient {
     let c = this.#clients.get(address);
     if (c === undefined) {
-      c = new internal.GossipServiceClient(
-        address,
-        grpc.credentials.createInsecure(),
-        clusterClientOptions(this.#o.clusterId),
-      );
+      const transport = this.#o.transport ?? plaintextTransport();
+      c = new internal.GossipServiceClient(address, transport.channelCredentials, {
+        ...transport.channelOptions,
+        ...clusterClientOptions(this.#o.clusterId),
+      });
       this.#clients.set(address, c);
     }
     return c;

@@ -2,8 +2,9 @@
 // long-lived stream per member, reopened with backoff while the member is listed.
 // Planning reads only reports from a shard's current owner at its current epoch, so
 // a stale report (an old owner, an old epoch) can never move a shard.
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import { clusterClientOptions, internal } from "@berth/proto";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ShardReport } from "../planning/hand-off.js";
 
@@ -18,6 +19,8 @@ export interface WorkerReportsOptions {
   readonly reconnectDelayMs?: { readonly initial: number; readonly max: number };
   /** grpc-js channel options; keepalive defaults detect a frozen worker within ~4 s. */
   readonly channelOptions?: grpc.ChannelOptions;
+  /** Credentials of the worker clients (mutual TLS with `--internal-tls-dir`); default plaintext. */
+  readonly transport?: InternalTransport;
 }
 
 interface Watch {
@@ -113,17 +116,15 @@ export class WorkerReports {
   }
 
   #open(id: string, address: string): void {
-    const client = new internal.WorkerControlServiceClient(
-      address,
-      grpc.credentials.createInsecure(),
-      {
-        "grpc.keepalive_time_ms": 1_000,
-        "grpc.keepalive_timeout_ms": 3_000,
-        "grpc.keepalive_permit_without_calls": 1,
-        ...this.#o.channelOptions,
-        ...clusterClientOptions(this.#o.clusterId),
-      },
-    );
+    const transport = this.#o.transport ?? plaintextTransport();
+    const client = new internal.WorkerControlServiceClient(address, transport.channelCredentials, {
+      ...transport.channelOptions,
+      "grpc.keepalive_time_ms": 1_000,
+      "grpc.keepalive_timeout_ms": 3_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      ...this.#o.channelOptions,
+      ...clusterClientOptions(this.#o.clusterId),
+    });
     const w: Watch = {
       address,
       client,

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { InvalidJournalUrlError, parseJournalUrl } from "./journal-url.js";
+import {
+  cassandraCredentialsFromEnv,
+  InvalidCassandraCredentialsError,
+  InvalidJournalUrlError,
+  parseJournalUrl,
+} from "./journal-url.js";
 
 function problem(url: string): string {
   try {
@@ -78,5 +83,61 @@ describe("journal URLs", () => {
     );
     assert.match(problem("cassandra://c1:9042/berth?ttl=1"), /unknown option "ttl"/);
     assert.match(problem("cassandra://c1:99999/berth"), /port must be 1\.\.65535/);
+  });
+});
+
+describe("Cassandra credentials", () => {
+  test("user:password@ in a journal URL is refused without echoing the password", () => {
+    for (const url of [
+      "cassandra://berth:s3cret-pw@db:9042/berth",
+      "cassandra://berth:s3cret-pw@db1:9042,db2:9042/berth?dc=dc1",
+      "sqlite://berth:s3cret-pw@/tmp/j.db",
+    ]) {
+      try {
+        parseJournalUrl(url);
+        assert.fail(`expected ${url} to be rejected`);
+      } catch (e: unknown) {
+        assert.ok(e instanceof InvalidJournalUrlError, String(e));
+        assert.ok(!e.message.includes("s3cret-pw"), e.message);
+        assert.ok(!e.url.includes("s3cret-pw"), e.url);
+        assert.ok(!JSON.stringify(e).includes("s3cret-pw"));
+        assert.match(e.url, /^[a-z]+:\/\/\*\*\*@/);
+      }
+    }
+    assert.throws(
+      () => parseJournalUrl("cassandra://berth:s3cret-pw@db:9042/berth"),
+      (e: unknown) =>
+        e instanceof InvalidJournalUrlError &&
+        e.message ===
+          'invalid journal URL "cassandra://***@db:9042/berth": credentials do not belong in the URL; set BERTH_CASSANDRA_USERNAME and BERTH_CASSANDRA_PASSWORD in the worker\'s environment (e.g. from a Secret)',
+    );
+  });
+
+  test("the login comes from BERTH_CASSANDRA_USERNAME and BERTH_CASSANDRA_PASSWORD, both or neither", () => {
+    assert.equal(cassandraCredentialsFromEnv({}), undefined);
+    assert.deepEqual(
+      cassandraCredentialsFromEnv({
+        BERTH_CASSANDRA_USERNAME: "berth",
+        BERTH_CASSANDRA_PASSWORD: "pw",
+      }),
+      { username: "berth", password: "pw" },
+    );
+    const refused = (env: NodeJS.ProcessEnv, message: string) =>
+      assert.throws(
+        () => cassandraCredentialsFromEnv(env),
+        (e: unknown) => e instanceof InvalidCassandraCredentialsError && e.message === message,
+      );
+    refused(
+      { BERTH_CASSANDRA_USERNAME: "berth" },
+      "BERTH_CASSANDRA_PASSWORD is not set but BERTH_CASSANDRA_USERNAME is: set both or neither",
+    );
+    refused(
+      { BERTH_CASSANDRA_PASSWORD: "pw" },
+      "BERTH_CASSANDRA_USERNAME is not set but BERTH_CASSANDRA_PASSWORD is: set both or neither",
+    );
+    refused(
+      { BERTH_CASSANDRA_USERNAME: "berth", BERTH_CASSANDRA_PASSWORD: "" },
+      "BERTH_CASSANDRA_PASSWORD is empty",
+    );
   });
 });

@@ -1,8 +1,16 @@
 // Opens the journal named by a --journal URL: sqlite:///abs/path.db (the local default)
 // or cassandra://host:port[,host:port]/keyspace?… (production).
 import { isAbsolute } from "node:path";
-import { CassandraJournal, type CassandraJournalOptions } from "../journal/cassandra-journal.js";
-import { CassandraUrlError, parseCassandraJournalUrl } from "../journal/cassandra-url.js";
+import {
+  type CassandraCredentials,
+  CassandraJournal,
+  type CassandraJournalOptions,
+} from "../journal/cassandra-journal.js";
+import {
+  CassandraUrlError,
+  parseCassandraJournalUrl,
+  redactUserinfo,
+} from "../journal/cassandra-url.js";
 import type { Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import { ConnectingJournal, type ConnectingJournalOptions } from "./connecting-journal.js";
@@ -10,12 +18,53 @@ import { ConnectingJournal, type ConnectingJournalOptions } from "./connecting-j
 /** Thrown when a journal URL is malformed or names a journal this build cannot open. */
 export class InvalidJournalUrlError extends Error {
   override readonly name = "InvalidJournalUrlError";
+  /** The URL, with any `user:password@` redacted. */
+  readonly url: string;
   constructor(
-    readonly url: string,
+    url: string,
     readonly problem: string,
   ) {
-    super(`invalid journal URL ${JSON.stringify(url)}: ${problem}`);
+    super(`invalid journal URL ${JSON.stringify(redactUserinfo(url))}: ${problem}`);
+    this.url = redactUserinfo(url);
   }
+}
+
+/**
+ * Thrown when only one of BERTH_CASSANDRA_USERNAME and BERTH_CASSANDRA_PASSWORD is set,
+ * or one is empty. The message never holds the password.
+ */
+export class InvalidCassandraCredentialsError extends Error {
+  override readonly name = "InvalidCassandraCredentialsError";
+}
+
+/** The environment variables a worker reads its Cassandra login from. */
+export const CASSANDRA_CREDENTIALS_ENV = {
+  username: "BERTH_CASSANDRA_USERNAME",
+  password: "BERTH_CASSANDRA_PASSWORD",
+} as const;
+
+/**
+ * The Cassandra login from the environment: both variables, or neither (no login).
+ * @throws InvalidCassandraCredentialsError
+ */
+export function cassandraCredentialsFromEnv(
+  env: NodeJS.ProcessEnv,
+): CassandraCredentials | undefined {
+  const username = env[CASSANDRA_CREDENTIALS_ENV.username];
+  const password = env[CASSANDRA_CREDENTIALS_ENV.password];
+  if (username === undefined && password === undefined) return undefined;
+  for (const [name, value] of [
+    [CASSANDRA_CREDENTIALS_ENV.username, username],
+    [CASSANDRA_CREDENTIALS_ENV.password, password],
+  ] as const) {
+    if (value === undefined) {
+      throw new InvalidCassandraCredentialsError(
+        `${name} is not set but ${name === CASSANDRA_CREDENTIALS_ENV.username ? CASSANDRA_CREDENTIALS_ENV.password : CASSANDRA_CREDENTIALS_ENV.username} is: set both or neither`,
+      );
+    }
+    if (value === "") throw new InvalidCassandraCredentialsError(`${name} is empty`);
+  }
+  return { username: username as string, password: password as string };
 }
 
 /** A parsed journal URL. */
@@ -41,7 +90,7 @@ export function parseJournalUrl(url: string): JournalLocation {
     try {
       return { kind: "cassandra", options: parseCassandraJournalUrl(url) };
     } catch (e: unknown) {
-      if (e instanceof CassandraUrlError) throw new InvalidJournalUrlError(url, e.problem);
+      if (e instanceof CassandraUrlError) throw new InvalidJournalUrlError(e.url, e.problem);
       throw e;
     }
   }
@@ -94,14 +143,24 @@ export function parseJournalUrl(url: string): JournalLocation {
  */
 export async function openJournal(
   url: string,
-  options: Omit<ConnectingJournalOptions, "connect" | "describe"> = {},
+  options: Omit<ConnectingJournalOptions, "connect" | "describe"> & {
+    /** The Cassandra login (see {@link cassandraCredentialsFromEnv}); unused by SQLite. */
+    readonly cassandraCredentials?: CassandraCredentials;
+  } = {},
 ): Promise<Journal> {
   const location = parseJournalUrl(url);
+  const { cassandraCredentials, ...connecting } = options;
   switch (location.kind) {
     case "sqlite":
       return SqliteJournal.open(location.path, { synchronous: location.synchronous });
     case "cassandra":
-      return connectCassandra(location.options, options);
+      return connectCassandra(
+        {
+          ...location.options,
+          ...(cassandraCredentials === undefined ? {} : { credentials: cassandraCredentials }),
+        },
+        connecting,
+      );
   }
 }
 

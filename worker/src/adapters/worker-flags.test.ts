@@ -129,3 +129,39 @@ describe("worker flags", () => {
     assert.match(usage([...base, "--lease-duration-ms", "9000"]), /only for --shard-map-resource/);
   });
 });
+
+describe("internal TLS flags", () => {
+  test("--internal-tls-dir and --internal-tls-server-name are parsed together; without them, plaintext", () => {
+    const flags = parseWorkerFlags([
+      ...base,
+      "--internal-tls-dir",
+      "/etc/berth/tls",
+      "--internal-tls-server-name",
+      "berth-worker.berth.svc",
+    ]);
+    assert.notEqual(flags, "help");
+    if (flags === "help") return;
+    assert.deepEqual(flags.internalTls, {
+      dir: "/etc/berth/tls",
+      serverName: "berth-worker.berth.svc",
+    });
+    const plain = parseWorkerFlags(base);
+    assert.ok(plain !== "help" && plain.internalTls === undefined);
+  });
+
+  test("a server name without a directory, or one that is not a DNS name, is a usage error", () => {
+    assert.equal(
+      usage([...base, "--internal-tls-server-name", "w.berth.svc"]),
+      "--internal-tls-server-name needs --internal-tls-dir",
+    );
+    assert.equal(
+      usage([...base, "--internal-tls-dir", "/d", "--internal-tls-server-name", "w:7000"]),
+      `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.'), got "w:7000"`,
+    );
+  });
+
+  test("the usage text documents both flags", () => {
+    assert.match(USAGE, /--internal-tls-dir DIR/);
+    assert.match(USAGE, /--internal-tls-server-name NAME/);
+  });
+});

@@ -1,7 +1,13 @@
 // Command-line flags of the worker process.
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
-import { InvalidAddressError, parseHostPort } from "@berth/common";
+import {
+  INTERNAL_TLS_USAGE,
+  type InternalTlsFlags,
+  InvalidAddressError,
+  parseHostPort,
+  parseInternalTlsFlags,
+} from "@berth/common";
 import { clusterIdProblem } from "@berth/proto";
 
 /** The worker's usage text. */
@@ -12,6 +18,7 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
               [--hand-off-timeout-ms <ms>]
               [--advertise <host:port>] [--kubeconfig FILE]
               [--lease-duration-ms 6000] [--lease-renew-ms 1000]
+              [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
 
   --id              this worker's member id in the shard map, e.g. worker-0
   --grpc            gRPC listen address (WorkerService, GossipService, health, reflection)
@@ -19,7 +26,8 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
   --journal         journal URL, one of:
                       sqlite:///absolute/path.db[?synchronous=FULL|NORMAL]
                       cassandra://host:port[,host:port]/keyspace[?dc=…&rf=…&consistency=…&timeoutMs=…]
-                    (a Cassandra journal that is not up yet is retried; not ready meanwhile)
+                    (a Cassandra journal that is not up yet is retried; not ready meanwhile;
+                    no user:password@ in the URL: see the environment below)
   --shard-map-file  JSON ShardMap file to follow (written by the supervisor/operator)
   --shard-map-resource
                     Kubernetes mode: follow the ShardMap object NAMESPACE/NAME (written by
@@ -42,6 +50,12 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
                     and keep serving until it has moved every shard away, for at most
                     this long, then stop (Kubernetes: keep it below the pod's grace
                     period). Default 0: stop at once (local mode)
+${INTERNAL_TLS_USAGE}
+
+environment:
+  BERTH_CASSANDRA_USERNAME, BERTH_CASSANDRA_PASSWORD
+                    Cassandra login (PasswordAuthenticator); both or neither; never logged
+  BERTH_LOG_LEVEL   pino level (default info)
 `;
 
 /** The worker's parsed flags. */
@@ -67,6 +81,8 @@ export interface WorkerFlags {
   readonly clusterId: string;
   /** Longest graceful leave on SIGTERM/SIGINT, in ms; 0 (the default): none. */
   readonly handOffTimeoutMs: number;
+  /** Mutual TLS on the gRPC port and the gossip clients; absent: plaintext. */
+  readonly internalTls?: InternalTlsFlags;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -181,6 +197,11 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   const clusterId = values["cluster-id"] ?? "";
   const clusterProblem = clusterIdProblem(clusterId);
   if (clusterProblem !== undefined) throw new UsageError(`--cluster-id: ${clusterProblem}`);
+  const internalTls = parseInternalTlsFlags(
+    values["internal-tls-dir"],
+    values["internal-tls-server-name"],
+  );
+  if (typeof internalTls === "string") throw new UsageError(internalTls);
   return {
     clusterId,
     id,
@@ -192,6 +213,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     gossipPeers: values["gossip-peer"] ?? [],
     snapshotEvery: Number(every),
     handOffTimeoutMs: Number(handOff),
+    ...(internalTls === undefined ? {} : { internalTls }),
   };
 }
 
@@ -215,6 +237,8 @@ function parse(args: readonly string[]) {
       "snapshot-every": { type: "string" },
       "cluster-id": { type: "string" },
       "hand-off-timeout-ms": { type: "string" },
+      "internal-tls-dir": { type: "string" },
+      "internal-tls-server-name": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -5,13 +5,15 @@
 import {
   createLogger,
   createRegistry,
+  type InternalTransport,
   type ObservabilityServer,
   parseHostPort,
+  plaintextTransport,
   type Readiness,
   startObservabilityServer,
 } from "@berth/common";
 import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -64,6 +66,12 @@ export interface WorkerConfig {
    * Open WatchShards streams do not count: they end once the shards are drained.
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * Credentials of the gRPC server and of the gossip clients: mutual TLS
+   * (`loadInternalTls`, `--internal-tls-dir`) or, by default, plaintext. The caller owns
+   * it (close it after the worker).
+   */
+  readonly transport?: InternalTransport;
   /** Default: a "worker" JSON logger with the worker id. */
   readonly logger?: Logger;
   /** Default: a fresh registry (createRegistry("worker")). */
@@ -168,6 +176,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     logger: log,
     registry,
     clientOptions: clusterClientOptions(clusterId),
+    ...(config.transport === undefined ? {} : { transport: config.transport }),
     ...(config.gossip?.pushDelayMs === undefined ? {} : { pushDelayMs: config.gossip.pushDelayMs }),
     ...(config.gossip?.antiEntropyIntervalMs === undefined
       ? {}
@@ -229,8 +238,9 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   addReflection(server);
 
   const { host } = parseHostPort(config.grpc);
+  const transport = config.transport ?? plaintextTransport();
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(config.grpc, ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(config.grpc, transport.serverCredentials, (err, p) =>
       err ? reject(err) : resolve(p),
     );
   });

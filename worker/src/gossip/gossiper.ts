@@ -1,7 +1,8 @@
 // Spreads pool counters to peers: batched deltas, periodic anti-entropy, pull on start.
 
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import { internal } from "@berth/proto";
-import { type ChannelOptions, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type ChannelOptions, Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { type GossipObserver, gossipServiceHandlers } from "./gossip-service.js";
@@ -37,6 +38,11 @@ export interface GossiperOptions {
   readonly registry: Registry;
   /** Channel options of the clients to peers. */
   readonly clientOptions?: ChannelOptions;
+  /**
+   * Credentials of the peer clients (mutual TLS with `--internal-tls-dir`); its channel
+   * options are merged under `clientOptions`. Default: plaintext.
+   */
+  readonly transport?: InternalTransport;
   /** Deadline of each Push and Pull call, in ms. Default 5000. */
   readonly callTimeoutMs?: number;
   /** Least time between two warnings about the same unreachable peer, in ms. Default 30000. */
@@ -88,6 +94,7 @@ interface Metrics {
  */
 export class Gossiper {
   readonly #o: GossiperOptions;
+  readonly #transport: InternalTransport;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #observer: GossipObserver;
@@ -115,6 +122,7 @@ export class Gossiper {
 
   constructor(options: GossiperOptions) {
     this.#o = options;
+    this.#transport = options.transport ?? plaintextTransport();
     this.#log = options.logger.child({ module: "gossip", node: options.nodeId });
     this.#pushDelayMs = options.pushDelayMs ?? 10;
     this.#antiEntropyMs = options.antiEntropyIntervalMs ?? 1000;
@@ -288,11 +296,10 @@ export class Gossiper {
       if (peer === undefined) {
         let client: internal.GossipServiceClient;
         try {
-          client = new internal.GossipServiceClient(
-            address,
-            credentials.createInsecure(),
-            this.#o.clientOptions ?? {},
-          );
+          client = new internal.GossipServiceClient(address, this.#transport.channelCredentials, {
+            ...this.#transport.channelOptions,
+            ...this.#o.clientOptions,
+          });
         } catch (e: unknown) {
           if (!this.#rejected.has(address)) {
             this.#rejected.add(address);

@@ -69,6 +69,18 @@ export interface CassandraJournalOptions {
    * the life of a keyspace: every writer of a keyspace must use the same value.
    */
   readonly bucketSize?: number;
+  /**
+   * Username and password for Cassandra's PasswordAuthenticator (PlainTextAuthProvider).
+   * Never part of the URL, never logged: the worker reads them from
+   * BERTH_CASSANDRA_USERNAME and BERTH_CASSANDRA_PASSWORD.
+   */
+  readonly credentials?: CassandraCredentials;
+}
+
+/** A Cassandra login. */
+export interface CassandraCredentials {
+  readonly username: string;
+  readonly password: string;
 }
 
 /** The default {@link CassandraJournalOptions.bucketSize}. */
@@ -151,6 +163,14 @@ export class CassandraJournal implements Journal {
         prepare: true,
       },
       protocolOptions: { maxSchemaAgreementWaitSeconds: 10 },
+      ...(options.credentials === undefined
+        ? {}
+        : {
+            authProvider: new cassandra.auth.PlainTextAuthProvider(
+              options.credentials.username,
+              options.credentials.password,
+            ),
+          }),
       // The driver's default (1 s doubling to 10 min) would leave a worker without a
       // journal for minutes after a short outage; reconnect within 2 s of its return.
       policies: {

@@ -28,6 +28,14 @@ export class CassandraUrlError extends Error {
   }
 }
 
+/**
+ * The URL with any `user:password@` replaced by `***@`, so an error or a log line
+ * never echoes a password someone put in it.
+ */
+export function redactUserinfo(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1***@");
+}
+
 const OPTIONS = [
   "dc",
   "rf",
@@ -51,8 +59,13 @@ const EXAMPLE = "cassandra://host:9042[,host:9042]/keyspace?dc=datacenter1";
  */
 export function parseCassandraJournalUrl(url: string): CassandraJournalOptions {
   const fail = (problem: string): never => {
-    throw new CassandraUrlError(url, problem);
+    throw new CassandraUrlError(redactUserinfo(url), problem);
   };
+  if (redactUserinfo(url) !== url) {
+    fail(
+      "credentials do not belong in the URL; set BERTH_CASSANDRA_USERNAME and BERTH_CASSANDRA_PASSWORD in the worker's environment (e.g. from a Secret)",
+    );
+  }
   const m = /^cassandra:\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(url);
   if (!m) return fail(`expected ${EXAMPLE}`);
   const [, hostList = "", path = "", query = ""] = m;
