@@ -61,12 +61,14 @@ const files = globSync(["*/src/**/*.test.ts"], {
 // Some test files need project-built Go binaries, named by a token in the file name
 // between its base name and ".test.ts" (e.g. `dry-run.helm.k8s.int.test.ts`):
 //   k8s      → etcd, kube-apiserver, kubectl (a real control plane)
+//   node     → kubelet, kube-proxy, kube-controller-manager, kube-scheduler (a real node)
 //   helm     → helm
 //   promtool → promtool
 // Build or reuse them first, in one call, with progress on the console and outside any
 // per-file timeout (a cold build takes many minutes). Without Go, skip those files visibly.
 const NEEDS = {
   k8s: ["etcd", "kube-apiserver", "kubectl"],
+  node: ["kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler"],
   helm: ["helm"],
   promtool: ["promtool"],
 };
@@ -137,7 +139,7 @@ const stream = run({
 // would otherwise hang the whole run until CI's limit: fail it visibly instead,
 // naming the files that have reported no result yet.
 const reported = new Set();
-const runTimeoutMs = Number(process.env.BERTH_TEST_RUN_TIMEOUT_MS ?? 40 * 60_000);
+const runTimeoutMs = Number(process.env.BERTH_TEST_RUN_TIMEOUT_MS ?? 60 * 60_000);
 const watchdog = setTimeout(() => {
   console.log(`\nberth test: the run exceeded ${runTimeoutMs / 60_000} minutes.`);
   console.log("A test file's process did not exit; files with no result yet:");

@@ -294,7 +294,7 @@ describe("bad directories are refused with the file and the reason", () => {
       (e: unknown) =>
         e instanceof InternalTlsError &&
         e.message ===
-          `the server name must be a DNS name (letters, digits, '-', '.', '*'), got "worker:7000"`,
+          `the server name must be a DNS name (letters, digits, '-', '.'), got "worker:7000"`,
     );
   });
 });

@@ -46,8 +46,6 @@ export class InternalTlsError extends Error {
  * ({@link plaintextTransport}) or mutual TLS ({@link loadInternalTls}).
  */
 export interface InternalTransport {
-  /** "tls" when servers require, and clients present, a certificate signed by the CA. */
-  readonly kind: "plaintext" | "tls";
   /** For `server.bindAsync` of a server of internal services. */
   readonly serverCredentials: ServerCredentials;
   /** For every client of an internal service. */
@@ -99,7 +97,7 @@ export function parseInternalTlsFlags(
   if (dir === "") return "--internal-tls-dir must not be empty";
   if (serverName === undefined) return { dir };
   if (!SERVER_NAME.test(serverName)) {
-    return `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.', '*'), got ${JSON.stringify(serverName)}`;
+    return `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.'), got ${JSON.stringify(serverName)}`;
   }
   return { dir, serverName };
 }
@@ -107,7 +105,6 @@ export function parseInternalTlsFlags(
 /** No TLS: what internal servers and clients use without `--internal-tls-dir`. */
 export function plaintextTransport(): InternalTransport {
   return {
-    kind: "plaintext",
     serverCredentials: ServerCredentials.createInsecure(),
     channelCredentials: credentials.createInsecure(),
     channelOptions: {},
@@ -143,7 +140,7 @@ export interface InternalTlsOptions {
 export function loadInternalTls(options: InternalTlsOptions): InternalTransport {
   if (options.serverName !== undefined && !SERVER_NAME.test(options.serverName)) {
     throw new InternalTlsError(
-      `the server name must be a DNS name (letters, digits, '-', '.', '*'), got ${JSON.stringify(options.serverName)}`,
+      `the server name must be a DNS name (letters, digits, '-', '.'), got ${JSON.stringify(options.serverName)}`,
       options.dir,
     );
   }
@@ -153,7 +150,6 @@ export function loadInternalTls(options: InternalTlsOptions): InternalTransport 
     options.logger,
   );
   return {
-    kind: "tls",
     // grpc-js names these parameters (ca, identity) but passes them on swapped; one
     // provider serves both, so the order does not matter here.
     serverCredentials: experimental.createCertificateProviderServerCredentials(
@@ -176,10 +172,10 @@ export function loadInternalTls(options: InternalTlsOptions): InternalTransport 
 }
 
 const SERVER_NAME =
-  /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
+  /^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
 
 /** The three files, read and checked. */
-interface CertificateSet {
+export interface CertificateSet {
   readonly ca: Buffer;
   readonly cert: Buffer;
   readonly key: Buffer;

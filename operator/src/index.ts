@@ -5,16 +5,24 @@
  */
 
 export {
+  HandOffTimer,
+  MemberTransitions,
+  type OperatorMetrics,
+  operatorMetrics,
+} from "./adapters/operator-metrics.js";
+export {
   LeaseMembership,
   type LeaseObservation,
   type ObservedMember,
 } from "./controller/membership.js";
+export { PoolCounters, type PoolCountersOptions } from "./controller/pool-counters.js";
 export {
   processQueue,
   type ReconcileResult,
   WorkQueue,
   type WorkQueueOptions,
 } from "./controller/work-queue.js";
+export { WorkerReports, type WorkerReportsOptions } from "./controller/worker-reports.js";
 export {
   type HandOffInput,
   type HandOffStep,

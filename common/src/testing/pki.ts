@@ -168,5 +168,6 @@ export async function writeInternalTlsDir(
 }
 
 function randomSerial(): string {
-  return Array.from({ length: 16 }, () => Math.floor(Math.random() * 16).toString(16)).join("");
+  // Positive 63-bit serial; openssl needs unique serials per CA, not secrecy.
+  return (BigInt(Date.now()) * 1_000_003n + BigInt(Math.floor(Math.random() * 1e6))).toString(16);
 }

@@ -47,8 +47,14 @@ function selectors(objects: readonly K8sObject[]): [string, Record<string, strin
   const out: [string, Record<string, string>][] = [];
   for (const o of objects) {
     const id = `${o.kind}/${o.metadata.name}`;
-    if (o.spec?.selector?.matchLabels) out.push([id, o.spec.selector.matchLabels]);
-    else if (o.kind === "Service" && o.spec?.selector) out.push([id, o.spec.selector]);
+    if (o.spec?.selector?.matchLabels) {
+      // A selector over several components (the ServiceMonitor) names the component
+      // key in an expression: count it as selected on.
+      const labels: Record<string, string> = { ...o.spec.selector.matchLabels };
+      for (const e of o.spec.selector.matchExpressions ?? [])
+        labels[e.key] = `${e.operator} ${e.values}`;
+      out.push([id, labels]);
+    } else if (o.kind === "Service" && o.spec?.selector) out.push([id, o.spec.selector]);
     if (o.kind === "NetworkPolicy") out.push([id, o.spec.podSelector.matchLabels]);
   }
   return out;

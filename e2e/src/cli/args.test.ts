@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS, parseCliArgs, parseDuration, usage } from "./args.js";
+import {
+  DEFAULT_ADDRESS,
+  DEFAULT_TIMEOUT_MS,
+  parseCliArgs,
+  parseDuration,
+  UsageError,
+  usage,
+} from "./args.js";
 
 const usageError = (message: string) => ({ name: "UsageError", message });
 
@@ -82,13 +89,13 @@ test("help is available for the whole CLI and for each command", () => {
   assert.deepEqual(parseCliArgs(["help", "reserve"]), { command: "help", topic: "reserve" });
   assert.deepEqual(parseCliArgs(["reserve", "-h"]), { command: "help", topic: "reserve" });
   assert.match(usage("reserve"), /^Usage: berth reserve <pool> <units> \[--request-id ID\]/);
-  assert.match(usage(), /Exit codes: 0 success, 1 the call failed .* 2 usage error/);
+  assert.match(usage(), /Exit codes: 0 success, 1 the call failed [\s\S]* 2 usage error/);
 });
 
 test("malformed command lines are usage errors that say what is wrong", () => {
   assert.throws(
     () => parseCliArgs(["book", "a/b"]),
-    usageError('unknown command "book" (commands: reserve, release, availability, pool)'),
+    usageError('unknown command "book" (commands: reserve, release, availability, pool, health)'),
   );
   assert.throws(
     () => parseCliArgs(["reserve", "a/b"]),
@@ -128,7 +135,7 @@ test("malformed command lines are usage errors that say what is wrong", () => {
   );
   assert.throws(
     () => parseCliArgs([]),
-    usageError("missing command (reserve, release, availability, pool)"),
+    usageError("missing command (reserve, release, availability, pool, health)"),
   );
 });
 
@@ -176,4 +183,27 @@ test("durations accept milliseconds, seconds, minutes and bare seconds", () => {
   assert.equal(parseDuration("0s"), undefined);
   assert.equal(parseDuration("-1s"), undefined);
   assert.equal(parseDuration("5h"), undefined);
+});
+
+test("health takes an optional --service and no positional arguments", () => {
+  assert.deepEqual(parseCliArgs(["health", "--address", "gw:50051"]), {
+    command: "health",
+    address: "gw:50051",
+    json: false,
+    timeoutMs: 5000,
+    service: "",
+  });
+  assert.deepEqual(parseCliArgs(["health", "--service", "berth.v1.CapacityService", "--json"]), {
+    command: "health",
+    address: "localhost:50051",
+    json: true,
+    timeoutMs: 5000,
+    service: "berth.v1.CapacityService",
+  });
+  assert.throws(
+    () => parseCliArgs(["health", "extra"]),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message === '"health" takes no positional arguments; unexpected "extra"',
+  );
 });

@@ -132,8 +132,8 @@ Commands:
 
 ${common}
 
-Exit codes: 0 success, 1 the call failed (the gRPC status is printed) or health is not
-SERVING, 2 usage error.
+Exit codes: 0 success, 1 the call failed (the gRPC status is printed; for health: not
+SERVING), 2 usage error.
 `;
 }
 

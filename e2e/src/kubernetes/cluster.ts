@@ -508,11 +508,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     return cluster;
   } catch (e: unknown) {
     log(
-      `start failed (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); tearing down`,
+      `start failed (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); undoing everything` +
+        (e instanceof ControlPlaneStartError
+          ? " (the error carries the failing log's last lines)"
+          : ""),
     );
-    if (e instanceof ControlPlaneStartError && dir) {
-      log(`last logs are in the error; the cluster dir ${dir} is removed`);
-    }
     await teardown(undefined);
     throw e;
   }

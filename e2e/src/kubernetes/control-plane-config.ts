@@ -24,16 +24,8 @@ export function apiServerSans(): string[] {
   ];
 }
 
-/** An openssl `-extfile` for a leaf certificate: server (with SANs) or client. */
-export function leafExtensions(kind: "server" | "client", sans: readonly string[] = []): string {
-  return [
-    "basicConstraints=critical,CA:FALSE",
-    "keyUsage=critical,digitalSignature,keyEncipherment",
-    `extendedKeyUsage=${kind === "server" ? "serverAuth" : "clientAuth"}`,
-    ...(sans.length ? [`subjectAltName=${sans.join(",")}`] : []),
-    "",
-  ].join("\n");
-}
+/** An openssl `-extfile` for a leaf certificate (the harness's certificates are made by it). */
+export { leafExtensions } from "@berth/common/testing";
 
 /**
  * An openssl `-subj` for a client certificate: Kubernetes reads CN as the user name and

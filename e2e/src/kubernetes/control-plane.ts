@@ -12,6 +12,12 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  OpensslError,
+  openssl,
+} from "@berth/common/testing";
 import { ApiException, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { ensureKubernetesBinaries } from "./build.js";
 import { CONTROL_PLANE_COMMANDS } from "./build-config.js";
@@ -22,7 +28,6 @@ import {
   etcdArgs,
   failingReadyzChecks,
   kubeconfigYaml,
-  leafExtensions,
   type PkiPaths,
 } from "./control-plane-config.js";
 
@@ -445,126 +450,64 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
 // ---------------------------------------------------------------- certificates
 
-async function openssl(args: readonly string[], cwd: string): Promise<void> {
+/** Runs `make` and reports an openssl failure as the control plane failing to start. */
+async function withOpenssl<T>(make: () => Promise<T>): Promise<T> {
   try {
-    await execFileAsync("openssl", args, { cwd, encoding: "utf8" });
+    return await make();
   } catch (e: unknown) {
-    const x = e as NodeJS.ErrnoException & { stderr?: string };
-    throw new ControlPlaneStartError(
-      x.code === "ENOENT"
-        ? "the openssl CLI is not on PATH (Debian: apt-get install openssl); the harness makes its certificates with it"
-        : `openssl ${args[0]} failed: ${(x.stderr ?? x.message).trim()}`,
-      undefined,
-    );
+    if (e instanceof OpensslError) throw new ControlPlaneStartError(e.message, undefined);
+    throw e;
   }
 }
 
 async function makePki(dir: string): Promise<PkiPaths> {
   const p = (f: string): string => join(dir, f);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
-    [
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      p("ca.key"),
-      "-out",
-      p("ca.crt"),
-      "-days",
-      "3650",
-      "-subj",
-      "/CN=berth-test-ca",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-    ],
-    dir,
-  );
-  await signLeaf(dir, "apiserver", "/CN=kube-apiserver", leafExtensions("server", apiServerSans()));
-  await openssl(
-    ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p("sa.key")],
-    dir,
-  );
-  await openssl(["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")], dir);
-  return {
-    caCert: p("ca.crt"),
-    caKey: p("ca.key"),
-    apiServerCert: p("apiserver.crt"),
-    apiServerKey: p("apiserver.key"),
-    serviceAccountKey: p("sa.key"),
-    serviceAccountPub: p("sa.pub"),
-  };
-}
-
-async function signLeaf(
-  dir: string,
-  base: string,
-  subject: string,
-  extensions: string,
-): Promise<void> {
-  const p = (f: string): string => join(dir, f);
-  await writeFile(p(`${base}.ext`), extensions);
-  await openssl(
-    [
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      p(`${base}.key`),
-      "-out",
-      p(`${base}.csr`),
-      "-subj",
-      subject,
-    ],
-    dir,
-  );
-  await openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      p(`${base}.csr`),
-      "-CA",
-      p("ca.crt"),
-      "-CAkey",
-      p("ca.key"),
-      "-set_serial",
-      `0x${randomSerial()}`,
-      "-days",
-      "365",
-      "-sha256",
-      "-extfile",
-      p(`${base}.ext`),
-      "-out",
-      p(`${base}.crt`),
-    ],
-    dir,
-  );
+  return withOpenssl(async () => {
+    const ca = await createCertificateAuthority(dir, "ca", "berth-test-ca");
+    await issueCertificate(ca, {
+      dir,
+      name: "apiserver",
+      subject: "/CN=kube-apiserver",
+      usage: "server",
+      sans: apiServerSans(),
+    });
+    await openssl(
+      ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p("sa.key")],
+      dir,
+    );
+    await openssl(["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")], dir);
+    return {
+      caCert: ca.cert,
+      caKey: ca.key,
+      apiServerCert: p("apiserver.crt"),
+      apiServerKey: p("apiserver.key"),
+      serviceAccountKey: p("sa.key"),
+      serviceAccountPub: p("sa.pub"),
+    };
+  });
 }
 
 async function makeClientCert(
   dir: string,
-  _pki: PkiPaths,
+  pki: PkiPaths,
   user: string,
   groups: readonly string[],
 ): Promise<{ clientCertificatePem: string; clientKeyPem: string }> {
-  const base = `client-${user.replace(/[^A-Za-z0-9._-]/g, "_")}`;
-  await signLeaf(dir, base, clientSubject(user, groups), leafExtensions("client"));
+  const issued = await withOpenssl(() =>
+    issueCertificate(
+      { cert: pki.caCert, key: pki.caKey },
+      {
+        dir,
+        name: `client-${user.replace(/[^A-Za-z0-9._-]/g, "_")}`,
+        subject: clientSubject(user, groups),
+        usage: "client",
+      },
+    ),
+  );
   return {
-    clientCertificatePem: await readFile(join(dir, `${base}.crt`), "utf8"),
-    clientKeyPem: await readFile(join(dir, `${base}.key`), "utf8"),
+    clientCertificatePem: await readFile(issued.cert, "utf8"),
+    clientKeyPem: await readFile(issued.key, "utf8"),
   };
-}
-
-function randomSerial(): string {
-  // Positive 63-bit serial; openssl needs unique serials per CA, not secrecy.
-  return (BigInt(Date.now()) * 1_000_003n + BigInt(Math.floor(Math.random() * 1e6))).toString(16);
 }
 
 // ---------------------------------------------------------------- processes

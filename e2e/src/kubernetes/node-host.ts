@@ -261,6 +261,10 @@ export async function sweepCrashedClusters(
         runcRoot: join(dir, "containerd", "runc"),
       };
     }
+    // Its reaper may still be at work (the lock passes on as soon as the harness dies).
+    const reaperDeadline = Date.now() + 60_000;
+    while (Date.now() < reaperDeadline && reaperOf(dir) !== undefined) await sleep(200);
+    if (!existsSync(dir)) continue;
     log(`cleaning up after a previous cluster that did not stop cleanly: ${dir}`);
     await teardownHost(state, log);
     swept++;
@@ -269,6 +273,17 @@ export async function sweepCrashedClusters(
   await stripOwnedChains();
   removePodCgroups();
   return swept;
+}
+
+/** The pid of the reaper of `clusterDir` (node-reaper.ts), if one runs. */
+export function reaperOf(clusterDir: string): number | undefined {
+  return processesMentioning(clusterDir).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node-reaper.ts");
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function stripOwnedChains(): Promise<void> {

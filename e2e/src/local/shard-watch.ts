@@ -1,13 +1,8 @@
 // What a worker of the local cluster holds, as the worker itself says on its
 // WorkerControlService.WatchShards stream, followed across the worker's restarts.
+import { type InternalTransport, plaintextTransport } from "@berth/common";
 import { clusterClientOptions, internal } from "@berth/proto";
-import {
-  type ClientReadableStream,
-  credentials,
-  Metadata,
-  type StatusObject,
-  status,
-} from "@grpc/grpc-js";
+import { type ClientReadableStream, Metadata, type StatusObject, status } from "@grpc/grpc-js";
 
 /** Options of {@link ShardWatch}. */
 export interface ShardWatchOptions {
@@ -22,6 +17,8 @@ export interface ShardWatchOptions {
    * (UNAVAILABLE) or stopping (OK), once per run of such failures.
    */
   readonly onFailure?: (status: StatusObject) => void;
+  /** The worker's internal transport; default plaintext (local mode does not use TLS). */
+  readonly transport?: InternalTransport;
 }
 
 /** Wait before calling again after a lost stream; doubles while nothing is heard. */
@@ -49,10 +46,12 @@ export class ShardWatch {
   constructor(options: ShardWatchOptions) {
     this.#o = options;
     this.#delayMs = RETRY_INITIAL_MS;
+    const transport = options.transport ?? plaintextTransport();
     this.#client = new internal.WorkerControlServiceClient(
       options.address,
-      credentials.createInsecure(),
+      transport.channelCredentials,
       {
+        ...transport.channelOptions,
         ...clusterClientOptions(options.clusterId),
         // A restarted worker is back within seconds: reconnect soon after it is.
         "grpc.initial_reconnect_backoff_ms": 100,

@@ -156,7 +156,7 @@ describe("internal TLS flags", () => {
     );
     assert.equal(
       usage([...base, "--internal-tls-dir", "/d", "--internal-tls-server-name", "w:7000"]),
-      `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.', '*'), got "w:7000"`,
+      `--internal-tls-server-name must be a DNS name (letters, digits, '-', '.'), got "w:7000"`,
     );
   });
 

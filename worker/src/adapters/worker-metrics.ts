@@ -105,6 +105,12 @@ export function instrumentService<S extends UntypedServiceImplementation>(
           metrics.handled.inc({ ...labels, grpc_code: status[code] ?? String(code) });
           outcomes?.inc({ method, outcome: outcomeOf(err) });
           end();
+          // Counting must never keep an answer from its caller.
+          try {
+            outcomes?.inc({ method, outcome: outcomeOf(err) });
+          } catch {
+            outcomes?.inc({ method, outcome: "unknown" });
+          }
         }
         callback(err, value, trailer, flags);
       });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -12,7 +13,13 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { goMissingReason } from "./build.js";
 import { type Cluster, clusterUnavailableReason, startCluster } from "./cluster.js";
 import { POD_BRIDGE_IP, TESTBOX_IMAGE } from "./cluster-config.js";
-import { type HostLeftovers, type HostState, hostLeftovers, hostStateFile } from "./node-host.js";
+import {
+  type HostLeftovers,
+  type HostState,
+  hostLeftovers,
+  hostStateFile,
+  reaperOf,
+} from "./node-host.js";
 import { ensureImage, TESTBOX } from "./node-images.js";
 
 const skip = goMissingReason() ?? clusterUnavailableReason();
@@ -70,7 +77,6 @@ describe("test cluster", { skip: skip ?? false }, () => {
       cluster.dir,
       `apply-${Date.now()}-${Math.random().toString(36).slice(2)}.json`,
     );
-    const { writeFile } = await import("node:fs/promises");
     await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
     const r = await cluster.kubectl(["apply", "-f", file]);
     assert.equal(r.code, 0, r.stderr);
@@ -96,7 +102,8 @@ describe("test cluster", { skip: skip ?? false }, () => {
 
   before(async () => {
     const image = await ensureImage(TESTBOX, log);
-    cluster = await startCluster({ log, images: [image] });
+    cluster = await startCluster({ log });
+    assert.deepEqual(await cluster.importImage(image), [TESTBOX_IMAGE]);
     core = cluster.kubeConfig().makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await eventually("the namespace's default ServiceAccount", () =>
@@ -159,6 +166,19 @@ describe("test cluster", { skip: skip ?? false }, () => {
       pods.some((p) => p.metadata?.name === seen),
       `answer "${seen}" is one of ${pods.map((p) => p.metadata?.name)}`,
     );
+    // A pod reaches the Service too (its backends are on the same bridge), and exec works.
+    const fromPod = await runPod(testbox("svc-get", ["get", `http://${host}:${port}/`]));
+    assert.match(fromPod, /^HTTP 200\nweb-/m);
+    const routes = await kubectlOk([
+      "exec",
+      "-n",
+      NS,
+      "deployment/web",
+      "--",
+      "/testbox",
+      "routes",
+    ]);
+    assert.match(routes, /^Iface\s+Destination/);
   });
 
   test("a pod reaches the API server in-cluster with its ServiceAccount token", async () => {
@@ -331,10 +351,7 @@ describe("test cluster after a killed harness", { skip: skip ?? false }, () => {
 
   test("when harness and reaper are both SIGKILLed, the next start cleans up first", async () => {
     const { pid, state } = await clusterUp();
-    const { processesMentioning } = await import("./node-host.js");
-    const reaper = processesMentioning(state.clusterDir).find((p) =>
-      readFileSync(`/proc/${p}/cmdline`, "utf8").includes("node-reaper.ts"),
-    );
+    const reaper = reaperOf(state.clusterDir);
     assert.ok(reaper, "a reaper runs");
     process.kill(reaper, "SIGKILL");
     process.kill(pid, "SIGKILL");
