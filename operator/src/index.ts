@@ -30,9 +30,3 @@ export {
   type ShardChange,
   type ShardReport,
 } from "./planning/hand-off.js";
-export {
-  HandOffTimer,
-  MemberTransitions,
-  type OperatorMetrics,
-  operatorMetrics,
-} from "./adapters/operator-metrics.js";

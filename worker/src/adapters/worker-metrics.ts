@@ -103,7 +103,6 @@ export function instrumentService<S extends UntypedServiceImplementation>(
           counted = true;
           const code = err ? (err.code ?? status.UNKNOWN) : status.OK;
           metrics.handled.inc({ ...labels, grpc_code: status[code] ?? String(code) });
-          outcomes?.inc({ method, outcome: outcomeOf(err) });
           end();
           // Counting must never keep an answer from its caller.
           try {
