@@ -101,7 +101,8 @@ export async function buildBerthImage(options: BuildImageOptions = {}): Promise<
         onLine: (line) => {
           if (/^(\[\d+\/\d+\] )?STEP \d+\/\d+: /.test(line)) {
             if (step !== "") steps.run++;
-            step = line;
+            // A FROM is no layer of its own: neither run nor cached.
+            step = /STEP \d+\/\d+: FROM /.test(line) ? "" : line;
             log(`build: ${line}`);
           } else if (line.startsWith("--> Using cache")) {
             steps.cached++;
