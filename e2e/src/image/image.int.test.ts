@@ -41,9 +41,14 @@ test("the Dockerfile builds on the Node the project pins", async () => {
 
 describe("the container image", { skip, concurrency: false }, () => {
   let image: BuiltImage;
-  before(async () => {
-    image = await buildBerthImage({ tag: TAG });
-  });
+  // A cold build (debootstrap, then both npm ci stages) takes 5–7 minutes on 2 cores:
+  // more than a test file's default timeout.
+  before(
+    async () => {
+      image = await buildBerthImage({ tag: TAG });
+    },
+    { timeout: 30 * 60_000 },
+  );
 
   const inImage = (options: Omit<ContainerOptions, "image">) =>
     runContainer({ image: TAG, mounts: [{ type: "tmpfs", destination: "/tmp" }], ...options });
@@ -181,7 +186,9 @@ describe("the container image", { skip, concurrency: false }, () => {
     }
   }
 
-  test("a changed source file is in the next build (no stale layer)", async (t) => {
+  test("a changed source file is in the next build (no stale layer)", {
+    timeout: 15 * 60_000,
+  }, async (t) => {
     const copy = await mkdtemp(join(tmpdir(), "berth-image-tree-"));
     const tag = "localhost/berth:test-changed";
     t.after(async () => {
