@@ -8,11 +8,14 @@
 // controller's to adopt or orphan) and no `blockOwnerDeletion` (setting it needs
 // `update` on the owner's finalizers subresource, a right no Berth component has).
 //
-// The pod is read once at start. A failed read (kube-apiserver unreachable, RBAC not
-// applied yet, the pod not visible yet) is retried with exponential backoff, forever
-// and without stopping the process: the Lease is written without an owner meanwhile
-// and gets it at the first write after the read succeeds. A pod without a controller
-// (a bare pod) gives no owner, logged once.
+// The pod is read at start. A failed read (kube-apiserver unreachable, RBAC not applied
+// yet, the pod not visible yet) is retried with exponential backoff, forever and
+// without stopping the process: the Lease is written without an owner meanwhile and
+// gets it at the first write after the read succeeds. A pod without a controller (a
+// bare pod) gives no owner, logged once. After a successful read the pod is read again
+// every `refreshMs` (default 60 s): a StatefulSet deleted with `--cascade=orphan` and
+// created again adopts the pod under a new uid, and a Lease that kept naming the old
+// uid would be deleted by the garbage collector (its only owner is gone).
 import type { CoreV1Api, V1OwnerReference, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LogThrottle } from "./log-throttle.js";
@@ -64,6 +67,8 @@ export interface PodControllerOwnerOptions {
   readonly maxRetryMs?: number;
   /** Timeout of one read; default 10,000. */
   readonly requestTimeoutMs?: number;
+  /** Time between two reads after one succeeded; default 60,000. */
+  readonly refreshMs?: number;
 }
 
 /** Reads a pod until it succeeds and offers the pod's controller as the Lease owner. */
@@ -75,14 +80,16 @@ export class PodControllerOwner implements LeaseOwner {
   #reference: V1OwnerReference | undefined;
   #run: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #done = false;
   #failures = 0;
+  /** Successful reads so far. */
+  #reads = 0;
 
   constructor(options: PodControllerOwnerOptions) {
     this.#o = {
       initialRetryMs: 500,
       maxRetryMs: 30_000,
       requestTimeoutMs: 10_000,
+      refreshMs: 60_000,
       ...options,
     };
     this.#resolved = new Promise((resolve) => {
@@ -106,7 +113,7 @@ export class PodControllerOwner implements LeaseOwner {
 
   /** Starts reading the pod: at once, then after each failure with backoff. Idempotent. */
   start(): void {
-    if (this.#run !== undefined || this.#done) return;
+    if (this.#run !== undefined) return;
     this.#run = new AbortController();
     void this.#attempt(this.#run.signal, this.#o.initialRetryMs);
   }
@@ -139,7 +146,9 @@ export class PodControllerOwner implements LeaseOwner {
             suppressed: d.suppressed,
             retryInMs: nextRetryMs,
           },
-          "cannot read this pod to find the Lease owner; the Lease has no owner until it can",
+          this.#reads === 0
+            ? "cannot read this pod to find the Lease owner; the Lease has no owner until it can"
+            : "cannot read this pod again to check the Lease owner; keeping the one found",
         );
       }
       this.#timer = setTimeout(
@@ -150,9 +159,17 @@ export class PodControllerOwner implements LeaseOwner {
       return;
     }
     if (signal.aborted) return;
+    const previous = this.#reference;
+    const first = this.#reads === 0;
+    this.#reads++;
     this.#reference = controllerOwnerOf(read);
-    this.#done = true;
-    this.#run = undefined;
+    this.#throttle.recovered();
+    this.#timer = setTimeout(
+      () => void this.#attempt(signal, this.#o.initialRetryMs),
+      this.#o.refreshMs,
+    );
+    this.#timer.unref();
+    if (!first && previous?.uid === this.#reference?.uid) return;
     if (this.#reference === undefined) {
       logger?.warn(
         { pod: `${namespace}/${pod}` },

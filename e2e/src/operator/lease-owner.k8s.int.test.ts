@@ -3,9 +3,10 @@
 // garbage collector itself is not exercised: the real-node install test covers that).
 // A WorkerLease or LeaderElector given the pod's PodControllerOwner writes its Lease
 // with the StatefulSet (or ReplicaSet) as a plain owner, adds it to a Lease it adopts,
-// keeps other owners, adds it later when the pod could not be read at first; a pod
-// without a controller gives no owner and breaks nothing; without an owner nothing
-// changes. The worker process with --lease-owner-pod does the same.
+// keeps other owners, adds it later when the pod could not be read at first, and adds a
+// new controller the pod names on a later read; a pod without a controller gives no
+// owner and breaks nothing; without an owner nothing changes. The worker process with
+// --lease-owner-pod does the same.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -80,7 +81,7 @@ describe("Lease owners on a real kube-apiserver", { skip }, () => {
       },
     });
   };
-  const ownerOf = (name: string, extra: { initialRetryMs?: number } = {}) =>
+  const ownerOf = (name: string, extra: { initialRetryMs?: number; refreshMs?: number } = {}) =>
     new PodControllerOwner({ api: core, namespace: NS, pod: name, logger, ...extra });
   const workerLease = (name: string, owner?: PodControllerOwner) =>
     new WorkerLease({
@@ -212,6 +213,44 @@ describe("Lease owners on a real kube-apiserver", { skip }, () => {
         statefulSet,
       ]);
       assert.equal(lease.stats().failures, 0, lease.stats().lastError);
+    } finally {
+      await lease.stop({ release: true });
+      owner.stop();
+    }
+  });
+
+  test("the pod is read again: a new controller (a StatefulSet re-created after an orphaning delete) is added", async () => {
+    const owner = ownerOf("berth-worker-4", { refreshMs: 100 });
+    await pod("berth-worker-4", statefulSet);
+    owner.start();
+    await owner.whenResolved();
+    const lease = workerLease("berth-worker-4", owner);
+    lease.start();
+    try {
+      await until("a renewal", () => lease.stats().renewals >= 1);
+      const recreated: V1OwnerReference = {
+        ...statefulSet,
+        uid: "3c0ffee0-0000-4000-8000-00000000000a",
+      };
+      const current = await core.readNamespacedPod({ namespace: NS, name: "berth-worker-4" });
+      await core.replaceNamespacedPod({
+        namespace: NS,
+        name: "berth-worker-4",
+        body: {
+          ...current,
+          metadata: { ...current.metadata, ownerReferences: [{ ...recreated, controller: true }] },
+        },
+      });
+      await until("the new owner on the Lease", async () =>
+        ((await read("berth-worker-4")).metadata?.ownerReferences ?? []).some(
+          (r) => r.uid === recreated.uid,
+        ),
+      );
+      // The old one stays until the garbage collector drops it (its owner is gone).
+      assert.deepEqual(json((await read("berth-worker-4")).metadata?.ownerReferences), [
+        statefulSet,
+        recreated,
+      ]);
     } finally {
       await lease.stop({ release: true });
       owner.stop();
