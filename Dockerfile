@@ -18,8 +18,8 @@
 # where no registry can be reached.
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
-# --- deps: the production dependencies the bundles import (npm ci --omit=dev) ---------------
-FROM ${NODE_IMAGE} AS deps
+# --- manifests: the package.json files npm ci needs (a layer both install stages share) ---
+FROM ${NODE_IMAGE} AS manifests
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY common/package.json common/
@@ -29,6 +29,9 @@ COPY worker/package.json worker/
 COPY gateway/package.json gateway/
 COPY operator/package.json operator/
 COPY e2e/package.json e2e/
+
+# --- deps: the production dependencies the bundles import (npm ci --omit=dev) ---------------
+FROM manifests AS deps
 # --ignore-scripts: no runtime dependency needs an install script, and the root `prepare`
 # (the build) belongs to the build stage. The workspaces' own links (@berth/*) go: the
 # bundles contain our code, they import only npm dependencies. Type declarations and
@@ -40,21 +43,13 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
  && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) -delete
 
 # --- build: every dependency, then `npm run build` (bundles into <package>/dist/) ------------
-FROM ${NODE_IMAGE} AS build
-WORKDIR /src
-COPY package.json package-lock.json ./
-COPY common/package.json common/
-COPY proto/package.json proto/
-COPY kubernetes/package.json kubernetes/
-COPY worker/package.json worker/
-COPY gateway/package.json gateway/
-COPY operator/package.json operator/
-COPY e2e/package.json e2e/
+FROM manifests AS build
 # --ignore-scripts: the build needs only esbuild (which runs from its platform package
 # without its install script); the `node` devDependency would otherwise download a second
 # Node, and `prepare` would build before the sources are here.
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
     npm ci --ignore-scripts --no-audit --no-fund
+# The sources (.dockerignore leaves out docs, tests, charts: a change there rebuilds nothing).
 COPY . .
 # /out: what the runtime stage takes — each program's package.json (its "type"), launcher
 # (bin/) and bundles (dist/); not the test Cassandra's CLI (e2e/dist/cassandra).

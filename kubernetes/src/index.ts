@@ -1,7 +1,7 @@
 /**
  * @berth/kubernetes: what operator, worker and gateway share about Kubernetes — the
  * berth.dev/v1alpha1 API (types, schemas, CRDs, validation) and the adapters that
- * talk to an API server (leader election, list+watch caches, worker Leases, the
+ * talk to an API server (leader election, Lease owners, list+watch caches, worker Leases, the
  * ShardMap resource as a ShardMapSource) and the RBAC each component needs.
  */
 
@@ -16,6 +16,13 @@ export {
   type ResourceInformerStats,
 } from "./informer.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";
+export {
+  controllerOwnerOf,
+  type LeaseOwner,
+  PodControllerOwner,
+  type PodControllerOwnerOptions,
+  withOwner,
+} from "./lease-owner.js";
 export {
   type BerthRbacOptions,
   DEFAULT_LEADER_LEASE,

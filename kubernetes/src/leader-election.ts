@@ -12,7 +12,9 @@ import {
   type V1Lease,
   type V1LeaseSpec,
   V1MicroTime,
+  type V1OwnerReference,
 } from "@kubernetes/client-node";
+import { type LeaseOwner, withOwner } from "./lease-owner.js";
 
 /** Options of a {@link LeaderElector}. */
 export interface LeaderElectorOptions {
@@ -30,6 +32,12 @@ export interface LeaderElectorOptions {
   readonly retryPeriodMs?: number;
   readonly onStartedLeading?: () => void;
   readonly onStoppedLeading?: () => void;
+  /**
+   * Added to the Lease's ownerReferences whenever this candidate writes it (as the
+   * leader): the controller of its pod, so deleting the Deployment deletes the Lease.
+   * Candidates that do not lead never write it, so they add nothing.
+   */
+  readonly owner?: LeaseOwner;
   /** Called for failed rounds (API unreachable, conflicts); default: ignore. */
   readonly onError?: (e: unknown) => void;
   /** Monotonic milliseconds (default performance.now). */
@@ -43,8 +51,9 @@ interface Observed {
 
 /** Competes for one Lease until stopped. */
 export class LeaderElector {
-  private readonly o: Required<Omit<LeaderElectorOptions, "onError">> & {
+  private readonly o: Required<Omit<LeaderElectorOptions, "onError" | "owner">> & {
     readonly onError: (e: unknown) => void;
+    readonly owner?: LeaseOwner;
   };
   private leading = false;
   private observed: Observed | undefined;
@@ -136,7 +145,7 @@ export class LeaderElector {
       await api.createNamespacedLease({
         namespace,
         body: {
-          metadata: { name, namespace },
+          metadata: { name, namespace, ...this.ownerReferences(undefined) },
           spec: this.spec(undefined),
         },
       });
@@ -156,9 +165,18 @@ export class LeaderElector {
     await api.replaceNamespacedLease({
       namespace,
       name,
-      body: { ...lease, spec: this.spec(lease) },
+      body: {
+        ...lease,
+        metadata: { ...lease.metadata, ...this.ownerReferences(lease) },
+        spec: this.spec(lease),
+      },
     });
     this.renewed(now);
+  }
+
+  private ownerReferences(lease: V1Lease | undefined): { ownerReferences?: V1OwnerReference[] } {
+    const references = withOwner(lease?.metadata?.ownerReferences, this.o.owner?.reference);
+    return references === undefined ? {} : { ownerReferences: references };
   }
 
   private spec(lease: V1Lease | undefined): V1LeaseSpec {

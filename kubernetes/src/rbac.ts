@@ -51,6 +51,15 @@ export interface BerthRbacOptions {
 const COORDINATION = "coordination.k8s.io";
 const READ = ["get", "list", "watch"];
 
+/**
+ * Reading one's own Pod, to give one's Lease the pod's controller as owner (see
+ * lease-owner.ts). RBAC can narrow `get` by name only to names known when the Role is
+ * written: a Deployment's pods get random names, and a StatefulSet's ordinal names
+ * depend on its replica count, so the rule covers every pod of the namespace (`get`
+ * only: no list, no watch).
+ */
+const GET_PODS: V1PolicyRule = { apiGroups: [""], resources: ["pods"], verbs: ["get"] };
+
 function accounts(o: BerthRbacOptions) {
   return { ...DEFAULT_SERVICE_ACCOUNTS, ...o.serviceAccounts };
 }
@@ -67,7 +76,7 @@ const clusterName = (o: BerthRbacOptions, what: string) => `berth:${o.namespace}
  * The operator's rights in the install namespace: read and create the ShardMap and
  * write its status (never its spec: the shard count is fixed); read the worker Leases;
  * create and renew its own leader Lease (RBAC cannot limit `create` to one name, only
- * `update`).
+ * `update`); get its own Pod, whose controller owns the leader Lease.
  */
 export function operatorRole(o: BerthRbacOptions): V1Role {
   const rules: V1PolicyRule[] = [
@@ -81,6 +90,7 @@ export function operatorRole(o: BerthRbacOptions): V1Role {
       resourceNames: [o.leaderLease ?? DEFAULT_LEADER_LEASE],
       verbs: ["update"],
     },
+    GET_PODS,
   ];
   return role(o, accounts(o).operator, "operator", rules);
 }
@@ -114,7 +124,8 @@ export function operatorClusterRole(o: BerthRbacOptions): V1ClusterRole {
 
 /**
  * A worker's rights: its own Lease (create, renew, delete on release — narrowed to
- * that one Lease by {@link workerLeaseAdmissionPolicy}) and reading the ShardMap.
+ * that one Lease by {@link workerLeaseAdmissionPolicy}), reading the ShardMap, and
+ * getting its own Pod, whose controller (the StatefulSet) owns the Lease.
  */
 export function workerRole(o: BerthRbacOptions): V1Role {
   return role(o, accounts(o).worker, "worker", [
@@ -124,6 +135,7 @@ export function workerRole(o: BerthRbacOptions): V1Role {
       verbs: ["create", "get", "update", "delete"],
     },
     { apiGroups: [GROUP], resources: [SHARD_MAP_PLURAL], verbs: READ },
+    GET_PODS,
   ]);
 }
 

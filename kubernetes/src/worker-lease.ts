@@ -7,17 +7,18 @@
 // On stop({ release: true }) the Lease is deleted (not cleared): the operator's watch
 // sees the deletion at once and forgets the member, where a cleared Lease would be
 // one more object whose meaning everyone must agree on. A worker that stops without
-// releasing (or crashes) leaves its Lease to expire by observation.
+// releasing (or crashes) leaves its Lease to expire by observation, and to be deleted
+// by the garbage collector with its owner (see lease-owner.ts) on uninstall.
 import {
   ApiException,
   type CoordinationV1Api,
-  Observable,
-  type ObservableMiddleware,
   type V1Lease,
   V1MicroTime,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { type LeaseOwner, withOwner } from "./lease-owner.js";
 import { LogThrottle } from "./log-throttle.js";
+import { errorMessage, requestOptions } from "./request.js";
 
 /** Annotation of a worker Lease holding `host:port` of the worker's internal gRPC server. */
 export const WORKER_ADDRESS_ANNOTATION = "berth.dev/address";
@@ -46,6 +47,11 @@ export interface WorkerLeaseOptions {
   /** How often to renew; default 1000; must be shorter than the duration. */
   readonly renewIntervalMs?: number;
   readonly logger?: Logger;
+  /**
+   * Added to the Lease's ownerReferences (created or adopted) as soon as it is known:
+   * the controller of the worker's pod, so deleting the StatefulSet deletes the Lease.
+   */
+  readonly owner?: LeaseOwner;
   /** Monotonic milliseconds (default performance.now). */
   readonly now?: () => number;
 }
@@ -65,7 +71,10 @@ const ATTEMPTS_PER_ROUND = 3;
 
 /** Keeps one worker's Lease renewed until stopped. */
 export class WorkerLease {
-  readonly #o: Required<Omit<WorkerLeaseOptions, "logger">> & { readonly logger?: Logger };
+  readonly #o: Required<Omit<WorkerLeaseOptions, "logger" | "owner">> & {
+    readonly logger?: Logger;
+    readonly owner?: LeaseOwner;
+  };
   readonly #throttle = new LogThrottle();
   readonly #stats: WorkerLeaseStats = { renewals: 0, failures: 0, lastError: undefined };
   /** The Lease as last written or read (undefined: read it first). */
@@ -183,6 +192,7 @@ export class WorkerLease {
     const meta = previous?.metadata ?? { name, namespace };
     const renewTime = this.#nextRenewTime();
     const mine = previous?.spec?.holderIdentity === name;
+    const ownerReferences = withOwner(meta.ownerReferences, this.#o.owner?.reference);
     return {
       apiVersion: "coordination.k8s.io/v1",
       kind: "Lease",
@@ -190,6 +200,7 @@ export class WorkerLease {
         ...meta,
         labels: { ...meta.labels, ...WORKER_LEASE_LABELS },
         annotations: { ...meta.annotations, [WORKER_ADDRESS_ANNOTATION]: address },
+        ...(ownerReferences === undefined ? {} : { ownerReferences }),
       },
       spec: {
         ...previous?.spec,
@@ -245,30 +256,4 @@ export class WorkerLease {
   #key(): string {
     return `${this.#o.namespace}/${this.#o.name}`;
   }
-}
-
-/** Per-request options: the request is aborted when `signal` aborts or after `timeoutMs`. */
-function requestOptions(signal: AbortSignal, timeoutMs: number) {
-  const abortable: ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
-      return new Observable(Promise.resolve(context));
-    },
-    post: (response) => new Observable(Promise.resolve(response)),
-  };
-  return { middleware: [abortable], middlewareMergeStrategy: "append" as const };
-}
-
-/** A short message: for an API error its code and the Status message. */
-function errorMessage(e: unknown): string {
-  if (!(e instanceof ApiException)) return e instanceof Error ? e.message : String(e);
-  let detail: unknown = e.body;
-  try {
-    if (typeof detail === "string") detail = JSON.parse(detail);
-  } catch {}
-  const message =
-    typeof detail === "object" && detail !== null && "message" in detail
-      ? String(detail.message)
-      : String(detail ?? "");
-  return `HTTP ${e.code}: ${message.slice(0, 300)}`;
 }

@@ -28,6 +28,7 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                       [--lease-duration-ms 15000] [--renew-deadline-ms 10000] [--retry-period-ms 2000]
                       [--max-moves 32] [--status-writes-per-second 50] [--membership-stable-ms 1000]
                       [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
+                      [--lease-owner-pod NAME]
 
   --namespace       the install's namespace: ShardMap, worker Leases, leader Lease
                     (default: $POD_NAMESPACE, else the kubeconfig's namespace, else "default")
@@ -42,6 +43,9 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
   --http            /metrics, /healthz and /readyz listen address
   --lease-duration-ms, --renew-deadline-ms, --retry-period-ms
                     leader election timing (client-go's defaults)
+  --lease-owner-pod the pod this replica runs in ($(POD_NAME)); while leading, it adds its
+                    controller (the ReplicaSet) to the leader Lease's owners, so deleting
+                    the Deployment deletes the Lease (default: no owner)
   --max-moves       start no drain while this many shards are draining or recovering
                     (a dead worker's shards are taken over at once, whatever the bound)
   --status-writes-per-second
@@ -77,9 +81,12 @@ export interface OperatorArgs {
   readonly membershipStableMs: number;
   /** Mutual TLS to the workers; absent: plaintext. */
   readonly internalTls: InternalTlsFlags | undefined;
+  readonly leaseOwnerPod: string | undefined;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * Parses the operator's command line.
@@ -115,6 +122,7 @@ export function parseOperatorArgs(
         "membership-stable-ms": { type: "string", default: "1000" },
         "internal-tls-dir": { type: "string" },
         "internal-tls-server-name": { type: "string" },
+        "lease-owner-pod": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -155,6 +163,12 @@ export function parseOperatorArgs(
   if (renewDeadlineMs >= leaseDurationMs) {
     throw new UsageError("--renew-deadline-ms must be shorter than --lease-duration-ms");
   }
+  const leaseOwnerPod = values["lease-owner-pod"] as string | undefined;
+  if (leaseOwnerPod !== undefined && !DNS_SUBDOMAIN.test(leaseOwnerPod)) {
+    throw new UsageError(
+      `--lease-owner-pod ${JSON.stringify(leaseOwnerPod)} is not a pod name (a DNS subdomain: lowercase letters, digits, '-', '.')`,
+    );
+  }
   const identity = (values.identity as string | undefined) ?? env.POD_NAME ?? hostname();
   if (identity === "") throw new UsageError("--identity must not be empty");
   const internalTls = parseInternalTlsFlags(
@@ -179,6 +193,7 @@ export function parseOperatorArgs(
     statusWritesPerSecond: int("status-writes-per-second", 1),
     membershipStableMs: int("membership-stable-ms", 0),
     internalTls,
+    leaseOwnerPod,
   };
 }
 
@@ -230,6 +245,7 @@ async function main(): Promise<void> {
       leaseDurationMs: args.leaseDurationMs,
       renewDeadlineMs: args.renewDeadlineMs,
       retryPeriodMs: args.retryPeriodMs,
+      ...(args.leaseOwnerPod === undefined ? {} : { leaseOwnerPod: args.leaseOwnerPod }),
     },
     maxMovesInProgress: args.maxMoves,
     statusWritesPerSecond: args.statusWritesPerSecond,

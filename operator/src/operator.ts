@@ -13,6 +13,7 @@ import {
   GROUP,
   type KubeObject,
   LeaderElector,
+  PodControllerOwner,
   poolIdOf,
   ResourceInformer,
   SHARD_MAP_KIND,
@@ -90,6 +91,11 @@ export interface OperatorOptions {
     readonly leaseDurationMs?: number;
     readonly renewDeadlineMs?: number;
     readonly retryPeriodMs?: number;
+    /**
+     * This replica's pod: its controller (the ReplicaSet, owned by the Deployment)
+     * is added to the leader Lease's owners while this replica leads.
+     */
+    readonly leaseOwnerPod?: string;
   };
   /** Most shards draining or recovering at once. Default 32. */
   readonly maxMovesInProgress?: number;
@@ -127,11 +133,23 @@ export function startOperator(o: OperatorOptions): RunningOperator {
   const metrics = operatorMetrics(o.registry);
   let controllers: Controllers | undefined;
   const coordination = o.kubeConfig.makeApiClient(CoordinationV1Api);
+  const ownerPod = o.leaderElection?.leaseOwnerPod;
+  const owner =
+    ownerPod === undefined
+      ? undefined
+      : new PodControllerOwner({
+          api: o.kubeConfig.makeApiClient(CoreV1Api),
+          namespace: o.namespace,
+          pod: ownerPod,
+          logger: log.child({ module: "lease-owner" }),
+        });
+  owner?.start();
   const elector = new LeaderElector({
     api: coordination,
     namespace: o.namespace,
     name: o.leaderElection?.leaseName ?? "berth-operator",
     identity: o.identity,
+    ...(owner === undefined ? {} : { owner }),
     ...(o.leaderElection?.leaseDurationMs === undefined
       ? {}
       : { leaseDurationMs: o.leaderElection.leaseDurationMs }),
@@ -164,6 +182,7 @@ export function startOperator(o: OperatorOptions): RunningOperator {
     },
     readiness: () => ({ ready: true }),
     async stop() {
+      owner?.stop();
       await elector.stop({ release: true });
       const c = controllers;
       controllers = undefined;

@@ -9,7 +9,7 @@ import {
   type InternalTransport,
   loadInternalTls,
 } from "@berth/common";
-import type { WorkerLease } from "@berth/kubernetes";
+import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
 import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import {
@@ -94,12 +94,15 @@ async function main(): Promise<number> {
   const k8s = flags.kubernetes;
   let source: ShardMapSource & { close(): void };
   let lease: WorkerLease | undefined;
+  let leaseOwner: PodControllerOwner | undefined;
   if (k8s === undefined) {
     source = new FileShardMapSource(flags.shardMapFile as string);
   } else {
     // Loaded only in Kubernetes mode: the client library takes about a second to load.
-    const { ShardMapResourceSource, WorkerLease } = await import("@berth/kubernetes");
-    const { CoordinationV1Api, KubeConfig } = await import("@kubernetes/client-node");
+    const { PodControllerOwner, ShardMapResourceSource, WorkerLease } = await import(
+      "@berth/kubernetes"
+    );
+    const { CoordinationV1Api, CoreV1Api, KubeConfig } = await import("@kubernetes/client-node");
     const kubeConfig = new KubeConfig();
     if (k8s.kubeconfig !== undefined) kubeConfig.loadFromFile(k8s.kubeconfig);
     else kubeConfig.loadFromDefault();
@@ -114,6 +117,17 @@ async function main(): Promise<number> {
     // Membership: the operator counts this worker live while it sees renewals. The
     // Lease is not what keeps a stale owner from writing — the journal fence is — so a
     // worker that cannot reach kube-apiserver keeps serving the map it has.
+    // With --lease-owner-pod the pod's StatefulSet owns the Lease (once the pod could be
+    // read; retried in the background), so `helm uninstall` deletes it.
+    if (k8s.leaseOwnerPod !== undefined) {
+      leaseOwner = new PodControllerOwner({
+        api: kubeConfig.makeApiClient(CoreV1Api),
+        namespace: k8s.namespace,
+        pod: k8s.leaseOwnerPod,
+        logger: log.child({ module: "lease-owner" }),
+      });
+      leaseOwner.start();
+    }
     lease = new WorkerLease({
       api: kubeConfig.makeApiClient(CoordinationV1Api),
       namespace: k8s.namespace,
@@ -122,6 +136,7 @@ async function main(): Promise<number> {
       leaseDurationMs: k8s.leaseDurationMs,
       renewIntervalMs: k8s.leaseRenewMs,
       logger: log.child({ module: "lease" }),
+      ...(leaseOwner === undefined ? {} : { owner: leaseOwner }),
     });
   }
   const worker = await startWorker({
@@ -175,6 +190,7 @@ async function main(): Promise<number> {
   // at once (and takes over anything a timed-out leave left, fenced at epoch + 1)
   // instead of handing it shards again when its report stream ends.
   await lease?.stop({ release: true });
+  leaseOwner?.stop();
   log.info({ signal }, "stopping: draining in-flight calls");
   await worker.close();
   transport?.close();

@@ -170,6 +170,8 @@ describe("charts/berth rendered by helm", { skip }, () => {
       assert.equal(flag(gw, "--shard-map-resource"), "berth/berth");
       assert.equal(flag(wk, "--id"), "$(POD_NAME)");
       assert.equal(flag(wk, "--advertise"), "$(POD_IP):7000");
+      assert.equal(flag(wk, "--lease-owner-pod"), "$(POD_NAME)");
+      assert.equal(flag(op, "--lease-owner-pod"), "$(POD_NAME)");
       assert.match(flag(wk, "--journal") ?? "", /^cassandra:\/\/[^@]+\/berth\?dc=/);
       const env = (w: K8sObject) =>
         Object.fromEntries(

@@ -75,7 +75,6 @@ export async function buildBerthImage(options: BuildImageOptions = {}): Promise<
     const trust = await buildTrust(scratch);
     if (trust.length > 0)
       log(`build: RUN steps trust the host's extra CAs (${buildCaFile(process.env)})`);
-    let step = "";
     log(`build ${tag}: buildah bud on ${join(repoRoot, "Dockerfile")}`);
     await run(
       "buildah",
@@ -98,14 +97,13 @@ export async function buildBerthImage(options: BuildImageOptions = {}): Promise<
         repoRoot,
       ],
       {
+        // Every step but a FROM makes a layer: either run, or "--> Using cache <id>".
         onLine: (line) => {
           if (/^(\[\d+\/\d+\] )?STEP \d+\/\d+: /.test(line)) {
-            if (step !== "") steps.run++;
-            step = line;
+            if (!/STEP \d+\/\d+: FROM /.test(line)) steps.run++;
             log(`build: ${line}`);
-          } else if (line.startsWith("--> Using cache")) {
+          } else if (line.startsWith("--> Using cache ")) {
             steps.cached++;
-            step = "";
           } else if (
             /^(npm (warn|error)|build: |added \d+ packages)/.test(line) ||
             /error/i.test(line)
@@ -115,7 +113,7 @@ export async function buildBerthImage(options: BuildImageOptions = {}): Promise<
         },
       },
     );
-    if (step !== "") steps.run++;
+    steps.run -= steps.cached;
     imageId = (await readFile(iidfile, "utf8")).trim().replace(/^sha256:/, "");
   } finally {
     await rm(scratch, { recursive: true, force: true });

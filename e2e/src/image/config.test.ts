@@ -17,6 +17,7 @@ const DOCKERFILE = [
   "ARG NODE_IMAGE=node:24.21.0-bookworm-slim",
   `FROM \${NODE_IMAGE} AS build`,
   "RUN npm ci",
+  "FROM build AS again",
   `FROM \${NODE_IMAGE}`,
   "",
 ].join("\n");
@@ -47,7 +48,7 @@ describe("dockerfileBase", () => {
       (e: unknown) =>
         e instanceof DockerfileBaseError &&
         e.message ===
-          `Dockerfile: every stage must be FROM \${NODE_IMAGE} (found FROM debian:bookworm)`,
+          `Dockerfile: every stage must be FROM \${NODE_IMAGE} or an earlier stage (found FROM debian:bookworm)`,
     );
   });
 

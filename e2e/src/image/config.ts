@@ -53,13 +53,20 @@ export function dockerfileBase(dockerfile: string): BaseImageRef {
       `NODE_IMAGE is "${name}"; expected node:X.Y.Z-<debian suite>-slim (an exact version)`,
     );
   }
-  const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1] as string);
-  const other = froms.find((f) => f !== BASE_REFERENCE);
-  if (froms.length === 0 || other !== undefined) {
-    throw new DockerfileBaseError(
-      `every stage must be FROM \${NODE_IMAGE}${other === undefined ? "" : ` (found FROM ${other})`}`,
-    );
+  // Every stage builds on the pinned base, directly or through an earlier stage.
+  const stages = new Set<string>();
+  let count = 0;
+  for (const m of dockerfile.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)) {
+    const from = m[1] as string;
+    if (from !== BASE_REFERENCE && !stages.has(from.toLowerCase())) {
+      throw new DockerfileBaseError(
+        `every stage must be FROM \${NODE_IMAGE} or an earlier stage (found FROM ${from})`,
+      );
+    }
+    if (m[2] !== undefined) stages.add(m[2].toLowerCase());
+    count++;
   }
+  if (count === 0) throw new DockerfileBaseError("no FROM");
   return {
     name,
     fullName: `docker.io/library/${name}`,

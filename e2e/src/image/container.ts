@@ -38,6 +38,8 @@ export interface RunningContainer {
   readonly id: string;
   /** The image's OCI config. */
   readonly config: ImageConfig;
+  /** performance.now() when `runc run` was spawned (after the working container was made). */
+  readonly startedAt: number;
   /** Resolves when the container's process has exited. */
   readonly exited: Promise<ContainerExit>;
   /** Sends a signal to the container's process (default SIGTERM). */
@@ -86,6 +88,7 @@ export async function startContainer(options: ContainerOptions): Promise<Running
       hostname: id,
     });
     await writeFile(join(bundle, "config.json"), JSON.stringify(spec, null, 2));
+    const startedAt = performance.now();
     const started = spawn("runc", ["run", "--bundle", bundle, id], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -115,6 +118,7 @@ export async function startContainer(options: ContainerOptions): Promise<Running
     return {
       id,
       config,
+      startedAt,
       exited,
       kill: async (signal = "TERM") => {
         await run("runc", ["kill", id, signal.replace(/^SIG/, "")]);

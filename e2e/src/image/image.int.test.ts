@@ -5,13 +5,18 @@ import { execFileSync } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { REPO_ROOT } from "./base-image.js";
 import { type BuiltImage, buildBerthImage } from "./build.js";
 import { dockerfileBase, parseImageUser, pinnedNodeVersion } from "./config.js";
-import { type ContainerOptions, runContainer, startContainer } from "./container.js";
+import {
+  type ContainerOptions,
+  type RunningContainer,
+  runContainer,
+  startContainer,
+} from "./container.js";
 import { hasCommand, run } from "./exec.js";
-import { DATA_MOUNT, prepareSingleNode, waitReady } from "./single-node.js";
+import { DATA_MOUNT, isAddressInUse, prepareSingleNode, waitReady } from "./single-node.js";
 
 const TAG = "localhost/berth:test";
 
@@ -36,9 +41,14 @@ test("the Dockerfile builds on the Node the project pins", async () => {
 
 describe("the container image", { skip, concurrency: false }, () => {
   let image: BuiltImage;
-  before(async () => {
-    image = await buildBerthImage({ tag: TAG });
-  });
+  // A cold build (debootstrap, then both npm ci stages) takes 5–7 minutes on 2 cores:
+  // more than a test file's default timeout.
+  before(
+    async () => {
+      image = await buildBerthImage({ tag: TAG });
+    },
+    { timeout: 30 * 60_000 },
+  );
 
   const inImage = (options: Omit<ContainerOptions, "image">) =>
     runContainer({ image: TAG, mounts: [{ type: "tmpfs", destination: "/tmp" }], ...options });
@@ -112,16 +122,23 @@ describe("the container image", { skip, concurrency: false }, () => {
     }
   });
 
-  describe("a worker and a gateway in containers with a read-only root", () => {
-    const containers: Awaited<ReturnType<typeof startContainer>>[] = [];
-    let data: string;
-    after(async () => {
-      await Promise.all(containers.map((c) => c.remove()));
-      if (data !== undefined) await rm(data, { recursive: true, force: true });
-    });
+  test("a worker and a gateway with a read-only root reach /readyz, journal into the volume, and exit 0 on SIGTERM as PID 1", async () => {
+    // The chosen ports are free when chosen, not reserved: another process may bind one
+    // before the container does. Only that failure is retried, with fresh ports.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await workerAndGateway();
+        return;
+      } catch (e: unknown) {
+        if (!isAddressInUse(e) || attempt === 3) throw e;
+      }
+    }
+  });
 
-    test("reach /readyz, journal into the volume, and exit 0 on SIGTERM as PID 1", async () => {
-      data = await mkdtemp(join(tmpdir(), "berth-image-data-"));
+  async function workerAndGateway(): Promise<void> {
+    const data = await mkdtemp(join(tmpdir(), "berth-image-data-"));
+    const containers: RunningContainer[] = [];
+    try {
       const node = await prepareSingleNode(data, { uid: 10001, gid: 10001 });
       const lines: string[] = [];
       const common = {
@@ -142,7 +159,7 @@ describe("the container image", { skip, concurrency: false }, () => {
         args: ["berth-gateway", ...node.gatewayArgs(DATA_MOUNT)],
       });
       containers.push(gateway);
-      const exitedEarly = (c: typeof worker) => {
+      const exitedEarly = (c: RunningContainer) => {
         let code: number | undefined;
         void c.exited.then((e) => {
           code = e.code;
@@ -163,10 +180,15 @@ describe("the container image", { skip, concurrency: false }, () => {
         lines.some((l) => l.includes("worker exited cleanly")),
         "the worker logged its clean exit",
       );
-    });
-  });
+    } finally {
+      await Promise.all(containers.map((c) => c.remove()));
+      await rm(data, { recursive: true, force: true });
+    }
+  }
 
-  test("a changed source file is in the next build (no stale layer)", async (t) => {
+  test("a changed source file is in the next build (no stale layer)", {
+    timeout: 15 * 60_000,
+  }, async (t) => {
     const copy = await mkdtemp(join(tmpdir(), "berth-image-tree-"));
     const tag = "localhost/berth:test-changed";
     t.after(async () => {

@@ -117,3 +117,12 @@ export async function waitReady(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * True when a process failed because a port chosen by {@link prepareSingleNode} was taken
+ * by another process between being chosen and being bound (the ports are released before
+ * the containers bind them): the caller retries with fresh ports.
+ */
+export function isAddressInUse(e: unknown): boolean {
+  return e instanceof NotReadyError && e.lastAnswer.includes("EADDRINUSE");
+}

@@ -2,7 +2,10 @@
 // worker Lease admission policy from @berth/kubernetes's rbac.ts, applied as the chart
 // would, then exercised with each component's own ServiceAccount token. Worker tokens
 // are bound to (Pending) Pod objects, as the kubelet's projected tokens are: that is
-// what puts the pod name in the user's extra info, which the policy checks.
+// what puts the pod name in the user's extra info, which the policy checks. The worker
+// Pods name a StatefulSet object as their controller and an operator Pod a ReplicaSet
+// (objects only: no controller-manager runs here), so each component can be seen
+// reading its own Pod and giving its Lease that owner.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +20,7 @@ import {
   DEFAULT_SERVICE_ACCOUNTS,
   GROUP,
   LeaderElector,
+  PodControllerOwner,
   rbacObjects,
   SHARD_MAP_KIND,
   SHARD_MAP_PLURAL,
@@ -26,6 +30,7 @@ import {
 } from "@berth/kubernetes";
 import {
   ApiException,
+  AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
@@ -34,6 +39,7 @@ import {
   RbacAuthorizationV1Api,
   type V1Lease,
   V1MicroTime,
+  type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { goMissingReason } from "../kubernetes/build.js";
@@ -58,6 +64,10 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** `value` as plain JSON data (the client returns class instances). */
+const json = (value: unknown): unknown =>
+  value === undefined ? undefined : JSON.parse(JSON.stringify(value));
 
 /** Asserts that `call` is refused with 403, its message matching `why`. */
 async function forbidden(what: string, call: Promise<unknown>, why: RegExp): Promise<void> {
@@ -92,6 +102,7 @@ function clients(kc: KubeConfig) {
     core: kc.makeApiClient(CoreV1Api),
     events: kc.makeApiClient(EventsV1Api),
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
   };
 }
 type Clients = ReturnType<typeof clients>;
@@ -138,6 +149,10 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
   let worker1: Clients;
   /** A worker ServiceAccount token bound to no Pod. */
   let unboundWorker: Clients;
+  /** The worker Pods' controller, as a plain owner reference. */
+  let workerStatefulSet: V1OwnerReference;
+  /** The operator Pod's controller, as a plain owner reference. */
+  let operatorReplicaSet: V1OwnerReference;
 
   const kubectl = async (...args: string[]) => {
     const r = await cp.kubectl(args);
@@ -180,11 +195,59 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
     operator = await tokenOf(sa.operator);
     gateway = await tokenOf(sa.gateway);
     unboundWorker = await tokenOf(sa.worker);
+    const template = (app: string) => ({
+      selector: { matchLabels: { app } },
+      template: {
+        metadata: { labels: { app } },
+        spec: { containers: [{ name: app, image: "none" }] },
+      },
+    });
+    const controllerOf = (
+      o: { apiVersion: string; kind: string },
+      made: { metadata?: { name?: string; uid?: string } },
+    ): V1OwnerReference => ({
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      name: made.metadata?.name ?? "",
+      uid: made.metadata?.uid ?? "",
+    });
+    workerStatefulSet = controllerOf(
+      { apiVersion: "apps/v1", kind: "StatefulSet" },
+      await admin.apps.createNamespacedStatefulSet({
+        namespace: NS,
+        body: {
+          metadata: { name: "berth-worker" },
+          spec: { serviceName: "berth-worker", ...template("berth-worker") },
+        },
+      }),
+    );
+    operatorReplicaSet = controllerOf(
+      { apiVersion: "apps/v1", kind: "ReplicaSet" },
+      await admin.apps.createNamespacedReplicaSet({
+        namespace: NS,
+        body: { metadata: { name: "berth-operator-6b7f9" }, spec: template("berth-operator") },
+      }),
+    );
+    await admin.core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: {
+          name: "berth-operator-6b7f9-x2kq4",
+          labels: { app: "berth-operator" },
+          ownerReferences: [{ ...operatorReplicaSet, controller: true, blockOwnerDeletion: true }],
+        },
+        spec: { serviceAccountName: sa.operator, containers: [{ name: "o", image: "none" }] },
+      },
+    });
     const pod = async (name: string) => {
       const created = await admin.core.createNamespacedPod({
         namespace: NS,
         body: {
-          metadata: { name },
+          metadata: {
+            name,
+            labels: { app: "berth-worker" },
+            ownerReferences: [{ ...workerStatefulSet, controller: true, blockOwnerDeletion: true }],
+          },
           // No kubelet here: the Pod stays Pending, which is all a bound token needs.
           spec: { serviceAccountName: sa.worker, containers: [{ name: "worker", image: "none" }] },
         },
@@ -226,7 +289,16 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   });
 
-  test("a worker's pod-bound token creates, renews and releases the Lease named after its pod", async () => {
+  test("a worker's pod-bound token creates, renews and releases the Lease named after its pod, owned by the pod's StatefulSet", async () => {
+    const owner = new PodControllerOwner({
+      api: worker0.core,
+      namespace: NS,
+      pod: "berth-worker-0",
+      logger,
+    });
+    owner.start();
+    await owner.whenResolved();
+    assert.equal(owner.failures, 0);
     const own = new WorkerLease({
       api: worker0.leases,
       namespace: NS,
@@ -234,11 +306,19 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
       address: "10.0.0.7:7000",
       renewIntervalMs: 200,
       logger,
+      owner,
     });
     own.start();
     try {
       await until("3 renewals", () => own.stats().renewals >= 3);
       assert.equal(own.stats().failures, 0, own.stats().lastError);
+      // The admission policy lets the worker write its Lease with an owner, and RBAC
+      // needs no right on the StatefulSet (no blockOwnerDeletion).
+      const written = await admin.leases.readNamespacedLease({
+        namespace: NS,
+        name: "berth-worker-0",
+      });
+      assert.deepEqual(json(written.metadata?.ownerReferences), [workerStatefulSet]);
     } finally {
       await own.stop({ release: true });
     }
@@ -349,6 +429,38 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
       RBAC_MESSAGE,
     );
     await forbidden("worker lists pools", o.listNamespacedCustomObject(pools()), RBAC_MESSAGE);
+    // Pods: get (its own, to find its controller) and nothing more.
+    await worker0.core.readNamespacedPod({ namespace: NS, name: "berth-worker-0" });
+    await forbidden(
+      "worker lists Pods",
+      worker0.core.listNamespacedPod({ namespace: NS }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "worker reads a Pod elsewhere",
+      worker0.core.readNamespacedPod({ namespace: "elsewhere", name: "x" }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "worker deletes a Pod",
+      worker0.core.deleteNamespacedPod({ namespace: NS, name: "berth-worker-1" }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "worker reads a Secret",
+      worker0.core.readNamespacedSecret({ namespace: NS, name: "x" }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "worker lists Secrets",
+      worker0.core.listNamespacedSecret({ namespace: NS }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "worker reads its StatefulSet",
+      worker0.apps.readNamespacedStatefulSet({ namespace: NS, name: "berth-worker" }),
+      RBAC_MESSAGE,
+    );
     await forbidden(
       "worker reads a pool",
       o.getNamespacedCustomObject({ ...pools(), name: "cart" }),
@@ -494,6 +606,15 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
     assert.equal(leading[0], "leads");
     assert.match(leading[1] ?? "", /403/);
 
+    const owner = new PodControllerOwner({
+      api: operator.core,
+      namespace: NS,
+      pod: "berth-operator-6b7f9-x2kq4",
+      logger,
+    });
+    owner.start();
+    await owner.whenResolved();
+    assert.equal(owner.failures, 0);
     const own = new LeaderElector({
       api: operator.leases,
       namespace: NS,
@@ -502,6 +623,7 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
       leaseDurationMs: 3_000,
       renewDeadlineMs: 2_000,
       retryPeriodMs: 200,
+      owner,
     });
     // The admin made this Lease in another test, or no one did: it is free either way
     // once its holder has not renewed for a duration.
@@ -522,6 +644,11 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
         });
         return now.metadata?.resourceVersion !== renewed.metadata?.resourceVersion;
       });
+      const written = await admin.leases.readNamespacedLease({
+        namespace: NS,
+        name: DEFAULT_LEADER_LEASE,
+      });
+      assert.deepEqual(json(written.metadata?.ownerReferences), [operatorReplicaSet]);
     } finally {
       await own.stop();
     }
@@ -605,6 +732,21 @@ describe("Berth's least-privilege RBAC and worker Lease policy on a real kube-ap
     await forbidden(
       "operator lists Secrets in its namespace",
       operator.core.listNamespacedSecret({ namespace: NS }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "operator lists Pods in its namespace",
+      operator.core.listNamespacedPod({ namespace: NS }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "operator reads a Pod elsewhere",
+      operator.core.readNamespacedPod({ namespace: "elsewhere", name: "x" }),
+      RBAC_MESSAGE,
+    );
+    await forbidden(
+      "operator reads its ReplicaSet",
+      operator.apps.readNamespacedReplicaSet({ namespace: NS, name: "berth-operator-6b7f9" }),
       RBAC_MESSAGE,
     );
     await forbidden(

@@ -128,6 +128,37 @@ describe("worker flags", () => {
     assert.match(usage(["--id", "Worker_0", ...k8s.slice(2)]), /must be a DNS subdomain/);
     assert.match(usage([...base, "--lease-duration-ms", "9000"]), /only for --shard-map-resource/);
   });
+
+  test("Kubernetes mode: --lease-owner-pod names the worker's own pod", () => {
+    const k8s = [
+      "--id",
+      "berth-worker-0",
+      "--grpc",
+      "127.0.0.1:7000",
+      "--http",
+      "127.0.0.1:9100",
+      "--journal",
+      "sqlite:///tmp/j.db",
+      "--shard-map-resource",
+      "berth/berth",
+    ];
+    const flags = parseWorkerFlags([...k8s, "--lease-owner-pod", "berth-worker-0"]);
+    assert.ok(flags !== "help");
+    assert.equal(flags.kubernetes?.leaseOwnerPod, "berth-worker-0");
+    const none = parseWorkerFlags(k8s);
+    assert.ok(none !== "help");
+    assert.equal(none.kubernetes?.leaseOwnerPod, undefined);
+    assert.ok(!("leaseOwnerPod" in (none.kubernetes ?? {})));
+    assert.match(
+      usage([...k8s, "--lease-owner-pod", "$(POD_NAME)"]),
+      /--lease-owner-pod must be a pod name \(a DNS subdomain.*\), got "\$\(POD_NAME\)"/,
+    );
+    assert.match(
+      usage([...base, "--lease-owner-pod", "worker-1"]),
+      /--lease-owner-pod is only for --shard-map-resource/,
+    );
+    assert.match(USAGE, /--lease-owner-pod/);
+  });
 });
 
 describe("internal TLS flags", () => {

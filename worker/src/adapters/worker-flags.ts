@@ -17,7 +17,7 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
               [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
               [--hand-off-timeout-ms <ms>]
               [--advertise <host:port>] [--kubeconfig FILE]
-              [--lease-duration-ms 6000] [--lease-renew-ms 1000]
+              [--lease-duration-ms 6000] [--lease-renew-ms 1000] [--lease-owner-pod NAME]
               [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
 
   --id              this worker's member id in the shard map, e.g. worker-0
@@ -40,6 +40,9 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
   --lease-duration-ms, --lease-renew-ms
                     Kubernetes mode: the Lease's duration and renewal period; the operator
                     moves a worker's shards once it has not seen a renewal for a duration
+  --lease-owner-pod Kubernetes mode: the pod this worker runs in ($(POD_NAME)); its
+                    controller (the StatefulSet) becomes the Lease's owner, so deleting
+                    the StatefulSet deletes the Lease (default: no owner)
   --gossip-peer     GossipService address of a gateway; repeatable
   --snapshot-every  save a pool snapshot every n events (default 100)
   --cluster-id      the cluster this worker belongs to (lowercase letters, digits, '-');
@@ -74,6 +77,8 @@ export interface WorkerFlags {
     readonly advertise: string;
     readonly leaseDurationMs: number;
     readonly leaseRenewMs: number;
+    /** The worker's own pod, whose controller owns the Lease. */
+    readonly leaseOwnerPod?: string;
   };
   readonly gossipPeers: readonly string[];
   readonly snapshotEvery: number;
@@ -139,6 +144,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     "advertise",
     "lease-duration-ms",
     "lease-renew-ms",
+    "lease-owner-pod",
   ] as const;
   let kubernetes: WorkerFlags["kubernetes"];
   if (resource !== undefined) {
@@ -172,6 +178,12 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
         `--lease-renew-ms (${leaseRenewMs}) must be at most half of --lease-duration-ms (${leaseDurationMs}): one missed renewal must not expire the Lease`,
       );
     }
+    const ownerPod = values["lease-owner-pod"];
+    if (ownerPod !== undefined && !DNS_SUBDOMAIN.test(ownerPod)) {
+      throw new UsageError(
+        `--lease-owner-pod must be a pod name (a DNS subdomain: lowercase letters, digits, '-', '.'), got "${ownerPod}"`,
+      );
+    }
     kubernetes = {
       namespace: namespace as string,
       shardMap: name as string,
@@ -179,6 +191,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
       advertise,
       leaseDurationMs,
       leaseRenewMs,
+      ...(ownerPod === undefined ? {} : { leaseOwnerPod: ownerPod }),
     };
   } else {
     const given = kubernetesOnly.find((f) => values[f] !== undefined);
@@ -233,6 +246,7 @@ function parse(args: readonly string[]) {
       kubeconfig: { type: "string" },
       "lease-duration-ms": { type: "string" },
       "lease-renew-ms": { type: "string" },
+      "lease-owner-pod": { type: "string" },
       "gossip-peer": { type: "string", multiple: true },
       "snapshot-every": { type: "string" },
       "cluster-id": { type: "string" },
