@@ -6,7 +6,7 @@
 // `helm uninstall`.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -302,6 +302,49 @@ ${logs.stdout}${logs.stderr}`);
     );
   };
 
+  // Per pool: the longest time without a definitive answer that ended after `since`.
+  const waitsPerPool = (load: ClientLoad, since: number): number[] => {
+    const gaps: number[] = [];
+    for (const pool of new Set(load.answers.map((a) => a.pool))) {
+      const times = load.answers.filter((a) => a.pool === pool).map((a) => a.at);
+      let gap = 0;
+      for (let i = 1; i < times.length; i++) {
+        const t0 = times[i - 1] as number;
+        const t1 = times[i] as number;
+        if (t1 >= since && gap < t1 - t0) gap = t1 - t0;
+      }
+      gaps.push(gap);
+    }
+    return gaps.sort((x, y) => x - y);
+  };
+  const report = (what: string, gaps: readonly number[]) => {
+    const q = (p: number) =>
+      ((gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))] ?? 0) / 1000).toFixed(1);
+    console.log(
+      `# ${what}: longest wait for an answer per pool p50 ${q(0.5)} s, max ${q(1)} s over ${gaps.length} pools`,
+    );
+  };
+  // The pid (on this host) of a worker container's main process, found by its command line.
+  const workerPid = async (pod: string): Promise<number | undefined> => {
+    for (const entry of await readdir("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const args = await readFile(`/proc/${entry}/cmdline`, "utf8")
+        .then((c) => c.split("\0"))
+        .catch(() => [] as string[]);
+      const id = args.indexOf("--id");
+      if (args.some((a) => a.endsWith("berth-worker")) && id >= 0 && args[id + 1] === pod) {
+        return Number(entry);
+      }
+    }
+    return undefined;
+  };
+  const restarts = async (pod: string): Promise<number> => {
+    const p = JSON.parse(await kubectl("get", "pod", pod, "-n", NS, "-o", "json")) as {
+      status: { containerStatuses?: { restartCount: number }[] };
+    };
+    return p.status.containerStatuses?.[0]?.restartCount ?? 0;
+  };
+
   const underLoad = async (tag: string, during: () => Promise<void>) => {
     const loadPools = loadPoolsFor(tag);
     await applyLoadPools(loadPools);
@@ -374,24 +417,34 @@ ${logs.stdout}${logs.stderr}`);
       );
       await until("worker-1 back and the map settled", () => settled(3), 180_000, explain);
     });
-    // Per pool: the longest time without a definitive answer around the delete.
-    const gaps: number[] = [];
-    for (const pool of new Set(load.answers.map((a) => a.pool))) {
-      const times = load.answers.filter((a) => a.pool === pool).map((a) => a.at);
-      let gap = 0;
-      for (let i = 1; i < times.length; i++) {
-        const t0 = times[i - 1] as number;
-        const t1 = times[i] as number;
-        if (t1 >= deletedAt && gap < t1 - t0) gap = t1 - t0;
-      }
-      gaps.push(gap);
-    }
-    gaps.sort((x, y) => x - y);
-    const q = (p: number) =>
-      ((gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))] ?? 0) / 1000).toFixed(1);
-    console.log(
-      `# delete pod (force): longest wait for an answer per pool p50 ${q(0.5)} s, max ${q(1)} s over ${gaps.length} pools`,
-    );
+    report("delete pod (force)", waitsPerPool(load, deletedAt));
+    assert.deepEqual(verification.mismatched, []);
+    assert.deepEqual(verification.oversold, []);
+    assert.equal(verification.falseReplays, 0);
+    assert.equal(verification.unresolved, 0);
+    assert.equal(verification.lostReleases, 0);
+  });
+
+  test("kill -9 of a worker's container process under load: the kubelet restarts it, its pools serve again, nothing lost", {
+    timeout: 20 * 60_000,
+  }, async () => {
+    const pod = `${RELEASE}-worker-2`;
+    const pid = await workerPid(pod);
+    assert.ok(pid !== undefined, `the process of ${pod} is on this host`);
+    const before = await restarts(pod);
+    let killedAt = 0;
+    const { load, verification } = await underLoad("kill", async () => {
+      killedAt = Date.now();
+      process.kill(pid, "SIGKILL");
+      await until(
+        "the container restarted",
+        async () => (await restarts(pod)) > before,
+        120_000,
+        explain,
+      );
+      await until("the map settled", () => settled(3), 180_000, explain);
+    });
+    report("kill -9 of the container process", waitsPerPool(load, killedAt));
     assert.deepEqual(verification.mismatched, []);
     assert.deepEqual(verification.oversold, []);
     assert.equal(verification.falseReplays, 0);
