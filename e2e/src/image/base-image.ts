@@ -116,10 +116,18 @@ export async function ensureBaseImage(options: BaseImageOptions = {}): Promise<B
     "node_modules",
     `node-linux-${process.arch}`,
   );
-  const npmVersion = npmVersionOfNode(
-    await readFile(join(nodePackage, "CHANGELOG.md"), "utf8"),
-    pinned,
+  const changelog = await readFile(join(nodePackage, "CHANGELOG.md"), "utf8").catch(
+    (e: unknown) => {
+      // Older installs of the `node` package moved the binary into node/bin and dropped
+      // the release's files: the npm version it ships is then unknown here.
+      throw new Error(
+        `cannot read ${join(nodePackage, "CHANGELOG.md")} (${(e as Error).message}): the stand-in ` +
+          "base takes the Node binary and its npm version from the `node` devDependency's " +
+          "platform package; reinstall it with `npm ci`",
+      );
+    },
   );
+  const npmVersion = npmVersionOfNode(changelog, pinned);
   const key = standInKey(base, npmVersion);
   const layout = standInLayout(options.cacheRoot ?? imageCacheRoot(process.env, homedir()), key);
   await mkdir(layout.root, { recursive: true });
