@@ -70,114 +70,100 @@ async function build(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function start(): Promise<number> {
-  const previous = await readState();
-  if (previous && isAlive(previous.cliPid)) {
-    console.error(
-      `a control plane is already running (cli pid ${previous.cliPid}) at ${previous.server}`,
-    );
-    return 1;
-  }
-  const keepAlive = setInterval(() => undefined, 1 << 30);
-  let plane: ControlPlane | undefined;
-  let interrupted = 0;
-  let resolveDone: () => void = () => undefined;
-  const done = new Promise<void>((r) => {
-    resolveDone = r;
-  });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    interrupted++;
-    if (!plane || interrupted > 1) {
-      // Still starting, or a second Ctrl-C: exit now; the exit hook kills what was started.
-      console.error(`\n${signal}: exiting without a clean stop`);
-      process.exit(130);
-    }
-    console.error(`\n${signal}: stopping kube-apiserver, then etcd …`);
-    void plane.stop().then(resolveDone);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+/** One kind of foreground environment the CLI runs: the control plane, or a whole cluster. */
+interface Foreground<T> {
+  /** "control plane" / "cluster", for messages. */
+  readonly what: string;
+  readonly stateFile: () => string;
+  /** How to start one (for "none running" messages). */
+  readonly startCommand: string;
+  /** What a second Ctrl-C, or one during start-up, leaves to clean the host. */
+  readonly cleaner: string;
+  /** How long `stop`/`down` waits for the CLI process before SIGKILL. */
+  readonly stopTimeoutMs: number;
+  readonly start: () => Promise<T>;
+  readonly stop: (t: T) => Promise<void>;
+  readonly stateOf: (t: T) => Omit<State, "cliPid" | "startedAt">;
+  /** Prints how to use it, once started. */
+  readonly describe: (t: T) => void;
+}
 
-  try {
-    plane = await startControlPlane();
-  } catch (e: unknown) {
-    clearInterval(keepAlive);
-    throw e;
-  }
-  await mkdir(dirname(stateFile()), { recursive: true });
-  const state: State = {
-    cliPid: process.pid,
+const CONTROL_PLANE: Foreground<ControlPlane> = {
+  what: "control plane",
+  stateFile,
+  startCommand: "npm run k8s -- start",
+  cleaner: "the exit hook",
+  stopTimeoutMs: 60_000,
+  start: () => startControlPlane(),
+  stop: (plane) => plane.stop(),
+  stateOf: (plane) => ({
     server: plane.server,
     kubeconfig: plane.adminKubeconfig,
     kubectl: plane.binaries.kubectl,
     dataDir: plane.dataDir,
-    startedAt: new Date().toISOString(),
-  };
-  await writeFile(stateFile(), `${JSON.stringify(state, null, 2)}\n`);
-  const rss = plane.rssBytes();
-  console.log(`API server:  ${plane.server}`);
-  console.log(`kubeconfig:  ${plane.adminKubeconfig}   (admin, group system:masters)`);
-  console.log(`kubectl:     ${plane.binaries.kubectl}`);
-  console.log(`memory:      etcd ${mb(rss.etcd)} MB, kube-apiserver ${mb(rss.apiServer)} MB RSS`);
-  console.log("use it from another shell:");
-  console.log(
-    `  eval "$(npm run -s k8s -- env)"   # sets KUBECONFIG and puts kubectl first on PATH`,
-  );
-  console.log("  kubectl get namespaces");
-  console.log(`logs: ${plane.logFiles.apiServer}, ${plane.logFiles.etcd}`);
-  console.log("Ctrl-C (or 'npm run k8s -- stop') stops it.");
-  await done;
-  clearInterval(keepAlive);
-  const current = await readState();
-  if (current?.cliPid === process.pid) await rm(stateFile(), { force: true });
-  console.error("control plane stopped.");
-  return 0;
-}
-
-async function env(): Promise<number> {
-  const state = await readState();
-  if (!state || !isAlive(state.cliPid)) {
-    console.error("no control plane running: start one with 'npm run k8s -- start'");
-    return 1;
-  }
-  console.log(`export KUBECONFIG='${state.kubeconfig}'`);
-  console.log(`export PATH='${dirname(state.kubectl)}':"$PATH"`);
-  return 0;
-}
-
-async function stop(): Promise<number> {
-  const state = await readState();
-  if (!state || !isAlive(state.cliPid)) {
-    console.log("no control plane running");
-    if (state) await rm(stateFile(), { force: true });
-    return 0;
-  }
-  process.kill(state.cliPid, "SIGTERM");
-  const deadline = Date.now() + 60_000;
-  while (isAlive(state.cliPid) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  if (isAlive(state.cliPid)) {
+  }),
+  describe: (plane) => {
+    const rss = plane.rssBytes();
+    console.log(`API server:  ${plane.server}`);
+    console.log(`kubeconfig:  ${plane.adminKubeconfig}   (admin, group system:masters)`);
+    console.log(`kubectl:     ${plane.binaries.kubectl}`);
+    console.log(`memory:      etcd ${mb(rss.etcd)} MB, kube-apiserver ${mb(rss.apiServer)} MB RSS`);
+    console.log("use it from another shell:");
     console.log(
-      `cli pid ${state.cliPid} did not exit within 60 s; sending SIGKILL (its watchdogs stop the rest)`,
+      `  eval "$(npm run -s k8s -- env)"   # sets KUBECONFIG and puts kubectl first on PATH`,
     );
-    process.kill(state.cliPid, "SIGKILL");
-  }
-  await rm(stateFile(), { force: true });
-  console.log(`stopped the control plane at ${state.server}`);
-  return 0;
-}
+    console.log("  kubectl get namespaces");
+    console.log(`logs: ${plane.logFiles.apiServer}, ${plane.logFiles.etcd}`);
+    console.log("Ctrl-C (or 'npm run k8s -- stop') stops it.");
+  },
+};
 
-async function clusterUp(): Promise<number> {
-  const previous = await readState(clusterStateFile());
+const CLUSTER: Foreground<Cluster> = {
+  what: "cluster",
+  stateFile: clusterStateFile,
+  startCommand: "npm run k8s -- cluster up",
+  cleaner: "the reaper",
+  stopTimeoutMs: 180_000,
+  start: () => startCluster(),
+  stop: (cluster) => cluster.stop(),
+  stateOf: (cluster) => ({
+    server: cluster.server,
+    kubeconfig: cluster.kubeconfigPath,
+    kubectl: cluster.controlPlane.binaries.kubectl,
+    dataDir: cluster.dir,
+  }),
+  describe: (cluster) => {
+    console.log(`API server:  ${cluster.server}`);
+    console.log(`kubeconfig:  ${cluster.kubeconfigPath}   (admin; works for kubectl and helm)`);
+    console.log(`kubectl:     ${cluster.controlPlane.binaries.kubectl}`);
+    console.log(
+      `node:        ${cluster.nodeName} (pods on ${POD_BRIDGE}, ${POD_SUBNET}; images: imagePullPolicy Never/IfNotPresent)`,
+    );
+    console.log(`cluster dir: ${cluster.dir}`);
+    console.log(
+      `memory (MB): ${Object.entries(cluster.rssBytes())
+        .map(([n, b]) => `${n} ${mb(b)}`)
+        .join(", ")}`,
+    );
+    console.log(`ready for pods after ${cluster.timings.readyForPods} s`);
+    console.log(
+      'use it from another shell: eval "$(npm run -s k8s -- cluster env)"; kubectl get nodes',
+    );
+    console.log("Ctrl-C (or 'npm run k8s -- cluster down') stops it and cleans the host.");
+  },
+};
+
+/** Starts `kind` and keeps it running until Ctrl-C / SIGTERM, with its state in a file for env/stop. */
+async function runForeground<T>(kind: Foreground<T>): Promise<number> {
+  const previous = await readState(kind.stateFile());
   if (previous && isAlive(previous.cliPid)) {
     console.error(
-      `a cluster is already running (cli pid ${previous.cliPid}) at ${previous.server}`,
+      `a ${kind.what} is already running (cli pid ${previous.cliPid}) at ${previous.server}`,
     );
     return 1;
   }
   const keepAlive = setInterval(() => undefined, 1 << 30);
-  let cluster: Cluster | undefined;
+  let running: T | undefined;
   let interrupted = 0;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => {
@@ -185,13 +171,13 @@ async function clusterUp(): Promise<number> {
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupted++;
-    if (!cluster || interrupted > 1) {
-      // Still starting, or a second Ctrl-C: exit now; the reaper cleans the host.
-      console.error(`\n${signal}: exiting without a clean stop (the reaper cleans up)`);
+    if (running === undefined || interrupted > 1) {
+      // Still starting, or a second Ctrl-C: exit now and leave the rest to the cleaner.
+      console.error(`\n${signal}: exiting without a clean stop (${kind.cleaner} cleans up)`);
       process.exit(130);
     }
-    console.error(`\n${signal}: deleting workloads, stopping the node and the control plane …`);
-    void cluster.stop().then(resolveDone, (e: unknown) => {
+    console.error(`\n${signal}: stopping the ${kind.what} …`);
+    void kind.stop(running).then(resolveDone, (e: unknown) => {
       console.error(e instanceof Error ? e.message : String(e));
       process.exitCode = 1;
       resolveDone();
@@ -200,81 +186,68 @@ async function clusterUp(): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    cluster = await startCluster();
+    running = await kind.start();
   } catch (e: unknown) {
     clearInterval(keepAlive);
     throw e;
   }
-  await mkdir(dirname(clusterStateFile()), { recursive: true });
+  await mkdir(dirname(kind.stateFile()), { recursive: true });
   const state: State = {
     cliPid: process.pid,
-    server: cluster.server,
-    kubeconfig: cluster.kubeconfigPath,
-    kubectl: cluster.controlPlane.binaries.kubectl,
-    dataDir: cluster.dir,
+    ...kind.stateOf(running),
     startedAt: new Date().toISOString(),
   };
-  await writeFile(clusterStateFile(), `${JSON.stringify(state, null, 2)}\n`);
-  console.log(`API server:  ${cluster.server}`);
-  console.log(`kubeconfig:  ${cluster.kubeconfigPath}   (admin; works for kubectl and helm)`);
-  console.log(`kubectl:     ${state.kubectl}`);
-  console.log(
-    `node:        ${cluster.nodeName} (pods on ${POD_BRIDGE}, ${POD_SUBNET}; images: imagePullPolicy Never/IfNotPresent)`,
-  );
-  console.log(`cluster dir: ${cluster.dir}`);
-  console.log(
-    `memory (MB): ${Object.entries(cluster.rssBytes())
-      .map(([n, b]) => `${n} ${mb(b)}`)
-      .join(", ")}`,
-  );
-  console.log(`ready for pods after ${cluster.timings.readyForPods} s`);
-  console.log(
-    'use it from another shell: eval "$(npm run -s k8s -- cluster env)"; kubectl get nodes',
-  );
-  console.log("Ctrl-C (or 'npm run k8s -- cluster down') stops it and cleans the host.");
+  await writeFile(kind.stateFile(), `${JSON.stringify(state, null, 2)}\n`);
+  kind.describe(running);
   await done;
   clearInterval(keepAlive);
-  const current = await readState(clusterStateFile());
-  if (current?.cliPid === process.pid) await rm(clusterStateFile(), { force: true });
-  console.error("cluster stopped.");
+  const current = await readState(kind.stateFile());
+  if (current?.cliPid === process.pid) await rm(kind.stateFile(), { force: true });
+  console.error(`${kind.what} stopped.`);
+  return 0;
+}
+
+/** Prints shell exports for the running `kind`. */
+async function printEnv<T>(kind: Foreground<T>): Promise<number> {
+  const state = await readState(kind.stateFile());
+  if (!state || !isAlive(state.cliPid)) {
+    console.error(`no ${kind.what} running: start one with '${kind.startCommand}'`);
+    return 1;
+  }
+  console.log(`export KUBECONFIG='${state.kubeconfig}'`);
+  console.log(`export PATH='${dirname(state.kubectl)}':"$PATH"`);
+  return 0;
+}
+
+/** Stops the `kind` another CLI process runs (SIGTERM; SIGKILL after its timeout). */
+async function stopForeground<T>(kind: Foreground<T>): Promise<number> {
+  const state = await readState(kind.stateFile());
+  if (!state || !isAlive(state.cliPid)) {
+    console.log(`no ${kind.what} running`);
+    await rm(kind.stateFile(), { force: true });
+    return 0;
+  }
+  process.kill(state.cliPid, "SIGTERM");
+  const deadline = Date.now() + kind.stopTimeoutMs;
+  while (isAlive(state.cliPid) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (isAlive(state.cliPid)) {
+    console.log(
+      `cli pid ${state.cliPid} did not exit within ${kind.stopTimeoutMs / 1000} s; sending SIGKILL (${kind.cleaner} cleans up)`,
+    );
+    process.kill(state.cliPid, "SIGKILL");
+  }
+  await rm(kind.stateFile(), { force: true });
+  console.log(`stopped the ${kind.what} at ${state.server}`);
   return 0;
 }
 
 async function clusterCommand(argv: string[]): Promise<number> {
   const [sub] = argv;
-  if (sub === "up") return clusterUp();
-  const state = await readState(clusterStateFile());
-  const running = state !== undefined && isAlive(state.cliPid);
-  if (sub === "env") {
-    if (!running) {
-      console.error("no cluster running: start one with 'npm run k8s -- cluster up'");
-      return 1;
-    }
-    console.log(`export KUBECONFIG='${state.kubeconfig}'`);
-    console.log(`export PATH='${dirname(state.kubectl)}':"$PATH"`);
-    return 0;
-  }
-  if (sub === "down") {
-    if (!running) {
-      console.log("no cluster running");
-      await rm(clusterStateFile(), { force: true });
-      return 0;
-    }
-    process.kill(state.cliPid, "SIGTERM");
-    const deadline = Date.now() + 180_000;
-    while (isAlive(state.cliPid) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (isAlive(state.cliPid)) {
-      console.log(
-        `cli pid ${state.cliPid} did not exit within 180 s; sending SIGKILL (its reaper cleans up)`,
-      );
-      process.kill(state.cliPid, "SIGKILL");
-    }
-    await rm(clusterStateFile(), { force: true });
-    console.log(`stopped the cluster at ${state.server}`);
-    return 0;
-  }
+  if (sub === "up") return runForeground(CLUSTER);
+  if (sub === "env") return printEnv(CLUSTER);
+  if (sub === "down") return stopForeground(CLUSTER);
   console.error(USAGE);
   return 2;
 }
@@ -288,11 +261,11 @@ async function main(): Promise<number> {
     case "build":
       return build(rest);
     case "start":
-      return start();
+      return runForeground(CONTROL_PLANE);
     case "env":
-      return env();
+      return printEnv(CONTROL_PLANE);
     case "stop":
-      return stop();
+      return stopForeground(CONTROL_PLANE);
     case "cluster":
       return clusterCommand(rest);
     case "node-packages":
