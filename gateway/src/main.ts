@@ -192,12 +192,8 @@ async function main(): Promise<void> {
   let source: ShardMapResourceSource | undefined;
   if (shardMapResource !== undefined) {
     // Loaded only in Kubernetes mode: the client library takes about a second to load.
-    const { ShardMapResourceSource } = await import("@berth/kubernetes");
-    const { KubeConfig } = await import("@kubernetes/client-node");
-    const kubeConfig = new KubeConfig();
-    if (shardMapResource.kubeconfig !== undefined)
-      kubeConfig.loadFromFile(shardMapResource.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    const { loadKubeConfig, ShardMapResourceSource } = await import("@berth/kubernetes");
+    const kubeConfig = loadKubeConfig(shardMapResource.kubeconfig);
     source = new ShardMapResourceSource({
       kubeConfig,
       namespace: shardMapResource.namespace,

@@ -15,6 +15,7 @@ export {
   type ResourceInformerOptions,
   type ResourceInformerStats,
 } from "./informer.js";
+export { loadKubeConfig, PooledKubeConfig } from "./kube-config.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";
 export {
   controllerOwnerOf,

@@ -26,6 +26,7 @@ import {
   type ResponseContext,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { PooledKubeConfig } from "./kube-config.js";
 import { LogThrottle } from "./log-throttle.js";
 
 /** The `metadata` fields the informer reads. */
@@ -451,9 +452,15 @@ export class ResourceInformer<T extends KubeObject> {
     context.setHeaderParam("Accept", "application/json");
     context.setSignal(signal);
     await kubeConfig.applySecurityAuthentication(context);
-    // client-node makes a connection pool per request: close it with the request (or
-    // at once on abort), so that no socket outlives a list, a watch or stop().
-    const pool = context.getDispatcher();
+    // A plain KubeConfig makes a connection pool per request: close it with the request
+    // (or at once on abort), so that no socket outlives a list, a watch or stop(). A
+    // PooledKubeConfig's shared pool stays; aborting the request (the signal above)
+    // ends its own connection's use.
+    const dispatcher = context.getDispatcher();
+    const pool =
+      kubeConfig instanceof PooledKubeConfig && kubeConfig.shares(dispatcher)
+        ? undefined
+        : dispatcher;
     const close = (): void => {
       signal.removeEventListener("abort", close);
       pool?.destroy().catch(() => undefined);

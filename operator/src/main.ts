@@ -16,9 +16,8 @@ import {
   parseInternalTlsFlags,
   startObservabilityServer,
 } from "@berth/common";
-import { MAX_SHARD_COUNT } from "@berth/kubernetes";
+import { loadKubeConfig, MAX_SHARD_COUNT } from "@berth/kubernetes";
 import { clusterIdProblem, DEFAULT_SHARD_COUNT } from "@berth/proto";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type OperatorOptions, startOperator } from "./operator.js";
 
 /** The usage text printed with a usage error and for --help. */
@@ -221,9 +220,7 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
-  const kubeConfig = new KubeConfig();
-  if (args.kubeconfig !== undefined) kubeConfig.loadFromFile(args.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  const kubeConfig = loadKubeConfig(args.kubeconfig);
   const namespace =
     args.namespace ??
     kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ??

@@ -95,17 +95,16 @@ async function main(): Promise<number> {
   let source: ShardMapSource & { close(): void };
   let lease: WorkerLease | undefined;
   let leaseOwner: PodControllerOwner | undefined;
+  let closeKubeConfig: () => Promise<void> = async () => {};
   if (k8s === undefined) {
     source = new FileShardMapSource(flags.shardMapFile as string);
   } else {
     // Loaded only in Kubernetes mode: the client library takes about a second to load.
-    const { PodControllerOwner, ShardMapResourceSource, WorkerLease } = await import(
-      "@berth/kubernetes"
-    );
-    const { CoordinationV1Api, CoreV1Api, KubeConfig } = await import("@kubernetes/client-node");
-    const kubeConfig = new KubeConfig();
-    if (k8s.kubeconfig !== undefined) kubeConfig.loadFromFile(k8s.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    const { loadKubeConfig, PodControllerOwner, ShardMapResourceSource, WorkerLease } =
+      await import("@berth/kubernetes");
+    const { CoordinationV1Api, CoreV1Api } = await import("@kubernetes/client-node");
+    const kubeConfig = loadKubeConfig(k8s.kubeconfig);
+    closeKubeConfig = () => kubeConfig.close();
     const resource = new ShardMapResourceSource({
       kubeConfig,
       namespace: k8s.namespace,
@@ -195,6 +194,7 @@ async function main(): Promise<number> {
   await worker.close();
   transport?.close();
   source.close();
+  await closeKubeConfig();
   // Bounded: a driver whose connections were cut may never finish shutting down.
   const journalClosed = await Promise.race([
     journal.close().then(

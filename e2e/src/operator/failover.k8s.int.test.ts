@@ -93,6 +93,17 @@ describe("Berth on Kubernetes rides out failures under load", { skip }, () => {
     assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
     return r.stdout;
   };
+  /** True once the operator has recorded an Event `reason` of `type` on the ShardMap. */
+  const shardMapEventSeen = async (reason: string, type: "Normal" | "Warning") => {
+    const events = JSON.parse(await kubectl("get", "events", "-n", NS, "-o", "json")).items as {
+      reason?: string;
+      type?: string;
+      involvedObject?: { kind?: string };
+    }[];
+    return events.some(
+      (e) => e.reason === reason && e.type === type && e.involvedObject?.kind === "ShardMap",
+    );
+  };
   const leaderIndex = async (): Promise<number | undefined> => {
     for (const [i, op] of berth.operators.entries()) {
       const text = await op.metrics().catch(() => "");
@@ -243,19 +254,9 @@ describe("Berth on Kubernetes rides out failures under load", { skip }, () => {
     );
     const leader = berth.operators[(await leaderIndex()) ?? 0];
     assert.match((await leader?.metrics()) ?? "", /^berth_operator_quorum_lost(\{[^}]*\})? 1$/m);
-    await until("a QuorumLost Warning event on the ShardMap", async () => {
-      const events = JSON.parse(await kubectl("get", "events", "-n", NS, "-o", "json")).items as {
-        reason?: string;
-        type?: string;
-        involvedObject?: { kind?: string };
-      }[];
-      return events.some(
-        (e) =>
-          e.reason === "QuorumLost" &&
-          e.type === "Warning" &&
-          e.involvedObject?.kind === "ShardMap",
-      );
-    });
+    await until("a QuorumLost Warning event on the ShardMap", () =>
+      shardMapEventSeen("QuorumLost", "Warning"),
+    );
     // Well past the Lease duration: still nothing was taken from the dead workers.
     await new Promise((r) => setTimeout(r, 3_000));
     assert.deepEqual(await berth.owners(), before, "below quorum the map is frozen");
@@ -272,6 +273,12 @@ describe("Berth on Kubernetes rides out failures under load", { skip }, () => {
       },
       60_000,
       () => berth.explain(),
+    );
+    await until("a QuorumRegained Normal event on the ShardMap", () =>
+      shardMapEventSeen("QuorumRegained", "Normal"),
+    );
+    await until("a ShardsMoved Normal event on the ShardMap", () =>
+      shardMapEventSeen("ShardsMoved", "Normal"),
     );
     w1.start();
     await until("all three back and settled", settled, 60_000, () => berth.explain());

@@ -70,7 +70,13 @@ describe("operator leader election on a Lease", { skip }, () => {
       assert.equal(lease.spec?.holderIdentity, "operator-b");
       assert.equal(lease.spec?.leaseTransitions, (before.spec?.leaseTransitions ?? 0) + 1);
       assert.equal(both, 0, "never two leaders at once");
-      assert.deepEqual(log, ["operator-a leads", "operator-a stops", "operator-b leads"]);
+      // On a starved machine a may miss its renew deadline and lead again before its
+      // stop (a lost-and-regained term of its own): b leads only after a's last stop.
+      assert.deepEqual(log.slice(-3), ["operator-a leads", "operator-a stops", "operator-b leads"]);
+      assert.ok(
+        log.slice(0, -1).every((line) => line.startsWith("operator-a")),
+        `b led only once, last: ${log.join(", ")}`,
+      );
     } finally {
       clearInterval(sampler);
       await a.stop();
