@@ -330,7 +330,7 @@ describe("SqliteJournal on a file shared by connections and processes", () => {
 
   test("an append waiting for the write lock keeps the event loop running and succeeds once the lock is released", async () => {
     await withDb(async (path, open) => {
-      const j = open({ busyTimeoutMs: 30_000, lockWaitSliceMs: 5 });
+      const j = open({ busyTimeoutMs: 30_000, lockPollMs: 5 });
       const pool = "ns/waits";
       const holder = new DatabaseSync(path);
       holder.exec("BEGIN IMMEDIATE");
