@@ -11,9 +11,11 @@
  * append latency, and how much its event loop was blocked: `monitorEventLoopDelay`
  * (p99 / max delay) and the main thread's event-loop utilisation (busy fraction).
  *
- * Implementations are compared in the same run, cells interleaved: `--impl NAME=PATH`
- * (repeatable) names a module exporting `SqliteJournal` (default: this checkout's), e.g.
- * `--impl baseline=/tmp/berth-base/worker/src/journal/sqlite-journal.ts`.
+ * Implementations are compared in the same run, cells interleaved: `--impl
+ * NAME=PATH[;key=value,…]` (repeatable) names a module exporting `SqliteJournal` (an
+ * empty PATH: this checkout's, also added when none is given) and open options, e.g.
+ * `--impl baseline=/tmp/berth-base/worker/src/journal/sqlite-journal.ts --impl
+ * "poll-1ms=;lockPollMs=1"`.
  *
  * Run: `node_modules/.bin/node --import tsx e2e/src/bench/sqlite-journal-bench.ts
  * [--impl NAME=PATH]… [--seconds 2] [--rounds 1] [--concurrency 1,8,64] [--processes 1,3]`
@@ -45,6 +47,13 @@ interface JournalModule {
 }
 
 type Layout = "hot" | "1000 pools";
+
+/** A module exporting SqliteJournal, and the options its journals are opened with. */
+interface Impl {
+  readonly name: string;
+  readonly path: string;
+  readonly options: Record<string, unknown>;
+}
 
 /** What one child reports. */
 interface ChildResult {
@@ -85,13 +94,13 @@ function quantile(sorted: readonly number[], q: number): number {
 
 /** Child mode: opens the journal, says "ready", waits for "go", runs, prints its result. */
 async function child(argv: string[]): Promise<void> {
-  const [implPath, db, layoutText, cText, indexText, secondsText] = argv;
+  const [implPath, optionsText, db, layoutText, cText, indexText, secondsText] = argv;
   const layout = layoutText as Layout;
   const c = Number(cText);
   const index = Number(indexText);
   const seconds = Number(secondsText);
   const mod = (await import(pathToFileURL(implPath as string).href)) as JournalModule;
-  const journal = mod.SqliteJournal.open(db as string);
+  const journal = mod.SqliteJournal.open(db as string, JSON.parse(optionsText as string));
   const input = createInterface({ input: process.stdin });
   process.stdout.write("ready\n");
   await new Promise<void>((resolve) => input.once("line", () => resolve()));
@@ -164,7 +173,7 @@ async function child(argv: string[]): Promise<void> {
 }
 
 async function runCell(
-  impl: { name: string; path: string },
+  impl: Impl,
   layout: Layout,
   concurrency: number,
   processes: number,
@@ -185,6 +194,7 @@ async function runCell(
           thisFile,
           "--child",
           impl.path,
+          JSON.stringify(impl.options),
           db,
           layout,
           String(concurrency),
@@ -235,7 +245,7 @@ async function runCell(
 
 /** Runs every cell for every implementation, interleaved, and returns the figures. */
 export async function runSqliteJournalBench(options: {
-  impls: readonly { name: string; path: string }[];
+  impls: readonly Impl[];
   seconds: number;
   rounds: number;
   concurrencies: readonly number[];
@@ -275,11 +285,18 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       },
     });
     const impls = (values.impl ?? []).map((s) => {
-      const eq = s.indexOf("=");
-      if (eq <= 0) throw new Error(`--impl takes NAME=PATH, got ${s}`);
-      return { name: s.slice(0, eq), path: s.slice(eq + 1) };
+      const m = /^([^=]+)=([^;]*)(?:;(.*))?$/.exec(s);
+      if (m === null) throw new Error(`--impl takes NAME=PATH[;key=value,…], got ${s}`);
+      const options: Record<string, unknown> = {};
+      for (const kv of (m[3] ?? "").split(",").filter((x) => x !== "")) {
+        const [k, v] = kv.split("=");
+        options[k as string] = Number.isNaN(Number(v)) ? v : Number(v);
+      }
+      return { name: m[1] as string, path: m[2] === "" ? defaultImpl : (m[2] as string), options };
     });
-    if (!impls.some((i) => i.path === defaultImpl)) impls.push({ name: "this", path: defaultImpl });
+    if (impls.length === 0 || !impls.some((i) => i.path === defaultImpl)) {
+      impls.push({ name: "this", path: defaultImpl, options: {} });
+    }
     const figures = await runSqliteJournalBench({
       impls,
       seconds: Number(values.seconds),

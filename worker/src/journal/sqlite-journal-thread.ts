@@ -22,7 +22,7 @@ export interface ThreadConfig {
   readonly lockPollMs: number;
 }
 
-/** One operation sent to the thread; `id` pairs it with its answer. */
+/** One operation sent to the thread (in batches: one message holds an array); `id` pairs it with its answer. */
 export type ThreadRequest =
   | {
       readonly op: "append";
@@ -289,7 +289,8 @@ export function sqliteJournalThread(
   /** Runs a group of writes in one transaction, waiting for the write lock as needed. */
   const runWrites = (group: readonly ThreadRequest[]): Outcome[] | ThreadFailure => {
     const others = group.length - 1;
-    if (contended) sleep(pollPause()); // let a waiting process have its turn first
+    // Another process waited for the lock last time: let it have its turn before ours.
+    if (contended) sleep(pollPause());
     const deadline = Date.now() + config.busyTimeoutMs;
     let waited = false;
     for (;;) {
@@ -389,8 +390,8 @@ export function sqliteJournalThread(
     setImmediate(drain);
   };
 
-  port.on("message", (r: ThreadRequest) => {
-    queue.push(r);
+  port.on("message", (batch: readonly ThreadRequest[]) => {
+    for (const r of batch) queue.push(r);
     schedule();
   });
 }

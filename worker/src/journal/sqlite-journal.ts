@@ -130,6 +130,8 @@ export class SqliteJournal implements Journal {
   private died: string | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Calls of this event-loop turn, not posted yet. */
+  private outbox: ThreadRequest[] = [];
   private closing: Promise<void> | undefined;
   private readonly exited: Promise<void>;
 
@@ -310,7 +312,7 @@ export class SqliteJournal implements Journal {
       };
       this.pending.set(id, { label: "close", write: false, resolve: done, reject: done });
       this.thread.ref();
-      this.thread.postMessage({ op: "close", id } satisfies ThreadRequest);
+      this.send({ op: "close", id });
     });
     return this.closing;
   }
@@ -346,9 +348,25 @@ export class SqliteJournal implements Journal {
       // A call in flight keeps the process alive, as the thread's work would.
       if (this.pending.size === 0) this.thread.ref();
       this.pending.set(id, { label, write, resolve, reject });
-      this.thread.postMessage({ ...request, id } as ThreadRequest);
+      this.send({ ...request, id } as ThreadRequest);
     });
   }
+
+  /**
+   * Posts the calls of one event-loop turn as one message, at the end of the turn: the
+   * entities answered by one batch of answers append again in the same turn, and the
+   * thread then takes all of them into one transaction instead of the first alone.
+   */
+  private send(request: ThreadRequest): void {
+    this.outbox.push(request);
+    if (this.outbox.length === 1) setImmediate(this.flushOutbox);
+  }
+
+  private readonly flushOutbox = (): void => {
+    const batch = this.outbox;
+    this.outbox = [];
+    if (this.died === undefined) this.thread.postMessage(batch);
+  };
 
   private onAnswers(answers: readonly ThreadAnswer[]): void {
     for (const [id, ok, value] of answers) {
@@ -388,16 +406,20 @@ export class SqliteJournal implements Journal {
   private die(reason: string): void {
     if (this.died !== undefined) return;
     this.died = reason;
-    const calls = [...this.pending.values()];
+    const calls = [...this.pending];
     this.pending.clear();
+    // Calls of this turn were never posted: they certainly wrote nothing.
+    const unsent = new Set(this.outbox.map((r) => r.id));
+    this.outbox = [];
     this.thread.unref();
-    for (const p of calls) {
+    for (const [id, p] of calls) {
+      const unknown = p.write && !unsent.has(id);
       p.reject(
         new JournalUnavailableError(
-          p.write
+          unknown
             ? `${p.label}: the thread of journal ${this.path} ended before it answered (${reason}); the outcome is unknown`
             : `${p.label}: the thread of journal ${this.path} ended before it answered (${reason})`,
-          p.write,
+          unknown,
         ),
       );
     }
