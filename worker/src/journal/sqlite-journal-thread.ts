@@ -180,7 +180,14 @@ export function sqliteJournalThread(
     outcomeUnknown: boolean,
     groupOthers: number,
     cause?: unknown,
-  ): ThreadFailure => ({ kind: "unavailable", detail, outcomeUnknown, groupOthers, cause });
+  ): ThreadFailure => ({
+    kind: "unavailable",
+    detail,
+    outcomeUnknown,
+    groupOthers,
+    // Errors survive postMessage (name, message, stack); anything else becomes a string.
+    cause: cause instanceof Error ? cause : String(cause),
+  });
   const failed = (op: string, e: unknown): string =>
     `${op} failed on journal ${config.path}: ${message(e)}`;
   const lockedTooLong = `: journal ${config.path} stayed locked for ${config.busyTimeoutMs} ms`;
