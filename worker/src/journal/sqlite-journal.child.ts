@@ -2,8 +2,9 @@
  * Helper process for sqlite-journal.int.test.ts (not a test itself): opens the journal
  * file, prints "ready", then appends `count` events to one pool in batches, retrying on
  * conflict, and prints "committed <version> <firstIndex> <batchSize>" after each
- * append that succeeded. Stdout to a pipe is synchronous on Linux, so a printed line
- * means the commit happened first. It pauses briefly after half of its appends so that
+ * append that succeeded. The journal commits in its own thread and an append resolves
+ * only after that COMMIT returned; stdout to a pipe is synchronous on Linux, so a printed
+ * line means the commit happened first. It pauses briefly after half of its appends so that
  * a racing writer gets the lock now and then.
  *
  * Usage: sqlite-journal.child.ts <db> <pool> <shard> <tag> <count> <batch> <FULL|NORMAL>
@@ -36,8 +37,8 @@ for (let next = 0; next < count; next += batchSize) {
     }
   }
   process.stdout.write(`committed ${expected} ${next} ${size}\n`);
-  // A pause now and then gives a racing writer a chance at the lock: SQLite's busy
-  // handler polls with sleeps, so a writer that never pauses would starve the other.
+  // A pause now and then gives a racing writer a chance at the lock: waiters poll it
+  // with sleeps, so a writer that never pauses could starve the other.
   if (Math.random() < 0.5) await sleep(1);
 }
 await journal.close();

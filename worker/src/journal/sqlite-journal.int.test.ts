@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { Readable } from "node:stream";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { JournalUnavailableError, VersionConflictError } from "./errors.js";
+import { FencedError, JournalUnavailableError, VersionConflictError } from "./errors.js";
 import type { Journal } from "./journal.js";
 import { journalConformanceSuite } from "./journal-suite.js";
 import { SQLITE_JOURNAL_SCHEMA_VERSION, SqliteJournal } from "./sqlite-journal.js";
@@ -330,7 +330,7 @@ describe("SqliteJournal on a file shared by connections and processes", () => {
 
   test("an append waiting for the write lock keeps the event loop running and succeeds once the lock is released", async () => {
     await withDb(async (path, open) => {
-      const j = open({ busyTimeoutMs: 30_000, lockWaitSliceMs: 5 });
+      const j = open({ busyTimeoutMs: 30_000, lockPollMs: 5 });
       const pool = "ns/waits";
       const holder = new DatabaseSync(path);
       holder.exec("BEGIN IMMEDIATE");
@@ -344,6 +344,171 @@ describe("SqliteJournal on a file shared by connections and processes", () => {
       }, 50);
       assert.equal(await pending, 1);
       assert.ok(released);
+    });
+  });
+
+  test("writes queued while the thread waits for the lock commit together, in call order, each with its own check", async () => {
+    await withDb(async (path, open) => {
+      const j = open({ busyTimeoutMs: 30_000 });
+      const pool = "ns/queued";
+      const other = "ns/queued-other";
+      const holder = new DatabaseSync(path);
+      holder.exec("BEGIN IMMEDIATE");
+      // None of these is awaited before the next: each sees the ones before it.
+      const calls = [
+        j.append({ pool, shard: 5, epoch: 1, expectedVersion: 0 }, ["a"]),
+        j.append({ pool, shard: 5, epoch: 1, expectedVersion: 1 }, ["b", "c"]),
+        j.fence(pool, 5, 2),
+        j.append({ pool, shard: 5, epoch: 1, expectedVersion: 3 }, ["stale"]),
+        j.append({ pool, shard: 5, epoch: 2, expectedVersion: 1 }, ["conflict"]),
+        j.append({ pool: other, shard: 5, epoch: 0, expectedVersion: 0 }, ["x"]),
+        j.saveSnapshot(pool, { seq: 3, state: { n: 3 } }),
+        j.append({ pool, shard: 5, epoch: 2, expectedVersion: 3 }, ["d"]),
+      ].map((p) =>
+        p.then(
+          (v) => ({ v }),
+          (e: unknown) => ({ e }),
+        ),
+      );
+      setTimeout(() => {
+        holder.exec("ROLLBACK");
+        holder.close();
+      }, 30);
+      const out = await Promise.all(calls);
+      assert.deepEqual(out.slice(0, 3), [{ v: 1 }, { v: 3 }, { v: undefined }]);
+      const stale = out[3] as { e: unknown };
+      assert.ok(stale.e instanceof FencedError);
+      assert.equal(stale.e.message, `pool ${pool} is fenced at epoch 2; writer epoch 1 is stale`);
+      const conflict = out[4] as { e: unknown };
+      assert.ok(conflict.e instanceof VersionConflictError);
+      assert.equal(conflict.e.actualVersion, 3);
+      assert.deepEqual(out.slice(5), [{ v: 1 }, { v: undefined }, { v: 4 }]);
+      const loaded = await j.load(pool);
+      assert.deepEqual(loaded.snapshot, { seq: 3, state: { n: 3 } });
+      assert.deepEqual(loaded.events, [{ seq: 4, event: "d" }]);
+      assert.equal(loaded.fenceEpoch, 2);
+    });
+  });
+
+  test("when a transaction of several writes cannot get the lock, each write fails with JournalUnavailableError naming the group", async () => {
+    await withDb(async (path, open) => {
+      const j = open({ busyTimeoutMs: 60 });
+      const holder = new DatabaseSync(path);
+      holder.exec("BEGIN IMMEDIATE");
+      try {
+        const results = await Promise.allSettled([
+          j.append({ pool: "ns/g1", shard: 0, epoch: 0, expectedVersion: 0 }, ["a"]),
+          j.fence("ns/g2", 0, 1),
+        ]);
+        const messages = results.map((r) => {
+          assert.equal(r.status, "rejected");
+          const e = (r as PromiseRejectedResult).reason as unknown;
+          assert.ok(e instanceof JournalUnavailableError);
+          assert.equal(e.outcomeUnknown, false);
+          return e.message;
+        });
+        assert.deepEqual(messages, [
+          `append on pool ns/g1, in a group commit with 1 other writes: journal ${path} stayed locked for 60 ms`,
+          `fence on pool ns/g2, in a group commit with 1 other writes: journal ${path} stayed locked for 60 ms`,
+        ]);
+      } finally {
+        holder.exec("ROLLBACK");
+        holder.close();
+      }
+      assert.equal((await j.load("ns/g1")).version, 0);
+    });
+  });
+
+  test("if the journal's thread dies, every call it has not answered fails (writes with outcome unknown) and later calls fail at once", async () => {
+    await withDb(async (path, open) => {
+      const j = open({ busyTimeoutMs: 30_000 });
+      const pool = "ns/thread-dies";
+      assert.equal(await j.append({ pool, shard: 1, epoch: 0, expectedVersion: 0 }, ["a"]), 1);
+      // The thread waits for this lock, so the calls below stay unanswered.
+      const holder = new DatabaseSync(path);
+      holder.exec("BEGIN IMMEDIATE");
+      try {
+        const pending = [
+          j.append({ pool, shard: 1, epoch: 0, expectedVersion: 1 }, ["b"]),
+          j.append({ pool, shard: 1, epoch: 0, expectedVersion: 2 }, ["c"]),
+          j.load(pool),
+        ].map((p) =>
+          p.then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await j.crashThreadForTesting();
+        const [b, c, load] = await Promise.all(pending);
+        for (const [e, label] of [
+          [b, `append on pool ${pool}`],
+          [c, `append on pool ${pool}`],
+        ] as const) {
+          assert.ok(e instanceof JournalUnavailableError);
+          assert.equal(e.outcomeUnknown, true);
+          assert.equal(
+            e.message,
+            `${label}: the thread of journal ${path} ended before it answered (it exited with code 1); the outcome is unknown`,
+          );
+        }
+        assert.ok(load instanceof JournalUnavailableError);
+        assert.equal(load.outcomeUnknown, false);
+        assert.equal(
+          load.message,
+          `load: the thread of journal ${path} ended before it answered (it exited with code 1)`,
+        );
+        await assert.rejects(j.fence(pool, 1, 5), (e: unknown) => {
+          assert.ok(e instanceof JournalUnavailableError);
+          assert.equal(e.outcomeUnknown, false);
+          assert.equal(
+            e.message,
+            `fence on pool ${pool}: the thread of journal ${path} has ended (it exited with code 1)`,
+          );
+          return true;
+        });
+      } finally {
+        holder.exec("ROLLBACK");
+        holder.close();
+      }
+      await j.close();
+      // Nothing after the first append was written; a new journal works.
+      const fresh = open();
+      assert.equal((await fresh.load(pool)).version, 1);
+    });
+  });
+
+  test("close() lets the calls made before it finish and commit, then rejects later calls", async () => {
+    await withDb(async (path, open) => {
+      const j = open({ busyTimeoutMs: 30_000 });
+      const pool = "ns/closing";
+      const holder = new DatabaseSync(path);
+      holder.exec("BEGIN IMMEDIATE");
+      const appends = Array.from({ length: 20 }, (_, i) =>
+        j.append({ pool, shard: 1, epoch: 0, expectedVersion: i }, [`e${i}`]),
+      );
+      const closed = j.close();
+      assert.equal(j.close(), closed, "closing twice returns the same promise");
+      await assert.rejects(
+        j.append({ pool, shard: 1, epoch: 0, expectedVersion: 20 }, ["late"]),
+        (e: unknown) => {
+          assert.ok(e instanceof JournalUnavailableError);
+          assert.equal(e.message, `append on pool ${pool}: journal ${path} is closed`);
+          assert.equal(e.outcomeUnknown, false);
+          return true;
+        },
+      );
+      setTimeout(() => {
+        holder.exec("ROLLBACK");
+        holder.close();
+      }, 30);
+      assert.deepEqual(
+        await Promise.all(appends),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      await closed;
+      const loaded = await open().load(pool);
+      assert.equal(loaded.version, 20);
     });
   });
 
@@ -394,50 +559,52 @@ describe("SqliteJournal on a file shared by connections and processes", () => {
     });
   });
 
-  test("after the writing process is killed with SIGKILL, a reopened journal has every commit it reported, and whole batches only", async () => {
-    await withDb(async (path, open) => {
-      const pool = "ns/killed";
-      const batch = 4;
-      const child = spawnChild({
-        db: path,
-        pool,
-        shard: 2,
-        tag: "child",
-        count: 1_000_000,
-        batch,
-        synchronous: "NORMAL",
-      });
-      await child.ready;
-      await child.waitForCommits(40);
-      child.proc.kill("SIGKILL");
-      const exit = await child.exited;
-      assert.equal(exit.signal, "SIGKILL");
-      const reported = [...child.commits];
-      assert.ok(reported.length >= 40);
+  for (const synchronous of ["FULL", "NORMAL"] as const) {
+    test(`after the writing process is killed with SIGKILL (synchronous ${synchronous}), a reopened journal has every commit its thread reported, and whole batches only`, async () => {
+      await withDb(async (path, open) => {
+        const pool = "ns/killed";
+        const batch = 4;
+        const child = spawnChild({
+          db: path,
+          pool,
+          shard: 2,
+          tag: "child",
+          count: 1_000_000,
+          batch,
+          synchronous,
+        });
+        await child.ready;
+        await child.waitForCommits(40);
+        child.proc.kill("SIGKILL");
+        const exit = await child.exited;
+        assert.equal(exit.signal, "SIGKILL");
+        const reported = [...child.commits];
+        assert.ok(reported.length >= 40);
 
-      const j = open();
-      const loaded = await j.load(pool);
-      const last = reported[reported.length - 1];
-      assert.ok(last !== undefined);
-      assert.ok(
-        loaded.version >= last.version,
-        `lost commits: reported ${last.version}, found ${loaded.version}`,
-      );
-      assert.equal(loaded.version % batch, 0, "a batch was cut in half");
-      assertEveryEventOnce(loaded.events, { child: loaded.version });
-      for (const c of reported) {
-        const events = loaded.events.slice(c.version - c.size, c.version).map((e) => e.event);
-        assert.deepEqual(
-          events,
-          Array.from({ length: c.size }, (_, k) => ({ writer: "child", i: c.first + k })),
+        const j = open();
+        const loaded = await j.load(pool);
+        const last = reported[reported.length - 1];
+        assert.ok(last !== undefined);
+        assert.ok(
+          loaded.version >= last.version,
+          `lost commits: reported ${last.version}, found ${loaded.version}`,
         );
-      }
-      // The killed writer's lock is gone: the journal takes writes again.
-      const v = loaded.version;
-      assert.equal(
-        await j.append({ pool, shard: 2, epoch: 1, expectedVersion: v }, ["after"]),
-        v + 1,
-      );
+        assert.equal(loaded.version % batch, 0, "a batch was cut in half");
+        assertEveryEventOnce(loaded.events, { child: loaded.version });
+        for (const c of reported) {
+          const events = loaded.events.slice(c.version - c.size, c.version).map((e) => e.event);
+          assert.deepEqual(
+            events,
+            Array.from({ length: c.size }, (_, k) => ({ writer: "child", i: c.first + k })),
+          );
+        }
+        // The killed writer's lock is gone: the journal takes writes again.
+        const v = loaded.version;
+        assert.equal(
+          await j.append({ pool, shard: 2, epoch: 1, expectedVersion: v }, ["after"]),
+          v + 1,
+        );
+      });
     });
-  });
+  }
 });

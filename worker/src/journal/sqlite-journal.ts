@@ -1,7 +1,15 @@
-import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { setTimeout as sleep } from "node:timers/promises";
+import { DatabaseSync } from "node:sqlite";
+import { Worker } from "node:worker_threads";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "./errors.js";
 import type { AppendTarget, Journal, LoadedPool, Snapshot, StoredEvent } from "./journal.js";
+import {
+  type LoadRows,
+  sqliteJournalThread,
+  type ThreadAnswer,
+  type ThreadConfig,
+  type ThreadFailure,
+  type ThreadRequest,
+} from "./sqlite-journal-thread.js";
 import {
   checkAppend,
   checkNonNegativeInteger,
@@ -23,19 +31,20 @@ export interface SqliteJournalOptions {
    */
   readonly synchronous?: "FULL" | "NORMAL";
   /**
-   * How long one call waits in total for another connection (usually another worker
-   * process sharing the file) to release the write lock before it fails with
-   * JournalUnavailableError. Default 5000. Also bounds `open`.
+   * How long one transaction waits in total for another connection (usually another
+   * worker process sharing the file) to release the write lock before its calls fail
+   * with JournalUnavailableError. Default 5000. Also bounds `open`.
    */
   readonly busyTimeoutMs?: number;
   /**
-   * The longest time SQLite itself blocks the thread waiting for a lock, per attempt
-   * (default 2, capped by busyTimeoutMs). Between attempts the call sleeps
-   * asynchronously, so a contended file delays this call, not the event loop. Kept
-   * short because the workers of a local cluster share one file: a longer slice
-   * stalls every request of a worker while another worker commits.
+   * The pause, in ms (fractions allowed), between attempts at a write lock another
+   * connection holds (default 0.5, jittered ±50%). The wait happens in the journal's
+   * thread, so it delays the waiting transaction only, never the event loop. Short,
+   * because the workers of a local cluster share one file and hold its lock for one
+   * commit (about one fsync) at a time: SQLite's own busy handler sleeps 1, 2, 5,
+   * 10 … ms and so misses most of the gaps between another process's commits.
    */
-  readonly lockWaitSliceMs?: number;
+  readonly lockPollMs?: number;
 }
 
 /**
@@ -66,29 +75,10 @@ const MIGRATIONS: readonly string[] = [
 /** The schema version this build writes; kept in `PRAGMA user_version`. */
 export const SQLITE_JOURNAL_SCHEMA_VERSION: number = MIGRATIONS.length;
 
-/** Events per multi-row INSERT; 3 × 16 parameters stay far below SQLite's limit. */
-const INSERT_CHUNK = 16;
-
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 
-/** Most appends committed in one transaction; more wait for the next turn. */
-const MAX_GROUP_APPENDS = 256;
-
-/** An append waiting for its group's transaction. */
-interface QueuedAppend {
-  readonly target: AppendTarget;
-  readonly payloads: readonly string[];
-  readonly resolve: (version: number) => void;
-  readonly reject: (e: unknown) => void;
-}
-
-interface PoolRow {
-  fence_epoch: number;
-  version: number;
-}
-
-/** Why a transaction could not run: lock contention (retryable) or anything else. */
+/** Why a statement could not run: lock contention (retryable) or anything else. */
 function isBusy(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
   const code = (e as { errcode?: unknown }).errcode;
@@ -97,18 +87,30 @@ function isBusy(e: unknown): boolean {
   );
 }
 
-function isJournalAnswer(e: unknown): boolean {
-  return (
-    e instanceof VersionConflictError ||
-    e instanceof FencedError ||
-    e instanceof RangeError ||
-    e instanceof TypeError
-  );
-}
-
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
+
+/** The thread's source: its function, called with the two modules it needs. */
+const THREAD_SOURCE =
+  // tsx compiles with keepNames, which wraps named functions in `__name(…)`.
+  `"use strict"; var __name = (f) => f;
+(${sqliteJournalThread.toString()})(require("node:worker_threads"), require("node:sqlite"));`;
+
+/** A call sent to the thread and not answered yet. */
+interface Pending {
+  readonly label: string;
+  /** Whether it writes: if the thread dies first, its outcome is unknown. */
+  readonly write: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Request = ThreadRequest extends infer R
+  ? R extends ThreadRequest
+    ? Omit<R, "id">
+    : never
+  : never;
 
 /**
  * The journal on one SQLite file through Node's built-in `node:sqlite`, for local
@@ -116,69 +118,52 @@ function sleepSync(ms: number): void {
  * same file at once: WAL mode lets readers run beside the one writer, writes take
  * the lock up front (`BEGIN IMMEDIATE`) and wait for it within `busyTimeoutMs`.
  *
- * `node:sqlite` is synchronous: every method runs its whole transaction without
- * yielding, so calls on one instance never interleave; they are async only to fit
- * the Journal interface (and to sleep between lock attempts).
+ * `node:sqlite` is synchronous, so each journal runs its connection in a worker
+ * thread of its own (sqlite-journal-thread.ts): a COMMIT's fsync and a wait for the
+ * write lock block that thread, not the event loop. The main thread only posts calls
+ * and resolves their answers. The thread takes calls in order; writes that queue up
+ * while it commits go into its next transaction (pipelined group commit).
  */
 export class SqliteJournal implements Journal {
   private closed = false;
-  /** Appends waiting for the end of this event-loop turn, in call order. */
-  private readonly queuedAppends: QueuedAppend[] = [];
-  private flushScheduled = false;
-  private readonly begin: StatementSync;
-  private readonly beginRead: StatementSync;
-  private readonly commit: StatementSync;
-  private readonly rollback: StatementSync;
-  private readonly selectPool: StatementSync;
-  private readonly upsertFence: StatementSync;
-  private readonly upsertVersion: StatementSync;
-  private readonly insertEvent: StatementSync;
-  private readonly insertEventChunk: StatementSync;
-  private readonly selectEventsAfter: StatementSync;
-  private readonly selectSnapshot: StatementSync;
-  private readonly upsertSnapshot: StatementSync;
-  private readonly selectPoolsOfShard: StatementSync;
+  /** Why the thread ended when nobody closed the journal; set once. */
+  private died: string | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  /** Calls of this event-loop turn, not posted yet. */
+  private outbox: ThreadRequest[] = [];
+  private closing: Promise<void> | undefined;
+  private readonly exited: Promise<void>;
 
   private constructor(
-    private readonly db: DatabaseSync,
+    private readonly thread: Worker,
     /** The file this journal was opened on. */
     readonly path: string,
-    private readonly busyTimeoutMs: number,
   ) {
-    this.begin = db.prepare("BEGIN IMMEDIATE");
-    this.beginRead = db.prepare("BEGIN DEFERRED");
-    this.commit = db.prepare("COMMIT");
-    this.rollback = db.prepare("ROLLBACK");
-    this.selectPool = db.prepare("SELECT fence_epoch, version FROM pools WHERE pool = ?");
-    this.upsertFence = db.prepare(
-      `INSERT INTO pools (pool, shard, fence_epoch, version) VALUES (?, ?, ?, 0)
-       ON CONFLICT (pool) DO UPDATE SET shard = excluded.shard, fence_epoch = excluded.fence_epoch`,
-    );
-    this.upsertVersion = db.prepare(
-      `INSERT INTO pools (pool, shard, fence_epoch, version) VALUES (?, ?, 0, ?)
-       ON CONFLICT (pool) DO UPDATE SET shard = excluded.shard, version = excluded.version`,
-    );
-    this.insertEvent = db.prepare("INSERT INTO events (pool, seq, payload) VALUES (?, ?, ?)");
-    this.insertEventChunk = db.prepare(
-      `INSERT INTO events (pool, seq, payload) VALUES ${Array(INSERT_CHUNK).fill("(?, ?, ?)").join(", ")}`,
-    );
-    this.selectEventsAfter = db.prepare(
-      "SELECT seq, payload FROM events WHERE pool = ? AND seq > ? ORDER BY seq",
-    );
-    this.selectSnapshot = db.prepare("SELECT seq, state FROM snapshots WHERE pool = ?");
-    this.upsertSnapshot = db.prepare(
-      `INSERT INTO snapshots (pool, seq, state) VALUES (?, ?, ?)
-       ON CONFLICT (pool) DO UPDATE SET seq = excluded.seq, state = excluded.state
-       WHERE excluded.seq >= snapshots.seq`,
-    );
-    this.selectPoolsOfShard = db.prepare("SELECT pool FROM pools WHERE shard = ? ORDER BY pool");
+    thread.unref();
+    thread.on("message", (answers: readonly ThreadAnswer[]) => this.onAnswers(answers));
+    // An exception the thread did not catch, or a message it cannot read: it ends.
+    thread.on("error", (e: unknown) => {
+      this.die(`it failed: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    thread.on("messageerror", (e: unknown) => {
+      this.die(`an answer could not be read: ${e instanceof Error ? e.message : String(e)}`);
+      void thread.terminate();
+    });
+    this.exited = new Promise<void>((resolve) => {
+      thread.once("exit", (code: number) => {
+        this.die(`it exited with code ${code}`);
+        resolve();
+      });
+    });
   }
 
   /**
    * Opens (creating if needed) the journal file at `path`, switches it to WAL mode and
-   * brings its schema up to date. Safe to call from several processes at once.
-   * Throws JournalUnavailableError if the file cannot be opened or stays locked
-   * beyond `busyTimeoutMs`, and Error if the file's schema is newer than this build.
+   * brings its schema up to date, then starts the journal's thread on it. Safe to call
+   * from several processes at once. Throws JournalUnavailableError if the file cannot
+   * be opened or stays locked beyond `busyTimeoutMs`, and Error if the file's schema is
+   * newer than this build.
    */
   static open(path: string, options: SqliteJournalOptions = {}): SqliteJournal {
     if (typeof path !== "string" || path.length === 0) {
@@ -190,9 +175,13 @@ export class SqliteJournal implements Journal {
     }
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     checkNonNegativeInteger("busyTimeoutMs", busyTimeoutMs);
-    const slice = options.lockWaitSliceMs ?? 2;
-    checkNonNegativeInteger("lockWaitSliceMs", slice);
+    const lockPollMs = options.lockPollMs ?? 0.5;
+    if (typeof lockPollMs !== "number" || !(lockPollMs > 0 && lockPollMs <= 1000)) {
+      throw new RangeError(`lockPollMs must be a number in (0, 1000], got ${String(lockPollMs)}`);
+    }
 
+    // Open, WAL and migration on this thread, so that open keeps failing at once and
+    // precisely; the thread then opens its own connection on a file that is ready.
     let db: DatabaseSync;
     try {
       db = new DatabaseSync(path, { timeout: busyTimeoutMs });
@@ -200,24 +189,17 @@ export class SqliteJournal implements Journal {
       throw new JournalUnavailableError(
         `cannot open journal ${path}: ${(e as Error).message}`,
         false,
-        {
-          cause: e,
-        },
+        { cause: e },
       );
     }
     try {
-      // Opening is synchronous anyway, so here SQLite may block for the whole bound.
       const deadline = Date.now() + busyTimeoutMs;
       retryBusySync(deadline, () => {
         const mode = db.prepare("PRAGMA journal_mode").get() as { journal_mode: string };
         if (mode.journal_mode !== "wal") db.exec("PRAGMA journal_mode = WAL");
       });
-      db.exec(`PRAGMA synchronous = ${synchronous}`);
       retryBusySync(deadline, () => migrate(db));
-      db.exec(`PRAGMA busy_timeout = ${Math.min(slice, busyTimeoutMs)}`);
-      return new SqliteJournal(db, path, busyTimeoutMs);
     } catch (e: unknown) {
-      db.close();
       if (isBusy(e)) {
         throw new JournalUnavailableError(
           `journal ${path} stayed locked for ${busyTimeoutMs} ms while opening`,
@@ -226,148 +208,66 @@ export class SqliteJournal implements Journal {
         );
       }
       throw e;
+    } finally {
+      db.close();
     }
+    const config: ThreadConfig = { path, synchronous, busyTimeoutMs, lockPollMs };
+    const thread = new Worker(THREAD_SOURCE, {
+      eval: true,
+      workerData: config,
+      name: `sqlite-journal ${path}`,
+      // The thread needs none of the process's loaders (tsx) or flags.
+      execArgv: [],
+      stdout: false,
+      stderr: false,
+    });
+    return new SqliteJournal(thread, path);
   }
 
   async fence(pool: string, shard: number, epoch: number): Promise<void> {
     checkPoolId(pool);
     checkNonNegativeInteger("shard", shard);
     checkNonNegativeInteger("epoch", epoch);
-    await this.write(`fence on pool ${pool}`, () => {
-      const row = this.selectPool.get(pool) as PoolRow | undefined;
-      const current = row?.fence_epoch ?? 0;
-      if (current > epoch) throw new FencedError(pool, epoch, current);
-      this.upsertFence.run(pool, shard, epoch);
-    });
+    await this.call(`fence on pool ${pool}`, { op: "fence", pool, shard, epoch });
   }
 
   async load(pool: string): Promise<LoadedPool> {
     checkPoolId(pool);
-    return this.read("load", () => {
-      const row = this.selectPool.get(pool) as PoolRow | undefined;
-      const snap = this.selectSnapshot.get(pool) as { seq: number; state: string } | undefined;
-      const snapshot: Snapshot | undefined = snap
-        ? { seq: snap.seq, state: JSON.parse(snap.state) }
-        : undefined;
-      const rows = this.selectEventsAfter.all(pool, snapshot?.seq ?? 0) as {
-        seq: number;
-        payload: string;
-      }[];
-      const events: StoredEvent[] = rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.payload) }));
-      return {
-        snapshot,
-        events,
-        version: row?.version ?? 0,
-        fenceEpoch: row?.fence_epoch ?? 0,
-      };
-    });
+    const rows = (await this.call("load", { op: "load", pool })) as LoadRows;
+    const snapshot: Snapshot | undefined =
+      rows.snapshot === undefined
+        ? undefined
+        : { seq: rows.snapshot.seq, state: JSON.parse(rows.snapshot.state) };
+    const events: StoredEvent[] = rows.events.map((r) => ({
+      seq: r.seq,
+      event: JSON.parse(r.payload),
+    }));
+    return { snapshot, events, version: rows.version, fenceEpoch: rows.fenceEpoch };
   }
 
   /**
-   * Appends are group-committed: every append called during one turn of the event loop
-   * is committed in ONE write transaction (one fsync under synchronous=FULL) at the end
-   * of that turn, in call order, each with its own fence and version check. An append
-   * that fails its check (FencedError, VersionConflictError) writes nothing and does
-   * not affect the others; any other failure rolls the whole transaction back and
-   * fails every append in it. Each append resolves only after the transaction
-   * holding it has committed, so durability per acknowledged append is unchanged.
+   * Appends are group-committed by the thread: the writes that reach it while it is
+   * busy (in a transaction, an fsync or a lock wait) are committed together in ONE
+   * write transaction (one fsync under synchronous=FULL), in call order, each with its
+   * own fence and version check. An append that fails its check (FencedError,
+   * VersionConflictError) writes nothing and does not affect the others; any other
+   * failure rolls the whole transaction back and fails every write in it. Each append
+   * resolves only after the transaction holding it has committed, so durability per
+   * acknowledged append is unchanged.
    */
   async append(target: AppendTarget, events: readonly unknown[]): Promise<number> {
     const payloads = checkAppend(target, events);
+    const { pool, epoch, expectedVersion } = target;
     if (payloads.length === 0) {
-      const { pool, epoch, expectedVersion } = target;
-      await this.read("append", () => this.checkAppendTarget(pool, epoch, expectedVersion));
+      await this.call("append", { op: "check", pool, epoch, expectedVersion });
       return expectedVersion;
     }
-    this.assertOpen("append");
-    return new Promise<number>((resolve, reject) => {
-      this.queuedAppends.push({ target, payloads, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushAppends());
-      }
-    });
-  }
-
-  /** Throws FencedError or VersionConflictError unless `pool` may take an append now. */
-  private checkAppendTarget(pool: string, epoch: number, expectedVersion: number): void {
-    const row = this.selectPool.get(pool) as PoolRow | undefined;
-    const fence = row?.fence_epoch ?? 0;
-    if (epoch < fence) throw new FencedError(pool, epoch, fence);
-    const version = row?.version ?? 0;
-    if (version !== expectedVersion) throw new VersionConflictError(pool, expectedVersion, version);
-  }
-
-  /** Commits the appends queued so far (at most MAX_GROUP_APPENDS; the rest go next turn). */
-  private flushAppends(): void {
-    this.flushScheduled = false;
-    const group = this.queuedAppends.splice(0, MAX_GROUP_APPENDS);
-    if (this.queuedAppends.length > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flushAppends());
-    }
-    if (group.length > 0) void this.commitGroup(group);
-  }
-
-  private async commitGroup(group: readonly QueuedAppend[]): Promise<void> {
-    const first = group[0] as QueuedAppend;
-    const label =
-      group.length === 1
-        ? `append on pool ${first.target.pool}`
-        : `${group.length} appends (one group commit)`;
-    let outcomes: (number | Error)[];
-    try {
-      outcomes = await this.write(label, () => group.map((a) => this.appendOne(a)));
-    } catch (e: unknown) {
-      for (const a of group) {
-        a.reject(
-          group.length > 1 && e instanceof JournalUnavailableError
-            ? new JournalUnavailableError(
-                `append on pool ${a.target.pool}, in a group commit with ${group.length - 1} other appends: ${e.message}`,
-                e.outcomeUnknown,
-                { cause: e },
-              )
-            : e,
-        );
-      }
-      return;
-    }
-    group.forEach((a, i) => {
-      const o = outcomes[i];
-      if (typeof o === "number") a.resolve(o);
-      else a.reject(o);
-    });
-  }
-
-  /**
-   * One append inside the group's transaction. A fence or version answer is returned
-   * (it is raised before anything is written, so the others go on); anything else
-   * propagates and rolls the whole group back.
-   */
-  private appendOne(a: QueuedAppend): number | Error {
-    const { pool, shard, epoch, expectedVersion } = a.target;
-    const payloads = a.payloads;
-    try {
-      this.checkAppendTarget(pool, epoch, expectedVersion);
-    } catch (e: unknown) {
-      if (e instanceof FencedError || e instanceof VersionConflictError) return e;
-      throw e;
-    }
-    // Whole chunks go in one multi-row statement (fewer calls into SQLite), the rest singly.
-    let i = 0;
-    for (; i + INSERT_CHUNK <= payloads.length; i += INSERT_CHUNK) {
-      const args: (string | number)[] = [];
-      for (let k = i; k < i + INSERT_CHUNK; k++) {
-        args.push(pool, expectedVersion + 1 + k, payloads[k] as string);
-      }
-      this.insertEventChunk.run(...args);
-    }
-    for (; i < payloads.length; i++) {
-      this.insertEvent.run(pool, expectedVersion + 1 + i, payloads[i] as string);
-    }
-    const version = expectedVersion + payloads.length;
-    this.upsertVersion.run(pool, shard, version);
-    return version;
+    const { shard } = target;
+    return (await this.call(`append on pool ${pool}`, {
+      op: "append",
+      target: { pool, shard, epoch, expectedVersion },
+      payloads,
+    })) as number;
   }
 
   /**
@@ -376,111 +276,156 @@ export class SqliteJournal implements Journal {
    */
   async saveSnapshot(pool: string, snapshot: Snapshot): Promise<void> {
     const state = checkSnapshot(pool, snapshot);
-    await this.write(`saveSnapshot on pool ${pool}`, () => {
-      const row = this.selectPool.get(pool) as PoolRow | undefined;
-      const version = row?.version ?? 0;
-      if (snapshot.seq > version) throw snapshotBeyondVersionError(pool, snapshot.seq, version);
-      this.upsertSnapshot.run(pool, snapshot.seq, state);
+    await this.call(`saveSnapshot on pool ${pool}`, {
+      op: "saveSnapshot",
+      pool,
+      seq: snapshot.seq,
+      state,
     });
   }
 
   async listPools(shard: number): Promise<string[]> {
     checkNonNegativeInteger("shard", shard);
-    const rows = await this.read(
-      "listPools",
-      () => this.selectPoolsOfShard.all(shard) as { pool: string }[],
-    );
+    const pools = (await this.call("listPools", { op: "listPools", shard })) as string[];
     // SQLite orders by UTF-8 bytes; sort again so the order is JS's, like every Journal.
-    return rows.map((r) => r.pool).sort();
-  }
-
-  /** Closes the database. Idempotent; later calls reject with JournalUnavailableError. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.db.close();
-  }
-
-  /** Runs `body` in a read transaction (one consistent view), retrying on lock contention. */
-  private async read<T>(op: string, body: () => T): Promise<T> {
-    const deadline = Date.now() + this.busyTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      this.assertOpen(op);
-      try {
-        this.beginRead.run();
-        const result = body();
-        this.commit.run();
-        return result;
-      } catch (e: unknown) {
-        if (this.db.isTransaction) this.rollback.run();
-        if (isJournalAnswer(e)) throw e;
-        if (!isBusy(e)) throw this.unavailable(op, e, false);
-        if (Date.now() >= deadline) throw this.lockedTooLong(op, e);
-      }
-      await sleep(backoff(attempt));
-    }
+    return pools.sort();
   }
 
   /**
-   * Runs `body` in a write transaction taken with BEGIN IMMEDIATE, retrying while
-   * another connection holds the write lock, up to busyTimeoutMs.
+   * Closes the journal: calls made before it still complete (and answer), then the
+   * connection closes and the thread ends. Idempotent; later calls reject with
+   * JournalUnavailableError.
    */
-  private async write<T>(label: string, body: () => T): Promise<T> {
-    const deadline = Date.now() + this.busyTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      this.assertOpen(label);
-      let result: T;
-      try {
-        this.begin.run();
-        result = body();
-      } catch (e: unknown) {
-        if (this.db.isTransaction) this.rollback.run();
-        if (isJournalAnswer(e)) throw e;
-        if (!isBusy(e)) throw this.unavailable(label, e, false);
-        if (Date.now() >= deadline) throw this.lockedTooLong(label, e);
-        await sleep(backoff(attempt));
-        continue;
-      }
-      try {
-        this.commit.run();
-        return result;
-      } catch (e: unknown) {
-        // Still in the transaction: the commit did not happen, roll back and say so.
-        // Otherwise SQLite gave up mid-commit and the WAL may or may not hold it.
-        const known = this.db.isTransaction;
-        if (known) this.rollback.run();
-        throw this.unavailable(`${label} (commit)`, e, !known);
-      }
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    this.closed = true;
+    if (this.died !== undefined) {
+      this.closing = Promise.resolve();
+      return this.closing;
     }
+    const id = this.nextId++;
+    this.closing = new Promise<void>((resolve) => {
+      // The thread answers "close" after every earlier call, then ends; if it dies
+      // instead, die() rejects this, and closing is done either way.
+      const done = () => {
+        void this.exited.then(resolve);
+      };
+      this.pending.set(id, { label: "close", write: false, resolve: done, reject: done });
+      this.thread.ref();
+      this.send({ op: "close", id });
+    });
+    return this.closing;
   }
 
-  private assertOpen(op: string): void {
+  /**
+   * Ends the journal's thread abruptly, as a crash would (for tests): every call it
+   * has not answered fails, later calls fail too.
+   * @internal
+   */
+  async crashThreadForTesting(): Promise<void> {
+    await this.thread.terminate();
+    await this.exited;
+  }
+
+  private call(label: string, request: Request): Promise<unknown> {
     if (this.closed) {
-      throw new JournalUnavailableError(`${op}: journal ${this.path} is closed`, false);
+      return Promise.reject(
+        new JournalUnavailableError(`${label}: journal ${this.path} is closed`, false),
+      );
+    }
+    if (this.died !== undefined) {
+      return Promise.reject(
+        new JournalUnavailableError(
+          `${label}: the thread of journal ${this.path} has ended (${this.died})`,
+          false,
+        ),
+      );
+    }
+    const id = this.nextId++;
+    const write =
+      request.op === "append" || request.op === "fence" || request.op === "saveSnapshot";
+    return new Promise((resolve, reject) => {
+      // A call in flight keeps the process alive, as the thread's work would.
+      if (this.pending.size === 0) this.thread.ref();
+      this.pending.set(id, { label, write, resolve, reject });
+      this.send({ ...request, id } as ThreadRequest);
+    });
+  }
+
+  /**
+   * Posts the calls of one event-loop turn as one message, at the end of the turn: the
+   * entities answered by one batch of answers append again in the same turn, and the
+   * thread then takes all of them into one transaction instead of the first alone.
+   */
+  private send(request: ThreadRequest): void {
+    this.outbox.push(request);
+    if (this.outbox.length === 1) setImmediate(this.flushOutbox);
+  }
+
+  private readonly flushOutbox = (): void => {
+    const batch = this.outbox;
+    this.outbox = [];
+    if (this.died === undefined) this.thread.postMessage(batch);
+  };
+
+  private onAnswers(answers: readonly ThreadAnswer[]): void {
+    for (const [id, ok, value] of answers) {
+      const p = this.pending.get(id);
+      if (p === undefined) continue;
+      this.pending.delete(id);
+      if (ok) p.resolve(value);
+      else p.reject(this.toError(p.label, value));
+    }
+    // Closing keeps the thread referenced until it has ended.
+    if (this.pending.size === 0 && this.closing === undefined) this.thread.unref();
+  }
+
+  private toError(label: string, f: ThreadFailure): Error {
+    switch (f.kind) {
+      case "fenced":
+        return new FencedError(f.pool, f.epoch, f.fence);
+      case "conflict":
+        return new VersionConflictError(f.pool, f.expected, f.actual);
+      case "snapshotBeyond":
+        return snapshotBeyondVersionError(f.pool, f.seq, f.version);
+      case "unavailable": {
+        const where =
+          f.groupOthers === 0
+            ? label
+            : `${label}, in a group commit with ${f.groupOthers} other writes`;
+        return new JournalUnavailableError(
+          `${where}${f.detail}`,
+          f.outcomeUnknown,
+          f.cause === undefined ? undefined : { cause: f.cause },
+        );
+      }
     }
   }
 
-  private unavailable(op: string, e: unknown, outcomeUnknown: boolean): JournalUnavailableError {
-    const detail = e instanceof Error ? e.message : String(e);
-    return new JournalUnavailableError(
-      `${op} failed on journal ${this.path}: ${detail}`,
-      outcomeUnknown,
-      {
-        cause: e,
-      },
-    );
-  }
-
-  private lockedTooLong(op: string, e: unknown): JournalUnavailableError {
-    return new JournalUnavailableError(
-      `${op}: journal ${this.path} stayed locked for ${this.busyTimeoutMs} ms`,
-      false,
-      { cause: e },
-    );
+  /** The thread is gone: every call it has not answered fails, later ones too. */
+  private die(reason: string): void {
+    if (this.died !== undefined) return;
+    this.died = reason;
+    const calls = [...this.pending];
+    this.pending.clear();
+    // Calls of this turn were never posted: they certainly wrote nothing.
+    const unsent = new Set(this.outbox.map((r) => r.id));
+    this.outbox = [];
+    this.thread.unref();
+    for (const [id, p] of calls) {
+      const unknown = p.write && !unsent.has(id);
+      p.reject(
+        new JournalUnavailableError(
+          unknown
+            ? `${p.label}: the thread of journal ${this.path} ended before it answered (${reason}); the outcome is unknown`
+            : `${p.label}: the thread of journal ${this.path} ended before it answered (${reason})`,
+          unknown,
+        ),
+      );
+    }
   }
 }
 
-/** A short, jittered pause between lock attempts so contending processes spread out. */
 function backoff(attempt: number): number {
   const cap = Math.min(20, 2 * attempt);
   return 1 + Math.floor(Math.random() * cap);
