@@ -129,9 +129,10 @@ describe("forwarding to an owner that is alive but slow", () => {
     } finally {
       journal.slow = false;
     }
-    const handled = await worker.registry.getSingleMetricAsString("grpc_server_handled_total");
+    // Each command a Forward stream carries is counted in berth_requests_total.
+    const handled = await worker.registry.getSingleMetricAsString("berth_requests_total");
     const reserves = [
-      ...handled.matchAll(/grpc_server_handled_total\{[^}]*grpc_method="Reserve"[^}]*\} (\d+)/g),
+      ...handled.matchAll(/berth_requests_total\{[^}]*method="Reserve"[^}]*\} (\d+)/g),
     ].reduce((n, m) => n + Number(m[1]), 0);
     assert.equal(reserves, 1, `the worker answered ${reserves} Reserve attempts:\n${handled}`);
     assert.equal(journal.eventAppends - appendsBefore, 1, "one append of the reservation");
