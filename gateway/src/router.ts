@@ -101,10 +101,20 @@ export interface RouterOptions {
   readonly outageWarnIntervalMs?: number;
 }
 
+/**
+ * What {@link CallOptions.signal} needs of an AbortSignal (which satisfies it): the
+ * gateway passes a lighter one per call (see capacity-service.ts).
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** Options of one {@link Router.call}. */
 export interface CallOptions {
   /** Aborts the call (and the attempt in flight): it rejects with CANCELLED. */
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -461,7 +471,7 @@ export class Router {
     route: Route,
     request: RouterMethods[M]["request"],
     deadline: number,
-    signal: AbortSignal | undefined,
+    signal: CancelSignal | undefined,
     callToken: string,
   ): Promise<RouterMethods[M]["response"]> {
     const channel = this.#channel(route.address);
@@ -514,7 +524,7 @@ export class Router {
   #waitFor(
     ready: (map: internal.ShardMap) => boolean,
     until: number,
-    signal: AbortSignal | undefined,
+    signal: CancelSignal | undefined,
   ): Promise<void> {
     return new Promise<void>((resolve) => {
       const check = (): void => {
@@ -581,7 +591,7 @@ function noRouteMessage(map: internal.ShardMap | undefined, pool: string): strin
     : `owner ${owner} of shard ${shard} is not a member in ShardMap revision ${map.revision}`;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
+function throwIfAborted(signal: CancelSignal | undefined): void {
   if (signal?.aborted) {
     throw Object.assign(new Error("the call was cancelled"), {
       code: grpc.status.CANCELLED,
@@ -605,7 +615,10 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * - `answer`: anything else is the owner's answer, passed through (every answer a worker
  *   gives on purpose carries an ErrorInfo of domain berth.dev).
  */
-export function classifyFailure(s: ParsedRichStatus, signal?: AbortSignal): FailureClass {
+export function classifyFailure(
+  s: ParsedRichStatus,
+  signal?: { readonly aborted: boolean },
+): FailureClass {
   const berth = s.domain === ERROR_DOMAIN && s.reason !== undefined && s.reason !== "";
   if (s.reason === "NOT_OWNER" || s.reason === "WRITES_FENCED") {
     return { kind: "retry", reason: "not_owner" };
