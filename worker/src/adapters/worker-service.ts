@@ -514,6 +514,13 @@ class ForwardSession {
     if (!r.ok) {
       const err = toGrpcError(r.failure, this.#log);
       this.#count(method, err);
+      if (r.failure.kind === "deadline_exceeded") {
+        // Its time ran out before it was decided (nothing written): the caller's own
+        // deadline has passed too and settled it there. No reply to build or send.
+        this.#inFlight--;
+        this.#maybeEnd();
+        return;
+      }
       this.#send(internal.ForwardReply.encode({ id, error: statusOf(err) }).finish());
       return;
     }

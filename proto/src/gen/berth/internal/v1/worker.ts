@@ -241,7 +241,7 @@ export interface ForwardCommand {
   configure?: PoolSpec | undefined;
 }
 
-/** Answers to commands of a Forward stream, each exactly once. */
+/** Answers to commands of a Forward stream, each at most once. */
 export interface ForwardResponse {
   replies: ForwardReply[];
 }
@@ -3111,10 +3111,11 @@ export const WorkerServiceService = {
    * Forward carries many commands per message on one long-lived stream: what a
    * gateway uses instead of one unary call per command (each unary call costs a
    * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered exactly once, by a ForwardReply with its id, in any order and in
+   * is answered at most once, by a ForwardReply with its id, in any order and in
    * any response message; its answer is what the unary RPC of the same command
    * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs answers DEADLINE_EXCEEDED. The stream has no deadline of its
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
    * own; the worker ends it (status OK) when it shuts down, once every command it
    * took is answered. Commands still unanswered when a stream breaks have unknown
    * outcomes: the caller retries them (every command is idempotent).
@@ -3142,10 +3143,11 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * Forward carries many commands per message on one long-lived stream: what a
    * gateway uses instead of one unary call per command (each unary call costs a
    * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered exactly once, by a ForwardReply with its id, in any order and in
+   * is answered at most once, by a ForwardReply with its id, in any order and in
    * any response message; its answer is what the unary RPC of the same command
    * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs answers DEADLINE_EXCEEDED. The stream has no deadline of its
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
    * own; the worker ends it (status OK) when it shuts down, once every command it
    * took is answered. Commands still unanswered when a stream breaks have unknown
    * outcomes: the caller retries them (every command is idempotent).
@@ -3232,10 +3234,11 @@ export interface WorkerServiceClient extends Client {
    * Forward carries many commands per message on one long-lived stream: what a
    * gateway uses instead of one unary call per command (each unary call costs a
    * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered exactly once, by a ForwardReply with its id, in any order and in
+   * is answered at most once, by a ForwardReply with its id, in any order and in
    * any response message; its answer is what the unary RPC of the same command
    * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs answers DEADLINE_EXCEEDED. The stream has no deadline of its
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
    * own; the worker ends it (status OK) when it shuts down, once every command it
    * took is answered. Commands still unanswered when a stream breaks have unknown
    * outcomes: the caller retries them (every command is idempotent).
