@@ -14,7 +14,7 @@ import {
 } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { Router } from "./router.js";
+import type { CancelSignal, Router } from "./router.js";
 import {
   type FieldViolation,
   validateGetAvailability,
@@ -91,6 +91,30 @@ function timestampOf(ms: number): { seconds: number; nanos: number } {
 }
 
 /**
+ * A call's cancellation, as the Router reads it: what an AbortController gives, for a
+ * fraction of its cost per call (no EventTarget, no DOMException). Listeners run once.
+ */
+class Cancellation implements CancelSignal {
+  aborted = false;
+  #listeners: (() => void)[] = [];
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (!this.aborted) this.#listeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const i = this.#listeners.indexOf(listener);
+    if (i >= 0) this.#listeners.splice(i, 1);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    for (const l of this.#listeners.splice(0)) l();
+  }
+}
+
+/**
  * Builds the CapacityService handlers. Every handler answers exactly once; an
  * unexpected exception becomes INTERNAL with an error id that is logged with the
  * stack, and never reaches grpc-js (so it can never take the process down).
@@ -101,23 +125,22 @@ export function capacityServiceHandlers(options: CapacityServiceOptions): v1.Cap
 
   function unary<Req, Res>(
     method: string,
-    handle: (request: Req, deadline: grpc.Deadline, signal: AbortSignal) => Promise<Res> | Res,
+    handle: (request: Req, deadline: grpc.Deadline, signal: CancelSignal) => Promise<Res> | Res,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      const abort = new AbortController();
+      const cancel = new Cancellation();
       let answered = false;
       // grpc-js reports "cancelled" whenever the stream closes, also after a normal
-      // answer: abort only a call still being worked on (aborting creates a
-      // DOMException with a stack trace, far from free on every call).
+      // answer: cancel only a call still being worked on.
       call.once("cancelled", () => {
-        if (!answered) abort.abort();
+        if (!answered) cancel.abort();
       });
       const finish = (err: grpc.ServiceError | null, response?: Res): void => {
         answered = true;
         if (err === null) callback(null, response);
         else callback(err);
       };
-      new Promise<Res>((resolve) => resolve(handle(call.request, call.getDeadline(), abort.signal)))
+      new Promise<Res>((resolve) => resolve(handle(call.request, call.getDeadline(), cancel)))
         .then(
           (response) => finish(null, response),
           (e: unknown) => finish(toServiceError(e, method), undefined),

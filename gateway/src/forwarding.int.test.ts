@@ -129,9 +129,10 @@ describe("forwarding to an owner that is alive but slow", () => {
     } finally {
       journal.slow = false;
     }
-    const handled = await worker.registry.getSingleMetricAsString("grpc_server_handled_total");
+    // Each command a Forward stream carries is counted in berth_requests_total.
+    const handled = await worker.registry.getSingleMetricAsString("berth_requests_total");
     const reserves = [
-      ...handled.matchAll(/grpc_server_handled_total\{[^}]*grpc_method="Reserve"[^}]*\} (\d+)/g),
+      ...handled.matchAll(/berth_requests_total\{[^}]*method="Reserve"[^}]*\} (\d+)/g),
     ].reduce((n, m) => n + Number(m[1]), 0);
     assert.equal(reserves, 1, `the worker answered ${reserves} Reserve attempts:\n${handled}`);
     assert.equal(journal.eventAppends - appendsBefore, 1, "one append of the reservation");
@@ -140,4 +141,47 @@ describe("forwarding to an owner that is alive but slow", () => {
     const retries = await registry.getSingleMetricAsString("berth_gateway_forward_retries_total");
     assert.doesNotMatch(retries, /berth_gateway_forward_retries_total\{[^}]*\} [1-9]/, retries);
   });
+
+  test("a command whose deadline passes while it waits behind a slow append writes nothing, and the caller hears UNAVAILABLE in time", {
+    timeout: 60_000,
+  }, async () => {
+    const appendsBefore = journal.eventAppends;
+    const expiredBefore = await reserveOutcomes("deadline_exceeded");
+    journal.slow = true;
+    try {
+      const first = unary(
+        client,
+        client.reserve,
+        v1.ReserveRequest.fromPartial({ pool, units: 1, requestId: "slow-first" }),
+        30_000,
+      );
+      // Queued on the entity behind the first one's append, with far less time.
+      await new Promise((r) => setTimeout(r, 200));
+      const queued = await unary(
+        client,
+        client.reserve,
+        v1.ReserveRequest.fromPartial({ pool, units: 1, requestId: "slow-queued" }),
+        1000,
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.equal((queued as grpc.ServiceError | undefined)?.code, grpc.status.UNAVAILABLE);
+      assert.equal((await first).units, 1);
+    } finally {
+      journal.slow = false;
+    }
+    // The worker decided the queued one only after its deadline: expired, not written.
+    assert.equal((await reserveOutcomes("deadline_exceeded")) - expiredBefore, 1);
+    assert.equal(journal.eventAppends - appendsBefore, 1, "only the first reserve was appended");
+  });
 });
+
+/** berth_requests_total{method="Reserve", outcome} on the worker. */
+async function reserveOutcomes(outcome: string): Promise<number> {
+  const text = await worker.registry.getSingleMetricAsString("berth_requests_total");
+  const re = new RegExp(
+    `berth_requests_total\\{[^}]*method="Reserve"[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`,
+  );
+  return Number(re.exec(text)?.[1] ?? 0);
+}

@@ -36,20 +36,15 @@ import {
   richStatus,
   type ShardMapSource,
   shardOf,
-  type v1,
 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
+import { ForwardChannel, type ForwardMethods } from "./forward-channel.js";
 import { OwnerOutages } from "./owner-outages.js";
 
 /** What each routed method takes and answers. The router adds the shard epoch. */
-export interface RouterMethods {
-  reserve: { request: v1.ReserveRequest; response: v1.ReserveResponse };
-  release: { request: v1.ReleaseRequest; response: v1.ReleaseResponse };
-  getPool: { request: v1.GetPoolRequest; response: v1.GetPoolResponse };
-  configure: { request: internal.PoolSpec; response: internal.ConfigureResponse };
-}
+export type RouterMethods = ForwardMethods;
 
 /** A method of `berth.internal.v1.WorkerService` the router forwards. */
 export type RouterMethod = keyof RouterMethods;
@@ -106,10 +101,20 @@ export interface RouterOptions {
   readonly outageWarnIntervalMs?: number;
 }
 
+/**
+ * What {@link CallOptions.signal} needs of an AbortSignal (which satisfies it): the
+ * gateway passes a lighter one per call (see capacity-service.ts).
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** Options of one {@link Router.call}. */
 export interface CallOptions {
   /** Aborts the call (and the attempt in flight): it rejects with CANCELLED. */
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -173,13 +178,14 @@ class ShardMovedError extends Error {
 }
 
 /**
- * Holds the current ShardMap and one WorkerService client per member address, and
- * forwards commands to pool owners with retries across hand-offs.
+ * Holds the current ShardMap and one {@link ForwardChannel} (a WorkerService.Forward
+ * stream carrying batches of commands) per member address, and forwards commands to
+ * pool owners with retries across hand-offs.
  */
 export class Router {
   readonly #source: ShardMapSource;
   readonly #logger: Logger | undefined;
-  readonly #clients = new Map<string, internal.WorkerServiceClient>();
+  readonly #channels = new Map<string, ForwardChannel>();
   readonly #unsubscribe: () => void;
   readonly #waiters = new Set<() => void>();
   readonly #retries: Counter<"reason"> | undefined;
@@ -425,8 +431,8 @@ export class Router {
     this.#closed = true;
     this.#unsubscribe();
     for (const wake of this.#waiters) wake();
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    for (const channel of this.#channels.values()) channel.close();
+    this.#channels.clear();
   }
 
   #backoff(attempt: number): number {
@@ -438,13 +444,17 @@ export class Router {
     return ceiling / 2 + (this.#random() * ceiling) / 2;
   }
 
-  #client(address: string): internal.WorkerServiceClient {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = new internal.WorkerServiceClient(address, this.#credentials, this.#channelOptions);
-      this.#clients.set(address, client);
+  #channel(address: string): ForwardChannel {
+    let channel = this.#channels.get(address);
+    if (channel === undefined) {
+      channel = new ForwardChannel({
+        address,
+        credentials: this.#credentials,
+        channelOptions: this.#channelOptions,
+      });
+      this.#channels.set(address, channel);
     }
-    return client;
+    return channel;
   }
 
   /**
@@ -461,50 +471,33 @@ export class Router {
     route: Route,
     request: RouterMethods[M]["request"],
     deadline: number,
-    signal: AbortSignal | undefined,
+    signal: CancelSignal | undefined,
     callToken: string,
   ): Promise<RouterMethods[M]["response"]> {
-    const def = internal.WorkerServiceService[method] as unknown as {
-      path: string;
-      requestSerialize: (value: unknown) => Buffer;
-      responseDeserialize: (value: Buffer) => RouterMethods[M]["response"];
-    };
-    const wrapped =
-      method === "configure"
-        ? internal.ConfigureRequest.fromPartial({
-            spec: request as internal.PoolSpec,
-            epoch: route.epoch,
-          })
-        : method === "reserve"
-          ? { request, epoch: route.epoch, callToken }
-          : { request, epoch: route.epoch };
-    const client = this.#client(route.address);
+    const channel = this.#channel(route.address);
     return new Promise((resolve, reject) => {
       let movedTo: Route | undefined;
       const onMap = (): void => {
         const now = resolveRoute(this.#source.current(), pool);
         if (now !== undefined && (now.owner !== route.owner || now.address !== route.address)) {
           movedTo = now;
-          call.cancel();
+          ticket.cancel();
         }
       };
-      const call = client.makeUnaryRequest(
-        def.path,
-        def.requestSerialize,
-        def.responseDeserialize,
-        wrapped,
-        new grpc.Metadata(),
-        { deadline },
+      const onAbort = (): void => ticket.cancel();
+      const ticket = channel.send(
+        method,
+        request,
+        route.epoch,
+        callToken,
+        deadline,
         (err, response) => {
           signal?.removeEventListener("abort", onAbort);
           this.#waiters.delete(onMap);
           if (err) reject(movedTo === undefined ? err : new ShardMovedError(route, movedTo));
-          else if (response === undefined) {
-            reject(new Error(`worker ${route.address} answered ${method} with no message`));
-          } else resolve(response);
+          else resolve(response as RouterMethods[M]["response"]);
         },
       );
-      const onAbort = (): void => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(onMap);
     });
@@ -513,14 +506,15 @@ export class Router {
   #onMap(map: internal.ShardMap): void {
     if (this.#closed) return;
     this.#outages.retain(new Set(map.members.map((m) => m.id)));
+    // Waiters first: an attempt on a member that left settles as moved, not as cut off.
+    for (const wake of this.#waiters) wake();
     const live = new Set(map.members.map((m) => m.address));
-    for (const [address, client] of this.#clients) {
+    for (const [address, channel] of this.#channels) {
       if (!live.has(address)) {
-        client.close();
-        this.#clients.delete(address);
+        channel.close();
+        this.#channels.delete(address);
       }
     }
-    for (const wake of this.#waiters) wake();
   }
 
   /**
@@ -530,7 +524,7 @@ export class Router {
   #waitFor(
     ready: (map: internal.ShardMap) => boolean,
     until: number,
-    signal: AbortSignal | undefined,
+    signal: CancelSignal | undefined,
   ): Promise<void> {
     return new Promise<void>((resolve) => {
       const check = (): void => {
@@ -597,7 +591,7 @@ function noRouteMessage(map: internal.ShardMap | undefined, pool: string): strin
     : `owner ${owner} of shard ${shard} is not a member in ShardMap revision ${map.revision}`;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
+function throwIfAborted(signal: CancelSignal | undefined): void {
   if (signal?.aborted) {
     throw Object.assign(new Error("the call was cancelled"), {
       code: grpc.status.CANCELLED,
@@ -621,7 +615,10 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * - `answer`: anything else is the owner's answer, passed through (every answer a worker
  *   gives on purpose carries an ErrorInfo of domain berth.dev).
  */
-export function classifyFailure(s: ParsedRichStatus, signal?: AbortSignal): FailureClass {
+export function classifyFailure(
+  s: ParsedRichStatus,
+  signal?: { readonly aborted: boolean },
+): FailureClass {
   const berth = s.domain === ERROR_DOMAIN && s.reason !== undefined && s.reason !== "";
   if (s.reason === "NOT_OWNER" || s.reason === "WRITES_FENCED") {
     return { kind: "retry", reason: "not_owner" };

@@ -2,7 +2,7 @@
 // ShardMaps built by hand, and a decoder for the rich error details on the wire.
 
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { internal, richStatus, v1 } from "@berth/proto";
+import { internal, RpcStatus, richStatus, STATUS_DETAILS_KEY, v1 } from "@berth/proto";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 
@@ -57,7 +57,16 @@ export class FakeWorker {
   readonly #server = new grpc.Server();
   address = "";
 
-  constructor(behaviour: FakeBehaviour) {
+  /** ForwardRequest messages received on Forward streams. */
+  forwardMessages = 0;
+  /** Forward streams opened by callers. */
+  forwardStreams = 0;
+
+  /**
+   * @param options.forward serve WorkerService.Forward (default true); false: answer it
+   *   UNIMPLEMENTED, as a worker from before Forward
+   */
+  constructor(behaviour: FakeBehaviour, options: { readonly forward?: boolean } = {}) {
     this.behaviour = behaviour;
     const handler =
       (method: string) =>
@@ -83,12 +92,53 @@ export class FakeWorker {
           callback((answer as { error: grpc.ServiceError }).error);
         } else callback(null, answer);
       };
+    const forward = (
+      call: grpc.ServerDuplexStream<internal.ForwardRequest, internal.ForwardResponse>,
+    ): void => {
+      if (options.forward === false) {
+        call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "no Forward here" });
+        return;
+      }
+      this.forwardStreams++;
+      call.on("data", (req: internal.ForwardRequest) => {
+        this.forwardMessages++;
+        const now = Date.now();
+        const replies: internal.ForwardReply[] = [];
+        for (const c of req.commands) {
+          const method =
+            c.reserve !== undefined
+              ? "reserve"
+              : c.release !== undefined
+                ? "release"
+                : c.getPool !== undefined
+                  ? "getPool"
+                  : "configure";
+          const received: ReceivedCall = {
+            method,
+            request: c.reserve ?? c.release ?? c.getPool ?? c.configure,
+            epoch: c.epoch,
+            callToken: c.callToken,
+            deadlineMs: c.timeoutMs > 0 ? now + c.timeoutMs : Number.POSITIVE_INFINITY,
+          };
+          this.calls.push(received);
+          const answer = this.behaviour(received);
+          if (answer === "hang") continue;
+          if (typeof answer === "object" && answer !== null && "error" in answer) {
+            replies.push({ id: c.id, error: statusOf((answer as { error: unknown }).error) });
+          } else replies.push({ id: c.id, [method]: answer });
+        }
+        if (replies.length > 0) call.write({ replies });
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => {});
+    };
     this.#server.addService(internal.WorkerServiceService, {
       reserve: handler("reserve"),
       release: handler("release"),
       getPool: handler("getPool"),
       configure: handler("configure"),
       echo: handler("echo"),
+      forward,
     });
   }
 
@@ -105,6 +155,19 @@ export class FakeWorker {
   stop(): void {
     this.#server.forceShutdown();
   }
+}
+
+/** The google.rpc.Status of an error as a grpc-js handler would send it. */
+function statusOf(error: unknown): RpcStatus {
+  const e = error as { code?: number; details?: string; message?: string; metadata?: unknown };
+  const raw =
+    e.metadata instanceof grpc.Metadata ? e.metadata.get(STATUS_DETAILS_KEY)[0] : undefined;
+  if (raw instanceof Uint8Array) return RpcStatus.decode(raw);
+  return {
+    code: e.code ?? grpc.status.UNKNOWN,
+    message: e.details ?? e.message ?? "",
+    details: [],
+  };
 }
 
 /** A worker's NOT_OWNER answer, naming the epoch it knows for the shard. */

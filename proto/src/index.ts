@@ -31,6 +31,8 @@ export {
   shardStateToJSON,
 } from "./gen/berth/internal/v1/worker.js";
 export * as v1 from "./gen/berth/v1/capacity.js";
+/** google.rpc.Status: how a Forward reply carries a failed command's status and details. */
+export { Status as RpcStatus } from "./gen/google/rpc/status.js";
 export {
   formatLabelSelector,
   type LabelRequirement,

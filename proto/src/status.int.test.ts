@@ -31,6 +31,8 @@ before(async () => {
     release: unimplemented,
     getPool: unimplemented,
     configure: unimplemented,
+    forward: (call) =>
+      call.emit("error", { code: status.UNIMPLEMENTED, details: "not in this test" }),
     echo: (call, callback) => {
       const mode = Buffer.from(call.request.payload).toString("utf8");
       if (mode === "recovering") {

@@ -23,12 +23,11 @@ import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
 import { clusterGuard } from "./cluster-guard.js";
 import { ConnectingJournal } from "./connecting-journal.js";
-import { JOURNAL_RETRY_DELAY_MS, toGrpcError } from "./grpc-errors.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { WorkerControl } from "./worker-control.js";
 import { instrumentService, registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
-import { workerServiceHandlers } from "./worker-service.js";
+import { WORKER_SERVICE_DEFINITION, workerService } from "./worker-service.js";
 
 /** How to run a worker. */
 export interface WorkerConfig {
@@ -216,15 +215,18 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   const control = new WorkerControl({ memberId: config.id, ownership, logger: log });
   // The cluster guard covers every berth.internal.v1 service, WorkerControlService too.
   const server = new Server({ interceptors: [clusterGuard(clusterId, log)] });
+  const workerSvc = workerService({
+    nodeId: config.id,
+    ownership,
+    logger: log,
+    journalProblem,
+    outcomes: metrics.outcomes,
+  });
   server.addService(
-    internal.WorkerServiceService,
+    WORKER_SERVICE_DEFINITION,
     instrumentService(
-      internal.WorkerServiceService,
-      gateOnJournal(
-        workerServiceHandlers({ nodeId: config.id, ownership, logger: log }),
-        journalProblem,
-        log,
-      ),
+      WORKER_SERVICE_DEFINITION,
+      workerSvc.handlers,
       metrics.grpc,
       metrics.outcomes,
     ),
@@ -327,7 +329,12 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
     // (queued commands answer UNAVAILABLE, in-flight appends complete). Bounded. The
     // WatchShards streams end once the shards are drained, with that as their last word.
     const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-    const drained = Promise.all([ownership.close().then(() => control.close()), shutdown]);
+    // Forward streams are long-lived: each ends once it has answered what it took.
+    const drained = Promise.all([
+      ownership.close().then(() => control.close()),
+      workerSvc.closeStreams(),
+      shutdown,
+    ]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       drained.then(() => false),
@@ -372,37 +379,4 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       return closed;
     },
   };
-}
-
-/**
- * WorkerService handlers that answer UNAVAILABLE (JOURNAL_UNAVAILABLE, with RetryInfo)
- * while `problem()` names a reason the journal cannot be used, instead of routing.
- */
-function gateOnJournal<S extends object>(
-  handlers: S,
-  problem: () => string | undefined,
-  log: Logger,
-): S {
-  const gated: Record<string, unknown> = {};
-  for (const [name, handler] of Object.entries(handlers)) {
-    gated[name] = (call: unknown, callback: (e: unknown) => void) => {
-      const reason = problem();
-      if (reason === undefined) {
-        return (handler as (c: unknown, cb: unknown) => unknown)(call, callback);
-      }
-      callback(
-        toGrpcError(
-          {
-            kind: "unavailable",
-            reason: "JOURNAL_UNAVAILABLE",
-            message: reason,
-            retryDelayMs: JOURNAL_RETRY_DELAY_MS,
-          },
-          log,
-        ),
-      );
-      return undefined;
-    };
-  }
-  return gated as S;
 }

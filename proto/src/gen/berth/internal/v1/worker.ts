@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -21,6 +23,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { Status } from "../../../google/rpc/status.js";
 import {
   GetPoolRequest as GetPoolRequest3,
   GetPoolResponse,
@@ -206,6 +209,56 @@ export interface ConfigureResponse {
     | undefined;
   /** False when the spec was already in force (nothing was written). */
   changed: boolean;
+}
+
+/**
+ * A batch of commands: what one event-loop turn of the caller produced for this
+ * worker. At most 1,024 commands; the whole message stays under 4 MiB.
+ */
+export interface ForwardRequest {
+  commands: ForwardCommand[];
+}
+
+/** One command of a Forward stream. */
+export interface ForwardCommand {
+  /**
+   * Chosen by the caller, unique among its unanswered commands on this stream;
+   * the reply carries it back.
+   */
+  id: number;
+  /**
+   * Time left to the command's deadline when it was sent, in ms; 0: none (the
+   * worker's default). Relative, so the two clocks need not agree.
+   */
+  timeoutMs: number;
+  /** As in the unary requests: the shard's epoch in the caller's ShardMap. */
+  epoch: number;
+  /** As ReserveRequest.call_token (reserve only). */
+  callToken: string;
+  reserve?: ReserveRequest1 | undefined;
+  release?: ReleaseRequest2 | undefined;
+  getPool?: GetPoolRequest3 | undefined;
+  configure?: PoolSpec | undefined;
+}
+
+/** Answers to commands of a Forward stream, each at most once. */
+export interface ForwardResponse {
+  replies: ForwardReply[];
+}
+
+/**
+ * The answer to one ForwardCommand: the response its unary RPC would return, or
+ * the status that RPC would fail with (code, message and the same details:
+ * ErrorInfo, RetryInfo, BadRequest).
+ */
+export interface ForwardReply {
+  /** The command's id. */
+  id: number;
+  reserve?: ReserveResponse | undefined;
+  release?: ReleaseResponse | undefined;
+  getPool?: GetPoolResponse | undefined;
+  configure?: ConfigureResponse | undefined;
+  error?: Status | undefined;
 }
 
 export interface EchoRequest {
@@ -1061,6 +1114,521 @@ export const ConfigureResponse: MessageFns<ConfigureResponse> = {
     const message = createBaseConfigureResponse();
     message.pool = (object.pool !== undefined && object.pool !== null) ? Pool.fromPartial(object.pool) : undefined;
     message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseForwardRequest(): ForwardRequest {
+  return { commands: [] };
+}
+
+export const ForwardRequest: MessageFns<ForwardRequest> = {
+  encode(message: ForwardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.commands) {
+      ForwardCommand.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.commands.push(ForwardCommand.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardRequest {
+    return {
+      commands: globalThis.Array.isArray(object?.commands)
+        ? object.commands.map((e: any) => ForwardCommand.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ForwardRequest): unknown {
+    const obj: any = {};
+    if (message.commands?.length) {
+      obj.commands = message.commands.map((e) => ForwardCommand.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForwardRequest>, I>>(base?: I): ForwardRequest {
+    return ForwardRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForwardRequest>, I>>(object: I): ForwardRequest {
+    const message = createBaseForwardRequest();
+    message.commands = object.commands?.map((e) => ForwardCommand.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseForwardCommand(): ForwardCommand {
+  return {
+    id: 0,
+    timeoutMs: 0,
+    epoch: 0,
+    callToken: "",
+    reserve: undefined,
+    release: undefined,
+    getPool: undefined,
+    configure: undefined,
+  };
+}
+
+export const ForwardCommand: MessageFns<ForwardCommand> = {
+  encode(message: ForwardCommand, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(16).uint32(message.timeoutMs);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).int64(message.epoch);
+    }
+    if (message.callToken !== "") {
+      writer.uint32(34).string(message.callToken);
+    }
+    if (message.reserve !== undefined) {
+      ReserveRequest1.encode(message.reserve, writer.uint32(42).fork()).join();
+    }
+    if (message.release !== undefined) {
+      ReleaseRequest2.encode(message.release, writer.uint32(50).fork()).join();
+    }
+    if (message.getPool !== undefined) {
+      GetPoolRequest3.encode(message.getPool, writer.uint32(58).fork()).join();
+    }
+    if (message.configure !== undefined) {
+      PoolSpec.encode(message.configure, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardCommand {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardCommand();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.callToken = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reserve = ReserveRequest1.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.release = ReleaseRequest2.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.getPool = GetPoolRequest3.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.configure = PoolSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardCommand {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      callToken: isSet(object.callToken)
+        ? globalThis.String(object.callToken)
+        : isSet(object.call_token)
+        ? globalThis.String(object.call_token)
+        : "",
+      reserve: isSet(object.reserve) ? ReserveRequest1.fromJSON(object.reserve) : undefined,
+      release: isSet(object.release) ? ReleaseRequest2.fromJSON(object.release) : undefined,
+      getPool: isSet(object.getPool)
+        ? GetPoolRequest3.fromJSON(object.getPool)
+        : isSet(object.get_pool)
+        ? GetPoolRequest3.fromJSON(object.get_pool)
+        : undefined,
+      configure: isSet(object.configure) ? PoolSpec.fromJSON(object.configure) : undefined,
+    };
+  },
+
+  toJSON(message: ForwardCommand): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.callToken !== "") {
+      obj.callToken = message.callToken;
+    }
+    if (message.reserve !== undefined) {
+      obj.reserve = ReserveRequest1.toJSON(message.reserve);
+    }
+    if (message.release !== undefined) {
+      obj.release = ReleaseRequest2.toJSON(message.release);
+    }
+    if (message.getPool !== undefined) {
+      obj.getPool = GetPoolRequest3.toJSON(message.getPool);
+    }
+    if (message.configure !== undefined) {
+      obj.configure = PoolSpec.toJSON(message.configure);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForwardCommand>, I>>(base?: I): ForwardCommand {
+    return ForwardCommand.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForwardCommand>, I>>(object: I): ForwardCommand {
+    const message = createBaseForwardCommand();
+    message.id = object.id ?? 0;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.callToken = object.callToken ?? "";
+    message.reserve = (object.reserve !== undefined && object.reserve !== null)
+      ? ReserveRequest1.fromPartial(object.reserve)
+      : undefined;
+    message.release = (object.release !== undefined && object.release !== null)
+      ? ReleaseRequest2.fromPartial(object.release)
+      : undefined;
+    message.getPool = (object.getPool !== undefined && object.getPool !== null)
+      ? GetPoolRequest3.fromPartial(object.getPool)
+      : undefined;
+    message.configure = (object.configure !== undefined && object.configure !== null)
+      ? PoolSpec.fromPartial(object.configure)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseForwardResponse(): ForwardResponse {
+  return { replies: [] };
+}
+
+export const ForwardResponse: MessageFns<ForwardResponse> = {
+  encode(message: ForwardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.replies) {
+      ForwardReply.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replies.push(ForwardReply.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardResponse {
+    return {
+      replies: globalThis.Array.isArray(object?.replies)
+        ? object.replies.map((e: any) => ForwardReply.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ForwardResponse): unknown {
+    const obj: any = {};
+    if (message.replies?.length) {
+      obj.replies = message.replies.map((e) => ForwardReply.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForwardResponse>, I>>(base?: I): ForwardResponse {
+    return ForwardResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForwardResponse>, I>>(object: I): ForwardResponse {
+    const message = createBaseForwardResponse();
+    message.replies = object.replies?.map((e) => ForwardReply.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseForwardReply(): ForwardReply {
+  return { id: 0, reserve: undefined, release: undefined, getPool: undefined, configure: undefined, error: undefined };
+}
+
+export const ForwardReply: MessageFns<ForwardReply> = {
+  encode(message: ForwardReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.reserve !== undefined) {
+      ReserveResponse.encode(message.reserve, writer.uint32(18).fork()).join();
+    }
+    if (message.release !== undefined) {
+      ReleaseResponse.encode(message.release, writer.uint32(26).fork()).join();
+    }
+    if (message.getPool !== undefined) {
+      GetPoolResponse.encode(message.getPool, writer.uint32(34).fork()).join();
+    }
+    if (message.configure !== undefined) {
+      ConfigureResponse.encode(message.configure, writer.uint32(42).fork()).join();
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reserve = ReserveResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.release = ReleaseResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.getPool = GetPoolResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.configure = ConfigureResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardReply {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      reserve: isSet(object.reserve) ? ReserveResponse.fromJSON(object.reserve) : undefined,
+      release: isSet(object.release) ? ReleaseResponse.fromJSON(object.release) : undefined,
+      getPool: isSet(object.getPool)
+        ? GetPoolResponse.fromJSON(object.getPool)
+        : isSet(object.get_pool)
+        ? GetPoolResponse.fromJSON(object.get_pool)
+        : undefined,
+      configure: isSet(object.configure) ? ConfigureResponse.fromJSON(object.configure) : undefined,
+      error: isSet(object.error) ? Status.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: ForwardReply): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.reserve !== undefined) {
+      obj.reserve = ReserveResponse.toJSON(message.reserve);
+    }
+    if (message.release !== undefined) {
+      obj.release = ReleaseResponse.toJSON(message.release);
+    }
+    if (message.getPool !== undefined) {
+      obj.getPool = GetPoolResponse.toJSON(message.getPool);
+    }
+    if (message.configure !== undefined) {
+      obj.configure = ConfigureResponse.toJSON(message.configure);
+    }
+    if (message.error !== undefined) {
+      obj.error = Status.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForwardReply>, I>>(base?: I): ForwardReply {
+    return ForwardReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForwardReply>, I>>(object: I): ForwardReply {
+    const message = createBaseForwardReply();
+    message.id = object.id ?? 0;
+    message.reserve = (object.reserve !== undefined && object.reserve !== null)
+      ? ReserveResponse.fromPartial(object.reserve)
+      : undefined;
+    message.release = (object.release !== undefined && object.release !== null)
+      ? ReleaseResponse.fromPartial(object.release)
+      : undefined;
+    message.getPool = (object.getPool !== undefined && object.getPool !== null)
+      ? GetPoolResponse.fromPartial(object.getPool)
+      : undefined;
+    message.configure = (object.configure !== undefined && object.configure !== null)
+      ? ConfigureResponse.fromPartial(object.configure)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -2539,6 +3107,28 @@ export const WorkerServiceService = {
     responseSerialize: (value: EchoResponse): Buffer => Buffer.from(EchoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EchoResponse => EchoResponse.decode(value),
   },
+  /**
+   * Forward carries many commands per message on one long-lived stream: what a
+   * gateway uses instead of one unary call per command (each unary call costs a
+   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
+   * is answered at most once, by a ForwardReply with its id, in any order and in
+   * any response message; its answer is what the unary RPC of the same command
+   * answers (the same worker code produces both). A command whose timeout passes
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
+   * own; the worker ends it (status OK) when it shuts down, once every command it
+   * took is answered. Commands still unanswered when a stream breaks have unknown
+   * outcomes: the caller retries them (every command is idempotent).
+   */
+  forward: {
+    path: "/berth.internal.v1.WorkerService/Forward" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ForwardRequest): Buffer => Buffer.from(ForwardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ForwardRequest => ForwardRequest.decode(value),
+    responseSerialize: (value: ForwardResponse): Buffer => Buffer.from(ForwardResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ForwardResponse => ForwardResponse.decode(value),
+  },
 } as const;
 
 export interface WorkerServiceServer extends UntypedServiceImplementation {
@@ -2549,6 +3139,20 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
   configure: handleUnaryCall<ConfigureRequest, ConfigureResponse>;
   /** Echo returns its payload: the gRPC ceiling for benchmarks and smoke tests. */
   echo: handleUnaryCall<EchoRequest, EchoResponse>;
+  /**
+   * Forward carries many commands per message on one long-lived stream: what a
+   * gateway uses instead of one unary call per command (each unary call costs a
+   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
+   * is answered at most once, by a ForwardReply with its id, in any order and in
+   * any response message; its answer is what the unary RPC of the same command
+   * answers (the same worker code produces both). A command whose timeout passes
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
+   * own; the worker ends it (status OK) when it shuts down, once every command it
+   * took is answered. Commands still unanswered when a stream breaks have unknown
+   * outcomes: the caller retries them (every command is idempotent).
+   */
+  forward: handleBidiStreamingCall<ForwardRequest, ForwardResponse>;
 }
 
 export interface WorkerServiceClient extends Client {
@@ -2626,6 +3230,22 @@ export interface WorkerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EchoResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Forward carries many commands per message on one long-lived stream: what a
+   * gateway uses instead of one unary call per command (each unary call costs a
+   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
+   * is answered at most once, by a ForwardReply with its id, in any order and in
+   * any response message; its answer is what the unary RPC of the same command
+   * answers (the same worker code produces both). A command whose timeout passes
+   * before it runs is dropped unanswered (nothing written): the caller settles it
+   * by its own deadline, as it would a unary call. The stream has no deadline of its
+   * own; the worker ends it (status OK) when it shuts down, once every command it
+   * took is answered. Commands still unanswered when a stream breaks have unknown
+   * outcomes: the caller retries them (every command is idempotent).
+   */
+  forward(): ClientDuplexStream<ForwardRequest, ForwardResponse>;
+  forward(options: Partial<CallOptions>): ClientDuplexStream<ForwardRequest, ForwardResponse>;
+  forward(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ForwardRequest, ForwardResponse>;
 }
 
 export const WorkerServiceClient = makeGenericClientConstructor(
