@@ -73,6 +73,7 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     "no-cassandra": { type: "boolean", default: false },
     "no-postgres": { type: "boolean", default: false },
+    "recovery-sizes": { type: "string", default: "1000,10000" },
     help: { type: "boolean", default: false },
   },
 });
@@ -80,7 +81,7 @@ if (args.help) {
   console.log(
     "usage: npm run bench -- [--seconds 3] [--concurrency 1,8,64] [--rounds 3] [--workers 3]\n" +
       "                        [--warmup-seconds 2] [--client ghz|node] [--only GROUPS]\n" +
-      "                        [--no-postgres] [--no-cassandra] [--json out.json]\n" +
+      "                        [--no-postgres] [--no-cassandra] [--recovery-sizes 1000,10000] [--json out.json]\n" +
       "  --seconds         length of every cell (closed loop, then the same at half its rate)\n" +
       "  --concurrency     requests in flight, one matrix column each\n" +
       "  --rounds          rounds of every cell; every figure is the median of the rounds\n" +
@@ -90,6 +91,7 @@ if (args.help) {
       "  --only            comma list of echo,berth,postgres,cassandra (default: all)\n" +
       "  --no-postgres     skip the PostgreSQL baseline (also skipped without its binaries)\n" +
       "  --no-cassandra    skip every Cassandra part (journal bench, Berth on Cassandra, LWT)\n" +
+      "  --recovery-sizes  events per pool of the Cassandra journal bench's recovery runs\n" +
       "  BERTH_CASSANDRA=host:port uses that node instead of starting one (e2e/src/cassandra)\n" +
       "  BERTH_PG_BIN=dir  PostgreSQL binaries (default: newest /usr/lib/postgresql/*/bin)",
   );
@@ -100,11 +102,13 @@ const levels = (args.concurrency ?? "").split(",").map(Number);
 const workers = Number(args.workers);
 const rounds = Number(args.rounds);
 const warmupSeconds = Number(args["warmup-seconds"]);
+const recoverySizes = (args["recovery-sizes"] ?? "").split(",").map(Number);
 for (const [name, v] of [
   ["--seconds", seconds],
   ["--workers", workers],
   ["--rounds", rounds],
   ...levels.map((l) => ["--concurrency", l] as const),
+  ...recoverySizes.map((l) => ["--recovery-sizes", l] as const),
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`bench: ${name} must be positive integers`);
@@ -741,7 +745,10 @@ async function lwtScenario(
   return { scenario, close: () => client.shutdown() };
 }
 
-async function cassandraPhase(poolsFile: string, dir: string): Promise<CassandraBenchResult> {
+async function cassandraPhase(
+  poolsFile: string,
+  dir: string,
+): Promise<CassandraBenchResult | undefined> {
   const given = process.env.BERTH_CASSANDRA;
   let node: CassandraNode | undefined;
   if (given) progress(`[Cassandra] using the node at ${given} (BERTH_CASSANDRA)`);
@@ -759,12 +766,6 @@ async function cassandraPhase(poolsFile: string, dir: string): Promise<Cassandra
   let cluster: LocalCluster | undefined;
   let lwt: Awaited<ReturnType<typeof lwtScenario>> | undefined;
   try {
-    progress("[Cassandra] journal bench: raw INSERT vs fenced append, then recovery");
-    const journal = await runCassandraJournalBench({
-      contactPoint,
-      log: (line) => progress(`[Cassandra] ${line}`),
-    });
-    reportJournal(journal);
     progress(
       `[Cassandra] starting the local cluster (${workers} workers, journal on ${contactPoint}/${keyspace})`,
     );
@@ -783,7 +784,32 @@ async function cassandraPhase(poolsFile: string, dir: string): Promise<Cassandra
     list.push(lwt.scenario);
     scenarios.push(...list);
     await matrix(list);
-    return journal;
+    for (const c of closers.splice(0)) c();
+    await lwt.close();
+    lwt = undefined;
+    progress("[Cassandra] stopping the local cluster");
+    await cluster.stop();
+    cluster = undefined;
+    // After the matrix, so a journal bench failure (e.g. a server-side CAS write timeout
+    // on a busy machine) does not cost the side-by-side figures.
+    progress(
+      `[Cassandra] journal bench: raw INSERT vs fenced append, then recovery of ${recoverySizes.join(" / ")} events`,
+    );
+    try {
+      const journal = await runCassandraJournalBench({
+        contactPoint,
+        recoverySizes,
+        log: (line) => progress(`[Cassandra] ${line}`),
+      });
+      reportJournal(journal);
+      return journal;
+    } catch (e: unknown) {
+      const why = e instanceof Error ? e.message : String(e);
+      skipped["cassandra journal bench"] = `FAILED: ${why}`;
+      progress(`[Cassandra] journal bench failed: ${why}`);
+      process.exitCode = 1;
+      return undefined;
+    }
   } finally {
     for (const c of closers) c();
     await lwt?.close();
