@@ -85,9 +85,10 @@ export async function runLoad(options: {
 }
 
 /**
- * Open loop: request i is due at start + i / rate; every due request is sent when the
- * timer fires (at most `maxInFlight` outstanding; beyond that a request counts as
- * failed "client overloaded"), and its latency runs from its due time.
+ * Open loop: request i is due at start + i / rate and is sent when due, whatever the
+ * replies before it are doing; with at most `maxInFlight` outstanding (as a client's
+ * connection pool would allow), later ones wait in a queue and are sent as slots free.
+ * Every latency runs from the request's due time, queueing included.
  */
 export async function runOpenLoop(options: {
   readonly rate: number;
@@ -97,30 +98,41 @@ export async function runOpenLoop(options: {
   readonly expectedError?: (e: unknown) => boolean;
 }): Promise<LoadResult> {
   const rec = new Recorder(options.expectedError);
-  const maxInFlight = options.maxInFlight ?? 10_000;
+  const maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
   const started = process.hrtime.bigint();
   const n = Math.max(1, Math.round(options.rate * options.seconds));
   const stepNs = 1e9 / options.rate;
-  const pending = new Set<Promise<void>>();
+  const dueAt = (k: number): bigint => started + BigInt(Math.round(k * stepNs));
+  const queue: number[] = [];
+  let inFlight = 0;
+  let finished = 0;
+  let allDone: () => void = () => {};
+  const everything = new Promise<void>((r) => {
+    allDone = r;
+  });
+  const pump = (): void => {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      const k = queue.shift() as number;
+      inFlight++;
+      void rec
+        .run(() => options.call(k), dueAt(k))
+        .finally(() => {
+          inFlight--;
+          if (++finished === n) allDone();
+          else pump();
+        });
+    }
+  };
   let i = 0;
   while (i < n) {
     const now = process.hrtime.bigint();
-    while (i < n && started + BigInt(Math.round(i * stepNs)) <= now) {
-      const due = started + BigInt(Math.round(i * stepNs));
-      const k = i++;
-      if (pending.size >= maxInFlight) {
-        rec.failed++;
-        rec.failures.set("client overloaded", (rec.failures.get("client overloaded") ?? 0) + 1);
-        continue;
-      }
-      const p: Promise<void> = rec.run(() => options.call(k), due).finally(() => pending.delete(p));
-      pending.add(p);
-    }
+    while (i < n && dueAt(i) <= now) queue.push(i++);
+    pump();
     if (i < n) {
-      const wait = Number(started + BigInt(Math.round(i * stepNs)) - process.hrtime.bigint()) / 1e6;
+      const wait = Number(dueAt(i) - process.hrtime.bigint()) / 1e6;
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, 5))));
     }
   }
-  await Promise.all(pending);
+  await everything;
   return rec.result(Number(process.hrtime.bigint() - started) / 1e9);
 }

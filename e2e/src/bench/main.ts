@@ -652,7 +652,11 @@ async function postgresPhase(): Promise<string | undefined> {
       client: "pgbench",
       roles: [],
       drive: async (o) => {
-        const r = await runPgbench(server, { script, clients: o.concurrency, ...o });
+        // Fixed rate is open loop: like ghz --async (no bound on calls in flight), pgbench
+        // gets the matrix's largest connection count, so a stall queues no transaction
+        // behind a busy connection of the few a small-c cell would have.
+        const clients = o.rate === undefined ? o.concurrency : Math.max(o.concurrency, top);
+        const r = await runPgbench(server, { script, ...o, clients });
         return {
           ok: r.transactions,
           failed: r.failed,
@@ -746,7 +750,9 @@ async function lwtScenario(
     drive: (o) =>
       o.rate === undefined
         ? runLoad({ seconds: o.seconds, concurrency: o.concurrency, call: reserve })
-        : runOpenLoop({ seconds: o.seconds, rate: o.rate, call: reserve }),
+        : // At most `top` in flight, as pgbench's connections: unbounded concurrent
+          // compare-and-sets on one row only retry each other into a collapse.
+          runOpenLoop({ seconds: o.seconds, rate: o.rate, call: reserve, maxInFlight: top }),
     warm: () => runLoad({ seconds: warmupSeconds, concurrency: 8, call: reserve }),
   };
   const close = async (): Promise<void> => {
