@@ -1,6 +1,6 @@
 // What the benchmark observes besides request rates: CPU time of each process (from
 // /proc on Linux) and the group-commit histogram a worker exports on /metrics.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** CPU seconds (user + system) a process has used so far; undefined when unknown. */
 export function processCpuSeconds(pid: number | undefined): number | undefined {
@@ -76,5 +76,51 @@ export async function scrapeMetrics(httpAddress: string): Promise<string> {
     return res.ok ? await res.text() : "";
   } catch {
     return "";
+  }
+}
+
+/** The fields of /proc/PID/stat after the command, 0-based from field 3 (state). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds of a process from /proc (utime + stime), plus with `withReaped` the CPU of
+ * its children it has waited for (cutime + cstime), e.g. a PostgreSQL postmaster's
+ * exited backends.
+ */
+export function procCpuSeconds(pid: number, withReaped: boolean): number | undefined {
+  const f = statFields(pid);
+  if (f === undefined) return undefined;
+  let ticks = Number(f[11]) + Number(f[12]);
+  if (withReaped) ticks += Number(f[13]) + Number(f[14]);
+  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : undefined;
+}
+
+/** The live children of a process (from /proc/PID/task/TID/children). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+      if (text) for (const c of text.split(" ")) out.push(Number(c));
+    }
+  } catch {}
+  return out;
+}
+
+/** Resident set size of a process in bytes (VmRSS); undefined when unknown. */
+export function rssBytes(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
   }
 }
