@@ -2,6 +2,7 @@
 import type { internal } from "@berth/proto";
 import { type LabelSelector, matchesLabels } from "@berth/proto";
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
+import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /** Page size used when a query asks for 0 (as GetAvailability's `page_size` does). */
@@ -35,6 +36,16 @@ export interface ApplyOptions {
    * the digests {@link Replica.compareDigests} checks.
    */
   readonly from?: string;
+}
+
+/** Options of a {@link Replica}. */
+export interface ReplicaOptions {
+  /**
+   * Index pools by label so a selector naming a label (`=`, `in`, `exists`) visits only
+   * its pools. Default true; false scans every pool (the reference the index is
+   * tested against).
+   */
+  readonly labelIndex?: boolean;
 }
 
 /** A GetAvailability query over the replica. */
@@ -197,6 +208,8 @@ export class Replica {
   readonly #global: GlobalBucket[] = Array.from({ length: BUCKET_COUNT }, () => new GlobalBucket());
   /** Per node id, per bucket: the entries that node delivered last. */
   readonly #owners = new Map<string, (OwnerBucket | undefined)[]>();
+  /** Pools by label; undefined when disabled (every selector query scans). */
+  readonly #labels: LabelIndex<Slot> | undefined;
   /** Every slot in ascending code-unit order of pool id, as of the last read. */
   #sorted: Slot[] = [];
   /**
@@ -209,8 +222,9 @@ export class Replica {
    * @param now this replica's clock in ms. Use wall-clock time (`Date.now`) when the
    *   replica serves Pull: relayed entries carry their confirmation time to other nodes.
    */
-  constructor(now: () => number) {
+  constructor(now: () => number, options: ReplicaOptions = {}) {
     this.#now = now;
+    this.#labels = options.labelIndex === false ? undefined : new LabelIndex();
   }
 
   /** Number of pools in the replica. */
@@ -260,6 +274,7 @@ export class Replica {
         global.sum.add(poolHash, c.version);
         this.#slots.set(c.pool, added);
         this.#added.push(added);
+        this.#labels?.add(added);
         if (from !== undefined) this.#attribute(added, from);
         accepted++;
       } else if (c.version > slot.counters.version) {
@@ -271,7 +286,10 @@ export class Replica {
           owner.sum.remove(slot.poolHash, old);
           owner.sum.add(slot.poolHash, c.version);
         }
+        const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
+        if (relabel) this.#labels?.remove(slot);
         slot.replace(c, confirmedAtMs, ++this.#tick);
+        if (relabel) this.#labels?.add(slot);
         if (from !== undefined) this.#attribute(slot, from);
         else this.#detach(slot);
         accepted++;
@@ -469,7 +487,12 @@ export class Replica {
     }
     const pageSize = requested === 0 ? DEFAULT_PAGE_SIZE : requested;
     const after = query.pageToken === "" ? undefined : decodePageToken(query.pageToken);
-    const sorted = this.#sortedSlots();
+    const all = this.#sortedSlots();
+    // A selector naming a label walks only that label's pools (same order, same filters).
+    const sorted =
+      (query.selector === undefined
+        ? undefined
+        : this.#labels?.candidates(query.selector, all.length / 2)) ?? all;
     const start = after === undefined ? 0 : upperBound(sorted, after);
     const minUnits = Math.max(1, query.minUnits);
     const windowed = query.window !== undefined;
@@ -533,6 +556,20 @@ export class Replica {
     this.#sorted = merged;
     return merged;
   }
+}
+
+function sameLabels(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  if (a === b) return true;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k] || !Object.hasOwn(b, k)) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
 }
 
 function compareSlots(a: Slot, b: Slot): number {
