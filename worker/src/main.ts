@@ -21,6 +21,7 @@ import {
 import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
 import { registerLeaseMetrics } from "./adapters/worker-metrics.js";
 import { startWorker } from "./adapters/worker-server.js";
+import { setIdempotencyRetentionMs } from "./domain/pool.js";
 
 async function main(): Promise<number> {
   let flags: WorkerFlags | "help";
@@ -138,6 +139,7 @@ async function main(): Promise<number> {
       ...(leaseOwner === undefined ? {} : { owner: leaseOwner }),
     });
   }
+  setIdempotencyRetentionMs(flags.idempotencyRetentionMs);
   const worker = await startWorker({
     id: flags.id,
     clusterId: flags.clusterId,

@@ -24,10 +24,13 @@ const mode = process.env.FIXTURE_MODE;
 if (mode === "fail") { console.error("cannot bind 127.0.0.1:1: EACCES"); process.exit(3); }
 if (mode === "ignore-term") process.on("SIGTERM", () => console.log(JSON.stringify({ msg: "ignoring SIGTERM" })));
 else process.on("SIGTERM", () => process.exit(0));
-const ready = mode !== "not-ready";
+let left = mode === "progress" ? 15 : 0;
+if (left > 0) setInterval(() => { if (left > 0) left--; }, 300);
 createServer((req, res) => {
+  const ready = mode !== "not-ready" && left === 0;
   res.writeHead(ready ? 200 : 503, { "content-type": "application/json" });
-  res.end(JSON.stringify(ready ? { ready: true } : { ready: false, reason: "still loading" }));
+  const reason = mode === "progress" ? \`recovering \${left} shards\` : "still loading";
+  res.end(JSON.stringify(ready ? { ready: true } : { ready: false, reason }));
 }).listen(Number(process.env.FIXTURE_PORT ?? 0), "127.0.0.1", () =>
   console.log(JSON.stringify({ level: "info", msg: "fixture serving /readyz", pid: process.pid })),
 );
@@ -157,13 +160,24 @@ test("a process that keeps saying it is not ready fails the start with its reaso
     assert.ok(e instanceof ProcessStartError);
     assert.match(
       e.message,
-      /^fixture-not-ready was not ready within 1000 ms \(it says: still loading\)/,
+      /^fixture-not-ready made no progress towards ready for 1000 ms( \(started \d+ ms ago\))? \(it says: still loading\)/,
     );
     return true;
   });
   const started = events.find((e) => e.type === "started");
   assert.ok(started?.type === "started");
   await waitUntil("the process is gone", () => !alive(started.pid));
+});
+
+test("a start that keeps making progress is waited for past the readiness limit", async () => {
+  // Not ready for 15 steps of 300 ms, its reason changing at each: longer than 3000 ms
+  // in all, never that long without progress.
+  const p = await managed("progress", [], [], 3000);
+  const t0 = Date.now();
+  await p.start();
+  assert.equal(p.ready, true);
+  assert.ok(Date.now() - t0 >= 3000, "the fixture needs 4.5 s at least");
+  await p.stop();
 });
 
 test("a child with the parent watch exits when its supervisor dies", async () => {

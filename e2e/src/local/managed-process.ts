@@ -42,7 +42,13 @@ export interface ManagedProcessOptions {
   readonly onLine: (line: string, stream: "stdout" | "stderr") => void;
   readonly onLifecycle?: (event: LifecycleEvent) => void;
   readonly backoff?: RestartBackoffOptions;
-  /** How long a start may take before it counts as failed. Default 60,000 ms. */
+  /**
+   * How long a first start may go without progress before it counts as failed:
+   * progress is the readiness probe's not-ready reason changing (a worker's
+   * "recovering N of M owned shards: …" shrinks as it recovers), so a large recovery
+   * that keeps moving is waited for, however long it takes, and one that is stuck (or
+   * never answers) fails after this long. Default 60,000 ms.
+   */
   readonly readyTimeoutMs?: number;
   /** How long to wait after SIGTERM before SIGKILL. Default 5,000 ms. */
   readonly stopTimeoutMs?: number;
@@ -88,6 +94,8 @@ export class ManagedProcess {
   #probeTimer: NodeJS.Timeout | undefined;
   /** Why the last probe found the process not ready, when it said. */
   #notReadyReason: string | undefined;
+  /** During the first start: restarts its no-progress timer. */
+  #startProgress: (() => void) | undefined;
   #tail: string[] = [];
   readonly #readyWaiters = new Set<() => void>();
   readonly #exitWaiters = new Set<() => void>();
@@ -123,27 +131,39 @@ export class ManagedProcess {
     if (this.#generation > 0) throw new Error(`${this.name} was already started`);
     const timeoutMs = this.#options.readyTimeoutMs ?? 60_000;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const startedAt = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const expire = () => {
         const asked = this.#firstStart;
         this.#firstStart = undefined;
         const why = this.#notReadyReason;
         this.killNow();
         if (asked === undefined) return;
+        const total = Date.now() - startedAt;
+        const stalled = total > timeoutMs + PROBE_INTERVAL_MS ? ` (started ${total} ms ago)` : "";
         reject(
           new ProcessStartError(
             this.name,
-            `was not ready within ${timeoutMs} ms${why === undefined ? "" : ` (it says: ${why})`}`,
+            `made no progress towards ready for ${timeoutMs} ms${stalled}${why === undefined ? "" : ` (it says: ${why})`}`,
             this.#tail,
           ),
         );
-      }, timeoutMs);
+      };
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(expire, timeoutMs);
+      };
+      this.#startProgress = arm;
+      arm();
       this.#firstStart = {
         resolve: () => {
+          this.#startProgress = undefined;
           clearTimeout(timer);
           this.#supervising = true;
           resolve();
         },
         reject: (e) => {
+          this.#startProgress = undefined;
           clearTimeout(timer);
           reject(e);
         },
@@ -290,6 +310,9 @@ export class ManagedProcess {
       if (answer.ready) {
         this.#onReady(generation, pid);
         return;
+      }
+      if (answer.reason !== undefined && answer.reason !== this.#notReadyReason) {
+        this.#startProgress?.();
       }
       this.#notReadyReason = answer.reason;
       this.#probeTimer = setTimeout(() => void attempt(), PROBE_INTERVAL_MS);

@@ -11,7 +11,7 @@ import {
   validateCapacityPool,
 } from "@berth/kubernetes";
 import type { internal } from "@berth/proto";
-import { type Document, isMap, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
+import { Composer, type Document, isMap, isScalar, LineCounter, type Node, Parser } from "yaml";
 import { ManifestError, type ManifestProblem } from "./errors.js";
 
 /** The only apiVersion local mode (and the CRD) accepts. */
@@ -40,19 +40,25 @@ export interface PoolManifest {
  */
 export function parseCapacityPools(text: string, file: string): PoolManifest[] {
   const lineCounter = new LineCounter();
-  const documents = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const problems: ManifestProblem[] = [];
   const pools: PoolManifest[] = [];
   const seen = new Map<string, number>();
-  if (!Array.isArray(documents)) {
-    // An empty stream (only comments or nothing at all).
-    return [];
-  }
-  documents.forEach((doc, i) => {
-    const index = i + 1;
+  // One document at a time (what parseAllDocuments does, without holding every
+  // document's syntax tree at once: 100,000 pools in one file stay a few MB).
+  const parser = new Parser(lineCounter.addNewLine);
+  const composer = new Composer({ uniqueKeys: true });
+  let index = 0;
+  for (const doc of composer.compose(parser.parse(text))) {
+    index++;
+    for (const e of [...doc.errors, ...doc.warnings]) {
+      // As the parser's prettyErrors option does (first line of the message).
+      if (e.pos[0] === -1) continue;
+      e.linePos = [lineCounter.linePos(e.pos[0]), lineCounter.linePos(e.pos[1])];
+      e.message += ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}`;
+    }
     const v = new DocumentValidator(file, index, doc, lineCounter, problems);
     const manifest = v.validate();
-    if (manifest === undefined) return;
+    if (manifest === undefined) continue;
     const first = seen.get(manifest.spec.pool);
     if (first !== undefined) {
       v.problem(
@@ -60,11 +66,11 @@ export function parseCapacityPools(text: string, file: string): PoolManifest[] {
         `pool ${manifest.spec.pool} is already defined by document ${first}`,
         ["metadata", "name"],
       );
-      return;
+      continue;
     }
     seen.set(manifest.spec.pool, index);
     pools.push(manifest);
-  });
+  }
   if (problems.length > 0) throw new ManifestError(problems);
   return pools;
 }

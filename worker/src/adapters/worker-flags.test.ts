@@ -39,9 +39,20 @@ describe("worker flags", () => {
         shardMapFile: "/tmp/map.json",
         gossipPeers: ["127.0.0.1:50060", "gw:1"],
         snapshotEvery: 100,
+        idempotencyRetentionMs: 24 * 3_600_000,
         handOffTimeoutMs: 0,
       },
     );
+    for (const [text, ms] of [
+      ["90s", 90_000],
+      ["30m", 1_800_000],
+      ["7d", 7 * 86_400_000],
+      ["250ms", 250],
+    ] as const) {
+      const f = parseWorkerFlags([...base, "--idempotency-retention", text]);
+      assert.ok(f !== "help");
+      assert.equal(f.idempotencyRetentionMs, ms);
+    }
     const seven = parseWorkerFlags([...base, "--snapshot-every", "7"]);
     assert.ok(seven !== "help");
     assert.equal(seven.snapshotEvery, 7);
@@ -59,6 +70,7 @@ describe("worker flags", () => {
     assert.match(USAGE, /cassandra:\/\/host:port\[,host:port\]\/keyspace/);
     assert.match(USAGE, /--cluster-id/);
     assert.match(USAGE, /--hand-off-timeout-ms/);
+    assert.match(USAGE, /--idempotency-retention/);
   });
 
   test("bad flags are rejected with a precise message", () => {
@@ -68,6 +80,12 @@ describe("worker flags", () => {
       usage([...base, "--snapshot-every", "0"]),
       '--snapshot-every must be a positive integer, got "0"',
     );
+    for (const bad of ["0h", "24", "1.5h", "h", "1w"]) {
+      assert.equal(
+        usage([...base, "--idempotency-retention", bad]),
+        `--idempotency-retention must be a positive number with a unit ms, s, m, h or d (e.g. 24h), got "${bad}"`,
+      );
+    }
     assert.equal(
       usage([...base, "--hand-off-timeout-ms", "5s"]),
       '--hand-off-timeout-ms must be a non-negative integer (milliseconds), got "5s"',

@@ -15,6 +15,7 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
               --journal <sqlite:///abs/path/journal.db | cassandra://host:port/keyspace>
               (--shard-map-file /abs/path/shard-map.json | --shard-map-resource NS/NAME)
               [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
+              [--idempotency-retention <duration, e.g. 24h>]
               [--hand-off-timeout-ms <ms>]
               [--advertise <host:port>] [--kubeconfig FILE]
               [--lease-duration-ms 6000] [--lease-renew-ms 1000] [--lease-owner-pod NAME]
@@ -45,6 +46,14 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
                     the StatefulSet deletes the Lease (default: no owner)
   --gossip-peer     GossipService address of a gateway; repeatable
   --snapshot-every  save a pool snapshot every n events (default 100)
+  --idempotency-retention
+                    how long a released reservation is remembered after its release:
+                    within it a retried request_id returns the first answer and a repeated
+                    release answers already released; after it the request_id is new again
+                    and the reservation id is unknown (it is never released twice).
+                    Reservations not released are always remembered. A number with a unit
+                    ms, s, m, h or d (default 24h); memory and snapshots grow with the
+                    releases inside it
   --cluster-id      the cluster this worker belongs to (lowercase letters, digits, '-');
                     internal calls from nodes of another cluster are refused. Give every
                     worker and gateway of one install the same id (default: none)
@@ -82,6 +91,8 @@ export interface WorkerFlags {
   };
   readonly gossipPeers: readonly string[];
   readonly snapshotEvery: number;
+  /** Idempotency retention window, in ms (`--idempotency-retention`; default 24 h). */
+  readonly idempotencyRetentionMs: number;
   /** "" when not given. */
   readonly clusterId: string;
   /** Longest graceful leave on SIGTERM/SIGINT, in ms; 0 (the default): none. */
@@ -89,6 +100,14 @@ export interface WorkerFlags {
   /** Mutual TLS on the gRPC port and the gossip clients; absent: plaintext. */
   readonly internalTls?: InternalTlsFlags;
 }
+
+const RETENTION_UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN =
@@ -201,6 +220,17 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   if (!/^[1-9][0-9]{0,8}$/.test(every)) {
     throw new UsageError(`--snapshot-every must be a positive integer, got "${every}"`);
   }
+  const retention = values["idempotency-retention"] ?? "24h";
+  const retentionMatch = /^([1-9][0-9]{0,11})(ms|s|m|h|d)$/.exec(retention);
+  const retentionMs =
+    retentionMatch === null
+      ? Number.NaN
+      : Number(retentionMatch[1]) * (RETENTION_UNITS_MS[retentionMatch[2] as string] ?? Number.NaN);
+  if (!Number.isSafeInteger(retentionMs) || retentionMs <= 0) {
+    throw new UsageError(
+      `--idempotency-retention must be a positive number with a unit ms, s, m, h or d (e.g. 24h), got "${retention}"`,
+    );
+  }
   const handOff = values["hand-off-timeout-ms"] ?? "0";
   if (!/^(0|[1-9][0-9]{0,8})$/.test(handOff)) {
     throw new UsageError(
@@ -225,6 +255,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     ...(kubernetes === undefined ? {} : { kubernetes }),
     gossipPeers: values["gossip-peer"] ?? [],
     snapshotEvery: Number(every),
+    idempotencyRetentionMs: retentionMs,
     handOffTimeoutMs: Number(handOff),
     ...(internalTls === undefined ? {} : { internalTls }),
   };
@@ -249,6 +280,7 @@ function parse(args: readonly string[]) {
       "lease-owner-pod": { type: "string" },
       "gossip-peer": { type: "string", multiple: true },
       "snapshot-every": { type: "string" },
+      "idempotency-retention": { type: "string" },
       "cluster-id": { type: "string" },
       "hand-off-timeout-ms": { type: "string" },
       "internal-tls-dir": { type: "string" },

@@ -6,15 +6,18 @@ import {
   CorruptSnapshotError,
   cloneState,
   constantTimeEqual,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
   decide,
   EventSequenceError,
   evolve,
   fromSnapshot,
   InvalidCommandError,
   InvalidEventError,
+  idempotencyRetentionMs,
   initialState,
   parsePoolEvent,
   poolView,
+  setIdempotencyRetentionMs,
   toSnapshot,
 } from "./pool.js";
 import {
@@ -538,7 +541,7 @@ describe("retire (the CapacityPool was deleted)", () => {
     const gone = given(configured(), reserved("r1", 2), retired()).state;
     const snap = toSnapshot(gone);
     assert.deepEqual(snap, {
-      v: 2,
+      v: 3,
       pool: TEST_POOL,
       version: 3,
       spec: null,
@@ -720,16 +723,16 @@ describe("evolve", () => {
 });
 
 describe("snapshots", () => {
-  test("a snapshot has the documented v2 shape", () => {
+  test("a snapshot has the documented v3 shape: released ones in release order, with their time", () => {
     const { state } = given(
       configured({ capacity: 9, labels: { zone: "a" }, window: { startMs: 1, endMs: 2 } }),
       reserved("r1", 2),
       reserved("r2", 3, 0, "tok"),
-      released(2, 2),
+      released(2, 2, 7),
       legacyReserved("old", 1),
     );
     assert.deepEqual(toSnapshot(state), {
-      v: 2,
+      v: 3,
       pool: TEST_POOL,
       version: 5,
       spec: {
@@ -744,7 +747,7 @@ describe("snapshots", () => {
         [3, 3, "r2", secretOf("r2"), "tok"],
         [5, 1, "old", null, null],
       ],
-      released: [[2, 2, "r1", secretOf("r1"), null]],
+      released: [[2, 2, "r1", secretOf("r1"), null, 7]],
     });
   });
 
@@ -758,9 +761,9 @@ describe("snapshots", () => {
       active: [[3, 3, "r2"]],
       released: [[2, 2, "r1"]],
     });
-    assert.deepEqual(
-      toSnapshot(state),
-      toSnapshot(
+    // Its released reservation has no release time: the next event starts its window.
+    assert.deepEqual(toSnapshot(state), {
+      ...toSnapshot(
         given(
           configured({ capacity: 9 }),
           legacyReserved("r1", 2),
@@ -768,7 +771,8 @@ describe("snapshots", () => {
           released(2, 2),
         ).state,
       ),
-    );
+      released: [[2, 2, "r1", null, null, null]],
+    });
     assert.deepEqual(decide(state, releaseWith(3, { kind: "legacy", checksumValid: true })), {
       ok: true,
       events: [released(3, 3)],
@@ -796,8 +800,8 @@ describe("snapshots", () => {
     ["a non-object", () => "nope", "corrupt pool snapshot: (root) must be an object, got string"],
     [
       "an unknown format version",
-      (s) => ({ ...s, v: 3 }),
-      "corrupt pool snapshot: v must be 1 or 2 (the known formats), got 3",
+      (s) => ({ ...s, v: 4 }),
+      "corrupt pool snapshot: v must be 1, 2 or 3 (the known formats), got 4",
     ],
     [
       "a negative version",
@@ -844,7 +848,7 @@ describe("snapshots", () => {
     ],
     [
       "a seq both active and released",
-      (s) => ({ ...s, released: [[2, 2, "rx", null, null]] }),
+      (s) => ({ ...s, released: [[2, 2, "rx", null, null, 5]] }),
       "corrupt pool snapshot: released[0][0] seq 2 is both active and released",
     ],
     [
@@ -1288,4 +1292,218 @@ describe("properties", () => {
       { numRuns: 200 },
     );
   });
+});
+
+describe("idempotency retention window", () => {
+  const W = 1000;
+  const withWindow = (fn: () => void) => {
+    setIdempotencyRetentionMs(W);
+    try {
+      fn();
+    } finally {
+      setIdempotencyRetentionMs(DEFAULT_IDEMPOTENCY_RETENTION_MS);
+    }
+  };
+  /** Decides and, when accepted, folds the events in. */
+  const step = (state: PoolState, command: PoolCommand) => {
+    const d = decide(state, command);
+    let next = state;
+    if (d.ok) for (const e of d.events) next = evolve(next, e, next.version + 1);
+    return { state: next, decision: d };
+  };
+
+  test("defaults to 24 hours and refuses a window that is not a positive integer", () => {
+    assert.equal(idempotencyRetentionMs(), 24 * 60 * 60 * 1000);
+    assert.throws(() => setIdempotencyRetentionMs(0), {
+      name: "RangeError",
+      message: "idempotency retention must be a positive integer of ms, got 0",
+    });
+    assert.throws(() => setIdempotencyRetentionMs(1.5), RangeError);
+  });
+
+  test("a released reservation is forgotten by the first event after its window; an active one never", () =>
+    withWindow(() => {
+      let s = given(
+        configured(),
+        reserved("old", 1, 0),
+        reserved("held", 1, 0),
+        released(2, 1, 10),
+      ).state;
+      assert.equal(s.released.size, 1);
+      s = step(s, reserve(1, "new", 10 + W)).state;
+      assert.equal(s.released.size, 1, "inside the window (its end included)");
+      s = step(s, reserve(1, "newer", 11 + W)).state;
+      assert.equal(s.released.size, 0);
+      assert.equal(s.byRequest.has("old"), false);
+      assert.equal(s.byRequest.has("held"), true, "active: remembered whatever its age");
+      // Its id now matches nothing, and nothing is released twice.
+      const again = decide(s, release(2, "old", 12 + W));
+      assert.ok(!again.ok && again.rejection.code === "RESERVATION_NOT_FOUND");
+      // Its request id is new again: a new reservation.
+      const d = step(s, reserve(1, "old", 12 + W)).decision;
+      assert.ok(
+        d.ok && d.reply.type === "reserved" && !d.reply.replayed && d.reply.reservationSeq === 7,
+      );
+    }));
+
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant("reserve" as const),
+      id: fc.integer({ min: 0, max: 8 }),
+      units: fc.integer({ min: 1, max: 3 }),
+    }),
+    fc.record({ kind: fc.constant("release" as const), id: fc.integer({ min: 0, max: 8 }) }),
+    fc.record({ kind: fc.constant("snapshot" as const) }),
+  );
+  const ops = fc.array(fc.tuple(op, fc.integer({ min: 0, max: 400 })), { maxLength: 80 });
+
+  test("within the window a retried request id gets the same answer (snapshots in between too)", () =>
+    withWindow(() => {
+      fc.assert(
+        fc.property(ops, (list) => {
+          let s = given(configured({ capacity: 1000 })).state;
+          let now = 0;
+          /** First answer per request id, and when its reservation was released. */
+          const first = new Map<string, { seq: number; units: number; releasedAt?: number }>();
+          const bySeq = new Map<number, string>();
+          for (const [o, gap] of list) {
+            now += gap;
+            if (o.kind === "snapshot") {
+              s = fromSnapshot(JSON.parse(JSON.stringify(toSnapshot(s))));
+              continue;
+            }
+            const rid = `r${o.id}`;
+            const seen = first.get(rid);
+            if (o.kind === "reserve") {
+              const { state, decision } = step(s, reserve(seen?.units ?? o.units, rid, now));
+              s = state;
+              assert.ok(decision.ok && decision.reply.type === "reserved");
+              const inWindow =
+                seen !== undefined && (seen.releasedAt === undefined || now - seen.releasedAt <= W);
+              if (inWindow) {
+                assert.equal(decision.reply.reservationSeq, seen.seq, `retry of ${rid} at ${now}`);
+                assert.deepEqual(decision.events, []);
+              } else if (decision.events.length > 0) {
+                first.set(rid, {
+                  seq: decision.reply.reservationSeq,
+                  units: seen?.units ?? o.units,
+                });
+                bySeq.set(decision.reply.reservationSeq, rid);
+              }
+            } else if (seen !== undefined) {
+              const { state, decision } = step(s, release(seen.seq, rid, now));
+              s = state;
+              const inWindow = seen.releasedAt === undefined || now - seen.releasedAt <= W;
+              if (inWindow) {
+                assert.ok(decision.ok && decision.reply.type === "released");
+                assert.equal(decision.reply.alreadyReleased, seen.releasedAt !== undefined);
+                if (seen.releasedAt === undefined) seen.releasedAt = now;
+              }
+            }
+          }
+        }),
+        { numRuns: 300 },
+      );
+    }));
+
+  test("a release of a released reservation is never counted twice, whatever its age", () =>
+    withWindow(() => {
+      fc.assert(
+        fc.property(
+          ops,
+          fc.array(fc.integer({ min: 1, max: 80 }), { maxLength: 40 }),
+          (list, seqs) => {
+            let s = given(configured({ capacity: 1000 })).state;
+            let now = 0;
+            const made = new Map<number, { units: number; rid: string }>();
+            const released = new Set<number>();
+            const check = () => {
+              let held = 0;
+              for (const [seq, r] of made) if (!released.has(seq)) held += r.units;
+              assert.equal(s.reserved, held);
+              assert.equal(s.active.size, made.size - released.size);
+            };
+            const releaseSeq = (seq: number) => {
+              const r = made.get(seq);
+              const { state, decision } = step(s, release(seq, r?.rid ?? "nobody", now));
+              s = state;
+              if (decision.ok && decision.events.length > 0) {
+                assert.ok(made.has(seq) && !released.has(seq), `seq ${seq} released twice`);
+                released.add(seq);
+              }
+            };
+            for (const [i, [o, gap]] of list.entries()) {
+              now += gap;
+              if (o.kind === "snapshot") {
+                s = fromSnapshot(JSON.parse(JSON.stringify(toSnapshot(s))));
+              } else if (o.kind === "reserve") {
+                const rid = `r${o.id}-${i}`;
+                const { state, decision } = step(s, reserve(o.units, rid, now));
+                s = state;
+                if (
+                  decision.ok &&
+                  decision.reply.type === "reserved" &&
+                  decision.events.length > 0
+                ) {
+                  made.set(decision.reply.reservationSeq, { units: o.units, rid });
+                }
+              } else {
+                releaseSeq([...made.keys()][o.id % Math.max(1, made.size)] ?? 1);
+              }
+              check();
+            }
+            for (const seq of seqs) {
+              now += 600;
+              releaseSeq(seq);
+              check();
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    }));
+
+  test("memory stays bounded: only reservations released inside the window are kept", () =>
+    withWindow(() => {
+      let s = given(configured({ capacity: 10 })).state;
+      for (let i = 0; i < 10_000; i++) {
+        const at = i * 10;
+        const r = step(s, reserve(1, `r${i}`, at));
+        s = r.state;
+        assert.ok(r.decision.ok && r.decision.reply.type === "reserved");
+        s = step(s, release(r.decision.reply.reservationSeq, `r${i}`, at)).state;
+      }
+      // One release every 10 ms, a 1,000 ms window: about 100 remembered, not 10,000.
+      assert.ok(s.released.size <= W / 10 + 2, `${s.released.size} released kept`);
+      assert.ok(s.byRequest.size <= W / 10 + 2);
+      assert.ok(JSON.stringify(toSnapshot(s)).length < 20_000);
+    }));
+
+  test("a version-2 snapshot holding every released reservation ever still loads, and shrinks", () =>
+    withWindow(() => {
+      const v2 = {
+        v: 2,
+        pool: TEST_POOL,
+        version: 201,
+        spec: { capacity: 9, labels: {}, closed: false, generation: 1 },
+        reserved: 0,
+        active: [],
+        released: Array.from({ length: 100 }, (_, i) => [
+          2 + 2 * i,
+          1,
+          `r${i}`,
+          secretOf(`r${i}`),
+          null,
+        ]),
+      };
+      let s = fromSnapshot(v2);
+      assert.equal(s.released.size, 100);
+      // Replayed within the window that starts at the next event.
+      s = step(s, reserve(1, "next", 5000)).state;
+      const replay = decide(s, reserve(1, "r7", 5000 + W));
+      assert.ok(replay.ok && replay.events.length === 0);
+      s = step(s, reserve(1, "later", 5001 + W)).state;
+      assert.equal(s.released.size, 0);
+      assert.equal(toSnapshot(s).v, 3);
+    }));
 });

@@ -125,6 +125,43 @@ export interface Reservation {
   readonly secret: string | undefined;
   /** The call token of the command that made it, if any. */
   readonly callToken: string | undefined;
+  /**
+   * When it was released (the `released` event's `at`); undefined while active, and
+   * on a released reservation loaded from a snapshot older than this field (its
+   * retention then starts at the next event).
+   */
+  readonly releasedAt?: number | undefined;
+}
+
+/**
+ * How long a released reservation — its request id and its id — is remembered after
+ * its release, in ms, unless {@link setIdempotencyRetentionMs} says otherwise: 24 h,
+ * as payment APIs keep idempotency keys.
+ */
+export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+let retentionMs = DEFAULT_IDEMPOTENCY_RETENTION_MS;
+
+/**
+ * Sets the idempotency retention window of this process (the worker's
+ * `--idempotency-retention` flag): a released reservation is forgotten once an event
+ * of its pool happens more than `ms` after its release. Within the window a retried
+ * request id replays and a repeated release answers `alreadyReleased`; after it, the
+ * request id is new again and a release of the id answers RESERVATION_NOT_FOUND (it
+ * is not active, so it can never be released twice). Active reservations are never
+ * forgotten. Configuration, not state: call once at start-up, before any pool loads.
+ * @throws RangeError unless `ms` is a positive safe integer
+ */
+export function setIdempotencyRetentionMs(ms: number): void {
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new RangeError(`idempotency retention must be a positive integer of ms, got ${ms}`);
+  }
+  retentionMs = ms;
+}
+
+/** The idempotency retention window in force, in ms. */
+export function idempotencyRetentionMs(): number {
+  return retentionMs;
 }
 
 /** In-memory state of one pool. */
@@ -148,9 +185,15 @@ export interface PoolState {
   readonly reserved: number;
   /** Active (not released) reservations by seq. */
   readonly active: ReadonlyMap<number, Reservation>;
-  /** Every reservation ever made, active or released, by request id (idempotency). */
+  /**
+   * Active reservations and those released within the retention window, by request
+   * id (idempotency).
+   */
   readonly byRequest: ReadonlyMap<string, Reservation>;
-  /** Released reservations by seq, so a repeated release is recognised. */
+  /**
+   * Reservations released within the retention window, by seq, in release order, so
+   * a repeated release is recognised.
+   */
   readonly released: ReadonlyMap<number, Reservation>;
 }
 
@@ -426,11 +469,17 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
       return { ...initialState(state.pool), version: seq, retired: true };
     case "reserved": {
       if (state.spec === undefined) throw invalid("reserved before the pool was configured");
+      forgetExpired(state, event.at);
       const earlier = state.byRequest.get(event.requestId);
+      // A released reservation's request id may be reused once its window ended; one
+      // still remembered here (a longer window now than when this was decided) yields.
       if (earlier !== undefined) {
-        throw invalid(
-          `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
-        );
+        if (state.active.has(earlier.seq)) {
+          throw invalid(
+            `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
+          );
+        }
+        mutable(state.released).delete(earlier.seq);
       }
       const reservation: Reservation = {
         seq,
@@ -454,9 +503,30 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
         );
       }
       mutable(state.active).delete(event.reservationSeq);
-      mutable(state.released).set(event.reservationSeq, reservation);
+      forgetExpired(state, event.at);
+      mutable(state.released).set(event.reservationSeq, { ...reservation, releasedAt: event.at });
       return { ...state, version: seq, reserved: state.reserved - reservation.units };
     }
+  }
+}
+
+/**
+ * Forgets released reservations whose retention window ended before `now` (an event's
+ * time), oldest release first; stops at the first one still inside it. Amortised O(1)
+ * per event. A reservation whose release time is unknown (loaded from an older
+ * snapshot) starts its window now.
+ */
+function forgetExpired(state: PoolState, now: number): void {
+  const released = mutable(state.released);
+  const byRequest = mutable(state.byRequest);
+  for (const [seq, r] of released) {
+    if (r.releasedAt === undefined) {
+      released.set(seq, { ...r, releasedAt: now });
+      continue;
+    }
+    if (now - r.releasedAt <= retentionMs) return;
+    released.delete(seq);
+    if (byRequest.get(r.requestId)?.seq === seq) byRequest.delete(r.requestId);
   }
 }
 
@@ -575,26 +645,40 @@ export function poolView(state: PoolState): PoolView | undefined {
 
 /**
  * A reservation in a snapshot: `[seq, units, requestId, secret, callToken]`, null for
- * an absent secret (legacy reservation) or call token. Version-1 snapshots hold only
- * the first three (they predate secrets); they are still read.
+ * an absent secret (legacy reservation) or call token; a released one (version 3)
+ * adds `releasedAt` (null: unknown). Version-1 snapshots hold only the first three
+ * (they predate secrets); they are still read.
  */
-export type SnapshotReservation = readonly [
-  seq: number,
-  units: number,
-  requestId: string,
-  secret: string | null,
-  callToken: string | null,
-];
+export type SnapshotReservation =
+  | readonly [
+      seq: number,
+      units: number,
+      requestId: string,
+      secret: string | null,
+      callToken: string | null,
+    ]
+  | readonly [
+      seq: number,
+      units: number,
+      requestId: string,
+      secret: string | null,
+      callToken: string | null,
+      releasedAt: number | null,
+    ];
 
 /**
- * Snapshot format version 2: plain JSON. `spec` is null before the first
- * configure, and while retired. Reservations are listed in ascending seq; labels in
- * key order, so equal states give byte-identical snapshots. Version 1 differed only
- * in its reservation entries (`[seq, units, requestId]`). `retired` was added later
- * (present only when true; builds before it refuse such a snapshot as corrupt).
+ * Snapshot format version 3: plain JSON. `spec` is null before the first
+ * configure, and while retired. Active reservations are listed in ascending seq;
+ * released ones (only those inside the idempotency retention window) in release
+ * order, each with its release time; labels in key order, so equal states give
+ * byte-identical snapshots. Version 2 listed every released reservation ever, in
+ * ascending seq and without release time; version 1 also lacked secrets and call
+ * tokens (`[seq, units, requestId]`). Both are still read: their released
+ * reservations start their retention window at the next event. `retired` is present
+ * only when true.
  */
 export interface PoolSnapshot {
-  readonly v: 2;
+  readonly v: 3;
   readonly pool: string;
   readonly version: number;
   readonly spec: PoolSpec | null;
@@ -608,46 +692,56 @@ export interface PoolSnapshot {
 
 /** The state as a canonical, JSON-serialisable snapshot. Does not consume the state. */
 export function toSnapshot(state: PoolState): PoolSnapshot {
-  const list = (m: ReadonlyMap<number, Reservation>): SnapshotReservation[] =>
-    [...m.values()]
-      .sort((a, b) => a.seq - b.seq)
-      .map(
-        (r): SnapshotReservation => [
-          r.seq,
-          r.units,
-          r.requestId,
-          r.secret ?? null,
-          r.callToken ?? null,
-        ],
-      );
+  const active = [...state.active.values()]
+    .sort((a, b) => a.seq - b.seq)
+    .map(
+      (r): SnapshotReservation => [
+        r.seq,
+        r.units,
+        r.requestId,
+        r.secret ?? null,
+        r.callToken ?? null,
+      ],
+    );
+  // Release order, which forgetting follows.
+  const released = [...state.released.values()].map(
+    (r): SnapshotReservation => [
+      r.seq,
+      r.units,
+      r.requestId,
+      r.secret ?? null,
+      r.callToken ?? null,
+      r.releasedAt ?? null,
+    ],
+  );
   return {
-    v: 2,
+    v: 3,
     pool: state.pool,
     version: state.version,
     spec: state.spec === undefined ? null : normalizeSpec(state.spec),
     ...(state.retired ? { retired: true as const } : {}),
     reserved: state.reserved,
-    active: list(state.active),
-    released: list(state.released),
+    active,
+    released,
   };
 }
 
 /**
- * Rebuilds a state from a snapshot (version 2, or version 1 written by earlier
- * builds) as parsed from JSON, validating all of it:
- * shape, types, ranges, ascending unique seqs ≤ version, unique request ids, and
- * that `reserved` is the sum of the active reservations.
+ * Rebuilds a state from a snapshot (version 3, or versions 1 and 2 written by
+ * earlier builds) as parsed from JSON, validating all of it:
+ * shape, types, ranges, unique seqs ≤ version (ascending, but for version 3's
+ * released ones, which are in release order), unique request ids, and that
+ * `reserved` is the sum of the active reservations. A version 1 or 2 snapshot's
+ * released reservations get no release time: the next event starts their window.
  * @throws CorruptSnapshotError naming the first offending field
  */
 export function fromSnapshot(json: unknown): PoolState {
   const corrupt = (path: string, problem: string) => new CorruptSnapshotError(path, problem);
   if (!isRecord(json)) throw corrupt("(root)", `must be an object, got ${typeName(json)}`);
-  if (json.v !== 1 && json.v !== 2) {
-    throw corrupt("v", `must be 1 or 2 (the known formats), got ${show(json.v)}`);
+  if (json.v !== 1 && json.v !== 2 && json.v !== 3) {
+    throw corrupt("v", `must be 1, 2 or 3 (the known formats), got ${show(json.v)}`);
   }
-  const entryLength = json.v === 1 ? 3 : 5;
-  const entryShape =
-    json.v === 1 ? "[seq, units, requestId]" : "[seq, units, requestId, secret, callToken]";
+  const v = json.v;
   const { pool, version, reserved } = json;
   if (typeof pool !== "string" || pool.length === 0) {
     throw corrupt("pool", `must be a non-empty string, got ${show(pool)}`);
@@ -685,18 +779,35 @@ export function fromSnapshot(json: unknown): PoolState {
   ] as const) {
     const list = json[name];
     if (!Array.isArray(list)) throw corrupt(name, `must be an array, got ${typeName(list)}`);
+    const withReleasedAt = v === 3 && name === "released";
+    const entryLength = v === 1 ? 3 : withReleasedAt ? 6 : 5;
+    const entryShape =
+      v === 1
+        ? "[seq, units, requestId]"
+        : withReleasedAt
+          ? "[seq, units, requestId, secret, callToken, releasedAt]"
+          : "[seq, units, requestId, secret, callToken]";
     let lastSeq = 0;
     list.forEach((item: unknown, i) => {
       const path = `${name}[${i}]`;
       if (!Array.isArray(item) || item.length !== entryLength) {
         throw corrupt(path, `must be ${entryShape}, got ${show(item)}`);
       }
-      const [seq, units, requestId, secret = null, callToken = null] = item as unknown[];
+      const [seq, units, requestId, secret = null, callToken = null, releasedAt = null] =
+        item as unknown[];
       if (!isPositiveInt(seq) || seq > version) {
         throw corrupt(`${path}[0]`, `must be a seq in 1..${version}, got ${show(seq)}`);
       }
-      if (seq <= lastSeq) throw corrupt(`${path}[0]`, `seq ${seq} is not above ${lastSeq}`);
+      // Released reservations of version 3 are in release order, not seq order.
+      if (withReleasedAt) {
+        if (target.has(seq)) throw corrupt(`${path}[0]`, `seq ${seq} is listed twice`);
+      } else if (seq <= lastSeq) {
+        throw corrupt(`${path}[0]`, `seq ${seq} is not above ${lastSeq}`);
+      }
       lastSeq = seq;
+      if (releasedAt !== null && !Number.isFinite(releasedAt)) {
+        throw corrupt(`${path}[5]`, `must be a finite number or null, got ${show(releasedAt)}`);
+      }
       if (!isPositiveInt(units)) {
         throw corrupt(`${path}[1]`, `must be a positive integer, got ${show(units)}`);
       }
@@ -721,6 +832,7 @@ export function fromSnapshot(json: unknown): PoolState {
         requestId,
         secret: secret ?? undefined,
         callToken: callToken ?? undefined,
+        ...(name === "released" ? { releasedAt: (releasedAt as number | null) ?? undefined } : {}),
       };
       target.set(seq, r);
       byRequest.set(requestId, r);

@@ -3,6 +3,7 @@
 import type { internal } from "@berth/proto";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { BUCKET_COUNT } from "./digest.js";
 import { encodedSizeBound, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
 import { decodePageToken, encodePageToken, InvalidPageTokenError } from "./page-token.js";
 import { type Replica, timestampMs } from "./replica.js";
@@ -11,6 +12,8 @@ import { type Replica, timestampMs } from "./replica.js";
 export interface GossipObserver {
   /** A Push from node `from` carried `entries` entries, `accepted` of them newer than ours. */
   pushReceived(from: string, entries: number, accepted: number): void;
+  /** A Digest from node `from` listed `buckets` buckets, `differing` of them unlike ours. */
+  digestReceived?(from: string, buckets: number, differing: number): void;
 }
 
 /** Options of {@link gossipServiceHandlers}. */
@@ -23,7 +26,10 @@ export interface GossipServiceOptions {
 
 /**
  * The GossipService of a node holding `replica`: Push merges entries (higher
- * version wins) and answers how many were newer; Pull answers the replica in
+ * version wins, counted as the sender's for digests) and answers how many were newer;
+ * Digest answers the buckets where the sender's digest differs from our copy of its
+ * entries (and confirms the rest); Pull answers the replica (only the buckets whose
+ * digest differs, when the caller sent its digests) in
  * pool-id order, one size-bounded page at a time (PullRequest.page_token),
  * each entry's `confirmedAt` set to when this node last had it confirmed, so the
  * puller does not mistake a relayed entry for a fresh one.
@@ -34,58 +40,135 @@ export function gossipServiceHandlers(
   options: GossipServiceOptions = {},
 ): internal.GossipServiceServer {
   const maxBytes = options.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES;
+  /** One size-bounded page of the replica after `token`, only `buckets` when given. */
+  const pageOf = (
+    token: string,
+    buckets: ReadonlySet<number> | undefined,
+  ): { entries: internal.PoolCounters[]; next: string } | { code: status; details: string } => {
+    let after: string | undefined;
+    try {
+      after = token === "" ? undefined : decodePageToken(token);
+    } catch (e: unknown) {
+      if (e instanceof InvalidPageTokenError) {
+        return { code: status.INVALID_ARGUMENT, details: `page_token: ${e.message}` };
+      }
+      logger.error({ err: e }, "gossip pull failed");
+      return { code: status.INTERNAL, details: "gossip pull failed" };
+    }
+    const entries: internal.PoolCounters[] = [];
+    let size = 0;
+    let next = "";
+    for (const entry of replica.entries(after)) {
+      if (buckets !== undefined && !buckets.has(replica.bucketOfEntry(entry))) continue;
+      const counters = withConfirmedAt(entry.counters, entry.confirmedAtMs);
+      const n = encodedSizeBound(counters);
+      if (entries.length > 0 && size + n > maxBytes) {
+        next = encodePageToken((entries.at(-1) as internal.PoolCounters).pool);
+        break;
+      }
+      entries.push(counters);
+      size += n;
+    }
+    return { entries, next };
+  };
   return {
     push(call, callback) {
       const { from, entries } = call.request;
-      const accepted = replica.apply(entries);
+      const accepted = replica.apply(entries, from === "" ? {} : { from });
       options.observer?.pushReceived(from, entries.length, accepted);
       logger.trace({ from, entries: entries.length, accepted }, "gossip push received");
       callback(null, { accepted });
     },
 
-    pull(call, callback) {
-      let after: string | undefined;
-      try {
-        after = call.request.pageToken === "" ? undefined : decodePageToken(call.request.pageToken);
-      } catch (e: unknown) {
-        if (e instanceof InvalidPageTokenError) {
-          callback({
-            code: status.INVALID_ARGUMENT,
-            details: `page_token: ${e.message}`,
-          });
-        } else {
-          logger.error({ err: e }, "gossip pull failed");
-          callback({ code: status.INTERNAL, details: "gossip pull failed" });
-        }
+    digest(call, callback) {
+      const { from, digests, bucketCount } = call.request;
+      if (bucketCount !== BUCKET_COUNT || from === "") {
+        callback({
+          code: status.INVALID_ARGUMENT,
+          details:
+            from === ""
+              ? "from must name the sending node"
+              : `bucket_count must be ${BUCKET_COUNT}, got ${bucketCount}`,
+        });
         return;
       }
-      const entries: internal.PoolCounters[] = [];
-      let size = 0;
-      let next = "";
-      for (const entry of replica.entries(after)) {
-        const counters = withConfirmedAt(entry.counters, entry.confirmedAtMs);
-        const n = encodedSizeBound(counters);
-        if (entries.length > 0 && size + n > maxBytes) {
-          next = encodePageToken((entries.at(-1) as internal.PoolCounters).pool);
-          break;
-        }
-        entries.push(counters);
-        size += n;
+      const differingBuckets = replica.compareDigests(from, digests);
+      options.observer?.digestReceived?.(from, digests.length, differingBuckets.length);
+      logger.trace(
+        { from, buckets: digests.length, differing: differingBuckets.length },
+        "gossip digest received",
+      );
+      callback(null, { differingBuckets });
+    },
+
+    pushBuckets(call, callback) {
+      const { from, entries, completeBuckets, bucketCount } = call.request;
+      if (bucketCount !== BUCKET_COUNT || from === "") {
+        callback({
+          code: status.INVALID_ARGUMENT,
+          details:
+            from === ""
+              ? "from must name the sending node"
+              : `bucket_count must be ${BUCKET_COUNT}, got ${bucketCount}`,
+        });
+        return;
+      }
+      const accepted = replica.apply(entries, { from });
+      replica.completeBuckets(from, completeBuckets, entries);
+      options.observer?.pushReceived(from, entries.length, accepted);
+      callback(null, { accepted });
+    },
+
+    pull(call, callback) {
+      const page = pageOf(call.request.pageToken, undefined);
+      if ("code" in page) {
+        callback(page);
+        return;
       }
       logger.debug(
-        { from: call.request.from, entries: entries.length, more: next !== "" },
+        { from: call.request.from, entries: page.entries.length, more: page.next !== "" },
         "gossip pull served",
       );
-      callback(null, { entries, nextPageToken: next });
+      callback(null, { entries: page.entries, nextPageToken: page.next });
+    },
+
+    pullChanged(call, callback) {
+      const { digests, bucketCount, pageToken, from } = call.request;
+      if (bucketCount !== BUCKET_COUNT) {
+        callback({
+          code: status.INVALID_ARGUMENT,
+          details: `bucket_count must be ${BUCKET_COUNT}, got ${bucketCount}`,
+        });
+        return;
+      }
+      const compared = replica.compareBucketDigests(digests);
+      const page = pageOf(pageToken, compared.differing);
+      if ("code" in page) {
+        callback(page);
+        return;
+      }
+      const matching =
+        pageToken !== ""
+          ? []
+          : compared.matching.map((m) => ({
+              bucket: m.bucket,
+              confirmedAt: timestampOf(m.confirmedAtMs),
+            }));
+      logger.debug(
+        { from, entries: page.entries.length, matching: matching.length, more: page.next !== "" },
+        "gossip pull served",
+      );
+      callback(null, { entries: page.entries, nextPageToken: page.next, matching });
     },
   };
 }
 
 function withConfirmedAt(c: internal.PoolCounters, confirmedAtMs: number): internal.PoolCounters {
   if (timestampMs(c.confirmedAt) === confirmedAtMs) return c;
-  const seconds = Math.floor(confirmedAtMs / 1000);
-  return {
-    ...c,
-    confirmedAt: { seconds, nanos: Math.round(confirmedAtMs - seconds * 1000) * 1_000_000 },
-  };
+  return { ...c, confirmedAt: timestampOf(confirmedAtMs) };
+}
+
+function timestampOf(ms: number): { seconds: number; nanos: number } {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round(ms - seconds * 1000) * 1_000_000 };
 }

@@ -324,6 +324,149 @@ describe("gossip between real gRPC nodes", () => {
   });
 });
 
+describe("anti-entropy by digests: O(changes)", () => {
+  const fast = { antiEntropyIntervalMs: 50, ownedRefreshIntervalMs: 100 };
+
+  test("when nothing changes, rounds send digests only: no entry is pushed again", async () => {
+    const [a, b] = (await cluster(["a", "b"], fast)) as [Node, Node];
+    for (let i = 0; i < 200; i++) own(a, counters(`ns/q${i}`, 1));
+    await eventually("B has all 200 pools", () => b.replica.size === 200);
+    // Past the first rounds, which may repair buckets that deltas had not reached yet.
+    await eventually(
+      "A sent B a few digests",
+      async () => (await metric(a, "berth_gossip_digests_sent_total", { peer: b.address })) >= 3,
+    );
+    const pushes = await metric(a, "berth_gossip_pushes_sent_total", { peer: b.address });
+    const digests = await metric(a, "berth_gossip_digests_sent_total", { peer: b.address });
+    await eventually(
+      "five more rounds",
+      async () =>
+        (await metric(a, "berth_gossip_digests_sent_total", { peer: b.address })) >= digests + 5,
+    );
+    assert.equal(await metric(a, "berth_gossip_pushes_sent_total", { peer: b.address }), pushes);
+    // The digests still confirm: B's copy stays fresh.
+    const stale = b.replica.query({
+      minUnits: 1,
+      includeClosed: false,
+      pageSize: 1000,
+      pageToken: "",
+    });
+    assert.ok(stale.maxStaleMs < EVENTUALLY_MS, `staleness ${stale.maxStaleMs} ms`);
+    await Promise.all([a, b].map((n) => n.stop()));
+  });
+
+  test("a lost delta is repaired: the differing bucket is pushed whole", async () => {
+    const [a, b] = (await cluster(["a", "b"], fast)) as [Node, Node];
+    own(a, counters("ns/lost", 1));
+    own(a, counters("ns/kept", 1));
+    await eventually(
+      "B has both",
+      () => versionOf(b, "ns/lost") === 1 && versionOf(b, "ns/kept") === 1,
+    );
+    // The delta goes nowhere: B is not a peer while it is published.
+    const peers = a.peers;
+    a.peers = [];
+    own(a, counters("ns/lost", 2));
+    await sleep(100);
+    assert.equal(versionOf(b, "ns/lost"), 1);
+    a.peers = peers;
+    await eventually("B converges by anti-entropy", () => versionOf(b, "ns/lost") === 2);
+    assert.ok((await metric(a, "berth_gossip_buckets_repaired_total", { peer: b.address })) >= 1);
+    await Promise.all([a, b].map((n) => n.stop()));
+  });
+
+  test("a restarted owner with changes nobody saw converges its peers", async () => {
+    const a = await startNode("a", { gossiper: fast });
+    const b = await startNode("b", { owner: false, gossiper: fast });
+    a.peers = [b.address];
+    own(a, counters("ns/r", 1));
+    await eventually("B has ns/r@1", () => versionOf(b, "ns/r") === 1);
+    const port = Number(a.address.split(":")[1]);
+    await a.stop();
+    // Back under the same id, having committed versions 2 and 3 while down (no publish).
+    const a2 = await startNode("a", { port, start: false, gossiper: fast });
+    a2.peers = [b.address];
+    a2.owned.set("ns/r", counters("ns/r", 3));
+    await a2.gossiper.start();
+    await eventually("B has ns/r@3 from the restarted owner", () => versionOf(b, "ns/r") === 3);
+    await Promise.all([a2, b].map((n) => n.stop()));
+  });
+
+  test("a moved pool stays confirmed by its new owner after the old one stops", async () => {
+    const [a, b, c] = (await cluster(["a", "b", "c"], fast)) as [Node, Node, Node];
+    own(a, counters("ns/moving", 4));
+    await eventually("B has ns/moving@4", () => versionOf(b, "ns/moving") === 4);
+    // The shard moves: A lets go of it, C recovers it at the same version (no publish).
+    a.owned.delete("ns/moving");
+    c.owned.set("ns/moving", counters("ns/moving", 4));
+    await sleep(300);
+    await a.stop();
+    const before = b.replica.get("ns/moving")?.confirmedAtMs ?? 0;
+    await eventually(
+      "C's digests keep confirming B's copy",
+      () => (b.replica.get("ns/moving")?.confirmedAtMs ?? 0) > before + 100,
+    );
+    own(c, counters("ns/moving", 5));
+    await eventually("B follows the new owner", () => versionOf(b, "ns/moving") === 5);
+    await Promise.all([b, c].map((n) => n.stop()));
+  });
+
+  test("a retired pool's tombstone reaches a peer that missed it", async () => {
+    const [a, b] = (await cluster(["a", "b"], fast)) as [Node, Node];
+    own(a, counters("ns/gone", 1));
+    await eventually("B has ns/gone", () => versionOf(b, "ns/gone") === 1);
+    const peers = a.peers;
+    a.peers = [];
+    own(a, internal.PoolCounters.fromPartial({ pool: "ns/gone", version: 2, deleted: true }));
+    await sleep(100);
+    a.peers = peers;
+    await eventually(
+      "B has the tombstone",
+      () => b.replica.get("ns/gone")?.counters.deleted === true,
+    );
+    const page = b.replica.query({ minUnits: 0, includeClosed: true, pageSize: 10, pageToken: "" });
+    assert.deepEqual(page.pools, []);
+    await Promise.all([a, b].map((n) => n.stop()));
+  });
+
+  test("a peer without Digest (an older build) still gets every owned entry", async () => {
+    const a = await startNode("a", { gossiper: fast });
+    own(a, counters("ns/old-peer", 1));
+    // An older build: Push and Pull only.
+    const replica = new Replica(Date.now);
+    const handlers = new Gossiper({
+      nodeId: "old",
+      replica,
+      peers: () => [],
+      logger,
+      registry: new Registry(),
+    }).serviceHandlers();
+    const server = new Server();
+    server.addService(
+      {
+        push: internal.GossipServiceService.push,
+        pull: internal.GossipServiceService.pull,
+      },
+      { push: handlers.push, pull: handlers.pull },
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    replica.apply([counters("ns/on-old", 1)]);
+    a.peers = [`127.0.0.1:${port}`];
+    // A changed entry that was never published: only anti-entropy carries it.
+    a.owned.set("ns/old-peer", counters("ns/old-peer", 2));
+    await eventually(
+      "the old peer has it",
+      () => replica.get("ns/old-peer")?.counters.version === 2,
+    );
+    server.forceShutdown();
+    await a.stop();
+  });
+});
+
 describe("a read-only replica no owner pushes to (a gateway pod in Kubernetes)", () => {
   test("with pullIntervalMs it keeps up by pulling; without, it only has what it pulled at start", async () => {
     const owner = await startNode("kw-0");

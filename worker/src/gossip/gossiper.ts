@@ -1,13 +1,14 @@
-// Spreads pool counters to peers: batched deltas, periodic anti-entropy, pull on start.
+// Spreads pool counters to peers: batched deltas, periodic digest anti-entropy, pull on start.
 
 import { type InternalTransport, plaintextTransport } from "@berth/common";
 import { internal } from "@berth/proto";
-import { type ChannelOptions, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type ChannelOptions, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { type GossipObserver, gossipServiceHandlers } from "./gossip-service.js";
-import { chunkBySize, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
-import type { Replica } from "./replica.js";
+import { chunkBySize, encodedSizeBound, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
+import { type Replica, timestampMs } from "./replica.js";
 
 /** Options of a {@link Gossiper}. */
 export interface GossiperOptions {
@@ -19,14 +20,24 @@ export interface GossiperOptions {
   readonly peers: () => readonly string[];
   /** How long deltas are batched before a Push, in ms. Default 10. */
   readonly pushDelayMs?: number;
-  /** Period of anti-entropy rounds, in ms. Default 1000. */
+  /**
+   * Period of anti-entropy rounds, in ms: each sends every peer a Digest of the
+   * entries this node owns (per bucket) and pushes whole only the buckets the peer
+   * answers differ. Default 1000.
+   */
   readonly antiEntropyIntervalMs?: number;
   /**
-   * Entries this node is authoritative for (workers: the pools of the shards it owns),
-   * pushed whole to every peer on each anti-entropy round. Absent: a read-only
-   * replica (gateway) that never pushes.
+   * Entries this node is authoritative for (workers: the pools of the shards it owns).
+   * Read whole only every {@link ownedRefreshIntervalMs} (and on the first round);
+   * in between, {@link Gossiper.publish} keeps the digests current. Absent: a
+   * read-only replica (gateway) that never pushes.
    */
   readonly owned?: () => Iterable<internal.PoolCounters>;
+  /**
+   * How often `owned()` is read whole, in ms: how soon pools gained without a publish
+   * (a shard moved here) or lost (moved away) show in the digests. Default 5000.
+   */
+  readonly ownedRefreshIntervalMs?: number;
   /**
    * A read-only replica that owners do not push to (in Kubernetes, workers do not know
    * every gateway pod) pulls the whole replica from one peer, round-robin, this often.
@@ -66,6 +77,8 @@ interface Peer {
   pending: Map<string, internal.PoolCounters>;
   pushing: boolean;
   antiEntropyRunning: boolean;
+  /** The peer does not serve Digest (an older build): anti-entropy pushes every entry. */
+  noDigest: boolean;
   /** Consecutive failed calls. */
   failures: number;
   lastWarnMs: number;
@@ -79,6 +92,8 @@ interface Metrics {
   readonly pushesSent: Counter<"peer">;
   readonly pushesFailed: Counter<"peer">;
   readonly pullsFailed: Counter<"peer">;
+  readonly digestsSent: Counter<"peer">;
+  readonly bucketsRepaired: Counter<"peer">;
   readonly applied: Counter<"source">;
   readonly lastReceived: Gauge<"from">;
 }
@@ -100,6 +115,11 @@ export class Gossiper {
   readonly #observer: GossipObserver;
   readonly #pushDelayMs: number;
   readonly #antiEntropyMs: number;
+  readonly #ownedRefreshMs: number;
+  #lastOwnedRefreshMs = Number.NEGATIVE_INFINITY;
+  /** Owned pools by bucket (pool id → version), and their digests. */
+  readonly #mine: Map<string, number>[] = Array.from({ length: BUCKET_COUNT }, () => new Map());
+  readonly #mineSums: DigestSum[] = Array.from({ length: BUCKET_COUNT }, () => new DigestSum());
   readonly #callTimeoutMs: number;
   readonly #warnIntervalMs: number;
   readonly #startupGraceMs: number;
@@ -126,6 +146,7 @@ export class Gossiper {
     this.#log = options.logger.child({ module: "gossip", node: options.nodeId });
     this.#pushDelayMs = options.pushDelayMs ?? 10;
     this.#antiEntropyMs = options.antiEntropyIntervalMs ?? 1000;
+    this.#ownedRefreshMs = options.ownedRefreshIntervalMs ?? 5000;
     this.#callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.#warnIntervalMs = options.warnIntervalMs ?? 30_000;
     this.#startupGraceMs = options.startupGraceMs ?? 10_000;
@@ -148,6 +169,18 @@ export class Gossiper {
       pullsFailed: new Counter({
         name: "berth_gossip_pulls_failed_total",
         help: "Pull calls that failed, by peer address.",
+        labelNames: ["peer"],
+        registers,
+      }),
+      digestsSent: new Counter({
+        name: "berth_gossip_digests_sent_total",
+        help: "Digest calls (anti-entropy rounds) that a peer answered, by peer address.",
+        labelNames: ["peer"],
+        registers,
+      }),
+      bucketsRepaired: new Counter({
+        name: "berth_gossip_buckets_repaired_total",
+        help: "Buckets pushed whole because a peer's copy differed from this owner's digest, by peer address.",
         labelNames: ["peer"],
         registers,
       }),
@@ -205,8 +238,9 @@ export class Gossiper {
    * next batched Push to every peer. Call with the pool's counters after each change.
    */
   publish(counters: internal.PoolCounters): void {
-    const accepted = this.#o.replica.apply([counters]);
+    const accepted = this.#o.replica.apply([counters], { from: this.#o.nodeId });
     if (accepted === 0 || this.#stopped) return;
+    if (this.#o.owned !== undefined) this.#own(counters);
     this.#metrics.applied.inc({ source: "publish" }, accepted);
     const queued = this.#outbox.get(counters.pool);
     if (queued === undefined || queued.version < counters.version) {
@@ -238,6 +272,47 @@ export class Gossiper {
       this.#pullTimer = setInterval(() => this.#pullRound(), this.#o.pullIntervalMs);
       this.#pullTimer.unref();
     }
+  }
+
+  /** Counts `c` in this owner's digests. */
+  #own(c: internal.PoolCounters): void {
+    const h = fnv1a32(c.pool);
+    const b = bucketOfHash(h);
+    const pools = this.#mine[b] as Map<string, number>;
+    const sum = this.#mineSums[b] as DigestSum;
+    const old = pools.get(c.pool);
+    if (old !== undefined) {
+      if (old >= c.version) return;
+      sum.remove(h, old);
+    }
+    pools.set(c.pool, c.version);
+    sum.add(h, c.version);
+  }
+
+  /** Re-reads `owned()` whole: the digests then cover exactly the pools owned now. */
+  #refreshOwned(owned: () => Iterable<internal.PoolCounters>): boolean {
+    let entries: internal.PoolCounters[];
+    try {
+      entries = [...owned()];
+    } catch (e: unknown) {
+      this.#log.error({ err: e }, "gossip owned() failed; skipping this anti-entropy round");
+      return false;
+    }
+    this.#lastOwnedRefreshMs = Date.now();
+    // The owner's own replica is confirmed by the same read.
+    this.#metrics.applied.inc(
+      { source: "publish" },
+      this.#o.replica.apply(entries, { from: this.#o.nodeId }),
+    );
+    for (let b = 0; b < BUCKET_COUNT; b++) {
+      (this.#mine[b] as Map<string, number>).clear();
+      const sum = this.#mineSums[b] as DigestSum;
+      sum.count = 0;
+      sum.versionSum = 0;
+      sum.hash = 0;
+    }
+    for (const c of entries) this.#own(c);
+    return true;
   }
 
   /** One periodic pull (read-only replicas): the next peer in turn, all pages; skipped while one runs. */
@@ -313,6 +388,7 @@ export class Gossiper {
           pending: new Map(),
           pushing: false,
           antiEntropyRunning: false,
+          noDigest: false,
           failures: 0,
           lastWarnMs: Number.NEGATIVE_INFINITY,
           suppressed: 0,
@@ -334,6 +410,8 @@ export class Gossiper {
       this.#metrics.pushesSent,
       this.#metrics.pushesFailed,
       this.#metrics.pullsFailed,
+      this.#metrics.digestsSent,
+      this.#metrics.bucketsRepaired,
     ]) {
       c.remove({ peer: peer.address });
     }
@@ -373,32 +451,163 @@ export class Gossiper {
   #antiEntropy(): void {
     const owned = this.#o.owned;
     if (this.#stopped || owned === undefined) return;
-    let entries: internal.PoolCounters[];
-    try {
-      entries = [...owned()];
-    } catch (e: unknown) {
-      this.#log.error({ err: e }, "gossip owned() failed; skipping this anti-entropy round");
-      return;
+    if (Date.now() - this.#lastOwnedRefreshMs >= this.#ownedRefreshMs) {
+      if (!this.#refreshOwned(owned)) return;
     }
-    // The owner's own replica is confirmed by the same round.
-    this.#metrics.applied.inc({ source: "publish" }, this.#o.replica.apply(entries));
-    const chunks = [...chunkBySize(entries, this.#maxBytes)];
+    const digests: internal.BucketDigest[] = [];
+    for (let b = 0; b < BUCKET_COUNT; b++) {
+      const sum = this.#mineSums[b] as DigestSum;
+      if (sum.count > 0) digests.push(sum.toMessage(b));
+    }
+    // Confirms this owner's own entries in its own replica.
+    this.#o.replica.compareDigests(this.#o.nodeId, digests);
     for (const peer of this.#currentPeers()) {
       // A slow peer still busy with the previous round skips this one.
       if (peer.antiEntropyRunning) continue;
-      this.#spawn(this.#pushAll(peer, chunks));
+      this.#spawn(this.#antiEntropyWith(peer, digests));
     }
   }
 
-  async #pushAll(peer: Peer, chunks: readonly internal.PoolCounters[][]): Promise<void> {
+  async #antiEntropyWith(peer: Peer, digests: internal.BucketDigest[]): Promise<void> {
     peer.antiEntropyRunning = true;
     try {
-      for (const chunk of chunks) {
-        if (peer.closed || !(await this.#push(peer, chunk))) return;
+      let differing: readonly number[] | undefined;
+      if (!peer.noDigest) {
+        const answer = await this.#digest(peer, digests);
+        if (answer === "unimplemented") {
+          peer.noDigest = true;
+          this.#log.info(
+            { peer: peer.address },
+            "gossip peer does not serve Digest (an older build); pushing every owned entry to it",
+          );
+        } else if (answer === undefined) {
+          return;
+        } else {
+          differing = answer;
+        }
+      }
+      if (differing === undefined) {
+        const all: number[] = [];
+        for (let b = 0; b < BUCKET_COUNT; b++)
+          if ((this.#mine[b] as Map<string, number>).size > 0) all.push(b);
+        await this.#pushBuckets(peer, all, false);
+      } else if (differing.length > 0) {
+        if (!peer.closed)
+          this.#metrics.bucketsRepaired.inc({ peer: peer.address }, differing.length);
+        await this.#pushBuckets(peer, differing, true);
       }
     } finally {
       peer.antiEntropyRunning = false;
     }
+  }
+
+  /**
+   * Pushes every owned entry of `buckets` (as this node's replica holds it), whole
+   * buckets per message, each message naming the buckets it completes.
+   */
+  async #pushBuckets(peer: Peer, buckets: readonly number[], complete: boolean): Promise<void> {
+    let chunk: internal.PoolCounters[] = [];
+    let completed: number[] = [];
+    let size = 0;
+    const send = async (): Promise<boolean> => {
+      if (chunk.length === 0 && completed.length === 0) return true;
+      const ok = complete
+        ? await this.#pushBucketsCall(peer, chunk, completed)
+        : await this.#push(peer, chunk);
+      chunk = [];
+      completed = [];
+      size = 0;
+      return ok;
+    };
+    for (const b of buckets) {
+      const pools = this.#mine[b];
+      if (pools === undefined) continue;
+      const entries: internal.PoolCounters[] = [];
+      let bytes = 0;
+      for (const pool of pools.keys()) {
+        const c = this.#o.replica.get(pool)?.counters;
+        if (c === undefined) continue;
+        entries.push(c);
+        bytes += encodedSizeBound(c);
+      }
+      if (size + bytes > this.#maxBytes && !(await send())) return;
+      if (bytes > this.#maxBytes) {
+        // A bucket too large for one message goes in pieces, none claiming it whole.
+        for (const piece of chunkBySize(entries, this.#maxBytes)) {
+          if (peer.closed || !(await this.#push(peer, piece))) return;
+        }
+        continue;
+      }
+      chunk.push(...entries);
+      completed.push(b);
+      size += bytes;
+    }
+    await send();
+  }
+
+  /** One Digest call: the differing buckets, "unimplemented", or undefined on failure. */
+  #digest(
+    peer: Peer,
+    digests: internal.BucketDigest[],
+  ): Promise<readonly number[] | "unimplemented" | undefined> {
+    return new Promise((resolve) => {
+      try {
+        peer.client.digest(
+          { from: this.#o.nodeId, digests, bucketCount: BUCKET_COUNT },
+          new Metadata(),
+          { deadline: new Date(Date.now() + this.#callTimeoutMs) },
+          (err, response) => {
+            if (err) {
+              if (err.code === status.UNIMPLEMENTED) {
+                this.#succeeded(peer);
+                resolve("unimplemented");
+                return;
+              }
+              this.#failed(peer, "push", err);
+              resolve(undefined);
+            } else {
+              if (!peer.closed) this.#metrics.digestsSent.inc({ peer: peer.address });
+              this.#succeeded(peer);
+              resolve(response.differingBuckets);
+            }
+          },
+        );
+      } catch (e: unknown) {
+        this.#failed(peer, "push", e);
+        resolve(undefined);
+      }
+    });
+  }
+
+  /** One Push call; resolves true when the peer answered. Never rejects. */
+  /** One PushBuckets call; resolves true when the peer answered. Never rejects. */
+  #pushBucketsCall(
+    peer: Peer,
+    entries: internal.PoolCounters[],
+    completeBuckets: number[],
+  ): Promise<boolean> {
+    return new Promise((resolve) => {
+      try {
+        peer.client.pushBuckets(
+          { from: this.#o.nodeId, entries, completeBuckets, bucketCount: BUCKET_COUNT },
+          new Metadata(),
+          { deadline: new Date(Date.now() + this.#callTimeoutMs) },
+          (err: ServiceError | null) => {
+            if (err) {
+              this.#failed(peer, "push", err);
+              resolve(false);
+            } else {
+              if (!peer.closed) this.#metrics.pushesSent.inc({ peer: peer.address });
+              this.#succeeded(peer);
+              resolve(true);
+            }
+          },
+        );
+      } catch (e: unknown) {
+        this.#failed(peer, "push", e);
+        resolve(false);
+      }
+    });
   }
 
   /** One Push call; resolves true when the peer answered. Never rejects. */
@@ -460,9 +669,21 @@ export class Gossiper {
     let token = "";
     let entries = 0;
     let accepted = 0;
+    // Only the buckets whose digest differs come back; the rest are confirmed.
+    const digests = this.#o.replica.bucketDigests();
+    const tick = this.#o.replica.tick;
     do {
-      const page = await this.#pull(peer, token);
+      const page = await this.#pull(peer, token, digests);
       if (page === undefined) return undefined;
+      if (token === "" && page.matching.length > 0) {
+        this.#o.replica.confirmBuckets(
+          page.matching.map((m) => ({
+            bucket: m.bucket,
+            confirmedAtMs: timestampMs(m.confirmedAt) ?? Number.NEGATIVE_INFINITY,
+          })),
+          tick,
+        );
+      }
       entries += page.entries.length;
       const n = this.#o.replica.apply(page.entries, { relayed: true });
       accepted += n;
@@ -475,26 +696,57 @@ export class Gossiper {
   #pull(
     peer: Peer,
     token: string,
-  ): Promise<{ entries: internal.PoolCounters[]; next: string } | undefined> {
+    digests: internal.BucketDigest[],
+  ): Promise<
+    | {
+        entries: internal.PoolCounters[];
+        next: string;
+        matching: internal.BucketConfirmation[];
+      }
+    | undefined
+  > {
+    const options = { deadline: new Date(Date.now() + this.#callTimeoutMs) };
     return new Promise((resolve) => {
+      const failed = (e: unknown) => {
+        this.#failed(peer, "pull", e);
+        resolve(undefined);
+      };
       try {
-        peer.client.pull(
-          { from: this.#o.nodeId, pageToken: token },
-          new Metadata(),
-          { deadline: new Date(Date.now() + this.#callTimeoutMs) },
-          (err, response) => {
-            if (err) {
-              this.#failed(peer, "pull", err);
-              resolve(undefined);
-            } else {
+        if (peer.noDigest) {
+          peer.client.pull(
+            { from: this.#o.nodeId, pageToken: token },
+            new Metadata(),
+            options,
+            (err, response) => {
+              if (err) return failed(err);
               this.#succeeded(peer);
-              resolve({ entries: response.entries, next: response.nextPageToken });
+              resolve({ entries: response.entries, next: response.nextPageToken, matching: [] });
+            },
+          );
+          return;
+        }
+        peer.client.pullChanged(
+          { from: this.#o.nodeId, pageToken: token, digests, bucketCount: BUCKET_COUNT },
+          new Metadata(),
+          options,
+          (err, response) => {
+            if (err?.code === status.UNIMPLEMENTED && token === "") {
+              // An older build: plain Pull from now on.
+              peer.noDigest = true;
+              resolve(this.#pull(peer, token, digests));
+              return;
             }
+            if (err) return failed(err);
+            this.#succeeded(peer);
+            resolve({
+              entries: response.entries,
+              next: response.nextPageToken,
+              matching: response.matching,
+            });
           },
         );
       } catch (e: unknown) {
-        this.#failed(peer, "pull", e);
-        resolve(undefined);
+        failed(e);
       }
     });
   }

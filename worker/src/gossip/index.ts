@@ -22,5 +22,6 @@ export {
   MAX_PAGE_SIZE,
   Replica,
   type ReplicaEntry,
+  type ReplicaOptions,
   timestampMs,
 } from "./replica.js";

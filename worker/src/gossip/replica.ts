@@ -1,6 +1,8 @@
 // The replicated read model: every pool's public counters, the highest version wins.
 import type { internal } from "@berth/proto";
 import { type LabelSelector, matchesLabels } from "@berth/proto";
+import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
+import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /** Page size used when a query asks for 0 (as GetAvailability's `page_size` does). */
@@ -28,6 +30,22 @@ export interface ApplyOptions {
    * never makes it look fresh. Default false: entries are dated now.
    */
   readonly relayed?: boolean;
+  /**
+   * Node id of the entries' owner (a Push's sender, or this node for what it
+   * publishes itself): entries accepted, or equal to ours, count as that node's in
+   * the digests {@link Replica.compareDigests} checks.
+   */
+  readonly from?: string;
+}
+
+/** Options of a {@link Replica}. */
+export interface ReplicaOptions {
+  /**
+   * Index pools by label so a selector naming a label (`=`, `in`, `exists`) visits only
+   * its pools. Default true; false scans every pool (the reference the index is
+   * tested against).
+   */
+  readonly labelIndex?: boolean;
 }
 
 /** A GetAvailability query over the replica. */
@@ -83,26 +101,85 @@ export class InvalidPageSizeError extends Error {
   }
 }
 
+/** Replica-wide digest of one bucket, and when a Pull last found it matching. */
+class GlobalBucket {
+  readonly sum = new DigestSum();
+  confirmedAtMs = Number.NEGATIVE_INFINITY;
+  /** Slots whose `tick` is at most this were covered by that confirmation. */
+  confirmedTick = -1;
+}
+
+/**
+ * The entries of one bucket that one node delivered last (so counts as their owner),
+ * their digest, and when that node's Digest last matched it.
+ */
+class OwnerBucket {
+  readonly node: string;
+  readonly bucket: number;
+  readonly sum = new DigestSum();
+  readonly slots = new Set<Slot>();
+  confirmedAtMs = Number.NEGATIVE_INFINITY;
+  confirmedTick = -1;
+  constructor(node: string, bucket: number) {
+    this.node = node;
+    this.bucket = bucket;
+  }
+}
+
 class Slot implements ReplicaEntry {
   readonly id: string;
+  readonly poolHash: number;
+  readonly bucket: number;
+  readonly global: GlobalBucket;
   counters: internal.PoolCounters;
-  confirmedAtMs: number;
+  /** Confirmation of this very entry (a Push or Pull that carried it). */
+  ownConfirmedAtMs: number;
+  /** Replica tick of the last change of version or owner; see {@link confirmedAtMs}. */
+  tick: number;
+  /** The node that delivered this version last, by bucket; undefined when unknown. */
+  owner: OwnerBucket | undefined;
   // Derived from counters once per version, so queries do no conversions.
   hasWindow = false;
   startMs = Number.NEGATIVE_INFINITY;
   endMs = Number.POSITIVE_INFINITY;
   available = 0;
 
-  constructor(counters: internal.PoolCounters, confirmedAtMs: number) {
+  constructor(
+    counters: internal.PoolCounters,
+    confirmedAtMs: number,
+    tick: number,
+    poolHash: number,
+    global: GlobalBucket,
+  ) {
     this.id = counters.pool;
+    this.poolHash = poolHash;
+    this.bucket = bucketOfHash(poolHash);
+    this.global = global;
     this.counters = counters;
-    this.confirmedAtMs = confirmedAtMs;
+    this.ownConfirmedAtMs = confirmedAtMs;
+    this.tick = tick;
+    this.owner = undefined;
     this.derive();
   }
 
-  replace(counters: internal.PoolCounters, confirmedAtMs: number): void {
+  /**
+   * The latest of: its own confirmation, its owner's last matching Digest of its
+   * bucket, a Pull's matching digest of its bucket — the last two only if they were
+   * taken after this version (and owner) arrived.
+   */
+  get confirmedAtMs(): number {
+    let t = this.ownConfirmedAtMs;
+    const o = this.owner;
+    if (o !== undefined && this.tick <= o.confirmedTick && o.confirmedAtMs > t) t = o.confirmedAtMs;
+    const g = this.global;
+    if (this.tick <= g.confirmedTick && g.confirmedAtMs > t) t = g.confirmedAtMs;
+    return t;
+  }
+
+  replace(counters: internal.PoolCounters, confirmedAtMs: number, tick: number): void {
     this.counters = counters;
-    this.confirmedAtMs = confirmedAtMs;
+    this.ownConfirmedAtMs = confirmedAtMs;
+    this.tick = tick;
     this.derive();
   }
 
@@ -127,6 +204,12 @@ class Slot implements ReplicaEntry {
 export class Replica {
   readonly #now: () => number;
   readonly #slots = new Map<string, Slot>();
+  #tick = 0;
+  readonly #global: GlobalBucket[] = Array.from({ length: BUCKET_COUNT }, () => new GlobalBucket());
+  /** Per node id, per bucket: the entries that node delivered last. */
+  readonly #owners = new Map<string, (OwnerBucket | undefined)[]>();
+  /** Pools by label; undefined when disabled (every selector query scans). */
+  readonly #labels: LabelIndex<Slot> | undefined;
   /** Every slot in ascending code-unit order of pool id, as of the last read. */
   #sorted: Slot[] = [];
   /**
@@ -139,8 +222,9 @@ export class Replica {
    * @param now this replica's clock in ms. Use wall-clock time (`Date.now`) when the
    *   replica serves Pull: relayed entries carry their confirmation time to other nodes.
    */
-  constructor(now: () => number) {
+  constructor(now: () => number, options: ReplicaOptions = {}) {
     this.#now = now;
+    this.#labels = options.labelIndex === false ? undefined : new LabelIndex();
   }
 
   /** Number of pools in the replica. */
@@ -169,30 +253,211 @@ export class Replica {
   /**
    * Merges `entries`: a pool's entry is replaced only by a higher version; an equal
    * version refreshes its confirmation time; a lower one is ignored, as are entries
-   * without a pool id or with a version that is not a non-negative integer.
+   * without a pool id or with a version that is not a non-negative integer. With
+   * `options.from`, every entry accepted or equal to ours counts as that node's (its
+   * owner's) for digests; a higher version from anyone else clears the owner.
    * @returns how many entries were accepted (new pools or higher versions).
    */
   apply(entries: Iterable<internal.PoolCounters>, options: ApplyOptions = {}): number {
     const now = this.#now();
     const relayed = options.relayed === true;
+    const from = options.from;
     let accepted = 0;
     for (const c of entries) {
       if (c.pool === "" || !Number.isSafeInteger(c.version) || c.version < 0) continue;
       const confirmedAtMs = relayed ? Math.min(now, timestampMs(c.confirmedAt) ?? now) : now;
       const slot = this.#slots.get(c.pool);
       if (slot === undefined) {
-        const added = new Slot(c, confirmedAtMs);
+        const poolHash = fnv1a32(c.pool);
+        const global = this.#global[bucketOfHash(poolHash)] as GlobalBucket;
+        const added = new Slot(c, confirmedAtMs, ++this.#tick, poolHash, global);
+        global.sum.add(poolHash, c.version);
         this.#slots.set(c.pool, added);
         this.#added.push(added);
+        this.#labels?.add(added);
+        if (from !== undefined) this.#attribute(added, from);
         accepted++;
       } else if (c.version > slot.counters.version) {
-        slot.replace(c, confirmedAtMs);
+        const old = slot.counters.version;
+        slot.global.sum.remove(slot.poolHash, old);
+        slot.global.sum.add(slot.poolHash, c.version);
+        const owner = slot.owner;
+        if (owner !== undefined) {
+          owner.sum.remove(slot.poolHash, old);
+          owner.sum.add(slot.poolHash, c.version);
+        }
+        const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
+        if (relabel) this.#labels?.remove(slot);
+        slot.replace(c, confirmedAtMs, ++this.#tick);
+        if (relabel) this.#labels?.add(slot);
+        if (from !== undefined) this.#attribute(slot, from);
+        else this.#detach(slot);
         accepted++;
-      } else if (c.version === slot.counters.version && confirmedAtMs > slot.confirmedAtMs) {
-        slot.confirmedAtMs = confirmedAtMs;
+      } else if (c.version === slot.counters.version) {
+        if (confirmedAtMs > slot.ownConfirmedAtMs) slot.ownConfirmedAtMs = confirmedAtMs;
+        if (from !== undefined) this.#attribute(slot, from);
       }
     }
     return accepted;
+  }
+
+  /** Counts `slot` (at its version) as `node`'s. */
+  #attribute(slot: Slot, node: string): void {
+    if (slot.owner?.node === node) return;
+    this.#detach(slot);
+    let buckets = this.#owners.get(node);
+    if (buckets === undefined) {
+      buckets = new Array<OwnerBucket | undefined>(BUCKET_COUNT);
+      this.#owners.set(node, buckets);
+    }
+    let ob = buckets[slot.bucket];
+    if (ob === undefined) {
+      ob = new OwnerBucket(node, slot.bucket);
+      buckets[slot.bucket] = ob;
+    }
+    ob.sum.add(slot.poolHash, slot.counters.version);
+    ob.slots.add(slot);
+    slot.owner = ob;
+    slot.tick = ++this.#tick;
+  }
+
+  #detach(slot: Slot): void {
+    const ob = slot.owner;
+    if (ob === undefined) return;
+    ob.sum.remove(slot.poolHash, slot.counters.version);
+    ob.slots.delete(slot);
+    slot.owner = undefined;
+    slot.tick = ++this.#tick;
+  }
+
+  /**
+   * Compares a node's Digest (every bucket it owns pools in) with the entries this
+   * replica counts as that node's: a matching bucket is confirmed now (its entries'
+   * `confirmedAtMs` moves to now); entries in buckets the node no longer lists stop
+   * counting as its. O(buckets listed), plus the entries let go of.
+   * @returns the buckets whose digest differs: the node should push them whole.
+   */
+  compareDigests(node: string, digests: readonly internal.BucketDigest[]): number[] {
+    const now = this.#now();
+    const buckets = this.#owners.get(node);
+    const listed = new Uint8Array(BUCKET_COUNT);
+    const differing: number[] = [];
+    for (const d of digests) {
+      const b = d.bucket;
+      if (!Number.isInteger(b) || b < 0 || b >= BUCKET_COUNT || listed[b] === 1) continue;
+      listed[b] = 1;
+      const ob = buckets?.[b];
+      if (ob !== undefined && ob.sum.equals(d)) {
+        ob.confirmedAtMs = now;
+        ob.confirmedTick = this.#tick;
+      } else if (ob !== undefined || d.count !== 0) {
+        differing.push(b);
+      }
+    }
+    if (buckets !== undefined) {
+      for (let b = 0; b < BUCKET_COUNT; b++) {
+        const ob = buckets[b];
+        if (listed[b] === 1 || ob === undefined) continue;
+        for (const slot of [...ob.slots]) this.#detach(slot);
+      }
+    }
+    return differing;
+  }
+
+  /**
+   * After {@link apply} of a Push from `node` that holds every entry it owns in
+   * `buckets`: entries of those buckets counted as the node's but not in `entries` at
+   * their version stop counting as its, and the buckets are confirmed now.
+   */
+  completeBuckets(
+    node: string,
+    buckets: readonly number[],
+    entries: readonly internal.PoolCounters[],
+  ): void {
+    const owned = this.#owners.get(node);
+    if (owned === undefined) return;
+    const pushed = new Map<string, number>();
+    for (const c of entries) pushed.set(c.pool, c.version);
+    const now = this.#now();
+    for (const b of buckets) {
+      if (!Number.isInteger(b) || b < 0 || b >= BUCKET_COUNT) continue;
+      const ob = owned[b];
+      if (ob === undefined) continue;
+      for (const slot of [...ob.slots]) {
+        if (pushed.get(slot.id) !== slot.counters.version) this.#detach(slot);
+      }
+      ob.confirmedAtMs = now;
+      ob.confirmedTick = this.#tick;
+    }
+  }
+
+  /** Digests of the whole replica, one per bucket (empty buckets included). O(buckets). */
+  bucketDigests(): internal.BucketDigest[] {
+    return this.#global.map((g, b) => g.sum.toMessage(b));
+  }
+
+  /**
+   * Compares a caller's {@link bucketDigests} with this replica's: the buckets that
+   * differ, and for those that match, the oldest confirmation time of their entries
+   * (retired pools aside) here. O(pools).
+   */
+  compareBucketDigests(digests: readonly internal.BucketDigest[]): {
+    readonly differing: ReadonlySet<number>;
+    readonly matching: { readonly bucket: number; readonly confirmedAtMs: number }[];
+  } {
+    const differing = new Set<number>();
+    for (let b = 0; b < BUCKET_COUNT; b++) differing.add(b);
+    const match = new Uint8Array(BUCKET_COUNT);
+    for (const d of digests) {
+      const b = d.bucket;
+      if (!Number.isInteger(b) || b < 0 || b >= BUCKET_COUNT) continue;
+      if ((this.#global[b] as GlobalBucket).sum.equals(d)) {
+        match[b] = 1;
+        differing.delete(b);
+      }
+    }
+    const oldest = new Float64Array(BUCKET_COUNT).fill(this.#now());
+    for (const slot of this.#slots.values()) {
+      if (match[slot.bucket] !== 1 || slot.counters.deleted) continue;
+      const t = slot.confirmedAtMs;
+      if (t < (oldest[slot.bucket] as number)) oldest[slot.bucket] = t;
+    }
+    const matching: { bucket: number; confirmedAtMs: number }[] = [];
+    for (let b = 0; b < BUCKET_COUNT; b++) {
+      if (match[b] === 1) matching.push({ bucket: b, confirmedAtMs: oldest[b] as number });
+    }
+    return { differing, matching };
+  }
+
+  /**
+   * A Pull found `matching` buckets equal to the callee's as of `tick` (this
+   * replica's {@link tick} when the request was sent): their entries count as confirmed
+   * at the callee's time (capped at now).
+   */
+  confirmBuckets(
+    matching: readonly { readonly bucket: number; readonly confirmedAtMs: number }[],
+    tick: number,
+  ): void {
+    const now = this.#now();
+    for (const m of matching) {
+      const g = this.#global[m.bucket];
+      if (g === undefined) continue;
+      const at = Math.min(now, m.confirmedAtMs);
+      if (at >= g.confirmedAtMs) {
+        g.confirmedAtMs = at;
+        g.confirmedTick = tick;
+      }
+    }
+  }
+
+  /** A counter that grows with every change of the replica (see {@link confirmBuckets}). */
+  get tick(): number {
+    return this.#tick;
+  }
+
+  /** The bucket of each entry (for Pull answers that skip matching buckets). */
+  bucketOfEntry(entry: ReplicaEntry): number {
+    return (entry as Slot).bucket;
   }
 
   /**
@@ -222,7 +487,12 @@ export class Replica {
     }
     const pageSize = requested === 0 ? DEFAULT_PAGE_SIZE : requested;
     const after = query.pageToken === "" ? undefined : decodePageToken(query.pageToken);
-    const sorted = this.#sortedSlots();
+    const all = this.#sortedSlots();
+    // A selector naming a label walks only that label's pools (same order, same filters).
+    const sorted =
+      (query.selector === undefined
+        ? undefined
+        : this.#labels?.candidates(query.selector, all.length / 2)) ?? all;
     const start = after === undefined ? 0 : upperBound(sorted, after);
     const minUnits = Math.max(1, query.minUnits);
     const windowed = query.window !== undefined;
@@ -286,6 +556,20 @@ export class Replica {
     this.#sorted = merged;
     return merged;
   }
+}
+
+function sameLabels(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  if (a === b) return true;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k] || !Object.hasOwn(b, k)) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
 }
 
 function compareSlots(a: Slot, b: Slot): number {

@@ -353,6 +353,82 @@ export interface PullResponse {
 }
 
 /**
+ * Digest of a set of entries of one bucket: equal digests mean (up to a hash
+ * collision) the same pools at the same versions.
+ */
+export interface BucketDigest {
+  bucket: number;
+  /** Number of entries. */
+  count: number;
+  /** Sum of their versions. */
+  versionSum: number;
+  /** Sum, mod 2^32, of a hash of each (pool, version). */
+  hash: number;
+}
+
+export interface DigestRequest {
+  /** Node id of the sender: the digests cover the entries it owns. */
+  from: string;
+  /**
+   * Every bucket in which the sender owns at least one pool; any other bucket the
+   * receiver counted entries of as the sender's is no longer the sender's.
+   */
+  digests: BucketDigest[];
+  bucketCount: number;
+}
+
+export interface DigestResponse {
+  /** Buckets whose digest differs from the receiver's copy: send them with PushBuckets. */
+  differingBuckets: number[];
+}
+
+export interface PushBucketsRequest {
+  /** Node id of the sender. */
+  from: string;
+  /** Every entry the sender owns in `complete_buckets`. */
+  entries: PoolCounters[];
+  completeBuckets: number[];
+  bucketCount: number;
+}
+
+export interface PushBucketsResponse {
+  /** Entries that were newer than the receiver's copy. */
+  accepted: number;
+}
+
+export interface PullChangedRequest {
+  from: string;
+  /** Token from the previous response's next_page_token; empty for the first page. */
+  pageToken: string;
+  /**
+   * The caller's digests of its whole replica, one per bucket (empty ones too). Send
+   * the same on every page.
+   */
+  digests: BucketDigest[];
+  bucketCount: number;
+}
+
+export interface PullChangedResponse {
+  /**
+   * Entries of the buckets whose digest differs, in pool-id order; one page stays
+   * well under gRPC's 4 MiB message limit.
+   */
+  entries: PoolCounters[];
+  /** Token for the next page; empty on the last one. */
+  nextPageToken: string;
+  /**
+   * On the first page: buckets whose digest matched, each with the oldest
+   * confirmation time of its entries on the callee.
+   */
+  matching: BucketConfirmation[];
+}
+
+export interface BucketConfirmation {
+  bucket: number;
+  confirmedAt: Timestamp | undefined;
+}
+
+/**
  * ShardMap is the assignment of shards to workers, published by the operator
  * (Kubernetes) or the local supervisor. Its JSON form (proto3 JSON mapping) is
  * what local mode writes to its shard-map file.
@@ -2709,6 +2785,856 @@ export const PullResponse: MessageFns<PullResponse> = {
   },
 };
 
+function createBaseBucketDigest(): BucketDigest {
+  return { bucket: 0, count: 0, versionSum: 0, hash: 0 };
+}
+
+export const BucketDigest: MessageFns<BucketDigest> = {
+  encode(message: BucketDigest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bucket !== 0) {
+      writer.uint32(8).int32(message.bucket);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).int32(message.count);
+    }
+    if (message.versionSum !== 0) {
+      writer.uint32(24).int64(message.versionSum);
+    }
+    if (message.hash !== 0) {
+      writer.uint32(32).uint32(message.hash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BucketDigest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBucketDigest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.bucket = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.versionSum = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.hash = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BucketDigest {
+    return {
+      bucket: isSet(object.bucket) ? globalThis.Number(object.bucket) : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      versionSum: isSet(object.versionSum)
+        ? globalThis.Number(object.versionSum)
+        : isSet(object.version_sum)
+        ? globalThis.Number(object.version_sum)
+        : 0,
+      hash: isSet(object.hash) ? globalThis.Number(object.hash) : 0,
+    };
+  },
+
+  toJSON(message: BucketDigest): unknown {
+    const obj: any = {};
+    if (message.bucket !== 0) {
+      obj.bucket = Math.round(message.bucket);
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.versionSum !== 0) {
+      obj.versionSum = Math.round(message.versionSum);
+    }
+    if (message.hash !== 0) {
+      obj.hash = Math.round(message.hash);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BucketDigest>, I>>(base?: I): BucketDigest {
+    return BucketDigest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BucketDigest>, I>>(object: I): BucketDigest {
+    const message = createBaseBucketDigest();
+    message.bucket = object.bucket ?? 0;
+    message.count = object.count ?? 0;
+    message.versionSum = object.versionSum ?? 0;
+    message.hash = object.hash ?? 0;
+    return message;
+  },
+};
+
+function createBaseDigestRequest(): DigestRequest {
+  return { from: "", digests: [], bucketCount: 0 };
+}
+
+export const DigestRequest: MessageFns<DigestRequest> = {
+  encode(message: DigestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    for (const v of message.digests) {
+      BucketDigest.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.bucketCount !== 0) {
+      writer.uint32(24).int32(message.bucketCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DigestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDigestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digests.push(BucketDigest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bucketCount = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DigestRequest {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      digests: globalThis.Array.isArray(object?.digests)
+        ? object.digests.map((e: any) => BucketDigest.fromJSON(e))
+        : [],
+      bucketCount: isSet(object.bucketCount)
+        ? globalThis.Number(object.bucketCount)
+        : isSet(object.bucket_count)
+        ? globalThis.Number(object.bucket_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: DigestRequest): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.digests?.length) {
+      obj.digests = message.digests.map((e) => BucketDigest.toJSON(e));
+    }
+    if (message.bucketCount !== 0) {
+      obj.bucketCount = Math.round(message.bucketCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DigestRequest>, I>>(base?: I): DigestRequest {
+    return DigestRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DigestRequest>, I>>(object: I): DigestRequest {
+    const message = createBaseDigestRequest();
+    message.from = object.from ?? "";
+    message.digests = object.digests?.map((e) => BucketDigest.fromPartial(e)) || [];
+    message.bucketCount = object.bucketCount ?? 0;
+    return message;
+  },
+};
+
+function createBaseDigestResponse(): DigestResponse {
+  return { differingBuckets: [] };
+}
+
+export const DigestResponse: MessageFns<DigestResponse> = {
+  encode(message: DigestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.differingBuckets.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.differingBuckets) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DigestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDigestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.differingBuckets.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.differingBuckets.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DigestResponse {
+    return {
+      differingBuckets: globalThis.Array.isArray(object?.differingBuckets)
+        ? object.differingBuckets.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.differing_buckets)
+        ? object.differing_buckets.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DigestResponse): unknown {
+    const obj: any = {};
+    if (message.differingBuckets?.length) {
+      obj.differingBuckets = message.differingBuckets.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DigestResponse>, I>>(base?: I): DigestResponse {
+    return DigestResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DigestResponse>, I>>(object: I): DigestResponse {
+    const message = createBaseDigestResponse();
+    message.differingBuckets = object.differingBuckets?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePushBucketsRequest(): PushBucketsRequest {
+  return { from: "", entries: [], completeBuckets: [], bucketCount: 0 };
+}
+
+export const PushBucketsRequest: MessageFns<PushBucketsRequest> = {
+  encode(message: PushBucketsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    for (const v of message.entries) {
+      PoolCounters.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.completeBuckets.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.completeBuckets) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.bucketCount !== 0) {
+      writer.uint32(32).int32(message.bucketCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBucketsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBucketsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entries.push(PoolCounters.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.completeBuckets.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.completeBuckets.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bucketCount = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushBucketsRequest {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => PoolCounters.fromJSON(e))
+        : [],
+      completeBuckets: globalThis.Array.isArray(object?.completeBuckets)
+        ? object.completeBuckets.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.complete_buckets)
+        ? object.complete_buckets.map((e: any) => globalThis.Number(e))
+        : [],
+      bucketCount: isSet(object.bucketCount)
+        ? globalThis.Number(object.bucketCount)
+        : isSet(object.bucket_count)
+        ? globalThis.Number(object.bucket_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: PushBucketsRequest): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => PoolCounters.toJSON(e));
+    }
+    if (message.completeBuckets?.length) {
+      obj.completeBuckets = message.completeBuckets.map((e) => Math.round(e));
+    }
+    if (message.bucketCount !== 0) {
+      obj.bucketCount = Math.round(message.bucketCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PushBucketsRequest>, I>>(base?: I): PushBucketsRequest {
+    return PushBucketsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushBucketsRequest>, I>>(object: I): PushBucketsRequest {
+    const message = createBasePushBucketsRequest();
+    message.from = object.from ?? "";
+    message.entries = object.entries?.map((e) => PoolCounters.fromPartial(e)) || [];
+    message.completeBuckets = object.completeBuckets?.map((e) => e) || [];
+    message.bucketCount = object.bucketCount ?? 0;
+    return message;
+  },
+};
+
+function createBasePushBucketsResponse(): PushBucketsResponse {
+  return { accepted: 0 };
+}
+
+export const PushBucketsResponse: MessageFns<PushBucketsResponse> = {
+  encode(message: PushBucketsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accepted !== 0) {
+      writer.uint32(8).int32(message.accepted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBucketsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBucketsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accepted = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushBucketsResponse {
+    return { accepted: isSet(object.accepted) ? globalThis.Number(object.accepted) : 0 };
+  },
+
+  toJSON(message: PushBucketsResponse): unknown {
+    const obj: any = {};
+    if (message.accepted !== 0) {
+      obj.accepted = Math.round(message.accepted);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PushBucketsResponse>, I>>(base?: I): PushBucketsResponse {
+    return PushBucketsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushBucketsResponse>, I>>(object: I): PushBucketsResponse {
+    const message = createBasePushBucketsResponse();
+    message.accepted = object.accepted ?? 0;
+    return message;
+  },
+};
+
+function createBasePullChangedRequest(): PullChangedRequest {
+  return { from: "", pageToken: "", digests: [], bucketCount: 0 };
+}
+
+export const PullChangedRequest: MessageFns<PullChangedRequest> = {
+  encode(message: PullChangedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    for (const v of message.digests) {
+      BucketDigest.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.bucketCount !== 0) {
+      writer.uint32(32).int32(message.bucketCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullChangedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullChangedRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.digests.push(BucketDigest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bucketCount = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PullChangedRequest {
+    return {
+      from: isSet(object.from) ? globalThis.String(object.from) : "",
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      digests: globalThis.Array.isArray(object?.digests)
+        ? object.digests.map((e: any) => BucketDigest.fromJSON(e))
+        : [],
+      bucketCount: isSet(object.bucketCount)
+        ? globalThis.Number(object.bucketCount)
+        : isSet(object.bucket_count)
+        ? globalThis.Number(object.bucket_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: PullChangedRequest): unknown {
+    const obj: any = {};
+    if (message.from !== "") {
+      obj.from = message.from;
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.digests?.length) {
+      obj.digests = message.digests.map((e) => BucketDigest.toJSON(e));
+    }
+    if (message.bucketCount !== 0) {
+      obj.bucketCount = Math.round(message.bucketCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PullChangedRequest>, I>>(base?: I): PullChangedRequest {
+    return PullChangedRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullChangedRequest>, I>>(object: I): PullChangedRequest {
+    const message = createBasePullChangedRequest();
+    message.from = object.from ?? "";
+    message.pageToken = object.pageToken ?? "";
+    message.digests = object.digests?.map((e) => BucketDigest.fromPartial(e)) || [];
+    message.bucketCount = object.bucketCount ?? 0;
+    return message;
+  },
+};
+
+function createBasePullChangedResponse(): PullChangedResponse {
+  return { entries: [], nextPageToken: "", matching: [] };
+}
+
+export const PullChangedResponse: MessageFns<PullChangedResponse> = {
+  encode(message: PullChangedResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      PoolCounters.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    for (const v of message.matching) {
+      BucketConfirmation.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullChangedResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullChangedResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(PoolCounters.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.matching.push(BucketConfirmation.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PullChangedResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => PoolCounters.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      matching: globalThis.Array.isArray(object?.matching)
+        ? object.matching.map((e: any) => BucketConfirmation.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PullChangedResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => PoolCounters.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.matching?.length) {
+      obj.matching = message.matching.map((e) => BucketConfirmation.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PullChangedResponse>, I>>(base?: I): PullChangedResponse {
+    return PullChangedResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullChangedResponse>, I>>(object: I): PullChangedResponse {
+    const message = createBasePullChangedResponse();
+    message.entries = object.entries?.map((e) => PoolCounters.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.matching = object.matching?.map((e) => BucketConfirmation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBucketConfirmation(): BucketConfirmation {
+  return { bucket: 0, confirmedAt: undefined };
+}
+
+export const BucketConfirmation: MessageFns<BucketConfirmation> = {
+  encode(message: BucketConfirmation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bucket !== 0) {
+      writer.uint32(8).int32(message.bucket);
+    }
+    if (message.confirmedAt !== undefined) {
+      Timestamp.encode(message.confirmedAt, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BucketConfirmation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBucketConfirmation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.bucket = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.confirmedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BucketConfirmation {
+    return {
+      bucket: isSet(object.bucket) ? globalThis.Number(object.bucket) : 0,
+      confirmedAt: isSet(object.confirmedAt)
+        ? fromJsonTimestamp(object.confirmedAt)
+        : isSet(object.confirmed_at)
+        ? fromJsonTimestamp(object.confirmed_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BucketConfirmation): unknown {
+    const obj: any = {};
+    if (message.bucket !== 0) {
+      obj.bucket = Math.round(message.bucket);
+    }
+    if (message.confirmedAt !== undefined) {
+      obj.confirmedAt = fromTimestamp(message.confirmedAt).toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BucketConfirmation>, I>>(base?: I): BucketConfirmation {
+    return BucketConfirmation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BucketConfirmation>, I>>(object: I): BucketConfirmation {
+    const message = createBaseBucketConfirmation();
+    message.bucket = object.bucket ?? 0;
+    message.confirmedAt = (object.confirmedAt !== undefined && object.confirmedAt !== null)
+      ? Timestamp.fromPartial(object.confirmedAt)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseShardMap(): ShardMap {
   return { revision: 0, shardCount: 0, members: [], shards: [], quorum: 0 };
 }
@@ -3316,10 +4242,16 @@ export const WorkerControlServiceClient = makeGenericClientConstructor(
  * GossipService replicates pools' public counters between nodes. Every entry is
  * versioned by the pool's journal sequence number; a receiver keeps the entry
  * with the higher version, so an old owner can never overwrite a newer value.
+ *
+ * Anti-entropy is O(changes): owners Push changed entries as they happen, and each
+ * round send only a Digest (per bucket of the pools they own: count, sum of versions,
+ * a hash); the receiver answers the buckets where its copy of the sender's entries
+ * differs, and the sender sends those buckets whole with PushBuckets. Bucket =
+ * fnv1a32(pool id, over UTF-16 code units) mod bucket_count.
  */
 export type GossipServiceService = typeof GossipServiceService;
 export const GossipServiceService = {
-  /** Push delivers changed (or, for anti-entropy, all owned) entries. */
+  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
   push: {
     path: "/berth.internal.v1.GossipService/Push" as const,
     requestStream: false as const,
@@ -3339,17 +4271,71 @@ export const GossipServiceService = {
     responseSerialize: (value: PullResponse): Buffer => Buffer.from(PullResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PullResponse => PullResponse.decode(value),
   },
+  /**
+   * Digest compares the sender's per-bucket digests of the entries it owns with the
+   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
+   */
+  digest: {
+    path: "/berth.internal.v1.GossipService/Digest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DigestRequest): Buffer => Buffer.from(DigestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DigestRequest => DigestRequest.decode(value),
+    responseSerialize: (value: DigestResponse): Buffer => Buffer.from(DigestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DigestResponse => DigestResponse.decode(value),
+  },
+  /**
+   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
+   * a Digest): the receiver stops counting any other entry of them as the sender's.
+   */
+  pushBuckets: {
+    path: "/berth.internal.v1.GossipService/PushBuckets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PushBucketsRequest): Buffer => Buffer.from(PushBucketsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushBucketsRequest => PushBucketsRequest.decode(value),
+    responseSerialize: (value: PushBucketsResponse): Buffer => Buffer.from(PushBucketsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PushBucketsResponse => PushBucketsResponse.decode(value),
+  },
+  /**
+   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
+   * whose digest differs are returned; matching buckets are confirmed.
+   */
+  pullChanged: {
+    path: "/berth.internal.v1.GossipService/PullChanged" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PullChangedRequest): Buffer => Buffer.from(PullChangedRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PullChangedRequest => PullChangedRequest.decode(value),
+    responseSerialize: (value: PullChangedResponse): Buffer => Buffer.from(PullChangedResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PullChangedResponse => PullChangedResponse.decode(value),
+  },
 } as const;
 
 export interface GossipServiceServer extends UntypedServiceImplementation {
-  /** Push delivers changed (or, for anti-entropy, all owned) entries. */
+  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
   push: handleUnaryCall<PushRequest, PushResponse>;
   /** Pull returns every entry the callee knows: how a (re)started node catches up. */
   pull: handleUnaryCall<PullRequest, PullResponse>;
+  /**
+   * Digest compares the sender's per-bucket digests of the entries it owns with the
+   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
+   */
+  digest: handleUnaryCall<DigestRequest, DigestResponse>;
+  /**
+   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
+   * a Digest): the receiver stops counting any other entry of them as the sender's.
+   */
+  pushBuckets: handleUnaryCall<PushBucketsRequest, PushBucketsResponse>;
+  /**
+   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
+   * whose digest differs are returned; matching buckets are confirmed.
+   */
+  pullChanged: handleUnaryCall<PullChangedRequest, PullChangedResponse>;
 }
 
 export interface GossipServiceClient extends Client {
-  /** Push delivers changed (or, for anti-entropy, all owned) entries. */
+  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
   push(request: PushRequest, callback: (error: ServiceError | null, response: PushResponse) => void): ClientUnaryCall;
   push(
     request: PushRequest,
@@ -3374,6 +4360,63 @@ export interface GossipServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PullResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Digest compares the sender's per-bucket digests of the entries it owns with the
+   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
+   */
+  digest(
+    request: DigestRequest,
+    callback: (error: ServiceError | null, response: DigestResponse) => void,
+  ): ClientUnaryCall;
+  digest(
+    request: DigestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DigestResponse) => void,
+  ): ClientUnaryCall;
+  digest(
+    request: DigestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DigestResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
+   * a Digest): the receiver stops counting any other entry of them as the sender's.
+   */
+  pushBuckets(
+    request: PushBucketsRequest,
+    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
+  ): ClientUnaryCall;
+  pushBuckets(
+    request: PushBucketsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
+  ): ClientUnaryCall;
+  pushBuckets(
+    request: PushBucketsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
+   * whose digest differs are returned; matching buckets are confirmed.
+   */
+  pullChanged(
+    request: PullChangedRequest,
+    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
+  ): ClientUnaryCall;
+  pullChanged(
+    request: PullChangedRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
+  ): ClientUnaryCall;
+  pullChanged(
+    request: PullChangedRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
   ): ClientUnaryCall;
 }
 
