@@ -18,7 +18,7 @@
  * credentials, keepalive and reconnect backoff). A worker that does not know Forward
  * (UNIMPLEMENTED: an older worker during a rolling upgrade) is sent unary calls.
  */
-import { internal, RpcStatus, STATUS_DETAILS_KEY, type v1 } from "@berth/proto";
+import { internal, RepeatedFieldOne, RpcStatus, STATUS_DETAILS_KEY, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 
 /** What each forwarded method takes and answers. */
@@ -95,36 +95,12 @@ const FORWARD_PATH = internal.WorkerServiceService.forward.path;
 /** Largest ForwardCommand.timeout_ms (uint32). */
 const MAX_TIMEOUT_MS = 0xffff_ffff;
 
-/**
- * Encoded ForwardCommands, each behind its field-1 tag and length: concatenated, they
- * are the ForwardRequest (so each command is encoded once, and sizes are known before
- * the message is cut).
- */
-class Frames {
-  readonly parts: Uint8Array[] = [];
-  bytes = 0;
-  count = 0;
-
-  add(encoded: Uint8Array): void {
-    const header = lengthDelimitedHeader(encoded.length);
-    this.parts.push(header, encoded);
-    this.bytes += header.length + encoded.length;
-    this.count++;
-  }
-}
-
-function lengthDelimitedHeader(length: number): Uint8Array {
-  const out: number[] = [0x0a];
-  let n = length;
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-
-const serialize = (frames: Frames): Buffer => Buffer.concat(frames.parts, frames.bytes);
+/** ForwardCommands encoded one at a time, each once; together, the ForwardRequest. */
+type Frames = RepeatedFieldOne;
+const serialize = (frames: Frames): Buffer => {
+  const bytes = frames.finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+};
 const deserialize = (bytes: Buffer): internal.ForwardResponse =>
   internal.ForwardResponse.decode(bytes);
 
@@ -275,7 +251,7 @@ export class ForwardChannel {
       return;
     }
     const now = Date.now();
-    let frames = new Frames();
+    let frames = new RepeatedFieldOne();
     let stream: Stream | undefined;
     for (const p of queue) {
       if (p.settled) continue;
@@ -293,7 +269,7 @@ export class ForwardChannel {
       ) {
         stream ??= this.#open();
         this.#write(stream, frames);
-        frames = new Frames();
+        frames = new RepeatedFieldOne();
       }
       frames.add(encoded);
       stream ??= this.#open();

@@ -55,6 +55,7 @@ export {
 } from "./pool-id.js";
 export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
 export { berthFileDescriptors, berthReflectionPackage } from "./reflection.js";
+export { RepeatedFieldOne } from "./repeated-field.js";
 export {
   type DecodedReservationId,
   decodeReservationId,

@@ -5,6 +5,7 @@ import {
   encodeReservationId,
   internal,
   RESERVATION_SECRET_BYTES,
+  RepeatedFieldOne,
   RpcStatus,
   STATUS_DETAILS_KEY,
   type v1,
@@ -115,7 +116,10 @@ export const WORKER_SERVICE_DEFINITION: ServiceDefinition = {
   ...internal.WorkerServiceService,
   forward: {
     ...internal.WorkerServiceService.forward,
-    responseSerialize: (frames: EncodedFrames) => frames.finish(),
+    responseSerialize: (frames: RepeatedFieldOne) => {
+      const bytes = frames.finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
   },
 };
 
@@ -148,7 +152,7 @@ export function workerService(deps: WorkerServiceDeps): WorkerService {
     },
     forward(call) {
       const session = new ForwardSession(
-        call as unknown as ServerDuplexStream<internal.ForwardRequest, EncodedFrames>,
+        call as unknown as ServerDuplexStream<internal.ForwardRequest, RepeatedFieldOne>,
         commands,
         log,
         deps.outcomes,
@@ -343,50 +347,6 @@ function run<Res>(
   }
 }
 
-/**
- * Encoded messages of one repeated field 1 (ForwardRequest.commands,
- * ForwardResponse.replies), each encoded once as it was added: the message they make
- * is their concatenation, each behind its tag and length.
- */
-export class EncodedFrames {
-  readonly #parts: Uint8Array[] = [];
-  #bytes = 0;
-
-  /** Encoded frames so far. */
-  get count(): number {
-    return this.#parts.length;
-  }
-
-  /** Bytes of the message so far. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** Adds one encoded entry of field 1. */
-  add(encoded: Uint8Array): void {
-    const header = lengthDelimitedHeader(encoded.length);
-    this.#parts.push(header, encoded);
-    this.#bytes += header.length + encoded.length;
-  }
-
-  /** The message. */
-  finish(): Buffer {
-    return Buffer.concat(this.#parts, this.#bytes);
-  }
-}
-
-/** Tag of field 1, wire type 2, and the varint length. */
-function lengthDelimitedHeader(length: number): Uint8Array {
-  const out: number[] = [0x0a];
-  let n = length;
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-
 type ForwardMethod = "Reserve" | "Release" | "GetPool" | "Configure";
 
 /** The unary method a Forward command stands for; undefined when it names none. */
@@ -405,13 +365,13 @@ function methodOf(c: internal.ForwardCommand): ForwardMethod | undefined {
  * about {@link MAX_FORWARD_BYTES}.
  */
 class ForwardSession {
-  readonly #call: ServerDuplexStream<internal.ForwardRequest, EncodedFrames>;
+  readonly #call: ServerDuplexStream<internal.ForwardRequest, RepeatedFieldOne>;
   readonly #commands: Commands;
   readonly #log: Logger;
   readonly #outcomes: RequestOutcomes | undefined;
   readonly #okCounters = new Map<ForwardMethod, { inc(): void }>();
   readonly #onEnd: () => void;
-  #outbox = new EncodedFrames();
+  #outbox = new RepeatedFieldOne();
   #flushScheduled = false;
   #inFlight = 0;
   #closing = false;
@@ -419,7 +379,7 @@ class ForwardSession {
   readonly #endWaiters: (() => void)[] = [];
 
   constructor(
-    call: ServerDuplexStream<internal.ForwardRequest, EncodedFrames>,
+    call: ServerDuplexStream<internal.ForwardRequest, RepeatedFieldOne>,
     commands: Commands,
     log: Logger,
     outcomes: RequestOutcomes | undefined,
@@ -586,7 +546,7 @@ class ForwardSession {
   #flush(): void {
     if (this.#outbox.count === 0 || this.#ended) return;
     const frames = this.#outbox;
-    this.#outbox = new EncodedFrames();
+    this.#outbox = new RepeatedFieldOne();
     this.#call.write(frames);
   }
 
