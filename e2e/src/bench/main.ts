@@ -56,6 +56,7 @@ import {
   procCpuSeconds,
   rssBytes,
   scrapeMetrics,
+  unary,
 } from "./probes.js";
 
 const GROUPS = ["echo", "berth", "postgres", "cassandra"] as const;
@@ -344,22 +345,6 @@ function grpcDriver(call: GrpcCall, useGhz: boolean): Scenario["drive"] {
       : runOpenLoop({ seconds: o.seconds, rate: o.rate, call: call.node });
 }
 
-function unary<Req, Res>(
-  fn: (
-    req: Req,
-    meta: grpc.Metadata,
-    opts: grpc.CallOptions,
-    cb: (e: grpc.ServiceError | null, r: Res) => void,
-  ) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (e, r) =>
-      e ? reject(e) : resolve(r),
-    );
-  });
-}
-
 function echoCall(address: string): GrpcCall & { close(): void } {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const id = (b: Buffer): Buffer => b;
@@ -398,7 +383,7 @@ function berthCalls(address: string) {
   });
   const run = randomUUID().slice(0, 8);
   const reserve = (pool: string, requestId: string): Promise<v1.ReserveResponse> =>
-    unary(client.reserve.bind(client), { pool, units: 1, requestId });
+    unary(10_000, client.reserve.bind(client), { pool, units: 1, requestId });
   const availabilityRequest = {
     labelSelector: "zone=north",
     minUnits: 1,
@@ -425,7 +410,7 @@ function berthCalls(address: string) {
     availability: {
       ghz: target("berth.v1.CapacityService/GetAvailability", availabilityRequest),
       node: () =>
-        unary(client.getAvailability.bind(client), {
+        unary(10_000, client.getAvailability.bind(client), {
           ...availabilityRequest,
           window: undefined,
           pageToken: "",

@@ -1,6 +1,7 @@
 // What the benchmark observes besides request rates: CPU time of each process (from
 // /proc on Linux) and the group-commit histogram a worker exports on /metrics.
 import { readdirSync, readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
 
 /** CPU seconds (user + system) a process has used so far; undefined when unknown. */
 export function processCpuSeconds(pid: number | undefined): number | undefined {
@@ -123,4 +124,22 @@ export function rssBytes(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** One unary call of a generated grpc-js client method as a promise, with a deadline `timeoutMs` away. */
+export function unary<Req, Res>(
+  timeoutMs: number,
+  fn: (
+    req: Req,
+    meta: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r: Res) => void,
+  ) => unknown,
+  req: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (e, r) =>
+      e ? reject(e) : resolve(r),
+    );
+  });
 }

@@ -18,7 +18,7 @@ import { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { type LocalCluster, startLocalCluster } from "../local/local-cluster.js";
 import { runLoad } from "./load.js";
-import { processCpuSeconds } from "./probes.js";
+import { processCpuSeconds, unary } from "./probes.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -91,22 +91,6 @@ function peakRssMb(): number {
   const status = readFileSync("/proc/self/status", "utf8");
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
   return m === null ? 0 : Number(m[1]) / 1024;
-}
-
-function unary<Req, Res>(
-  fn: (
-    req: Req,
-    meta: grpc.Metadata,
-    opts: grpc.CallOptions,
-    cb: (e: grpc.ServiceError | null, r: Res) => void,
-  ) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (e, r) =>
-      e ? reject(e) : resolve(r),
-    );
-  });
 }
 
 function quantiles(ms: number[]): { p50Ms: number; p99Ms: number } {
@@ -217,7 +201,7 @@ async function measure(
       let returned = 0;
       for (let i = 0; i < queryCalls; i++) {
         const t = process.hrtime.bigint();
-        const r = await unary(client.getAvailability.bind(client), {
+        const r = await unary(30_000, client.getAvailability.bind(client), {
           labelSelector: "",
           minUnits: 0,
           pageSize: 0,
@@ -243,7 +227,7 @@ async function measure(
       total: reserveRequests,
       concurrency,
       call: (i) =>
-        unary(client.reserve.bind(client), {
+        unary(30_000, client.reserve.bind(client), {
           pool: "scale/hot",
           units: 1,
           requestId: `${run}-${i}`,
