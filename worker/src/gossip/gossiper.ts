@@ -18,7 +18,12 @@ export interface GossiperOptions {
   readonly replica: Replica;
   /** host:port of the GossipService of every peer, excluding this node. Read on every round. */
   readonly peers: () => readonly string[];
-  /** How long deltas are batched before a Push, in ms. Default 10. */
+  /**
+   * How long deltas are batched before a Push, in ms. Default 50: over 1,000 pools at
+   * c=64 this cut the CPU of all Berth processes per reserve by about a fifth against
+   * 10 ms (fewer, larger Push calls between workers; docs/benchmarks.md, issue 10), for
+   * at most 40 ms more staleness of a peer's copy.
+   */
   readonly pushDelayMs?: number;
   /**
    * Period of anti-entropy rounds, in ms: each sends every peer a Digest of the
@@ -144,7 +149,7 @@ export class Gossiper {
     this.#o = options;
     this.#transport = options.transport ?? plaintextTransport();
     this.#log = options.logger.child({ module: "gossip", node: options.nodeId });
-    this.#pushDelayMs = options.pushDelayMs ?? 10;
+    this.#pushDelayMs = options.pushDelayMs ?? 50;
     this.#antiEntropyMs = options.antiEntropyIntervalMs ?? 1000;
     this.#ownedRefreshMs = options.ownedRefreshIntervalMs ?? 5000;
     this.#callTimeoutMs = options.callTimeoutMs ?? 5000;
