@@ -584,57 +584,49 @@ export class Gossiper {
     });
   }
 
-  /** One Push call; resolves true when the peer answered. Never rejects. */
   /** One PushBuckets call; resolves true when the peer answered. Never rejects. */
   #pushBucketsCall(
     peer: Peer,
     entries: internal.PoolCounters[],
     completeBuckets: number[],
   ): Promise<boolean> {
-    return new Promise((resolve) => {
-      try {
-        peer.client.pushBuckets(
-          { from: this.#o.nodeId, entries, completeBuckets, bucketCount: BUCKET_COUNT },
-          new Metadata(),
-          { deadline: new Date(Date.now() + this.#callTimeoutMs) },
-          (err: ServiceError | null) => {
-            if (err) {
-              this.#failed(peer, "push", err);
-              resolve(false);
-            } else {
-              if (!peer.closed) this.#metrics.pushesSent.inc({ peer: peer.address });
-              this.#succeeded(peer);
-              resolve(true);
-            }
-          },
-        );
-      } catch (e: unknown) {
-        this.#failed(peer, "push", e);
-        resolve(false);
-      }
-    });
+    return this.#pushing(peer, (deadline, done) =>
+      peer.client.pushBuckets(
+        { from: this.#o.nodeId, entries, completeBuckets, bucketCount: BUCKET_COUNT },
+        new Metadata(),
+        { deadline },
+        done,
+      ),
+    );
   }
 
   /** One Push call; resolves true when the peer answered. Never rejects. */
   #push(peer: Peer, entries: internal.PoolCounters[]): Promise<boolean> {
+    return this.#pushing(peer, (deadline, done) =>
+      peer.client.push({ from: this.#o.nodeId, entries }, new Metadata(), { deadline }, done),
+    );
+  }
+
+  /**
+   * Runs one call that pushes entries to `peer` (Push or PushBuckets) with the call
+   * deadline, counting it as a push; resolves true when the peer answered. Never rejects.
+   */
+  #pushing(
+    peer: Peer,
+    call: (deadline: Date, done: (err: ServiceError | null) => void) => unknown,
+  ): Promise<boolean> {
     return new Promise((resolve) => {
-      const deadline = new Date(Date.now() + this.#callTimeoutMs);
       try {
-        peer.client.push(
-          { from: this.#o.nodeId, entries },
-          new Metadata(),
-          { deadline },
-          (err: ServiceError | null) => {
-            if (err) {
-              this.#failed(peer, "push", err);
-              resolve(false);
-            } else {
-              if (!peer.closed) this.#metrics.pushesSent.inc({ peer: peer.address });
-              this.#succeeded(peer);
-              resolve(true);
-            }
-          },
-        );
+        call(new Date(Date.now() + this.#callTimeoutMs), (err) => {
+          if (err) {
+            this.#failed(peer, "push", err);
+            resolve(false);
+          } else {
+            if (!peer.closed) this.#metrics.pushesSent.inc({ peer: peer.address });
+            this.#succeeded(peer);
+            resolve(true);
+          }
+        });
       } catch (e: unknown) {
         // A client closed under us (peer removed, stop()).
         this.#failed(peer, "push", e);
