@@ -53,6 +53,7 @@ import {
 import {
   histogramDelta,
   histogramTotals,
+  poolManifestYaml,
   procCpuSeconds,
   rssBytes,
   scrapeMetrics,
@@ -881,9 +882,9 @@ async function main(): Promise<void> {
   writeFileSync(
     poolsFile,
     [
-      doc("bench", "hot", 1_000_000_000, { bench: "hot" }),
+      poolManifestYaml("bench", "hot", 1_000_000_000, { bench: "hot" }),
       ...Array.from({ length: 1000 }, (_, i) =>
-        doc("bench", `spread-${i}`, 1_000_000, {
+        poolManifestYaml("bench", `spread-${i}`, 1_000_000, {
           bench: "spread",
           zone: i % 2 ? "north" : "south",
         }),
@@ -1242,18 +1243,6 @@ function reportJournal(r: CassandraBenchResult): void {
       "total ms": f.totalMs.toFixed(1),
     })),
   );
-}
-
-function doc(
-  namespace: string,
-  name: string,
-  capacity: number,
-  labels: Record<string, string>,
-): string {
-  const l = Object.entries(labels)
-    .map(([k, v]) => `    ${k}: ${v}\n`)
-    .join("");
-  return `apiVersion: berth.dev/v1alpha1\nkind: CapacityPool\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n  labels:\n${l}spec:\n  capacity: ${capacity}\n`;
 }
 
 await main();

@@ -143,3 +143,16 @@ export function unary<Req, Res>(
     );
   });
 }
+
+/** One CapacityPool manifest as YAML text (no spec window: the pool is always open). */
+export function poolManifestYaml(
+  namespace: string,
+  name: string,
+  capacity: number,
+  labels: Record<string, string>,
+): string {
+  const l = Object.entries(labels)
+    .map(([k, v]) => `    ${k}: ${v}\n`)
+    .join("");
+  return `apiVersion: berth.dev/v1alpha1\nkind: CapacityPool\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n  labels:\n${l}spec:\n  capacity: ${capacity}\n`;
+}

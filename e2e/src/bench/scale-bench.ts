@@ -18,7 +18,7 @@ import { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { type LocalCluster, startLocalCluster } from "../local/local-cluster.js";
 import { runLoad } from "./load.js";
-import { processCpuSeconds, unary } from "./probes.js";
+import { poolManifestYaml, processCpuSeconds, unary } from "./probes.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -109,24 +109,12 @@ function writeManifests(dir: string, n: number): void {
   const perFile = 10_000;
   for (let f = 0; f * perFile < n; f++) {
     const docs: string[] = [];
-    if (f === 0) docs.push(doc("scale", "hot", 1_000_000_000, { bench: "hot" }));
+    if (f === 0) docs.push(poolManifestYaml("scale", "hot", 1_000_000_000, { bench: "hot" }));
     for (let i = f * perFile; i < Math.min(n, (f + 1) * perFile); i++) {
-      docs.push(doc("scale", `p-${i}`, 1000, { id: `p${i}`, zone: `z${i % ZONES}` }));
+      docs.push(poolManifestYaml("scale", `p-${i}`, 1000, { id: `p${i}`, zone: `z${i % ZONES}` }));
     }
     writeFileSync(join(dir, `pools-${String(f).padStart(3, "0")}.yaml`), docs.join("---\n"));
   }
-}
-
-function doc(
-  namespace: string,
-  name: string,
-  capacity: number,
-  labels: Record<string, string>,
-): string {
-  const l = Object.entries(labels)
-    .map(([k, v]) => `    ${k}: ${v}\n`)
-    .join("");
-  return `apiVersion: berth.dev/v1alpha1\nkind: CapacityPool\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n  labels:\n${l}spec:\n  capacity: ${capacity}\n`;
 }
 
 async function measure(
