@@ -145,8 +145,12 @@ export interface ControlPlane {
    * served by etcd (not by the watch cache) then fails with 410 Gone. Returns the revision.
    */
   compactEtcd(): Promise<number>;
-  /** Stops kube-apiserver (SIGTERM) and starts it again on the same port against the same etcd; resolves when /readyz is ok. */
-  restartApiServer(): Promise<void>;
+  /**
+   * Stops kube-apiserver (SIGTERM) and starts it again on the same port against the same
+   * etcd; resolves when /readyz is ok. `downMs` keeps it stopped at least that long, for
+   * tests that need an outage longer than some deadline (a bare restart can be quicker).
+   */
+  restartApiServer(options?: { readonly downMs?: number }): Promise<void>;
   /** Stops kube-apiserver, then etcd, then removes a temp data dir; idempotent. */
   stop(): Promise<void>;
 }
@@ -406,11 +410,16 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         await call("compaction", { revision: range.header.revision, physical: true });
         return Number(range.header.revision);
       },
-      restartApiServer: () => {
+      restartApiServer: (options = {}) => {
         if (stopRequested) return Promise.reject(new Error("the control plane is stopping"));
+        const downMs = options.downMs ?? 0;
+        if (!Number.isFinite(downMs) || downMs < 0) {
+          return Promise.reject(new RangeError(`downMs must be >= 0, got ${downMs}`));
+        }
         restarting ??= (async () => {
           const t0 = Date.now();
           await apiServer?.stop(stopTimeoutMs);
+          if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
           log(`kube-apiserver stopped; starting it again on port ${apiServerPort}`);
           apiServer = launchApiServer(apiServerPort);
           await waitFor({

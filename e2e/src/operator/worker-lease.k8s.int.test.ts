@@ -170,7 +170,8 @@ describe("WorkerLease on a real kube-apiserver", { skip }, () => {
     lease.start();
     try {
       await until("renewed", () => lease.stats().renewals >= 2);
-      await cp.restartApiServer();
+      // Down for several renew periods, however quick the restart.
+      await cp.restartApiServer({ downMs: 1_500 });
       const renewalsAfterRestart = lease.stats().renewals;
       const renewedBefore = lease.lastRenewedAt ?? 0;
       await until("renewed after the restart", () => lease.stats().renewals > renewalsAfterRestart);

@@ -122,12 +122,11 @@ export function sqliteJournalThread(
   /** Most writes committed in one transaction; more go in the next one at once. */
   const MAX_GROUP = 512;
 
-  const db = new sqlite.DatabaseSync(config.path, { timeout: 0 });
+  // Preparing a statement reads the schema, which can find the file busy for a moment
+  // (another process opening the same new file runs WAL recovery or its migration):
+  // SQLite's busy handler waits that out, within busyTimeoutMs.
+  const db = new sqlite.DatabaseSync(config.path, { timeout: config.busyTimeoutMs });
   db.exec(`PRAGMA synchronous = ${config.synchronous}`);
-  // Lock waits are polled below, at a finer grain than SQLite's busy handler (which
-  // sleeps 1, 2, 5, 10, … ms and so misses the short gaps between another process's
-  // commits).
-  db.exec("PRAGMA busy_timeout = 0");
   const begin = db.prepare("BEGIN IMMEDIATE");
   const beginRead = db.prepare("BEGIN DEFERRED");
   const commit = db.prepare("COMMIT");
@@ -155,6 +154,10 @@ export function sqliteJournalThread(
      WHERE excluded.seq >= snapshots.seq`,
   );
   const selectPoolsOfShard = db.prepare("SELECT pool FROM pools WHERE shard = ? ORDER BY pool");
+  // From here on lock waits are polled below, at a finer grain than SQLite's busy
+  // handler (which sleeps 1, 2, 5, 10, … ms and so misses the short gaps between
+  // another process's commits).
+  db.exec("PRAGMA busy_timeout = 0");
   const pause = new Int32Array(new SharedArrayBuffer(4));
 
   const queue: ThreadRequest[] = [];
