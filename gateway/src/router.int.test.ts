@@ -425,6 +425,48 @@ describe("Router", () => {
     assert.equal((err as { code: number }).code, grpc.status.CANCELLED);
   });
 
+  test("a call its caller cancels says nothing of the owner: an outage in progress goes on, and is counted once", async () => {
+    // Unreachable (no berth.dev reason), then alive but silent, then unreachable again,
+    // then an answer: one outage, from the first failure to the answer.
+    const script: ("unreachable" | "hang" | "answer")[] = ["unreachable", "hang", "unreachable"];
+    const a = await worker(() => {
+      const step = script.shift() ?? "answer";
+      if (step === "hang") return "hang";
+      if (step === "answer") return reserved(pool, 3);
+      return {
+        error: Object.assign(new Error("connection lost"), { code: grpc.status.UNAVAILABLE }),
+      };
+    });
+    const source = new StaticShardMapSource(
+      shardMapAllOwnedBy({
+        revision: 1,
+        owner: "w-a",
+        epoch: 1,
+        members: [{ id: "w-a", address: a.address }],
+      }),
+    );
+    const registry = new Registry();
+    const r = router(source, registry);
+    const controller = new AbortController();
+    const cancelled = r.call("reserve", pool, request, Date.now() + 60_000, {
+      signal: controller.signal,
+    });
+    const rejected = cancelled.then(
+      () => assert.fail("expected CANCELLED"),
+      (e: unknown) => e,
+    );
+    // The second attempt is in flight at the owner, which does not answer: cancel it.
+    while (a.calls.length < 2) await new Promise((res) => setTimeout(res, 5));
+    controller.abort();
+    assert.equal(((await rejected) as { code: number }).code, grpc.status.CANCELLED);
+
+    const response = await r.call("reserve", pool, request, Date.now() + 5000);
+    assert.deepEqual(response, reserved(pool, 3));
+    assert.equal(a.calls.length, 4);
+    const outages = await registry.getSingleMetricAsString("berth_gateway_owner_outages_total");
+    assert.match(outages, /owner="w-a"[^}]*\} 1\b/);
+  });
+
   test("a worker that dies mid-call (CANCELLED from forceShutdown) is retried at the shard's next owner", async () => {
     const b = await worker(() => reserved(pool, 3, 4));
     const a = await worker(() => "hang");

@@ -327,7 +327,8 @@ export class Router {
           s = parseRichStatus(e);
           const verdict = classifyFailure(s, options.signal);
           if (verdict.kind === "answer") {
-            this.#outages.answered(route.owner);
+            // A call its caller ended (cancel, deadline) says nothing of the owner.
+            if (options.signal?.aborted !== true) this.#outages.answered(route.owner);
             throw passThrough(e, s);
           }
           const where = `${route.owner} (${route.address}) of shard ${route.shard}`;

@@ -15,6 +15,7 @@ import {
   type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { type LeaseOwner, withOwner } from "./lease-owner.js";
+import { requestOptions } from "./request.js";
 
 /** Options of a {@link LeaderElector}. */
 export interface LeaderElectorOptions {
@@ -63,6 +64,8 @@ export class LeaderElector {
   private deadline: NodeJS.Timeout | undefined;
   private running = false;
   private round: Promise<void> = Promise.resolve();
+  /** Aborts the requests of the round in flight when the elector stops. */
+  private stopping = new AbortController();
 
   constructor(options: LeaderElectorOptions) {
     const leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -91,6 +94,7 @@ export class LeaderElector {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = new AbortController();
     this.schedule(0);
   }
 
@@ -101,22 +105,28 @@ export class LeaderElector {
   async stop(options: { readonly release?: boolean } = {}): Promise<void> {
     this.running = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    // A round waiting on an API server that does not answer must not hold the stop.
+    this.stopping.abort();
     await this.round;
     if (this.leading && (options.release ?? true)) {
+      const bounded = requestOptions(new AbortController().signal, this.o.renewDeadlineMs);
       try {
-        const lease = await this.o.api.readNamespacedLease({
-          namespace: this.o.namespace,
-          name: this.o.name,
-        });
+        const lease = await this.o.api.readNamespacedLease(
+          { namespace: this.o.namespace, name: this.o.name },
+          bounded,
+        );
         if (lease.spec?.holderIdentity === this.o.identity) {
-          await this.o.api.replaceNamespacedLease({
-            namespace: this.o.namespace,
-            name: this.o.name,
-            body: {
-              ...lease,
-              spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1 },
+          await this.o.api.replaceNamespacedLease(
+            {
+              namespace: this.o.namespace,
+              name: this.o.name,
+              body: {
+                ...lease,
+                spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1 },
+              },
             },
-          });
+            bounded,
+          );
         }
       } catch (e: unknown) {
         this.o.onError(e);
@@ -137,18 +147,24 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<void> {
     const { api, namespace, name, identity } = this.o;
     const now = this.o.now();
+    // No request of a round outlives the renew deadline: a renewal that late could not
+    // keep the leadership anyway, and the next round starts fresh.
+    const options = requestOptions(this.stopping.signal, this.o.renewDeadlineMs);
     let lease: V1Lease;
     try {
-      lease = await api.readNamespacedLease({ namespace, name });
+      lease = await api.readNamespacedLease({ namespace, name }, options);
     } catch (e: unknown) {
       if (!(e instanceof ApiException) || e.code !== 404) throw e;
-      await api.createNamespacedLease({
-        namespace,
-        body: {
-          metadata: { name, namespace, ...this.ownerReferences(undefined) },
-          spec: this.spec(undefined),
+      await api.createNamespacedLease(
+        {
+          namespace,
+          body: {
+            metadata: { name, namespace, ...this.ownerReferences(undefined) },
+            spec: this.spec(undefined),
+          },
         },
-      });
+        options,
+      );
       this.renewed(now);
       return;
     }
@@ -162,15 +178,18 @@ export class LeaderElector {
         return;
       }
     }
-    await api.replaceNamespacedLease({
-      namespace,
-      name,
-      body: {
-        ...lease,
-        metadata: { ...lease.metadata, ...this.ownerReferences(lease) },
-        spec: this.spec(lease),
+    await api.replaceNamespacedLease(
+      {
+        namespace,
+        name,
+        body: {
+          ...lease,
+          metadata: { ...lease.metadata, ...this.ownerReferences(lease) },
+          spec: this.spec(lease),
+        },
       },
-    });
+      options,
+    );
     this.renewed(now);
   }
 
@@ -194,8 +213,14 @@ export class LeaderElector {
   private renewed(at: number): void {
     // Counted from before the write was sent, so never later than the renewal the
     // other candidates observed.
-    if (this.deadline !== undefined) clearTimeout(this.deadline);
     const left = this.o.renewDeadlineMs - (this.o.now() - at);
+    if (left <= 0) {
+      // Too late to count: leading on it would end at once, and every controller would
+      // start and stop for nothing. The next round starts fresh.
+      this.stepDown();
+      return;
+    }
+    if (this.deadline !== undefined) clearTimeout(this.deadline);
     this.deadline = setTimeout(() => this.stepDown(), Math.max(0, left));
     this.deadline.unref();
     if (!this.leading && this.running) {

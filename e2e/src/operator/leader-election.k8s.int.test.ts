@@ -108,6 +108,28 @@ describe("operator leader election on a Lease", { skip }, () => {
     }
   });
 
+  test("a hung kube-apiserver: the leader steps down by its renew deadline, and stop() does not wait for the hung request", async () => {
+    const log: string[] = [];
+    const a = candidate("operator-a", "berth-operator-4", log);
+    const pid = cp.pids().apiServer;
+    assert.ok(pid !== undefined);
+    let frozen = false;
+    try {
+      a.start();
+      await until("a to lead", () => a.isLeader);
+      process.kill(pid, "SIGSTOP");
+      frozen = true;
+      await until("a to step down", () => !a.isLeader, 30_000);
+      // Still frozen: a round is waiting on it. Before requests had a timeout and stop()
+      // aborted them, this waited until kube-apiserver answered.
+      await a.stop({ release: false });
+      assert.deepEqual(log, ["operator-a leads", "operator-a stops"]);
+    } finally {
+      if (frozen) process.kill(pid, "SIGCONT");
+      await a.stop();
+    }
+  });
+
   test("a leader that cannot reach the API server steps down; after the restart one leads again", async () => {
     const log: string[] = [];
     const a = candidate("operator-a", "berth-operator-3", log);
