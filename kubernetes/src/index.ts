@@ -14,6 +14,7 @@ export {
   ResourceInformer,
   type ResourceInformerOptions,
   type ResourceInformerStats,
+  stripManagedFields,
 } from "./informer.js";
 export { loadKubeConfig, PooledKubeConfig } from "./kube-config.js";
 export { LeaderElector, type LeaderElectorOptions } from "./leader-election.js";

@@ -80,6 +80,11 @@ export interface ResourceInformerOptions {
   readonly watchTimeoutSeconds?: number;
   /** Objects per list page (`limit`); default 500. */
   readonly pageSize?: number;
+  /**
+   * Applied to every object before it is cached and emitted, as client-go's
+   * `SetTransform`: drop what nobody reads (see {@link stripManagedFields}).
+   */
+  readonly transform?: <O extends KubeObject>(object: O) => O;
 }
 
 /** Counters of a {@link ResourceInformer}, for metrics and tests. */
@@ -120,6 +125,18 @@ interface ListPage<T> {
 interface WatchEvent<T> {
   type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
   object: T & { code?: number; message?: string };
+}
+
+/**
+ * The object without `metadata.managedFields` (server-side apply bookkeeping, often
+ * the larger part of a small object's metadata). Safe for objects that are written
+ * back whole: a PUT without managedFields keeps the server's.
+ */
+export function stripManagedFields<O extends KubeObject>(object: O): O {
+  const metadata = object.metadata;
+  if (metadata === undefined || !("managedFields" in metadata)) return object;
+  const { managedFields: _, ...rest } = metadata;
+  return { ...object, metadata: rest };
 }
 
 /**
@@ -307,8 +324,10 @@ export class ResourceInformer<T extends KubeObject> {
       }
       // List items carry no apiVersion/kind; watch events do. Give every cached object both.
       const kind = page.kind?.replace(/List$/, "");
+      const transform = this.#o.transform;
       for (const item of page.items ?? []) {
-        items.push({ apiVersion: page.apiVersion, kind, ...item });
+        const object = { apiVersion: page.apiVersion, kind, ...item };
+        items.push(transform === undefined ? object : transform(object));
       }
       token = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion;
@@ -396,10 +415,11 @@ export class ResourceInformer<T extends KubeObject> {
   }
 
   #apply(event: WatchEvent<T>): void {
-    const object = event.object;
     if (event.type === "ERROR") {
-      throw new ApiStatusError(object.code ?? 0, object.message ?? "watch error");
+      const status = event.object;
+      throw new ApiStatusError(status.code ?? 0, status.message ?? "watch error");
     }
+    const object = this.#o.transform === undefined ? event.object : this.#o.transform(event.object);
     const resourceVersion = object.metadata?.resourceVersion;
     if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
     this.#progress++;

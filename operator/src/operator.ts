@@ -20,6 +20,7 @@ import {
   SHARD_MAP_PLURAL,
   type ShardMapObject,
   shardMapOfResource,
+  stripManagedFields,
   VERSION,
   WORKER_ADDRESS_ANNOTATION,
   WORKER_LEASE_LABELS,
@@ -259,6 +260,7 @@ class Controllers {
       fieldSelector: `metadata.name=${this.#shardMapName}`,
       logger: log,
       name: "shardmaps",
+      transform: stripManagedFields,
     });
     this.#leases = new ResourceInformer<LeaseObject>({
       kubeConfig: o.kubeConfig,
@@ -268,6 +270,7 @@ class Controllers {
         .join(","),
       logger: log,
       name: "worker-leases",
+      transform: stripManagedFields,
     });
     this.#pools = new ResourceInformer<PoolItem>({
       kubeConfig: o.kubeConfig,
@@ -277,6 +280,7 @@ class Controllers {
           : `/apis/${GROUP}/${VERSION}/namespaces/${o.poolNamespace}/${CAPACITY_POOL_PLURAL}`,
       logger: log,
       name: "capacitypools",
+      transform: stripManagedFields,
     });
   }
 

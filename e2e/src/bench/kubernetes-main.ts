@@ -62,6 +62,7 @@ const { values: args } = parseArgs({
     "operator-renew-deadline-ms": { type: "string", default: "10000" },
     "operator-retry-period-ms": { type: "string", default: "2000" },
     "max-moves": { type: "string", default: "32" },
+    "membership-stable-ms": { type: "string", default: "1000" },
     "status-writes-per-second": { type: "string", default: "50" },
     "gossip-pull-ms": { type: "string", default: "1000" },
     "many-pools": { type: "string", default: "10000" },
@@ -82,6 +83,7 @@ if (args.help) {
   worker: --lease-duration-ms 2000 --lease-renew-ms 500 --hand-off-timeout-ms 20000
   operator: --operator-lease-duration-ms 15000 --operator-renew-deadline-ms 10000
       --operator-retry-period-ms 2000 --max-moves 32 --status-writes-per-second 50
+      --membership-stable-ms 1000
   gateway: --gossip-pull-ms 1000
   scenario 3 (fresh system): --many-pools 10000 --many-batch 500 --many-parallel 2
       --many-timeout-ms 1800000 --quiet-ms 30000`);
@@ -113,6 +115,7 @@ const settings: SystemSettings = {
   operatorRenewDeadlineMs: int("operator-renew-deadline-ms", 500),
   operatorRetryPeriodMs: int("operator-retry-period-ms", 100),
   maxMoves: int("max-moves", 1),
+  membershipStableMs: int("membership-stable-ms"),
   statusWritesPerSecond: int("status-writes-per-second", 1),
   gatewayGossipPullMs: int("gossip-pull-ms", 10),
 };

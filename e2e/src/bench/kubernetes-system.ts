@@ -43,6 +43,8 @@ export interface SystemSettings {
   readonly operatorRetryPeriodMs: number;
   /** operator --max-moves. */
   readonly maxMoves: number;
+  /** operator --membership-stable-ms. */
+  readonly membershipStableMs: number;
   /** operator --status-writes-per-second. */
   readonly statusWritesPerSecond: number;
   /** gateway --gossip-pull-ms. */
@@ -58,7 +60,7 @@ export function describeSettings(s: SystemSettings): Record<string, string> {
     "worker Lease": `--lease-duration-ms ${s.workerLeaseDurationMs} --lease-renew-ms ${s.workerLeaseRenewMs} (leaseDurationSeconds ${Math.ceil(s.workerLeaseDurationMs / 1000)})`,
     "worker hand-off": `--hand-off-timeout-ms ${s.handOffTimeoutMs}`,
     "operator election": `--lease-duration-ms ${s.operatorLeaseDurationMs} --renew-deadline-ms ${s.operatorRenewDeadlineMs} --retry-period-ms ${s.operatorRetryPeriodMs}`,
-    "operator planning": `--max-moves ${s.maxMoves} --status-writes-per-second ${s.statusWritesPerSecond}`,
+    "operator planning": `--max-moves ${s.maxMoves} --status-writes-per-second ${s.statusWritesPerSecond} --membership-stable-ms ${s.membershipStableMs}`,
     gateway: `--gossip-pull-ms ${s.gatewayGossipPullMs}`,
   };
 }
@@ -204,6 +206,7 @@ export async function startKubernetesSystem(o: StartOptions): Promise<Kubernetes
             ...["--renew-deadline-ms", String(s.operatorRenewDeadlineMs)],
             ...["--retry-period-ms", String(s.operatorRetryPeriodMs)],
             ...["--max-moves", String(s.maxMoves)],
+            ...["--membership-stable-ms", String(s.membershipStableMs)],
             ...["--status-writes-per-second", String(s.statusWritesPerSecond)],
           ],
           logs,

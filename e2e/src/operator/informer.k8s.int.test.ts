@@ -19,6 +19,7 @@ import {
   type InformerEvent,
   type KubeObject,
   ResourceInformer,
+  stripManagedFields,
   VERSION,
 } from "@berth/kubernetes";
 import {
@@ -251,6 +252,67 @@ describe("ResourceInformer on a real kube-apiserver", { skip }, () => {
       informer.stop();
     }
     assert.equal(informer.stats().connected, false);
+  });
+
+  test("transform: stripManagedFields caches listed and watched objects without managedFields; writing one back keeps the server's", async () => {
+    const ns = "informer-transform";
+    await createNamespace(ns);
+    await createPool(ns, "listed", 1);
+    const informer = new ResourceInformer<Pool>({
+      kubeConfig: kc,
+      path: poolsPath(ns),
+      logger,
+      name: "pools-transform",
+      restartDelayMs,
+      transform: stripManagedFields,
+    });
+    const seen = record(informer);
+    informer.start();
+    try {
+      await informer.synced(AbortSignal.timeout(90_000));
+      // Created by another field manager than the write below, so that a write that
+      // wiped managedFields would leave only its own.
+      await objects.createNamespacedCustomObject({
+        ...pools(ns),
+        fieldManager: "berth-test-creator",
+        body: {
+          apiVersion: API_VERSION,
+          kind: CAPACITY_POOL_KIND,
+          metadata: { name: "watched" },
+          spec: { capacity: 2 },
+        },
+      });
+      await until("watched added", () => informer.get(`${ns}/watched`) !== undefined);
+      const server = (await objects.getNamespacedCustomObject({
+        ...pools(ns),
+        name: "watched",
+      })) as Pool;
+      assert.ok(Array.isArray(server.metadata?.managedFields), "the server keeps managedFields");
+      for (const e of seen.events) {
+        assert.equal(e.object.metadata?.managedFields, undefined, `${e.type} ${e.key}`);
+        assert.ok(e.object.metadata?.resourceVersion, "the rest of metadata stays");
+      }
+      // The operator writes cached objects back whole (status, finalizers).
+      const cached = informer.get(`${ns}/watched`) as Pool;
+      await objects.replaceNamespacedCustomObject({
+        ...pools(ns),
+        name: "watched",
+        body: { ...cached, spec: { capacity: 3 } },
+      });
+      await until("watched modified", () => informer.get(`${ns}/watched`)?.spec?.capacity === 3);
+      const after = (await objects.getNamespacedCustomObject({
+        ...pools(ns),
+        name: "watched",
+      })) as Pool;
+      const managers = (o: Pool) =>
+        ((o.metadata?.managedFields ?? []) as { manager?: string }[]).map((f) => f.manager);
+      assert.deepEqual(managers(server), ["berth-test-creator"]);
+      assert.equal(managers(after)[0], "berth-test-creator", "the creator's entry is kept");
+      assert.equal(managers(after).length, 2, "and the write's own is added");
+      assert.equal(informer.get(`${ns}/watched`)?.metadata?.managedFields, undefined);
+    } finally {
+      informer.stop();
+    }
   });
 
   test("stop() drops the watch; start() again catches up on what changed meanwhile", async () => {
