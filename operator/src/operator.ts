@@ -44,7 +44,7 @@ import {
   type OperatorMetrics,
   operatorMetrics,
 } from "./adapters/operator-metrics.js";
-import { LeaseMembership } from "./controller/membership.js";
+import { LeaseMembership, planningHoldMs } from "./controller/membership.js";
 import { PoolCounters } from "./controller/pool-counters.js";
 import { type AppliedSpec, type RejectedSpec, reconcilePool } from "./controller/pool-reconcile.js";
 import { reconcileShardMap } from "./controller/shard-map-reconcile.js";
@@ -213,9 +213,10 @@ class Controllers {
   readonly #lastStatusAt = new Map<string, number>();
   readonly #poolsByShard = new Map<number, Set<string>>();
   readonly #workers = new Map<string, internal.WorkerServiceClient>();
-  /** The live members last seen, and since when (monotonic ms). */
-  #liveKey = "";
-  #liveSince = 0;
+  /** The live members last seen, and when one last joined or was lost (monotonic ms). */
+  #liveIds = new Set<string>();
+  #lastJoinAt: number | undefined;
+  #lastLossAt: number | undefined;
   /** When this term's controllers started (monotonic ms). */
   #startedAt = 0;
   /** The last map this term published or read, for diffing shard changes. */
@@ -378,19 +379,20 @@ class Controllers {
     // Streams to every member that might own or take a shard.
     this.#reports.track(members.filter((m) => m.live));
     this.#counters.setMembers(members.filter((m) => m.live));
-    const liveKey = members
-      .filter((m) => m.live)
-      .map((m) => m.id)
-      .join(",");
+    const liveMembers = members.filter((m) => m.live);
+    const liveIds = new Set(liveMembers.map((m) => m.id));
     const now = performance.now();
-    if (liveKey !== this.#liveKey) {
-      this.#liveKey = liveKey;
-      this.#liveSince = now;
-    }
-    const stableMs = o.membershipStableMs ?? 1_000;
-    if (resource !== undefined && now - this.#liveSince < stableMs) {
-      return { requeueAfterMs: Math.ceil(stableMs - (now - this.#liveSince)) + 1 };
-    }
+    if (liveMembers.some((m) => !this.#liveIds.has(m.id))) this.#lastJoinAt = now;
+    if ([...this.#liveIds].some((id) => !liveIds.has(id))) this.#lastLossAt = now;
+    this.#liveIds = liveIds;
+    const hold = planningHoldMs({
+      now,
+      stableMs: o.membershipStableMs ?? 1_000,
+      lastJoinAt: this.#lastJoinAt,
+      lastLossAt: this.#lastLossAt,
+      live: liveMembers,
+    });
+    if (resource !== undefined && hold > 0) return { requeueAfterMs: hold + 1 };
     // A new term knows nothing of drains in progress until the owners report: planning
     // before then would cancel them. Wait (briefly) for every live worker's first report.
     const unreported = members.filter((m) => m.live && this.#reports.latest(m.id) === undefined);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { LeaseMembership } from "./membership.js";
+import { LeaseMembership, planningHoldMs } from "./membership.js";
 
 const lease = (name: string, renewTime: string, address = `${name}:1`) => ({
   name,
@@ -93,6 +93,62 @@ test("liveness depends only on observation times: members() is sorted and agrees
           m.nextExpiryInMs(),
           live.length === 0 ? undefined : Math.min(...live.map((x) => x.expiresInMs)),
         );
+      },
+    ),
+  );
+});
+
+test("planningHoldMs: a join waits the whole stable time; a loss waits only while a live member is in doubt", () => {
+  const stableMs = 1_000;
+  const fresh = { renewedAgoMs: 300 };
+  const inDoubt = { renewedAgoMs: 1_600 };
+  const hold = (c: Partial<Parameters<typeof planningHoldMs>[0]>) =>
+    planningHoldMs({
+      now: 10_000,
+      stableMs,
+      lastJoinAt: undefined,
+      lastLossAt: undefined,
+      live: [fresh, fresh],
+      ...c,
+    });
+  assert.equal(hold({}), 0, "nothing changed");
+  assert.equal(hold({ lastJoinAt: 9_800 }), 800, "joined 200 ms ago");
+  assert.equal(hold({ lastJoinAt: 9_000 }), 0, "joined a stable time ago");
+  // One worker killed: the others renew on time, so its shards move at once.
+  assert.equal(hold({ lastLossAt: 9_990 }), 0);
+  // Two killed together: when the first expires the second is in doubt.
+  assert.equal(hold({ lastLossAt: 9_990, live: [fresh, inDoubt] }), 990);
+  assert.equal(hold({ lastLossAt: 9_000, live: [fresh, inDoubt] }), 0, "waited long enough");
+  assert.equal(hold({ lastJoinAt: 9_900, lastLossAt: 9_990 }), 900, "the longer hold wins");
+});
+
+test("planningHoldMs: two workers that stop renewing together never get a plan between their expiries", () => {
+  // Renewals every `period` ms, Lease `duration` ms, stable time in between (the
+  // documented condition). Workers a and b stop at most one period apart; c keeps
+  // renewing. From a's expiry until b's, planning is held.
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 100, max: 1_000 }),
+      fc.integer({ min: 0, max: 1_000 }),
+      fc.integer({ min: 0, max: 1_000 }),
+      (period, slack, offsetSeed) => {
+        const stableMs = period + 1 + Math.floor(slack / 2);
+        const duration = stableMs + period + 1 + slack;
+        const aLast = 0;
+        const bLast = offsetSeed % (period + 1);
+        const aExpiry = aLast + duration;
+        const bExpiry = bLast + duration;
+        for (let now = aExpiry; now < bExpiry; now += 1) {
+          const cAgo = now % period;
+          const held = planningHoldMs({
+            now,
+            stableMs,
+            lastJoinAt: undefined,
+            lastLossAt: aExpiry,
+            live: [{ renewedAgoMs: now - bLast }, { renewedAgoMs: cAgo }],
+          });
+          assert.ok(held > 0 && now + held > bExpiry - 1, `held ${held} at ${now}`);
+        }
       },
     ),
   );

@@ -23,6 +23,8 @@ export interface ObservedMember {
   readonly live: boolean;
   /** Milliseconds until it expires (0 when already expired). */
   readonly expiresInMs: number;
+  /** Milliseconds since its last renewal was observed. */
+  readonly renewedAgoMs: number;
 }
 
 interface Entry {
@@ -96,6 +98,7 @@ export class LeaseMembership {
           address: e.address ?? "",
           live: left > 0 && e.address !== undefined,
           expiresInMs: left,
+          renewedAgoMs: now - e.observedAt,
         };
       });
   }
@@ -105,4 +108,42 @@ export class LeaseMembership {
     const live = this.members().filter((m) => m.live);
     return live.length === 0 ? undefined : Math.min(...live.map((m) => m.expiresInMs));
   }
+}
+
+/** What {@link planningHoldMs} looks at. */
+export interface LiveSetChanges {
+  /** Monotonic ms now. */
+  readonly now: number;
+  /** The operator's --membership-stable-ms. */
+  readonly stableMs: number;
+  /** When a member last became live (joined or returned), if ever. */
+  readonly lastJoinAt: number | undefined;
+  /** When a member last stopped being live (expired or left), if ever. */
+  readonly lastLossAt: number | undefined;
+  /** The members live now. */
+  readonly live: readonly Pick<ObservedMember, "renewedAgoMs">[];
+}
+
+/**
+ * How long planning should hold off after the live set changed (0: plan now).
+ *
+ * - After a join, the set must be unchanged for `stableMs`: workers starting together
+ *   join one by one, and planning each one in would move shards back and forth.
+ * - After a loss, the wait is only for a member *in doubt*: live, but not seen to
+ *   renew for over `stableMs`. Workers killed together stop renewing together and
+ *   expire up to one renewal period apart; when the first expires, the others are in
+ *   doubt (their last renewal is about a lease duration old), so planning waits
+ *   instead of handing shards to a member about to expire and then freezing the map
+ *   for lost quorum. When every live member renewed recently, the dead owner's
+ *   shards move at once: a failover does not pay the whole wait.
+ *
+ * Needs renewal period < stableMs < lease duration − renewal period.
+ */
+export function planningHoldMs(c: LiveSetChanges): number {
+  const left = (since: number | undefined) =>
+    since === undefined ? 0 : c.stableMs - (c.now - since);
+  const joinHold = left(c.lastJoinAt);
+  const inDoubt = c.live.some((m) => m.renewedAgoMs > c.stableMs);
+  const lossHold = inDoubt ? left(c.lastLossAt) : 0;
+  return Math.max(0, Math.ceil(Math.max(joinHold, lossHold)));
 }

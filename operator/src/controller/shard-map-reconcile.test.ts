@@ -16,6 +16,7 @@ const member = (id: string, live = true): ObservedMember => ({
   address: `${id}:7000`,
   live,
   expiresInMs: live ? 5_000 : 0,
+  renewedAgoMs: live ? 100 : 10_000,
 });
 
 const observe = (o: Partial<ShardMapObservation>): ShardMapObservation => ({
