@@ -4,13 +4,12 @@
  * answer GetAvailability from this gateway's own gossip replica.
  */
 import { randomUUID } from "node:crypto";
-import { decodeReservationId, richStatus, v1 } from "@berth/proto";
+import { decodeReservationId, richStatus, timestampMs, timestampOf, v1 } from "@berth/proto";
 import {
   InvalidPageSizeError,
   InvalidPageTokenError,
   parseLabelSelector,
   type Replica,
-  timestampMs,
 } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -83,11 +82,6 @@ function durationOf(ms: number): { seconds: number; nanos: number } {
 /** A Timestamp in epoch ms rounded up, so a window end never moves before its start. */
 function ceilMs(t: { seconds: number; nanos: number } | undefined): number {
   return t === undefined ? Number.POSITIVE_INFINITY : t.seconds * 1000 + Math.ceil(t.nanos / 1e6);
-}
-
-function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round(ms - seconds * 1000) * 1_000_000 };
 }
 
 /**

@@ -41,7 +41,7 @@ export {
   MAX_REQUEST_ID_LENGTH,
   MAX_UNITS,
 } from "./adapters/request-validation.js";
-export { countersOf, poolToWire, timestampOf, windowToWire } from "./adapters/wire.js";
+export { countersOf, poolToWire, windowToWire } from "./adapters/wire.js";
 export {
   parseWorkerFlags,
   USAGE as WORKER_USAGE,
