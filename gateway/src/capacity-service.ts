@@ -4,13 +4,15 @@
  * answer GetAvailability from this gateway's own gossip replica.
  */
 import { randomUUID } from "node:crypto";
-import { decodeReservationId, richStatus, timestampMs, timestampOf, v1 } from "@berth/proto";
+import { InvalidPageSizeError, InvalidPageTokenError, type Replica } from "@berth/common";
 import {
-  InvalidPageSizeError,
-  InvalidPageTokenError,
+  decodeReservationId,
   parseLabelSelector,
-  type Replica,
-} from "@berth/worker";
+  richStatus,
+  timestampMs,
+  timestampOf,
+  v1,
+} from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CancelSignal, Router } from "./router.js";

@@ -7,9 +7,11 @@ import { hostname } from "node:os";
 import {
   createLogger,
   createRegistry,
+  Gossiper,
   type InternalTransport,
   parseHostPort,
   plaintextTransport,
+  Replica,
   startObservabilityServer,
 } from "@berth/common";
 import {
@@ -24,9 +26,7 @@ import {
   clusterGuard,
   createGrpcServerMetrics,
   createRequestOutcomes,
-  Gossiper,
   instrumentService,
-  Replica,
 } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";

@@ -3,18 +3,6 @@
  * shared process plumbing (logging, metrics, health) that gateways reuse.
  */
 
-// The read side and the pure pieces gateways reuse.
-export {
-  formatLabelSelector,
-  type LabelRequirement,
-  type LabelSelector,
-  LabelSelectorSyntaxError,
-  labelKeyProblem,
-  labelValueProblem,
-  MAX_LABEL_SELECTOR_LENGTH,
-  matchesLabels,
-  parseLabelSelector,
-} from "@berth/proto";
 export { CLUSTER_REFUSAL_WARN_INTERVAL_MS, clusterGuard } from "./adapters/cluster-guard.js";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
@@ -81,7 +69,6 @@ export {
 } from "./domain/pool.js";
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
 export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
-export * from "./gossip/index.js";
 export { CassandraJournal, type CassandraJournalOptions } from "./journal/cassandra-journal.js";
 export { CassandraUrlError, parseCassandraJournalUrl } from "./journal/cassandra-url.js";
 export { FencedError, JournalUnavailableError } from "./journal/errors.js";

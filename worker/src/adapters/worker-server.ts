@@ -5,11 +5,13 @@
 import {
   createLogger,
   createRegistry,
+  Gossiper,
   type InternalTransport,
   type ObservabilityServer,
   parseHostPort,
   plaintextTransport,
   type Readiness,
+  Replica,
   startObservabilityServer,
 } from "@berth/common";
 import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
@@ -17,8 +19,6 @@ import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { Gossiper } from "../gossip/gossiper.js";
-import { Replica } from "../gossip/replica.js";
 import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
 import { clusterGuard } from "./cluster-guard.js";
