@@ -7,6 +7,8 @@
  * entity, journal or routing lives here.
  */
 
+export * from "./cluster-guard.js";
 export * from "./gossip/index.js";
+export * from "./grpc-server-metrics.js";
 export * from "./internal-tls.js";
 export * from "./observability.js";

@@ -5,10 +5,14 @@
  */
 import { hostname } from "node:os";
 import {
+  clusterGuard,
+  createGrpcServerMetrics,
   createLogger,
   createRegistry,
+  createRequestOutcomes,
   Gossiper,
   type InternalTransport,
+  instrumentService,
   parseHostPort,
   plaintextTransport,
   Replica,
@@ -22,12 +26,6 @@ import {
   type ShardMapSource,
   v1,
 } from "@berth/proto";
-import {
-  clusterGuard,
-  createGrpcServerMetrics,
-  createRequestOutcomes,
-  instrumentService,
-} from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";

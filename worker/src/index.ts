@@ -1,9 +1,9 @@
 /**
- * @berth/worker: the pool entity, its journal, the gossip read side, and the
- * shared process plumbing (logging, metrics, health) that gateways reuse.
+ * @berth/worker: the pool entity, its journal, shard ownership and the worker process
+ * (WorkerService, WorkerControlService). The gossip read side and the gRPC server
+ * plumbing it shares with gateways live in @berth/common.
  */
 
-export { CLUSTER_REFUSAL_WARN_INTERVAL_MS, clusterGuard } from "./adapters/cluster-guard.js";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
   type ConnectBackoff,
@@ -37,13 +37,7 @@ export {
   type WorkerFlags,
 } from "./adapters/worker-flags.js";
 export {
-  createGrpcServerMetrics,
-  createRequestOutcomes,
-  type GrpcServerMetrics,
-  instrumentService,
   type LeaseStats,
-  outcomeOf,
-  type RequestOutcomes,
   registerLeaseMetrics,
   registerReadinessMetric,
   WorkerMetrics,

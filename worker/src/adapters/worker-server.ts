@@ -3,10 +3,12 @@
 // server; and its graceful leave.
 
 import {
+  clusterGuard,
   createLogger,
   createRegistry,
   Gossiper,
   type InternalTransport,
+  instrumentService,
   type ObservabilityServer,
   parseHostPort,
   plaintextTransport,
@@ -21,12 +23,11 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
-import { clusterGuard } from "./cluster-guard.js";
 import { ConnectingJournal } from "./connecting-journal.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { WorkerControl } from "./worker-control.js";
-import { instrumentService, registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
+import { registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
 import { WORKER_SERVICE_DEFINITION, workerService } from "./worker-service.js";
 
 /** How to run a worker. */
