@@ -1,9 +1,14 @@
 /**
- * @berth/common: process plumbing every Berth process shares — structured logging,
- * the metrics registry, the /metrics, /healthz and /readyz endpoints, host:port
- * parsing, and the credentials of internal gRPC servers and clients (plaintext or
- * mutual TLS). No Berth domain code lives here; it depends on no other Berth package.
+ * @berth/common: what every Berth process shares, one layer below worker, gateway and
+ * operator — structured logging, the metrics registry, the /metrics, /healthz and
+ * /readyz endpoints, host:port parsing, the credentials of internal gRPC servers and
+ * clients (plaintext or mutual TLS), and cluster participation: the gossip read side
+ * (Replica, Gossiper, GossipService). It depends only on @berth/proto; no pool
+ * entity, journal or routing lives here.
  */
 
+export * from "./cluster-guard.js";
+export * from "./gossip/index.js";
+export * from "./grpc-server-metrics.js";
 export * from "./internal-tls.js";
 export * from "./observability.js";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
+import { Replica } from "@berth/common";
 import { internal, StaticShardMapSource, v1 } from "@berth/proto";
-import { Replica } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { capacityServiceHandlers } from "./capacity-service.js";

@@ -4,14 +4,15 @@
  * answer GetAvailability from this gateway's own gossip replica.
  */
 import { randomUUID } from "node:crypto";
-import { decodeReservationId, richStatus, v1 } from "@berth/proto";
+import { InvalidPageSizeError, InvalidPageTokenError, type Replica } from "@berth/common";
 import {
-  InvalidPageSizeError,
-  InvalidPageTokenError,
+  decodeReservationId,
   parseLabelSelector,
-  type Replica,
+  richStatus,
   timestampMs,
-} from "@berth/worker";
+  timestampOf,
+  v1,
+} from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CancelSignal, Router } from "./router.js";
@@ -83,11 +84,6 @@ function durationOf(ms: number): { seconds: number; nanos: number } {
 /** A Timestamp in epoch ms rounded up, so a window end never moves before its start. */
 function ceilMs(t: { seconds: number; nanos: number } | undefined): number {
   return t === undefined ? Number.POSITIVE_INFINITY : t.seconds * 1000 + Math.ceil(t.nanos / 1e6);
-}
-
-function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round(ms - seconds * 1000) * 1_000_000 };
 }
 
 /**

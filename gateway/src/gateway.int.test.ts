@@ -2,7 +2,7 @@
 // reflection, gossip and metrics. Owners are FakeWorkers (real grpc-js servers).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createRegistry } from "@berth/common";
+import { createRegistry, encodePageToken } from "@berth/common";
 import {
   encodeReservationId,
   internal,
@@ -11,7 +11,6 @@ import {
   StaticShardMapSource,
   v1,
 } from "@berth/proto";
-import { encodePageToken } from "@berth/worker";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";

@@ -5,11 +5,17 @@
  */
 import { hostname } from "node:os";
 import {
+  clusterGuard,
+  createGrpcServerMetrics,
   createLogger,
   createRegistry,
+  createRequestOutcomes,
+  Gossiper,
   type InternalTransport,
+  instrumentService,
   parseHostPort,
   plaintextTransport,
+  Replica,
   startObservabilityServer,
 } from "@berth/common";
 import {
@@ -20,14 +26,6 @@ import {
   type ShardMapSource,
   v1,
 } from "@berth/proto";
-import {
-  clusterGuard,
-  createGrpcServerMetrics,
-  createRequestOutcomes,
-  Gossiper,
-  instrumentService,
-  Replica,
-} from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";

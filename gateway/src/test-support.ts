@@ -1,4 +1,5 @@
-// Helpers for the gateway's tests: real grpc-js servers and clients on loopback,
+// Helpers for the gateway's tests, and (as `@berth/gateway/testing`) for the e2e tests of
+// a gateway in front of real workers: real grpc-js servers and clients on loopback,
 // ShardMaps built by hand, and a decoder for the rich error details on the wire.
 
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { encodePageToken } from "@berth/common";
 import { encodeReservationId } from "@berth/proto";
-import { encodePageToken } from "@berth/worker";
 import fc from "fast-check";
 import {
   type FieldViolation,

@@ -4,20 +4,17 @@
  * request's field violations (empty when valid) and never throws, whatever it is
  * given — a request decoded from the wire, or any other value.
  */
+import { decodePageToken, InvalidPageTokenError } from "@berth/common";
 import {
   decodeReservationId,
+  LabelSelectorSyntaxError,
   MAX_POOL_ID_LENGTH,
   MAX_RESERVATION_ID_LENGTH,
   MalformedReservationIdError,
+  parseLabelSelector,
   poolIdProblem,
   type v1,
 } from "@berth/proto";
-import {
-  decodePageToken,
-  InvalidPageTokenError,
-  LabelSelectorSyntaxError,
-  parseLabelSelector,
-} from "@berth/worker";
 
 /** One thing wrong with one field, as in `google.rpc.BadRequest.FieldViolation`. */
 export interface FieldViolation {

@@ -94,3 +94,4 @@ export {
   STATUS_DETAILS_KEY,
   TYPE_URLS,
 } from "./status.js";
+export { timestampMs, timestampOf } from "./timestamp.js";

@@ -1,21 +1,9 @@
 /**
- * @berth/worker: the pool entity, its journal, the gossip read side, and the
- * shared process plumbing (logging, metrics, health) that gateways reuse.
+ * @berth/worker: the pool entity, its journal, shard ownership and the worker process
+ * (WorkerService, WorkerControlService). The gossip read side and the gRPC server
+ * plumbing it shares with gateways live in @berth/common.
  */
 
-// The read side and the pure pieces gateways reuse.
-export {
-  formatLabelSelector,
-  type LabelRequirement,
-  type LabelSelector,
-  LabelSelectorSyntaxError,
-  labelKeyProblem,
-  labelValueProblem,
-  MAX_LABEL_SELECTOR_LENGTH,
-  matchesLabels,
-  parseLabelSelector,
-} from "@berth/proto";
-export { CLUSTER_REFUSAL_WARN_INTERVAL_MS, clusterGuard } from "./adapters/cluster-guard.js";
 // The worker runtime: start a worker in-process, or use its pieces.
 export {
   type ConnectBackoff,
@@ -41,7 +29,7 @@ export {
   MAX_REQUEST_ID_LENGTH,
   MAX_UNITS,
 } from "./adapters/request-validation.js";
-export { countersOf, poolToWire, timestampOf, windowToWire } from "./adapters/wire.js";
+export { countersOf, poolToWire, windowToWire } from "./adapters/wire.js";
 export {
   parseWorkerFlags,
   USAGE as WORKER_USAGE,
@@ -49,13 +37,7 @@ export {
   type WorkerFlags,
 } from "./adapters/worker-flags.js";
 export {
-  createGrpcServerMetrics,
-  createRequestOutcomes,
-  type GrpcServerMetrics,
-  instrumentService,
   type LeaseStats,
-  outcomeOf,
-  type RequestOutcomes,
   registerLeaseMetrics,
   registerReadinessMetric,
   WorkerMetrics,
@@ -81,7 +63,6 @@ export {
 } from "./domain/pool.js";
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
 export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
-export * from "./gossip/index.js";
 export { CassandraJournal, type CassandraJournalOptions } from "./journal/cassandra-journal.js";
 export { CassandraUrlError, parseCassandraJournalUrl } from "./journal/cassandra-url.js";
 export { FencedError, JournalUnavailableError } from "./journal/errors.js";

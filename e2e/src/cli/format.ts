@@ -1,5 +1,5 @@
 // Human and JSON renderings of CLI answers. Pure.
-import type { v1 } from "@berth/proto";
+import { timestampMs, type v1 } from "@berth/proto";
 
 type Ts = { seconds: number; nanos: number } | undefined;
 type Dur = { seconds: number; nanos: number } | undefined;
@@ -25,7 +25,7 @@ export function table(rows: readonly (readonly string[])[]): string {
 /** `2026-12-01T07:00:00Z` (fractions only when present). */
 export function isoTime(t: Ts): string {
   if (t === undefined) return "";
-  const iso = new Date(t.seconds * 1000 + Math.floor(t.nanos / 1e6)).toISOString();
+  const iso = new Date(timestampMs(t)).toISOString();
   return t.nanos === 0 ? iso.replace(/\.000Z$/, "Z") : iso;
 }
 

@@ -9,6 +9,7 @@ import {
   MAX_RESERVATION_ID_LENGTH,
   MalformedReservationIdError,
   poolIdProblem,
+  timestampMs,
   type v1,
 } from "@berth/proto";
 import {
@@ -17,7 +18,6 @@ import {
   type PoolSpec,
   type ReservationKey,
 } from "../domain/pool.js";
-import { msOf } from "./wire.js";
 
 /** Most units one Reserve may take. */
 export const MAX_UNITS = 1_000_000;
@@ -200,8 +200,8 @@ function windowOf(w: v1.TimeWindow, field: string): Validated<{ startMs: number;
       return bad(`${field}.${name}`, "is not a valid timestamp (0001-01-01 to 9999-12-31)");
     }
   }
-  const startMs = msOf(w.start);
-  const endMs = msOf(w.end);
+  const startMs = timestampMs(w.start);
+  const endMs = timestampMs(w.end);
   if (endMs <= startMs) return bad(`${field}.end`, "must be after start");
   return { ok: true, value: { startMs, endMs } };
 }

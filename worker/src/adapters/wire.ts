@@ -1,17 +1,6 @@
 // Conversions between the domain's pool view and the wire messages.
-import type { internal, v1 } from "@berth/proto";
+import { type internal, timestampOf, type v1 } from "@berth/proto";
 import type { PoolView, TimeWindowMs } from "../domain/pool.js";
-
-/** A Timestamp for Unix epoch milliseconds. */
-export function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
-}
-
-/** Unix epoch milliseconds of a Timestamp (sub-millisecond part dropped). */
-export function msOf(t: { readonly seconds: number; readonly nanos: number }): number {
-  return t.seconds * 1000 + Math.floor(t.nanos / 1_000_000);
-}
 
 /** The wire TimeWindow of a domain window. */
 export function windowToWire(w: TimeWindowMs | undefined): v1.TimeWindow | undefined {

@@ -3,13 +3,17 @@
 // server; and its graceful leave.
 
 import {
+  clusterGuard,
   createLogger,
   createRegistry,
+  Gossiper,
   type InternalTransport,
+  instrumentService,
   type ObservabilityServer,
   parseHostPort,
   plaintextTransport,
   type Readiness,
+  Replica,
   startObservabilityServer,
 } from "@berth/common";
 import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
@@ -17,16 +21,13 @@ import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { Gossiper } from "../gossip/gossiper.js";
-import { Replica } from "../gossip/replica.js";
 import type { Journal } from "../journal/journal.js";
 import { ShardOwnership } from "../ownership/shard-ownership.js";
-import { clusterGuard } from "./cluster-guard.js";
 import { ConnectingJournal } from "./connecting-journal.js";
 import { addReflection } from "./reflection.js";
 import { countersOf } from "./wire.js";
 import { WorkerControl } from "./worker-control.js";
-import { instrumentService, registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
+import { registerReadinessMetric, WorkerMetrics } from "./worker-metrics.js";
 import { WORKER_SERVICE_DEFINITION, workerService } from "./worker-service.js";
 
 /** How to run a worker. */

@@ -1,5 +1,6 @@
 // grpc-js handlers of berth.internal.v1.WorkerService over the shard ownership layer.
 import { randomBytes } from "node:crypto";
+import { outcomeOf, type RequestOutcomes } from "@berth/common";
 import {
   encodeLegacyReservationId,
   encodeReservationId,
@@ -27,7 +28,6 @@ import {
   validateReserve,
 } from "./request-validation.js";
 import { poolToWire } from "./wire.js";
-import { outcomeOf, type RequestOutcomes } from "./worker-metrics.js";
 
 /** What the WorkerService handlers need. */
 export interface WorkerServiceDeps {

@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type InternalTransport, loadInternalTls } from "@berth/common";
 import { createCertificateAuthority, writeInternalTlsDir } from "@berth/common/testing";
+import { type RunningGateway, startGateway } from "@berth/gateway";
+import { eventually, shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
 import { internal, parseRichStatus, StaticShardMapSource, v1 } from "@berth/proto";
 import { openJournal, type RunningWorker, startWorker } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { type RunningGateway, startGateway } from "./gateway.js";
-import { eventually, shardMapAllOwnedBy, unary } from "./test-support.js";
 
 const silent = pino({ level: "silent" });
 const dir = mkdtempSync(join(tmpdir(), "berth-gateway-tls-"));

@@ -1,6 +1,6 @@
 // The replicated read model: every pool's public counters, the highest version wins.
 import type { internal } from "@berth/proto";
-import { type LabelSelector, matchesLabels } from "@berth/proto";
+import { type LabelSelector, matchesLabels, timestampMs } from "@berth/proto";
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -586,10 +586,4 @@ function upperBound(slots: readonly Slot[], id: string): number {
     else hi = mid;
   }
   return lo;
-}
-/** Milliseconds since the epoch of a protobuf Timestamp; undefined when absent. */
-export function timestampMs(
-  t: { readonly seconds: number; readonly nanos: number } | undefined,
-): number | undefined {
-  return t === undefined ? undefined : t.seconds * 1000 + Math.floor(t.nanos / 1_000_000);
 }

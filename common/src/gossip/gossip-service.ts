@@ -1,12 +1,12 @@
 // grpc-js handlers of berth.internal.v1.GossipService over a Replica.
 
-import type { internal } from "@berth/proto";
+import { type internal, timestampMs, timestampOf } from "@berth/proto";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { BUCKET_COUNT } from "./digest.js";
 import { encodedSizeBound, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
 import { decodePageToken, encodePageToken, InvalidPageTokenError } from "./page-token.js";
-import { type Replica, timestampMs } from "./replica.js";
+import type { Replica } from "./replica.js";
 
 /** Told about every Push a node receives (for metrics). */
 export interface GossipObserver {
@@ -166,9 +166,4 @@ export function gossipServiceHandlers(
 function withConfirmedAt(c: internal.PoolCounters, confirmedAtMs: number): internal.PoolCounters {
   if (timestampMs(c.confirmedAt) === confirmedAtMs) return c;
   return { ...c, confirmedAt: timestampOf(confirmedAtMs) };
-}
-
-function timestampOf(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round(ms - seconds * 1000) * 1_000_000 };
 }

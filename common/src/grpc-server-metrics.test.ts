@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { richStatus } from "@berth/proto";
 import { Metadata, status } from "@grpc/grpc-js";
-import { outcomeOf } from "./worker-metrics.js";
+import { outcomeOf } from "./grpc-server-metrics.js";
 
 test("an answer's outcome is ok, its Berth reason, or its gRPC code, in lower case", () => {
   assert.equal(outcomeOf(null), "ok");

@@ -23,5 +23,4 @@ export {
   Replica,
   type ReplicaEntry,
   type ReplicaOptions,
-  timestampMs,
 } from "./replica.js";

@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { type RunningGateway, startGateway } from "@berth/gateway";
+import { eventually, shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
 import {
   decodeReservationId,
   encodeLegacyReservationId,
@@ -18,8 +20,6 @@ import {
 import { openJournal, type RunningWorker, startWorker } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { type RunningGateway, startGateway } from "./gateway.js";
-import { eventually, shardMapAllOwnedBy, unary } from "./test-support.js";
 
 const silent = pino({ level: "silent" });
 const dir = mkdtempSync(join(tmpdir(), "berth-gateway-"));

@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type RunningGateway, startGateway } from "@berth/gateway";
+import { shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
 import { internal, StaticShardMapSource, v1 } from "@berth/proto";
 import {
   type Journal,
@@ -18,8 +20,6 @@ import {
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { type RunningGateway, startGateway } from "./gateway.js";
-import { shardMapAllOwnedBy, unary } from "./test-support.js";
 
 /** Longer than the 2 s per-attempt timeout the gateway used to resend after. */
 const SLOW_APPEND_MS = 3000;

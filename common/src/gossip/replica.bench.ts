@@ -1,5 +1,5 @@
 // Query throughput of a Replica (run by hand, not by the test command):
-//   node_modules/.bin/node --import tsx worker/src/gossip/replica.bench.ts [pools...]
+//   node_modules/.bin/node --import tsx common/src/gossip/replica.bench.ts [pools...]
 import { internal, parseLabelSelector } from "@berth/proto";
 import { type AvailabilityQuery, Replica } from "./replica.js";
 

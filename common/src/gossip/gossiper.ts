@@ -1,14 +1,14 @@
 // Spreads pool counters to peers: batched deltas, periodic digest anti-entropy, pull on start.
 
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { internal } from "@berth/proto";
+import { internal, timestampMs } from "@berth/proto";
 import { type ChannelOptions, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { type InternalTransport, plaintextTransport } from "../internal-tls.js";
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { type GossipObserver, gossipServiceHandlers } from "./gossip-service.js";
 import { chunkBySize, encodedSizeBound, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
-import { type Replica, timestampMs } from "./replica.js";
+import type { Replica } from "./replica.js";
 
 /** Options of a {@link Gossiper}. */
 export interface GossiperOptions {
