@@ -418,14 +418,16 @@ export async function runKills(
               (l) => l.msg === "ShardMap published" && Number(l.revision) >= revision,
             )?.at;
       const ownerSaw = owners.map(sawAt).filter((x): x is number => x !== undefined);
-      const recovered = owners.flatMap((w) =>
-        logLinesSince(w.logFile, killAt).filter(
-          (l) => l.msg === "shard recovered; serving" && deadShards.has(Number(l.shard)),
-        ),
-      );
-      const recoveredAt = recovered.map((l) => l.at).sort((a, b) => a - b);
-      const recoveryMs = recovered.map((l) => Number(l.ms)).sort((a, b) => a - b);
-      const shardServedAt = new Map(recovered.map((l) => [Number(l.shard), l.at]));
+      // From the new owners' own reports (WatchShards), not their logs.
+      const ownerIds = new Set(owners.map((w) => w.name));
+      const recovered = system.shardReports
+        .servedBetween(killAt, runEnd)
+        .filter((r) => ownerIds.has(r.worker) && deadShards.has(r.shard));
+      const recoveredAt = recovered.map((r) => r.servingAt);
+      const recoveryMs = recovered
+        .flatMap((r) => (r.recoveringAt === undefined ? [] : [r.servingAt - r.recoveringAt]))
+        .sort((a, b) => a - b);
+      const shardServedAt = new Map(recovered.map((r) => [r.shard, r.servingAt]));
       // Per pool: its first answer after its shard's new owner logged it serving.
       const afterRecoveryMs = deadPools.flatMap((p) => {
         const a = answered.get(p.id);

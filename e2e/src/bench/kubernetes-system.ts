@@ -23,6 +23,7 @@ import type { internal } from "@berth/proto";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 import { HostProcess, loopbackAddresses, until } from "../operator/host-cluster.js";
+import { ShardReportLog } from "./shard-report-log.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -101,6 +102,8 @@ export interface KubernetesSystem {
   readonly shardMaps: ResourceInformer<ShardMapItem>;
   /** The install's Leases (workers', berth-operator) as the bench's own watch sees them. */
   readonly leases: ResourceInformer<LeaseItem>;
+  /** When each worker reported each shard recovering and serving (its WatchShards stream). */
+  readonly shardReports: ShardReportLog;
   /** The parsed map the bench's watch last saw, or undefined before the first one. */
   map(): internal.ShardMap | undefined;
   /** The ShardMap's status as the bench's watch last saw it. */
@@ -174,9 +177,11 @@ export async function startKubernetesSystem(o: StartOptions): Promise<Kubernetes
     const logs = join(o.dir, "logs");
     const addresses = await loopbackAddresses(s.workers * 2 + 2 + 3);
     const take = () => addresses.shift() as string;
+    const workerAddresses: { id: string; address: string }[] = [];
     for (let i = 0; i < s.workers; i++) {
       const grpc = take();
       const http = take();
+      workerAddresses.push({ id: `worker-${i}`, address: grpc });
       workers.push(
         new HostProcess(
           `worker-${i}`,
@@ -243,7 +248,8 @@ export async function startKubernetesSystem(o: StartOptions): Promise<Kubernetes
       name: "bench-leases",
       restartDelayMs: { initial: 100, max: 1_000 },
     });
-    informers.push(shardMaps, leases);
+    const shardReports = new ShardReportLog(workerAddresses, clusterId);
+    informers.push(shardMaps, leases, { stop: () => shardReports.close() });
     shardMaps.start();
     leases.start();
     for (const p of [...operators, ...workers, gateway]) p.start();
@@ -290,6 +296,7 @@ export async function startKubernetesSystem(o: StartOptions): Promise<Kubernetes
       kubeConfig,
       shardMaps,
       leases,
+      shardReports,
       map,
       mapStatus,
       leader: async () => {
