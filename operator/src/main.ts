@@ -50,10 +50,12 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
   --status-writes-per-second
                     CapacityPool status writes to kube-apiserver, in total
   --membership-stable-ms
-                    the set of live workers must be unchanged this long before shards
-                    move (keep it above the workers' --lease-renew-ms: workers that die
-                    together must be seen dead together, or a majority could be lost
-                    one by one)
+                    after a worker joins, the live set must be unchanged this long
+                    before shards move; after one is lost, shards move at once unless
+                    a live worker has not been seen to renew for this long (it may be
+                    dying too). Keep it above the workers' --lease-renew-ms and below
+                    their Lease duration minus that: workers that die together must be
+                    seen dead together, or a majority could be lost one by one
 ${INTERNAL_TLS_USAGE}`;
 
 /** Thrown when the command line is not valid; the message says which flag and why. */
