@@ -287,6 +287,7 @@ function reportPools(r: ManyPoolsResult): void {
     "all Ready":
       r.allReadyMs === undefined ? `timed out (${r.readyCount} Ready)` : `${fmt(r.allReadyMs)} s`,
     "operator (leader) RSS": `${mib(r.operator.startRss)} MiB before, peak ${mib(r.operator.hwm)} MiB (VmHWM), ${mib(r.operator.endRss)} MiB after`,
+    "operator (leader) V8 heap used after": `${mib(r.operator.endHeapUsed)} MiB`,
     "operator (standby) peak RSS": `${mib(r.standbyHwm)} MiB`,
     "kube-apiserver RSS": `${mib(r.apiServer.startRss)} MiB before, peak ${mib(r.apiServer.hwm)} MiB (VmHWM), ${mib(r.apiServer.endRss)} MiB after`,
     "etcd RSS": `peak ${mib(r.etcd.hwm)} MiB, ${mib(r.etcd.endRss)} MiB after`,

@@ -144,8 +144,18 @@ export interface ManyPoolsResult {
   readonly readyMs: { p50: number; p90: number; p99: number };
   readonly firstStatusMs: number | undefined;
   readonly readyCount: number;
-  /** The leading operator: peak RSS (VmHWM), and RSS at the start and end. */
-  readonly operator: { name: string; hwm: number; startRss: number; endRss: number };
+  /**
+   * The leading operator: peak RSS (VmHWM), RSS at the start and end, and its V8 heap in
+   * use at the end (its nodejs_heap_size_used_bytes after the quiet period: closer to
+   * the live set than RSS, which keeps the peak's pages).
+   */
+  readonly operator: {
+    name: string;
+    hwm: number;
+    startRss: number;
+    endRss: number;
+    endHeapUsed: number | undefined;
+  };
   readonly standbyHwm: number | undefined;
   readonly apiServer: { hwm: number; startRss: number; peakSampledRss: number; endRss: number };
   readonly etcd: { hwm: number; endRss: number };
@@ -344,6 +354,9 @@ export async function runManyPools(
   const quiet = diff(quietTo, quietFrom);
   const quietSeconds = o.quietMs / 1000;
   const operatorMem = memoryOf(leader.pid);
+  const heapLine = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)$/m.exec(
+    await leader.metrics().catch(() => ""),
+  );
   const apiMem = memoryOf(system.cp.pids().apiServer);
   const etcdMem = memoryOf(system.cp.pids().etcd);
   return {
@@ -361,6 +374,7 @@ export async function runManyPools(
       hwm: operatorMem?.hwm ?? 0,
       startRss: rss0.operator,
       endRss: operatorMem?.rss ?? 0,
+      endHeapUsed: heapLine === null ? undefined : Number(heapLine[1]),
     },
     standbyHwm: memoryOf(standby?.pid)?.hwm,
     apiServer: {
