@@ -9,11 +9,13 @@ export * from "./api/v1alpha1/index.js";
 export {
   type InformerEvent,
   type KubeObject,
+  LAST_APPLIED_ANNOTATION,
   type ObjectMeta,
   objectKey,
   ResourceInformer,
   type ResourceInformerOptions,
   type ResourceInformerStats,
+  stripLastAppliedConfiguration,
   stripManagedFields,
 } from "./informer.js";
 export { loadKubeConfig, PooledKubeConfig } from "./kube-config.js";

@@ -139,6 +139,25 @@ export function stripManagedFields<O extends KubeObject>(object: O): O {
   return { ...object, metadata: rest };
 }
 
+/** The annotation `kubectl apply` keeps its last applied manifest in (a copy of the spec). */
+export const LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * The object without kubectl's last-applied annotation (a second copy of every
+ * applied object). Only for objects that are never written back whole: a PUT without
+ * it would delete it, and the next `kubectl apply` would diff against nothing. PATCHes
+ * (finalizers, status) are fine.
+ */
+export function stripLastAppliedConfiguration<O extends KubeObject>(object: O): O {
+  const annotations = object.metadata?.annotations as Record<string, string> | undefined;
+  if (annotations === undefined || !(LAST_APPLIED_ANNOTATION in annotations)) return object;
+  const { [LAST_APPLIED_ANNOTATION]: _, ...rest } = annotations;
+  return {
+    ...object,
+    metadata: { ...object.metadata, annotations: rest },
+  };
+}
+
 /**
  * The cache key of an object: `namespace/name`, or `name` for a cluster-scoped one.
  */

@@ -20,6 +20,7 @@ import {
   SHARD_MAP_PLURAL,
   type ShardMapObject,
   shardMapOfResource,
+  stripLastAppliedConfiguration,
   stripManagedFields,
   VERSION,
   WORKER_ADDRESS_ANNOTATION,
@@ -281,7 +282,9 @@ class Controllers {
           : `/apis/${GROUP}/${VERSION}/namespaces/${o.poolNamespace}/${CAPACITY_POOL_PLURAL}`,
       logger: log,
       name: "capacitypools",
-      transform: stripManagedFields,
+      // Pools are only PATCHed (finalizers, status), never PUT: the last-applied copy
+      // of each manifest can go too.
+      transform: (pool) => stripLastAppliedConfiguration(stripManagedFields(pool)),
     });
   }
 

@@ -8,6 +8,7 @@
 // watches go to etcd, so an etcd compaction makes an old resourceVersion truly gone,
 // as it is for any resource whose history the watch cache no longer holds.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -18,7 +19,9 @@ import {
   GROUP,
   type InformerEvent,
   type KubeObject,
+  LAST_APPLIED_ANNOTATION,
   ResourceInformer,
+  stripLastAppliedConfiguration,
   stripManagedFields,
   VERSION,
 } from "@berth/kubernetes";
@@ -252,6 +255,44 @@ describe("ResourceInformer on a real kube-apiserver", { skip }, () => {
       informer.stop();
     }
     assert.equal(informer.stats().connected, false);
+  });
+
+  test("transform: stripLastAppliedConfiguration drops kubectl's last-applied copy from the cache and keeps every other annotation", async () => {
+    const ns = "informer-last-applied";
+    await createNamespace(ns);
+    const informer = new ResourceInformer<Pool>({
+      kubeConfig: kc,
+      path: poolsPath(ns),
+      logger,
+      name: "pools-last-applied",
+      restartDelayMs,
+      transform: (o) => stripLastAppliedConfiguration(stripManagedFields(o)),
+    });
+    informer.start();
+    try {
+      await informer.synced(AbortSignal.timeout(90_000));
+      const manifest = {
+        apiVersion: API_VERSION,
+        kind: CAPACITY_POOL_KIND,
+        metadata: { name: "applied", namespace: ns, annotations: { team: "vans" } },
+        spec: { capacity: 4 },
+      };
+      const file = join(cp.dataDir, "applied-pool.json");
+      writeFileSync(file, JSON.stringify(manifest));
+      const applied = await cp.kubectl(["apply", "-f", file]);
+      assert.equal(applied.code, 0, applied.stderr);
+      await until("applied added", () => informer.get(`${ns}/applied`) !== undefined);
+      const server = (await objects.getNamespacedCustomObject({
+        ...pools(ns),
+        name: "applied",
+      })) as Pool;
+      const annotations = (o: Pool | undefined) =>
+        o?.metadata?.annotations as Record<string, string> | undefined;
+      assert.ok(annotations(server)?.[LAST_APPLIED_ANNOTATION], "kubectl apply wrote it");
+      assert.deepEqual(annotations(informer.get(`${ns}/applied`)), { team: "vans" });
+    } finally {
+      informer.stop();
+    }
   });
 
   test("transform: stripManagedFields caches listed and watched objects without managedFields; writing one back keeps the server's", async () => {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_SERVICE_ACCOUNTS, rbacObjects } from "@berth/kubernetes";
+import { DEFAULT_SERVICE_ACCOUNTS, LAST_APPLIED_ANNOTATION, rbacObjects } from "@berth/kubernetes";
 import * as grpc from "@grpc/grpc-js";
 import { CapacityApi, failureOf } from "../acceptance/clients.js";
 import { goMissingReason } from "../kubernetes/build.js";
@@ -138,6 +138,14 @@ describe("Berth on Kubernetes: operator, workers and gateway on a real API serve
       assert.match(p.status?.owner ?? "", /^worker-[0-2]$/);
       assert.ok((p.status?.epoch ?? 0) >= 1);
       assert.deepEqual(p.metadata.finalizers, ["berth.dev/close-pool"]);
+      // The operator caches pools without kubectl's last-applied copy, and its writes
+      // (finalizer and status PATCHes) leave the server's untouched.
+      assert.ok(
+        (p.metadata as { annotations?: Record<string, string> }).annotations?.[
+          LAST_APPLIED_ANNOTATION
+        ],
+        `${p.metadata.name} keeps kubectl's last-applied annotation`,
+      );
       const served = await api.getPool(`${p.metadata.namespace}/${p.metadata.name}`);
       assert.equal(served.capacity, p.spec.capacity);
     }
