@@ -18,13 +18,14 @@ import {
   writeShardMapFile,
 } from "@berth/proto";
 import { ConnectingJournal, openJournal } from "@berth/worker";
-import { loadPoolManifests, type PoolManifest } from "../manifests/index.js";
+import type { PoolManifest } from "../manifests/index.js";
 import type { RestartBackoffOptions } from "./backoff.js";
 import { banner } from "./banner.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
 import { clusterIdOf, type DataDirLockInfo, lockDataDir } from "./data-dir.js";
 import { formatLogLine, type LogFormat } from "./log-format.js";
 import { type LifecycleEvent, ManagedProcess, type ProbeAnswer } from "./managed-process.js";
+import { ManifestCache } from "./manifest-cache.js";
 import { applyPools, changedSpecs, describeApplied, specKey, watchManifests } from "./pool-sync.js";
 import {
   allocateFreePorts,
@@ -167,6 +168,8 @@ const MOVE_TIMEOUT_MS = 30_000;
 const DRAIN_TIMEOUT_MS = 5000;
 /** Longest wait, once every worker is ready, for each to report on its WatchShards stream. */
 const FIRST_REPORT_TIMEOUT_MS = 30_000;
+/** In the data directory: the manifests as last parsed (see manifest-cache.ts). */
+const MANIFEST_CACHE_FILE = "manifest-cache.json";
 
 /**
  * Starts a local cluster and configures its pools.
@@ -212,8 +215,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     });
   };
 
-  // Manifests first: a typo should fail before anything starts.
-  const manifests = await loadPoolManifests(manifestPaths);
+  // Manifests first: a typo should fail before anything starts. Files unchanged since
+  // the last run on this data directory are not parsed again (manifest-cache.ts).
+  const manifestCache = await ManifestCache.open(resolve(dataDir, MANIFEST_CACHE_FILE));
+  const manifests = await manifestCache.load(manifestPaths);
   const ports: ClusterPorts =
     port === 0 ? await allocateFreePorts(workerCount) : derivePorts(port, workerCount);
   // The lock before anything is written: a second start on this data directory must
@@ -488,6 +493,13 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     return stopping;
   };
 
+  /** Best effort: without the cache the next start only parses the manifests again. */
+  const saveManifestCache = () =>
+    manifestCache.save().catch((e: unknown) =>
+      log("warn", "could not save the parsed manifests; the next start parses them again", {
+        error: e instanceof Error ? e.message : String(e),
+      }),
+    );
   const applied = new Map<string, string>();
   let manifestOrder: string[] = manifests.map((m) => m.spec.pool);
   const configureAll = async (list: readonly PoolManifest[], initial: boolean) => {
@@ -527,7 +539,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     }
     if (signal?.aborted) throw new LocalStartAbortedError();
     log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
+    // While the processes start: remember the parsed manifests for the next run.
+    const cacheSaved = saveManifestCache();
     await orAbort(Promise.all(all.map((p) => p.start())));
+    await cacheSaved;
     await orAbort(
       waitFor(
         "every worker reports its shards",
@@ -630,13 +645,14 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const reloadPools = async () => {
     let list: PoolManifest[];
     try {
-      list = await loadPoolManifests(manifestPaths);
+      list = await manifestCache.load(manifestPaths);
     } catch (e: unknown) {
       log("error", "manifests changed but are invalid; keeping the pools as they are", {
         error: e instanceof Error ? e.message : String(e),
       });
       return;
     }
+    await saveManifestCache();
     const ids = new Set(list.map((m) => m.spec.pool));
     const removed = [...applied.keys()].filter((p) => !ids.has(p));
     if (removed.length > 0) {
