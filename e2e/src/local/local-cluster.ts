@@ -11,8 +11,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Router } from "@berth/gateway";
 import {
   clusterClientOptions,
+  digestedSpecOf,
   internal,
   poolIdProblem,
+  SpecDigest,
   StaticShardMapSource,
   shardOf,
   writeShardMapFile,
@@ -168,6 +170,8 @@ const MOVE_TIMEOUT_MS = 30_000;
 const DRAIN_TIMEOUT_MS = 5000;
 /** Longest wait, once every worker is ready, for each to report on its WatchShards stream. */
 const FIRST_REPORT_TIMEOUT_MS = 30_000;
+/** Longest wait, at start, for every shard's owner to report it serving (specs in force). */
+const IN_FORCE_WAIT_MS = 10_000;
 /** In the data directory: the manifests as last parsed (see manifest-cache.ts). */
 const MANIFEST_CACHE_FILE = "manifest-cache.json";
 
@@ -503,8 +507,17 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const applied = new Map<string, string>();
   let manifestOrder: string[] = manifests.map((m) => m.spec.pool);
   const configureAll = async (list: readonly PoolManifest[], initial: boolean) => {
-    const specs = changedSpecs(list, applied);
+    let specs = changedSpecs(list, applied);
     if (specs.length === 0) return;
+    // At start, the workers say which specs their serving shards hold in force: the
+    // pools of a shard whose digest equals that of its manifests need no Configure.
+    let inForce = 0;
+    if (initial) {
+      const skip = await specsInForce(specs);
+      inForce = skip.size;
+      for (const spec of specs) if (skip.has(spec)) applied.set(spec.pool, specKey(spec));
+      specs = specs.filter((spec) => !skip.has(spec));
+    }
     const r = router as Router;
     const result = await applyPools(specs, (spec) =>
       r.call(
@@ -517,18 +530,74 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     );
     const failed = new Set(result.failures.map((f) => f.pool));
     for (const spec of specs) if (!failed.has(spec.pool)) applied.set(spec.pool, specKey(spec));
+    if (result.failures.length === 0 && inForce > 0) {
+      log("info", `${inForce} pools already in force on their owners; no Configure sent for them`, {
+        inForce,
+      });
+    }
     if (result.failures.length > 0) {
       const first = result.failures.slice(0, 5).map((f) => `${f.pool}: ${f.error}`);
       const message = `${result.failures.length} of ${specs.length} pools could not be configured:\n  ${first.join("\n  ")}`;
       if (initial) throw new Error(message);
       log("error", message);
     }
-    log("info", describeApplied(result), {
-      configured: result.configured,
-      created: result.created,
-      updated: result.updated,
-      unchanged: result.configured - result.created - result.updated,
+    const total = { ...result, configured: result.configured + inForce };
+    log("info", describeApplied(total), {
+      configured: total.configured,
+      created: total.created,
+      updated: total.updated,
+      unchanged: total.configured - total.created - total.updated,
     });
+  };
+  /**
+   * The specs (of `specs`) whose shard's owner, serving it at the map's epoch, reports
+   * exactly these specs in force for the shard's pools (and no other pool). Waits a
+   * little for every owner to report its shards SERVING; a shard it does not report so
+   * (or with another digest) is configured pool by pool as before.
+   */
+  const specsInForce = async (
+    specs: readonly internal.PoolSpec[],
+  ): Promise<Set<internal.PoolSpec>> => {
+    const serving = (shard: number) => {
+      const a = map.shards[shard];
+      const r = a === undefined ? undefined : reportOf(a.owner, shard);
+      return a !== undefined &&
+        r !== undefined &&
+        r.epoch === a.epoch &&
+        r.state === internal.ShardReportState.SHARD_REPORT_STATE_SERVING
+        ? r
+        : undefined;
+    };
+    try {
+      await waitFor(
+        "every shard's owner reports it serving",
+        () => map.shards.every((a) => a.owner === "" || serving(a.shard) !== undefined),
+        IN_FORCE_WAIT_MS,
+      );
+    } catch {
+      // Whatever is not reported serving by now is configured pool by pool.
+    }
+    const byShard = new Map<number, internal.PoolSpec[]>();
+    for (const spec of specs) {
+      const shard = shardOf(spec.pool, map.shardCount);
+      const list = byShard.get(shard);
+      if (list === undefined) byShard.set(shard, [spec]);
+      else list.push(spec);
+    }
+    const skip = new Set<internal.PoolSpec>();
+    for (const [shard, list] of byShard) {
+      const reported = serving(shard)?.specDigest ?? "";
+      if (reported === "") continue;
+      const digest = new SpecDigest();
+      let retires = false;
+      for (const spec of list) {
+        const d = digestedSpecOf(spec);
+        if (d === undefined) retires = true;
+        else digest.add(spec.pool, d);
+      }
+      if (!retires && digest.toString() === reported) for (const spec of list) skip.add(spec);
+    }
+    return skip;
   };
 
   try {

@@ -7,6 +7,7 @@ import {
   InvalidCommandError,
   initialState,
   type PoolEvent,
+  type PoolSpec,
   type PoolState,
   type PoolView,
   parsePoolEvent,
@@ -64,6 +65,11 @@ export interface PoolEntityOptions {
   readonly onCommitted?: (view: PoolView) => void;
   /** Called once when the journal reports that a newer owner fenced the pool. */
   readonly onFenced?: (entity: PoolEntity) => void;
+  /**
+   * Called after a durable change (or a load) that replaced the pool's spec: a
+   * configure that changed it, a retire, or a (re)load. See {@link PoolEntity.specInForce}.
+   */
+  readonly onSpecChanged?: (entity: PoolEntity) => void;
 }
 
 /** Lifecycle of an entity. */
@@ -120,6 +126,10 @@ export class PoolEntity {
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
   private committedView: PoolView | undefined;
+  /** state.spec as of the last commit (the state runs ahead during an append). */
+  private committedSpec: PoolSpec | undefined;
+  /** Whether committedSpec is from a loaded state (false until loaded and while reloading). */
+  private specKnown = false;
   private lastSnapshotSeq = 0;
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
@@ -166,6 +176,16 @@ export class PoolEntity {
   /** The pool's counters at its last committed version; undefined if never configured (or not loaded). */
   get view(): PoolView | undefined {
     return this.committedView;
+  }
+
+  /**
+   * The spec in force at the last committed version: undefined while not loaded (or
+   * reloading), when never configured, and once retired. `known` is false while the
+   * entity has no loaded state to answer from.
+   */
+  get specInForce(): { readonly known: boolean; readonly spec: PoolSpec | undefined } {
+    const known = this.statusValue === "ready" && this.specKnown;
+    return { known, spec: known ? this.committedSpec : undefined };
   }
 
   /**
@@ -479,6 +499,16 @@ export class PoolEntity {
   /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
   private committed(): void {
     this.committedView = poolView(this.state);
+    this.specKnown = true;
+    const spec = this.state.spec;
+    if (spec !== this.committedSpec) {
+      this.committedSpec = spec;
+      try {
+        this.options.onSpecChanged?.(this);
+      } catch (e: unknown) {
+        this.log.error({ err: e }, "onSpecChanged listener failed");
+      }
+    }
     if (this.committedView !== undefined) {
       try {
         this.options.onCommitted?.(this.committedView);
@@ -574,6 +604,7 @@ export class PoolEntity {
    */
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
     this.committedView = undefined;
+    this.specKnown = false;
     const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));

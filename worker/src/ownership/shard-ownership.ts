@@ -1,5 +1,5 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
-import { internal, type ShardMapSource, shardOf } from "@berth/proto";
+import { internal, type ShardMapSource, SpecDigest, shardOf } from "@berth/proto";
 import type { Logger } from "pino";
 import type { PoolView } from "../domain/pool.js";
 import type { BackoffPolicy } from "../entity/backoff.js";
@@ -48,6 +48,8 @@ interface HeldShard {
   status: ShardStatus;
   readonly entities: Map<string, PoolEntity>;
   readonly acquiredAt: number;
+  /** The specs in force (ShardReport.spec_digest) while known; cleared by any change. */
+  specDigest: string | undefined;
 }
 
 /** What this worker holds, shard by shard, as of one moment (what WatchShards reports). */
@@ -150,10 +152,12 @@ export class ShardOwnership {
     } = internal.ShardReportState;
     const shards: internal.ShardReport[] = [];
     for (const h of this.shards.values()) {
+      const serving = h.status === "active";
       shards.push({
         shard: h.shard,
         epoch: h.epoch,
-        state: h.status === "active" ? SHARD_REPORT_STATE_SERVING : SHARD_REPORT_STATE_RECOVERING,
+        state: serving ? SHARD_REPORT_STATE_SERVING : SHARD_REPORT_STATE_RECOVERING,
+        specDigest: serving ? this.specDigestOf(h) : "",
       });
     }
     const stillReleasing = new Set([...this.releasing.keys()].map((h) => h.shard));
@@ -164,11 +168,34 @@ export class ShardOwnership {
         !this.shards.has(a.shard) &&
         !stillReleasing.has(a.shard)
       ) {
-        shards.push({ shard: a.shard, epoch: a.epoch, state: SHARD_REPORT_STATE_DRAINED });
+        shards.push({
+          shard: a.shard,
+          epoch: a.epoch,
+          state: SHARD_REPORT_STATE_DRAINED,
+          specDigest: "",
+        });
       }
     }
     shards.sort((x, y) => x.shard - y.shard);
     return { mapRevision: this.map?.revision ?? 0, shards };
+  }
+
+  /**
+   * The digest of every existing pool of a serving shard with its spec in force, or ""
+   * while any of its entities has no loaded state to tell. Kept until a spec changes
+   * or an entity comes or goes; a report carries it as of the report (a spec changed
+   * later shows in the next report, whatever else prompts that).
+   */
+  private specDigestOf(h: HeldShard): string {
+    if (h.specDigest !== undefined) return h.specDigest;
+    const digest = new SpecDigest();
+    for (const e of h.entities.values()) {
+      const { known, spec } = e.specInForce;
+      if (!known) return "";
+      if (spec !== undefined) digest.add(e.pool, spec);
+    }
+    h.specDigest = digest.toString();
+    return h.specDigest;
   }
 
   /**
@@ -363,6 +390,9 @@ export class ShardOwnership {
       ...(this.o.metrics !== undefined ? { metrics: this.o.metrics } : {}),
       // Also while draining: a change committed then is as true as any (higher version wins).
       onCommitted: (view) => this.o.onCommitted?.(view),
+      onSpecChanged: () => {
+        held.specDigest = undefined;
+      },
       onFenced: (e) => {
         this.log.warn(
           { pool, shard: held.shard, epoch: held.epoch },
@@ -372,6 +402,7 @@ export class ShardOwnership {
       },
     });
     held.entities.set(pool, entity);
+    held.specDigest = undefined;
     return entity;
   }
 
@@ -380,6 +411,7 @@ export class ShardOwnership {
     const held = this.shards.get(entity.shard);
     if (held !== undefined && held.entities.get(entity.pool) === entity) {
       held.entities.delete(entity.pool);
+      held.specDigest = undefined;
     }
   }
 
@@ -447,6 +479,7 @@ export class ShardOwnership {
       status: "recovering",
       entities: new Map(),
       acquiredAt: performance.now(),
+      specDigest: undefined,
     };
     this.shards.set(shard, held);
     this.log.debug({ shard, epoch }, "shard acquired; recovering");
