@@ -15,7 +15,7 @@ import {
   toSnapshot,
 } from "../domain/pool.js";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
-import type { Journal } from "../journal/journal.js";
+import type { Journal, LoadedPool } from "../journal/journal.js";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
 import type { EntityCommand, EntityOutcome } from "./entity-outcome.js";
 
@@ -45,6 +45,12 @@ export interface PoolEntityOptions {
    * already fenced above `epoch`.
    */
   readonly fenceOnStart: boolean;
+  /**
+   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
+   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
+   * lower: recorded after the shard's fence) start fences and loads as usual.
+   */
+  readonly recovered?: LoadedPool;
   /**
    * Save a snapshot once this many events were appended since the last one. Default 100.
    * A pool whose last snapshot held more reservations than this waits for as many
@@ -123,6 +129,8 @@ export class PoolEntity {
   private readonly options: PoolEntityOptions;
 
   private statusValue: EntityStatus = "new";
+  /** options.recovered until start has used it (not kept: it holds the pool's events). */
+  private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
   private committedView: PoolView | undefined;
@@ -150,6 +158,7 @@ export class PoolEntity {
     this.shard = options.shard;
     this.epoch = options.epoch;
     this.journal = options.journal;
+    this.recovered = options.recovered;
     this.log = options.logger.child({
       pool: options.pool,
       shard: options.shard,
@@ -632,7 +641,12 @@ export class PoolEntity {
         return;
       }
       this.expireQueued();
-      if (this.options.fenceOnStart) {
+      const recovered =
+        this.recovered !== undefined && this.recovered.fenceEpoch >= this.epoch
+          ? this.recovered
+          : undefined;
+      this.recovered = undefined;
+      if (this.options.fenceOnStart && recovered === undefined) {
         try {
           await this.journal.fence(this.pool, this.shard, this.epoch);
         } catch (e: unknown) {
@@ -648,7 +662,7 @@ export class PoolEntity {
           continue;
         }
       }
-      if (await this.loadOnce()) {
+      if (await this.loadOnce(recovered)) {
         if (this.status === "ready") {
           this.log.debug(
             { version: this.state.version, ms: Math.round(performance.now() - started) },
@@ -660,13 +674,16 @@ export class PoolEntity {
     }
   }
 
-  /** One load attempt. True when settled (ready, fenced or broken); false to retry. */
-  private async loadOnce(): Promise<boolean> {
+  /**
+   * One load attempt (from `recovered`, when given, instead of the journal). True when
+   * settled (ready, fenced or broken); false to retry.
+   */
+  private async loadOnce(recovered?: LoadedPool): Promise<boolean> {
     let state: PoolState;
     let fenceEpoch: number;
     let snapshotSeq = 0;
     try {
-      const loaded = await this.journal.load(this.pool);
+      const loaded = recovered ?? (await this.journal.load(this.pool));
       fenceEpoch = loaded.fenceEpoch;
       if (loaded.snapshot !== undefined) {
         state = fromSnapshot(loaded.snapshot.state);

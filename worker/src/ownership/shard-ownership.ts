@@ -7,7 +7,7 @@ import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
 import type { EntityCommand, EntityOutcome } from "../entity/entity-outcome.js";
 import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
-import type { Journal } from "../journal/journal.js";
+import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";
 import type { CommandOutcome, ExecuteResult, NotOwnerOutcome } from "./command-outcome.js";
 
 /** How long a caller should wait before retrying a shard that is recovering. */
@@ -376,7 +376,7 @@ export class ShardOwnership {
     return entity;
   }
 
-  private newEntity(held: HeldShard, pool: string): PoolEntity {
+  private newEntity(held: HeldShard, pool: string, recovered?: LoadedPool): PoolEntity {
     const entity = new PoolEntity({
       pool,
       shard: held.shard,
@@ -384,6 +384,7 @@ export class ShardOwnership {
       journal: this.o.journal,
       logger: this.o.logger,
       fenceOnStart: true,
+      ...(recovered !== undefined ? { recovered } : {}),
       ...(this.o.snapshotEvery !== undefined ? { snapshotEvery: this.o.snapshotEvery } : {}),
       ...(this.o.maxBatchEvents !== undefined ? { maxBatchEvents: this.o.maxBatchEvents } : {}),
       ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
@@ -490,18 +491,33 @@ export class ShardOwnership {
 
   private async recover(held: HeldShard): Promise<void> {
     const current = () => this.shards.get(held.shard) === held && held.status === "recovering";
+    const journal = this.o.journal;
+    // A journal that can fences and loads the whole shard at once (two calls, not two
+    // per pool); the entities then start from what it loaded.
+    let recovered: RecoveredShard | undefined;
     let pools: string[] | undefined;
     for (let attempt = 0; pools === undefined; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.o.backoff ?? DEFAULT_BACKOFF));
       if (!current()) return;
       try {
-        pools = await this.o.journal.listPools(held.shard);
+        if (journal.recoverShard !== undefined) {
+          recovered = await journal.recoverShard(held.shard, held.epoch);
+          pools = [...recovered.pools.keys()];
+        } else {
+          pools = await journal.listPools(held.shard);
+        }
       } catch (e: unknown) {
-        this.log.warn({ err: e, shard: held.shard, attempt }, "listing the shard's pools failed");
+        this.log.warn(
+          { err: e, shard: held.shard, attempt },
+          "recovering the shard's pools failed",
+        );
       }
     }
     if (!current()) return;
-    const entities = pools.map((p) => held.entities.get(p) ?? this.newEntity(held, p));
+    const entities = pools.map(
+      (p) => held.entities.get(p) ?? this.newEntity(held, p, recovered?.pools.get(p)),
+    );
+    recovered = undefined;
     let next = 0;
     const concurrency = Math.max(1, this.o.recoveryConcurrency ?? 16);
     const loader = async () => {
