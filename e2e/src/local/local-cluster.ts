@@ -165,6 +165,11 @@ export interface LocalCluster {
 }
 
 const CONFIGURE_DEADLINE_MS = 30_000;
+/**
+ * Configures in flight at once. Each new pool costs its owner a fence, a load and an
+ * append: with many in flight those of all pools share the journal's group commits.
+ */
+const CONFIGURE_CONCURRENCY = 256;
 const MOVE_TIMEOUT_MS = 30_000;
 /** Longest wait for an owner to report a DRAINING shard drained before it is moved anyway. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -519,14 +524,17 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       specs = specs.filter((spec) => !skip.has(spec));
     }
     const r = router as Router;
-    const result = await applyPools(specs, (spec) =>
-      r.call(
-        "configure",
-        spec.pool,
-        spec,
-        Date.now() + CONFIGURE_DEADLINE_MS,
-        initial && signal !== undefined ? { signal } : {},
-      ),
+    const result = await applyPools(
+      specs,
+      (spec) =>
+        r.call(
+          "configure",
+          spec.pool,
+          spec,
+          Date.now() + CONFIGURE_DEADLINE_MS,
+          initial && signal !== undefined ? { signal } : {},
+        ),
+      CONFIGURE_CONCURRENCY,
     );
     const failed = new Set(result.failures.map((f) => f.pool));
     for (const spec of specs) if (!failed.has(spec.pool)) applied.set(spec.pool, specKey(spec));

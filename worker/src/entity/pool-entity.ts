@@ -120,7 +120,8 @@ export class PoolEntity {
   readonly shard: number;
   readonly epoch: number;
   private readonly journal: Journal;
-  private readonly log: Logger;
+  /** The pool's child logger, made on first use: most pools never log (a shard holds hundreds). */
+  private logChild: Logger | undefined;
   private readonly snapshotEvery: number;
   private readonly maxBatchEvents: number;
   private readonly maxQueue: number;
@@ -159,11 +160,6 @@ export class PoolEntity {
     this.epoch = options.epoch;
     this.journal = options.journal;
     this.recovered = options.recovered;
-    this.log = options.logger.child({
-      pool: options.pool,
-      shard: options.shard,
-      epoch: options.epoch,
-    });
     this.snapshotEvery = options.snapshotEvery ?? 100;
     // Never more than the journal takes in one append: a batch it refuses for its size
     // would be refused again on every retry.
@@ -175,6 +171,15 @@ export class PoolEntity {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.state = initialState(options.pool);
+  }
+
+  private get log(): Logger {
+    this.logChild ??= this.options.logger.child({
+      pool: this.pool,
+      shard: this.shard,
+      epoch: this.epoch,
+    });
+    return this.logChild;
   }
 
   /** Where the entity is in its life. */
@@ -663,7 +668,7 @@ export class PoolEntity {
         }
       }
       if (await this.loadOnce(recovered)) {
-        if (this.status === "ready") {
+        if (this.status === "ready" && this.options.logger.isLevelEnabled("debug")) {
           this.log.debug(
             { version: this.state.version, ms: Math.round(performance.now() - started) },
             "pool loaded",
