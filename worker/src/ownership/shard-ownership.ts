@@ -80,7 +80,9 @@ export interface OwnershipStats {
  * loaded (warm ownership) — commands meanwhile answer UNAVAILABLE/SHARD_RECOVERING —
  * and then served. A shard that leaves (another owner, DRAINING, UNASSIGNED, or a
  * newer epoch) stops taking commands at once (NOT_OWNER), lets its in-flight appends
- * finish and drops its entities. Moves cost one fence + load per pool, no more.
+ * finish and drops its entities. Moves cost one fence + load per pool, no more (with
+ * a journal that has `recoverShard`, one fence and one load for the whole shard).
+ * A serving shard reports a digest of the specs in force (ShardReport.spec_digest).
  * {@link report} says what it holds, for whoever publishes the map.
  */
 export class ShardOwnership {
@@ -492,7 +494,7 @@ export class ShardOwnership {
   private async recover(held: HeldShard): Promise<void> {
     const current = () => this.shards.get(held.shard) === held && held.status === "recovering";
     const journal = this.o.journal;
-    // A journal that can fences and loads the whole shard at once (two calls, not two
+    // A journal that can fence and load the whole shard at once (two calls, not two
     // per pool); the entities then start from what it loaded.
     let recovered: RecoveredShard | undefined;
     let pools: string[] | undefined;
