@@ -80,6 +80,7 @@ export {
   shardMapProblem,
   writeShardMapFile,
 } from "./shard-map-source.js";
+export { type DigestedSpec, digestedSpecOf, SpecDigest } from "./spec-digest.js";
 export {
   ERROR_DOMAIN,
   ERROR_REASONS,

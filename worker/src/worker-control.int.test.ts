@@ -6,7 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { internal, parseRichStatus, StaticShardMapSource, shardOf, type v1 } from "@berth/proto";
+import {
+  internal,
+  parseRichStatus,
+  SpecDigest,
+  StaticShardMapSource,
+  shardOf,
+  type v1,
+} from "@berth/proto";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { HandOffPublisher, RecordedWatch, reported } from "./adapters/shard-watch-testkit.js";
@@ -174,7 +181,7 @@ test("a shard acquired is RECOVERING while its pools load, then SERVING at its e
       );
       const recovering = await watch.until("shard 2 is recovering", (m) => m.mapRevision === 1);
       assert.deepEqual(watch.messages[recovering]?.shards, [
-        { shard: 2, epoch: 2, state: SHARD_REPORT_STATE_RECOVERING },
+        { shard: 2, epoch: 2, state: SHARD_REPORT_STATE_RECOVERING, specDigest: "" },
       ]);
       journal.release();
       const serving = await watch.until(
@@ -182,10 +189,15 @@ test("a shard acquired is RECOVERING while its pools load, then SERVING at its e
         (m) => reported(m, 2)?.state === SHARD_REPORT_STATE_SERVING,
       );
       assert.ok(serving > recovering);
+      // Serving, it says which specs are in force: the one pool's, as a publisher computes it.
+      const expected = new SpecDigest();
+      expected.add(pool, { capacity: 5, labels: {}, closed: false, generation: 1 });
+      const specDigest = expected.toString();
+      assert.match(specDigest, /^1:[0-9a-f]{32}$/);
       assert.deepEqual(watch.messages[serving], {
         memberId: ME,
         mapRevision: 1,
-        shards: [{ shard: 2, epoch: 2, state: SHARD_REPORT_STATE_SERVING }],
+        shards: [{ shard: 2, epoch: 2, state: SHARD_REPORT_STATE_SERVING, specDigest }],
         leaving: false,
       });
 

@@ -10,7 +10,7 @@
 //     zone matching a tenth of the pools (one page of 100);
 //   - reserve rate and latency on one hot pool with all the other pools present.
 // Progress goes to stderr; the tables go to stdout; --json FILE writes the figures.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     "query-calls": { type: "string", default: "200" },
     "ready-timeout-ms": { type: "string" },
     "no-restart": { type: "boolean", default: false },
+    "keep-logs": { type: "string" },
     json: { type: "string" },
     help: { type: "boolean", default: false },
   },
@@ -39,7 +40,9 @@ if (args.help) {
   process.stdout.write(
     `usage: npm run bench:scale -- [--pools 10000,100000] [--workers 3] [--idle-seconds 10]
        [--reserve-requests 3000] [--concurrency 16] [--query-calls 200]
-       [--ready-timeout-ms N] [--no-restart] [--json FILE]\n`,
+       [--ready-timeout-ms N] [--no-restart] [--keep-logs DIR] [--json FILE]
+--keep-logs DIR copies each start's cluster logs to DIR/<pools>-<phase>/ before the
+temp directory is removed.\n`,
   );
   process.exit(0);
 }
@@ -248,6 +251,11 @@ async function measure(
   } finally {
     progress(`${tag} stopping the cluster`);
     await c.stop();
+    if (args["keep-logs"] !== undefined) {
+      const to = join(args["keep-logs"], `${n}-${phase.replace(" ", "-")}`);
+      cpSync(join(dataDir, "logs"), to, { recursive: true });
+      progress(`${tag} logs copied to ${to}`);
+    }
   }
 }
 

@@ -11,20 +11,23 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Router } from "@berth/gateway";
 import {
   clusterClientOptions,
+  digestedSpecOf,
   internal,
   poolIdProblem,
+  SpecDigest,
   StaticShardMapSource,
   shardOf,
   writeShardMapFile,
 } from "@berth/proto";
 import { ConnectingJournal, openJournal } from "@berth/worker";
-import { loadPoolManifests, type PoolManifest } from "../manifests/index.js";
+import type { PoolManifest } from "../manifests/index.js";
 import type { RestartBackoffOptions } from "./backoff.js";
 import { banner } from "./banner.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
 import { clusterIdOf, type DataDirLockInfo, lockDataDir } from "./data-dir.js";
 import { formatLogLine, type LogFormat } from "./log-format.js";
 import { type LifecycleEvent, ManagedProcess, type ProbeAnswer } from "./managed-process.js";
+import { ManifestCache } from "./manifest-cache.js";
 import { applyPools, changedSpecs, describeApplied, specKey, watchManifests } from "./pool-sync.js";
 import {
   allocateFreePorts,
@@ -162,11 +165,20 @@ export interface LocalCluster {
 }
 
 const CONFIGURE_DEADLINE_MS = 30_000;
+/**
+ * Configures in flight at once. Each new pool costs its owner a fence, a load and an
+ * append: with many in flight those of all pools share the journal's group commits.
+ */
+const CONFIGURE_CONCURRENCY = 256;
 const MOVE_TIMEOUT_MS = 30_000;
 /** Longest wait for an owner to report a DRAINING shard drained before it is moved anyway. */
 const DRAIN_TIMEOUT_MS = 5000;
 /** Longest wait, once every worker is ready, for each to report on its WatchShards stream. */
 const FIRST_REPORT_TIMEOUT_MS = 30_000;
+/** Longest wait, at start, for every shard's owner to report it serving (specs in force). */
+const IN_FORCE_WAIT_MS = 10_000;
+/** In the data directory: the manifests as last parsed (see manifest-cache.ts). */
+const MANIFEST_CACHE_FILE = "manifest-cache.json";
 
 /**
  * Starts a local cluster and configures its pools.
@@ -212,8 +224,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     });
   };
 
-  // Manifests first: a typo should fail before anything starts.
-  const manifests = await loadPoolManifests(manifestPaths);
+  // Manifests first: a typo should fail before anything starts. Files unchanged since
+  // the last run on this data directory are not parsed again (manifest-cache.ts).
+  const manifestCache = await ManifestCache.open(resolve(dataDir, MANIFEST_CACHE_FILE));
+  const manifests = await manifestCache.load(manifestPaths);
   const ports: ClusterPorts =
     port === 0 ? await allocateFreePorts(workerCount) : derivePorts(port, workerCount);
   // The lock before anything is written: a second start on this data directory must
@@ -488,35 +502,110 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     return stopping;
   };
 
+  /** Best effort: without the cache the next start only parses the manifests again. */
+  const saveManifestCache = () =>
+    manifestCache.save().catch((e: unknown) =>
+      log("warn", "could not save the parsed manifests; the next start parses them again", {
+        error: e instanceof Error ? e.message : String(e),
+      }),
+    );
   const applied = new Map<string, string>();
   let manifestOrder: string[] = manifests.map((m) => m.spec.pool);
   const configureAll = async (list: readonly PoolManifest[], initial: boolean) => {
-    const specs = changedSpecs(list, applied);
+    let specs = changedSpecs(list, applied);
     if (specs.length === 0) return;
+    // At start, the workers say which specs their serving shards hold in force: the
+    // pools of a shard whose digest equals that of its manifests need no Configure.
+    let inForce = 0;
+    if (initial) {
+      const skip = await specsInForce(specs);
+      inForce = skip.size;
+      for (const spec of specs) if (skip.has(spec)) applied.set(spec.pool, specKey(spec));
+      specs = specs.filter((spec) => !skip.has(spec));
+    }
     const r = router as Router;
-    const result = await applyPools(specs, (spec) =>
-      r.call(
-        "configure",
-        spec.pool,
-        spec,
-        Date.now() + CONFIGURE_DEADLINE_MS,
-        initial && signal !== undefined ? { signal } : {},
-      ),
+    const result = await applyPools(
+      specs,
+      (spec) =>
+        r.call(
+          "configure",
+          spec.pool,
+          spec,
+          Date.now() + CONFIGURE_DEADLINE_MS,
+          initial && signal !== undefined ? { signal } : {},
+        ),
+      CONFIGURE_CONCURRENCY,
     );
     const failed = new Set(result.failures.map((f) => f.pool));
     for (const spec of specs) if (!failed.has(spec.pool)) applied.set(spec.pool, specKey(spec));
+    if (result.failures.length === 0 && inForce > 0) {
+      log("info", `${inForce} pools already in force on their owners; no Configure sent for them`, {
+        inForce,
+      });
+    }
     if (result.failures.length > 0) {
       const first = result.failures.slice(0, 5).map((f) => `${f.pool}: ${f.error}`);
       const message = `${result.failures.length} of ${specs.length} pools could not be configured:\n  ${first.join("\n  ")}`;
       if (initial) throw new Error(message);
       log("error", message);
     }
-    log("info", describeApplied(result), {
-      configured: result.configured,
-      created: result.created,
-      updated: result.updated,
-      unchanged: result.configured - result.created - result.updated,
+    const total = { ...result, configured: result.configured + inForce };
+    log("info", describeApplied(total), {
+      configured: total.configured,
+      created: total.created,
+      updated: total.updated,
+      unchanged: total.configured - total.created - total.updated,
     });
+  };
+  /**
+   * The specs (of `specs`) whose shard's owner, serving it at the map's epoch, reports
+   * exactly these specs in force for the shard's pools (and no other pool). Waits a
+   * little for every owner to report its shards SERVING; a shard it does not report so
+   * (or with another digest) is configured pool by pool as before.
+   */
+  const specsInForce = async (
+    specs: readonly internal.PoolSpec[],
+  ): Promise<Set<internal.PoolSpec>> => {
+    const serving = (shard: number) => {
+      const a = map.shards[shard];
+      const r = a === undefined ? undefined : reportOf(a.owner, shard);
+      return a !== undefined &&
+        r !== undefined &&
+        r.epoch === a.epoch &&
+        r.state === internal.ShardReportState.SHARD_REPORT_STATE_SERVING
+        ? r
+        : undefined;
+    };
+    try {
+      await waitFor(
+        "every shard's owner reports it serving",
+        () => map.shards.every((a) => a.owner === "" || serving(a.shard) !== undefined),
+        IN_FORCE_WAIT_MS,
+      );
+    } catch {
+      // Whatever is not reported serving by now is configured pool by pool.
+    }
+    const byShard = new Map<number, internal.PoolSpec[]>();
+    for (const spec of specs) {
+      const shard = shardOf(spec.pool, map.shardCount);
+      const list = byShard.get(shard);
+      if (list === undefined) byShard.set(shard, [spec]);
+      else list.push(spec);
+    }
+    const skip = new Set<internal.PoolSpec>();
+    for (const [shard, list] of byShard) {
+      const reported = serving(shard)?.specDigest ?? "";
+      if (reported === "") continue;
+      const digest = new SpecDigest();
+      let retires = false;
+      for (const spec of list) {
+        const d = digestedSpecOf(spec);
+        if (d === undefined) retires = true;
+        else digest.add(spec.pool, d);
+      }
+      if (!retires && digest.toString() === reported) for (const spec of list) skip.add(spec);
+    }
+    return skip;
   };
 
   try {
@@ -527,7 +616,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     }
     if (signal?.aborted) throw new LocalStartAbortedError();
     log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
+    // While the processes start: remember the parsed manifests for the next run.
+    const cacheSaved = saveManifestCache();
     await orAbort(Promise.all(all.map((p) => p.start())));
+    await cacheSaved;
     await orAbort(
       waitFor(
         "every worker reports its shards",
@@ -630,13 +722,14 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   const reloadPools = async () => {
     let list: PoolManifest[];
     try {
-      list = await loadPoolManifests(manifestPaths);
+      list = await manifestCache.load(manifestPaths);
     } catch (e: unknown) {
       log("error", "manifests changed but are invalid; keeping the pools as they are", {
         error: e instanceof Error ? e.message : String(e),
       });
       return;
     }
+    await saveManifestCache();
     const ids = new Set(list.map((m) => m.spec.pool));
     const removed = [...applied.keys()].filter((p) => !ids.has(p));
     if (removed.length > 0) {

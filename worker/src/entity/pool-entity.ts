@@ -7,6 +7,7 @@ import {
   InvalidCommandError,
   initialState,
   type PoolEvent,
+  type PoolSpec,
   type PoolState,
   type PoolView,
   parsePoolEvent,
@@ -14,7 +15,7 @@ import {
   toSnapshot,
 } from "../domain/pool.js";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
-import type { Journal } from "../journal/journal.js";
+import type { Journal, LoadedPool } from "../journal/journal.js";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
 import type { EntityCommand, EntityOutcome } from "./entity-outcome.js";
 
@@ -45,6 +46,12 @@ export interface PoolEntityOptions {
    */
   readonly fenceOnStart: boolean;
   /**
+   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
+   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
+   * lower: recorded after the shard's fence) start fences and loads as usual.
+   */
+  readonly recovered?: LoadedPool;
+  /**
    * Save a snapshot once this many events were appended since the last one. Default 100.
    * A pool whose last snapshot held more reservations than this waits for as many
    * events as that snapshot held: a snapshot costs time in proportion to the pool's
@@ -64,6 +71,11 @@ export interface PoolEntityOptions {
   readonly onCommitted?: (view: PoolView) => void;
   /** Called once when the journal reports that a newer owner fenced the pool. */
   readonly onFenced?: (entity: PoolEntity) => void;
+  /**
+   * Called after a durable change (or a load) that replaced the pool's spec: a
+   * configure that changed it, a retire, or a (re)load. See {@link PoolEntity.specInForce}.
+   */
+  readonly onSpecChanged?: (entity: PoolEntity) => void;
 }
 
 /** Lifecycle of an entity. */
@@ -108,7 +120,8 @@ export class PoolEntity {
   readonly shard: number;
   readonly epoch: number;
   private readonly journal: Journal;
-  private readonly log: Logger;
+  /** The pool's child logger, made on first use: most pools never log (a shard holds hundreds). */
+  private logChild: Logger | undefined;
   private readonly snapshotEvery: number;
   private readonly maxBatchEvents: number;
   private readonly maxQueue: number;
@@ -117,9 +130,15 @@ export class PoolEntity {
   private readonly options: PoolEntityOptions;
 
   private statusValue: EntityStatus = "new";
+  /** options.recovered until start has used it (not kept: it holds the pool's events). */
+  private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
   private committedView: PoolView | undefined;
+  /** state.spec as of the last commit (the state runs ahead during an append). */
+  private committedSpec: PoolSpec | undefined;
+  /** Whether committedSpec is from a loaded state (false until loaded and while reloading). */
+  private specKnown = false;
   private lastSnapshotSeq = 0;
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
@@ -140,11 +159,7 @@ export class PoolEntity {
     this.shard = options.shard;
     this.epoch = options.epoch;
     this.journal = options.journal;
-    this.log = options.logger.child({
-      pool: options.pool,
-      shard: options.shard,
-      epoch: options.epoch,
-    });
+    this.recovered = options.recovered;
     this.snapshotEvery = options.snapshotEvery ?? 100;
     // Never more than the journal takes in one append: a batch it refuses for its size
     // would be refused again on every retry.
@@ -158,6 +173,15 @@ export class PoolEntity {
     this.state = initialState(options.pool);
   }
 
+  private get log(): Logger {
+    this.logChild ??= this.options.logger.child({
+      pool: this.pool,
+      shard: this.shard,
+      epoch: this.epoch,
+    });
+    return this.logChild;
+  }
+
   /** Where the entity is in its life. */
   get status(): EntityStatus {
     return this.statusValue;
@@ -166,6 +190,16 @@ export class PoolEntity {
   /** The pool's counters at its last committed version; undefined if never configured (or not loaded). */
   get view(): PoolView | undefined {
     return this.committedView;
+  }
+
+  /**
+   * The spec in force at the last committed version: undefined while not loaded (or
+   * reloading), when never configured, and once retired. `known` is false while the
+   * entity has no loaded state to answer from.
+   */
+  get specInForce(): { readonly known: boolean; readonly spec: PoolSpec | undefined } {
+    const known = this.statusValue === "ready" && this.specKnown;
+    return { known, spec: known ? this.committedSpec : undefined };
   }
 
   /**
@@ -479,6 +513,16 @@ export class PoolEntity {
   /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
   private committed(): void {
     this.committedView = poolView(this.state);
+    this.specKnown = true;
+    const spec = this.state.spec;
+    if (spec !== this.committedSpec) {
+      this.committedSpec = spec;
+      try {
+        this.options.onSpecChanged?.(this);
+      } catch (e: unknown) {
+        this.log.error({ err: e }, "onSpecChanged listener failed");
+      }
+    }
     if (this.committedView !== undefined) {
       try {
         this.options.onCommitted?.(this.committedView);
@@ -574,6 +618,7 @@ export class PoolEntity {
    */
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
     this.committedView = undefined;
+    this.specKnown = false;
     const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
@@ -601,7 +646,12 @@ export class PoolEntity {
         return;
       }
       this.expireQueued();
-      if (this.options.fenceOnStart) {
+      const recovered =
+        this.recovered !== undefined && this.recovered.fenceEpoch >= this.epoch
+          ? this.recovered
+          : undefined;
+      this.recovered = undefined;
+      if (this.options.fenceOnStart && recovered === undefined) {
         try {
           await this.journal.fence(this.pool, this.shard, this.epoch);
         } catch (e: unknown) {
@@ -617,8 +667,8 @@ export class PoolEntity {
           continue;
         }
       }
-      if (await this.loadOnce()) {
-        if (this.status === "ready") {
+      if (await this.loadOnce(recovered)) {
+        if (this.status === "ready" && this.options.logger.isLevelEnabled("debug")) {
           this.log.debug(
             { version: this.state.version, ms: Math.round(performance.now() - started) },
             "pool loaded",
@@ -629,13 +679,16 @@ export class PoolEntity {
     }
   }
 
-  /** One load attempt. True when settled (ready, fenced or broken); false to retry. */
-  private async loadOnce(): Promise<boolean> {
+  /**
+   * One load attempt (from `recovered`, when given, instead of the journal). True when
+   * settled (ready, fenced or broken); false to retry.
+   */
+  private async loadOnce(recovered?: LoadedPool): Promise<boolean> {
     let state: PoolState;
     let fenceEpoch: number;
     let snapshotSeq = 0;
     try {
-      const loaded = await this.journal.load(this.pool);
+      const loaded = recovered ?? (await this.journal.load(this.pool));
       fenceEpoch = loaded.fenceEpoch;
       if (loaded.snapshot !== undefined) {
         state = fromSnapshot(loaded.snapshot.state);

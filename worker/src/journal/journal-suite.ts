@@ -296,6 +296,59 @@ export function journalConformanceSuite(name: string, open: () => Promise<Journa
       });
     });
 
+    test("recoverShard fences every pool of the shard (never lowering one), loads each as load does, and shuts out older writers", async (t) => {
+      await withStore(async (j, reopen) => {
+        if (j.recoverShard === undefined) {
+          t.skip(`${name} has no recoverShard (recovery fences and loads pool by pool)`);
+          return;
+        }
+        const shard = newShard();
+        const other = newShard();
+        const [a, b, c] = [newPool("rs-a"), newPool("rs-b"), newPool("rs-c")];
+        const elsewhere = newPool("rs-elsewhere");
+        await j.fence(a, shard, 1);
+        await j.append({ pool: a, shard, epoch: 1, expectedVersion: 0 }, [1, 2, 3, 4]);
+        await j.saveSnapshot(a, { seq: 2, state: { sum: 3 } });
+        await j.append({ pool: b, shard, epoch: 0, expectedVersion: 0 }, [{ only: "one" }]);
+        await j.fence(c, shard, 5); // fenced only, and higher than the recovery's epoch
+        await j.fence(elsewhere, other, 1);
+
+        const recovered = await j.recoverShard(shard, 3);
+        assert.deepEqual([...recovered.pools.keys()], [a, b, c].sort());
+        for (const pool of [a, b, c])
+          assert.deepEqual(recovered.pools.get(pool), await j.load(pool));
+        assert.deepEqual(recovered.pools.get(a), {
+          snapshot: { seq: 2, state: { sum: 3 } },
+          events: [
+            { seq: 3, event: 3 },
+            { seq: 4, event: 4 },
+          ],
+          version: 4,
+          fenceEpoch: 3,
+        });
+        assert.equal(recovered.pools.get(b)?.fenceEpoch, 3);
+        assert.equal(recovered.pools.get(c)?.fenceEpoch, 5);
+        assert.equal((await j.load(elsewhere)).fenceEpoch, 1);
+
+        // Every instance now refuses the older owner and takes the recovering one.
+        const k = await reopen();
+        await rejectsWith(
+          k.append({ pool: a, shard, epoch: 2, expectedVersion: 4 }, ["stale"]),
+          FencedError,
+          `pool ${a} is fenced at epoch 3; writer epoch 2 is stale`,
+        );
+        await rejectsWith(
+          k.fence(b, shard, 2),
+          FencedError,
+          `pool ${b} is fenced at epoch 3; writer epoch 2 is stale`,
+        );
+        assert.equal(await k.append({ pool: a, shard, epoch: 3, expectedVersion: 4 }, [5]), 5);
+        // A recovery at a lower epoch lowers nothing.
+        assert.equal((await j.recoverShard(shard, 2)).pools.get(a)?.fenceEpoch, 3);
+        assert.equal((await j.recoverShard(newShard(), 1)).pools.size, 0);
+      });
+    });
+
     test("a fence seen by one journal instance holds for every other instance on the store", async () => {
       await withStore(async (a, reopen) => {
         const b = await reopen();

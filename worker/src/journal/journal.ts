@@ -42,6 +42,12 @@ export interface AppendTarget {
   readonly expectedVersion: number;
 }
 
+/** What {@link Journal.recoverShard} returns. */
+export interface RecoveredShard {
+  /** Every pool recorded in the shard, by id (insertion order: sorted by id). */
+  readonly pools: ReadonlyMap<string, LoadedPool>;
+}
+
 export interface Journal {
   /**
    * Most events one `append` takes; a larger append throws RangeError (and always
@@ -67,5 +73,15 @@ export interface Journal {
   saveSnapshot(pool: string, snapshot: Snapshot): Promise<void>;
   /** Ids of every pool recorded in the given shard, sorted. */
   listPools(shard: number): Promise<string[]>;
+  /**
+   * Optional: a new owner's recovery of a whole shard in one call instead of a
+   * `fence` and a `load` per pool. Raises the fence of every pool recorded in the
+   * shard to `epoch` (a pool fenced higher keeps its fence), then loads every pool
+   * recorded in the shard. Each loaded pool's `fenceEpoch` tells what the caller may
+   * do with it: equal to `epoch`, it is fenced for the caller, who may serve it; higher,
+   * a newer owner holds it; lower, it was recorded after the fence (by an older
+   * writer) and must still be fenced and loaded one by one.
+   */
+  recoverShard?(shard: number, epoch: number): Promise<RecoveredShard>;
   close(): Promise<void>;
 }

@@ -54,6 +54,15 @@ export type ThreadRequest =
       readonly expectedVersion: number;
     }
   | { readonly op: "listPools"; readonly id: number; readonly shard: number }
+  /** Raises the fence of every pool of the shard to `epoch` (none is lowered). */
+  | {
+      readonly op: "fenceShard";
+      readonly id: number;
+      readonly shard: number;
+      readonly epoch: number;
+    }
+  /** Loads every pool of the shard at once. */
+  | { readonly op: "loadShard"; readonly id: number; readonly shard: number }
   /** Answered after every earlier request, then the connection closes and the thread ends. */
   | { readonly op: "close"; readonly id: number };
 
@@ -93,6 +102,14 @@ export interface LoadRows {
   readonly events: readonly { readonly seq: number; readonly payload: string }[];
   readonly version: number;
   readonly fenceEpoch: number;
+}
+
+/** The raw rows of a loadShard: [pool, fence, version], [pool, seq, state], [pool, seq, payload]. */
+export interface LoadShardRows {
+  readonly pools: readonly (readonly [pool: string, fenceEpoch: number, version: number])[];
+  readonly snapshots: readonly (readonly [pool: string, seq: number, state: string])[];
+  /** In (pool, seq) order; only events after the pool's snapshot. */
+  readonly events: readonly (readonly [pool: string, seq: number, payload: string])[];
 }
 
 /** [id, true, value] or [id, false, failure]; one message carries a whole batch of them. */
@@ -154,6 +171,22 @@ export function sqliteJournalThread(
      WHERE excluded.seq >= snapshots.seq`,
   );
   const selectPoolsOfShard = db.prepare("SELECT pool FROM pools WHERE shard = ? ORDER BY pool");
+  const fenceShard = db.prepare(
+    "UPDATE pools SET fence_epoch = ? WHERE shard = ? AND fence_epoch < ?",
+  );
+  const selectShardPools = db.prepare(
+    "SELECT pool, fence_epoch, version FROM pools WHERE shard = ? ORDER BY pool",
+  );
+  const selectShardSnapshots = db.prepare(
+    `SELECT s.pool, s.seq, s.state FROM pools p JOIN snapshots s ON s.pool = p.pool
+     WHERE p.shard = ?`,
+  );
+  const selectShardEvents = db.prepare(
+    `SELECT e.pool, e.seq, e.payload FROM pools p JOIN events e ON e.pool = p.pool
+     WHERE p.shard = ?
+       AND e.seq > COALESCE((SELECT s.seq FROM snapshots s WHERE s.pool = p.pool), 0)
+     ORDER BY e.pool, e.seq`,
+  );
   // From here on lock waits are polled below, at a finer grain than SQLite's busy
   // handler (which sleeps 1, 2, 5, 10, … ms and so misses the short gaps between
   // another process's commits).
@@ -248,6 +281,10 @@ export function sqliteJournalThread(
         upsertFence.run(r.pool, r.shard, r.epoch);
         return { ok: true, value: undefined };
       }
+      case "fenceShard": {
+        fenceShard.run(r.epoch, r.shard, r.epoch);
+        return { ok: true, value: undefined };
+      }
       case "saveSnapshot": {
         const version = (selectPool.get(r.pool) as PoolRow)?.version ?? 0;
         if (r.seq > version) {
@@ -290,6 +327,29 @@ export function sqliteJournalThread(
       case "listPools": {
         const rows = selectPoolsOfShard.all(r.shard) as { pool: string }[];
         return { ok: true, value: rows.map((x) => x.pool) };
+      }
+      case "loadShard": {
+        const pools = selectShardPools.all(r.shard) as {
+          pool: string;
+          fence_epoch: number;
+          version: number;
+        }[];
+        const snapshots = selectShardSnapshots.all(r.shard) as {
+          pool: string;
+          seq: number;
+          state: string;
+        }[];
+        const events = selectShardEvents.all(r.shard) as {
+          pool: string;
+          seq: number;
+          payload: string;
+        }[];
+        const rows: LoadShardRows = {
+          pools: pools.map((p) => [p.pool, p.fence_epoch, p.version] as const),
+          snapshots: snapshots.map((x) => [x.pool, x.seq, x.state] as const),
+          events: events.map((e) => [e.pool, e.seq, e.payload] as const),
+        };
+        return { ok: true, value: rows };
       }
       default:
         throw new Error(`not a read: ${r.op}`);
@@ -353,7 +413,7 @@ export function sqliteJournalThread(
   };
 
   const isWrite = (r: ThreadRequest): boolean =>
-    r.op === "append" || r.op === "fence" || r.op === "saveSnapshot";
+    r.op === "append" || r.op === "fence" || r.op === "fenceShard" || r.op === "saveSnapshot";
 
   const drain = (): void => {
     scheduled = false;

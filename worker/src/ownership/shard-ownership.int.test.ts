@@ -7,7 +7,8 @@ import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
 import { release as releaseOf, reserve } from "../domain/pool-testkit.js";
-import { HeldLoadsJournal } from "../entity/testing-journals.js";
+import { ForwardingJournal, HeldLoadsJournal } from "../entity/testing-journals.js";
+import { FencedError } from "../journal/errors.js";
 import type { Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import { ShardOwnership } from "./shard-ownership.js";
@@ -133,6 +134,56 @@ describe("ShardOwnership", () => {
       assert.ok(after.outcome.kind === "view");
       assert.equal(after.outcome.view?.capacity, 5);
       assert.equal(after.epoch, 2);
+      await o.close();
+    });
+  });
+
+  test("a shard recovered in one recoverShard call serves every pool fenced at its epoch, and fences on its own a pool an older owner recorded meanwhile", async () => {
+    await withJournal(async (sqlite) => {
+      const pools = [poolIn(1, "a"), poolIn(1, "b")];
+      for (const p of pools) {
+        await sqlite.append({ pool: p, shard: 1, epoch: 1, expectedVersion: 0 }, [
+          { type: "configured", spec, at: 1 },
+        ]);
+      }
+      const late = poolIn(1, "late");
+      let calls = 0;
+      let loads = 0;
+      // Between the shard's fence and its load, the older owner (epoch 1) creates a pool.
+      class RacedJournal extends ForwardingJournal {
+        async recoverShard(shard: number, epoch: number) {
+          calls++;
+          const r = await sqlite.recoverShard(shard, epoch);
+          await sqlite.append({ pool: late, shard, epoch: 1, expectedVersion: 0 }, [
+            { type: "configured", spec: { ...spec, capacity: 9 }, at: 2 },
+          ]);
+          return { pools: new Map([...r.pools, [late, await sqlite.load(late)]]) };
+        }
+        override load(pool: string) {
+          loads++;
+          return super.load(pool);
+        }
+      }
+      const source = new StaticShardMapSource(
+        map(1, (s) => ({ owner: s === 1 ? ME : OTHER, epoch: 2 })),
+      );
+      const o = ownership(new RacedJournal(sqlite), source);
+      await settled(o);
+      assert.equal(calls, 1);
+      assert.equal(loads, 1, "only the pool recorded after the shard's fence is loaded alone");
+      assert.equal(o.stats().poolsLoaded, 3);
+      for (const p of [...pools, late]) {
+        assert.equal((await sqlite.load(p)).fenceEpoch, 2, p);
+        await assert.rejects(
+          sqlite.append({ pool: p, shard: 1, epoch: 1, expectedVersion: 1 }, ["stale"]),
+          (e: unknown) => e instanceof FencedError,
+        );
+      }
+      const read = await o.execute(late, { type: "read" });
+      assert.ok(read.outcome.kind === "view");
+      assert.equal(read.outcome.view?.capacity, 9);
+      const r = await o.execute(pools[0] as string, reserve(2, "rs-1"));
+      assert.equal(r.outcome.kind, "ok");
       await o.close();
     });
   });

@@ -1,5 +1,5 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
-import { internal, type ShardMapSource, shardOf } from "@berth/proto";
+import { internal, type ShardMapSource, SpecDigest, shardOf } from "@berth/proto";
 import type { Logger } from "pino";
 import type { PoolView } from "../domain/pool.js";
 import type { BackoffPolicy } from "../entity/backoff.js";
@@ -7,7 +7,7 @@ import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
 import type { EntityCommand, EntityOutcome } from "../entity/entity-outcome.js";
 import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
-import type { Journal } from "../journal/journal.js";
+import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";
 import type { CommandOutcome, ExecuteResult, NotOwnerOutcome } from "./command-outcome.js";
 
 /** How long a caller should wait before retrying a shard that is recovering. */
@@ -48,6 +48,8 @@ interface HeldShard {
   status: ShardStatus;
   readonly entities: Map<string, PoolEntity>;
   readonly acquiredAt: number;
+  /** The specs in force (ShardReport.spec_digest) while known; cleared by any change. */
+  specDigest: string | undefined;
 }
 
 /** What this worker holds, shard by shard, as of one moment (what WatchShards reports). */
@@ -78,7 +80,9 @@ export interface OwnershipStats {
  * loaded (warm ownership) — commands meanwhile answer UNAVAILABLE/SHARD_RECOVERING —
  * and then served. A shard that leaves (another owner, DRAINING, UNASSIGNED, or a
  * newer epoch) stops taking commands at once (NOT_OWNER), lets its in-flight appends
- * finish and drops its entities. Moves cost one fence + load per pool, no more.
+ * finish and drops its entities. Moves cost one fence + load per pool, no more (with
+ * a journal that has `recoverShard`, one fence and one load for the whole shard).
+ * A serving shard reports a digest of the specs in force (ShardReport.spec_digest).
  * {@link report} says what it holds, for whoever publishes the map.
  */
 export class ShardOwnership {
@@ -150,10 +154,12 @@ export class ShardOwnership {
     } = internal.ShardReportState;
     const shards: internal.ShardReport[] = [];
     for (const h of this.shards.values()) {
+      const serving = h.status === "active";
       shards.push({
         shard: h.shard,
         epoch: h.epoch,
-        state: h.status === "active" ? SHARD_REPORT_STATE_SERVING : SHARD_REPORT_STATE_RECOVERING,
+        state: serving ? SHARD_REPORT_STATE_SERVING : SHARD_REPORT_STATE_RECOVERING,
+        specDigest: serving ? this.specDigestOf(h) : "",
       });
     }
     const stillReleasing = new Set([...this.releasing.keys()].map((h) => h.shard));
@@ -164,11 +170,34 @@ export class ShardOwnership {
         !this.shards.has(a.shard) &&
         !stillReleasing.has(a.shard)
       ) {
-        shards.push({ shard: a.shard, epoch: a.epoch, state: SHARD_REPORT_STATE_DRAINED });
+        shards.push({
+          shard: a.shard,
+          epoch: a.epoch,
+          state: SHARD_REPORT_STATE_DRAINED,
+          specDigest: "",
+        });
       }
     }
     shards.sort((x, y) => x.shard - y.shard);
     return { mapRevision: this.map?.revision ?? 0, shards };
+  }
+
+  /**
+   * The digest of every existing pool of a serving shard with its spec in force, or ""
+   * while any of its entities has no loaded state to tell. Kept until a spec changes
+   * or an entity comes or goes; a report carries it as of the report (a spec changed
+   * later shows in the next report, whatever else prompts that).
+   */
+  private specDigestOf(h: HeldShard): string {
+    if (h.specDigest !== undefined) return h.specDigest;
+    const digest = new SpecDigest();
+    for (const e of h.entities.values()) {
+      const { known, spec } = e.specInForce;
+      if (!known) return "";
+      if (spec !== undefined) digest.add(e.pool, spec);
+    }
+    h.specDigest = digest.toString();
+    return h.specDigest;
   }
 
   /**
@@ -349,7 +378,7 @@ export class ShardOwnership {
     return entity;
   }
 
-  private newEntity(held: HeldShard, pool: string): PoolEntity {
+  private newEntity(held: HeldShard, pool: string, recovered?: LoadedPool): PoolEntity {
     const entity = new PoolEntity({
       pool,
       shard: held.shard,
@@ -357,12 +386,16 @@ export class ShardOwnership {
       journal: this.o.journal,
       logger: this.o.logger,
       fenceOnStart: true,
+      ...(recovered !== undefined ? { recovered } : {}),
       ...(this.o.snapshotEvery !== undefined ? { snapshotEvery: this.o.snapshotEvery } : {}),
       ...(this.o.maxBatchEvents !== undefined ? { maxBatchEvents: this.o.maxBatchEvents } : {}),
       ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
       ...(this.o.metrics !== undefined ? { metrics: this.o.metrics } : {}),
       // Also while draining: a change committed then is as true as any (higher version wins).
       onCommitted: (view) => this.o.onCommitted?.(view),
+      onSpecChanged: () => {
+        held.specDigest = undefined;
+      },
       onFenced: (e) => {
         this.log.warn(
           { pool, shard: held.shard, epoch: held.epoch },
@@ -372,6 +405,7 @@ export class ShardOwnership {
       },
     });
     held.entities.set(pool, entity);
+    held.specDigest = undefined;
     return entity;
   }
 
@@ -380,6 +414,7 @@ export class ShardOwnership {
     const held = this.shards.get(entity.shard);
     if (held !== undefined && held.entities.get(entity.pool) === entity) {
       held.entities.delete(entity.pool);
+      held.specDigest = undefined;
     }
   }
 
@@ -447,6 +482,7 @@ export class ShardOwnership {
       status: "recovering",
       entities: new Map(),
       acquiredAt: performance.now(),
+      specDigest: undefined,
     };
     this.shards.set(shard, held);
     this.log.debug({ shard, epoch }, "shard acquired; recovering");
@@ -457,18 +493,33 @@ export class ShardOwnership {
 
   private async recover(held: HeldShard): Promise<void> {
     const current = () => this.shards.get(held.shard) === held && held.status === "recovering";
+    const journal = this.o.journal;
+    // A journal that can fence and load the whole shard at once (two calls, not two
+    // per pool); the entities then start from what it loaded.
+    let recovered: RecoveredShard | undefined;
     let pools: string[] | undefined;
     for (let attempt = 0; pools === undefined; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.o.backoff ?? DEFAULT_BACKOFF));
       if (!current()) return;
       try {
-        pools = await this.o.journal.listPools(held.shard);
+        if (journal.recoverShard !== undefined) {
+          recovered = await journal.recoverShard(held.shard, held.epoch);
+          pools = [...recovered.pools.keys()];
+        } else {
+          pools = await journal.listPools(held.shard);
+        }
       } catch (e: unknown) {
-        this.log.warn({ err: e, shard: held.shard, attempt }, "listing the shard's pools failed");
+        this.log.warn(
+          { err: e, shard: held.shard, attempt },
+          "recovering the shard's pools failed",
+        );
       }
     }
     if (!current()) return;
-    const entities = pools.map((p) => held.entities.get(p) ?? this.newEntity(held, p));
+    const entities = pools.map(
+      (p) => held.entities.get(p) ?? this.newEntity(held, p, recovered?.pools.get(p)),
+    );
+    recovered = undefined;
     let next = 0;
     const concurrency = Math.max(1, this.o.recoveryConcurrency ?? 16);
     const loader = async () => {

@@ -295,6 +295,14 @@ export interface ShardReport {
   /** The epoch the state is for (the map's epoch when the worker acted on it). */
   epoch: number;
   state: ShardReportState;
+  /**
+   * For a SERVING shard: which specs are in force — a digest of every pool of the
+   * shard that exists (configured and not retired) with its spec, "<count>:<hex>"
+   * (XOR of a 128-bit SHA-256 prefix per pool; see SpecDigest in @berth/proto). Equal
+   * to the digest of the specs a publisher would configure means none would change
+   * anything. Empty when not known (other states, or a worker that does not say).
+   */
+  specDigest: string;
 }
 
 /** Public counters of one pool at one version. */
@@ -2021,7 +2029,7 @@ export const WatchShardsResponse: MessageFns<WatchShardsResponse> = {
 };
 
 function createBaseShardReport(): ShardReport {
-  return { shard: 0, epoch: 0, state: 0 };
+  return { shard: 0, epoch: 0, state: 0, specDigest: "" };
 }
 
 export const ShardReport: MessageFns<ShardReport> = {
@@ -2034,6 +2042,9 @@ export const ShardReport: MessageFns<ShardReport> = {
     }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
+    }
+    if (message.specDigest !== "") {
+      writer.uint32(34).string(message.specDigest);
     }
     return writer;
   },
@@ -2075,6 +2086,14 @@ export const ShardReport: MessageFns<ShardReport> = {
             message.state = reader.int32() as any;
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.specDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2092,6 +2111,11 @@ export const ShardReport: MessageFns<ShardReport> = {
       shard: isSet(object.shard) ? globalThis.Number(object.shard) : 0,
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
       state: isSet(object.state) ? shardReportStateFromJSON(object.state) : 0,
+      specDigest: isSet(object.specDigest)
+        ? globalThis.String(object.specDigest)
+        : isSet(object.spec_digest)
+        ? globalThis.String(object.spec_digest)
+        : "",
     };
   },
 
@@ -2106,6 +2130,9 @@ export const ShardReport: MessageFns<ShardReport> = {
     if (message.state !== 0) {
       obj.state = shardReportStateToJSON(message.state);
     }
+    if (message.specDigest !== "") {
+      obj.specDigest = message.specDigest;
+    }
     return obj;
   },
 
@@ -2117,6 +2144,7 @@ export const ShardReport: MessageFns<ShardReport> = {
     message.shard = object.shard ?? 0;
     message.epoch = object.epoch ?? 0;
     message.state = object.state ?? 0;
+    message.specDigest = object.specDigest ?? "";
     return message;
   },
 };
