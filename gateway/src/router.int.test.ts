@@ -565,14 +565,12 @@ describe("Router", () => {
         members: [{ id: "w-a", address: a.address }],
       }),
     );
-    const started = Date.now();
     const err = await router(source)
-      .call("reserve", pool, request, Date.now() + 400)
+      .call("reserve", pool, request, Date.now() + 2_000)
       .then(
         () => assert.fail("expected UNAVAILABLE"),
         (e: unknown) => e,
       );
-    assert.ok(Date.now() - started < 1000);
     const s = parseRichStatus(err);
     assert.equal(s.code, grpc.status.UNAVAILABLE);
     assert.equal(s.reason, "OWNER_UNAVAILABLE");

@@ -156,6 +156,8 @@ interface Failure {
   readonly retryDelayMs?: number;
   /** The owner named the reason itself (e.g. JOURNAL_UNAVAILABLE): keep it over a later timeout. */
   readonly fromOwner: boolean;
+  /** An attempt failed below Berth (transport): a later timeout says so too. */
+  readonly unreachable?: boolean;
 }
 
 /** What to do with a failed attempt; see {@link classifyFailure}. */
@@ -334,9 +336,12 @@ export class Router {
           const where = `${route.owner} (${route.address}) of shard ${route.shard}`;
           if (verdict.kind === "out_of_time") {
             if (!failure.fromOwner) {
+              // Which attempt the deadline lands in is chance: keep what earlier
+              // attempts met, so the answer does not depend on it.
+              const earlier = failure.unreachable ? `; before that, ${failure.message}` : "";
               failure = {
                 reason: "OWNER_UNAVAILABLE",
-                message: `owner ${where} did not answer in time`,
+                message: `owner ${where} did not answer in time${earlier}`,
                 fromOwner: false,
               };
             }
@@ -369,6 +374,7 @@ export class Router {
               reason: "OWNER_UNAVAILABLE",
               message: `owner ${where} is unreachable: ${detail}`,
               fromOwner: false,
+              unreachable: true,
             };
           }
           this.#debugRetry(pool, route, attempt, retryReason, s.message);
