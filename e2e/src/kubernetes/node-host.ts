@@ -267,6 +267,9 @@ export async function sweepCrashedClusters(
     if (!existsSync(dir)) continue;
     log(`cleaning up after a previous cluster that did not stop cleanly: ${dir}`);
     await teardownHost(state, log);
+    // Its harness is dead, so its watchdogs are leftovers too. They end by themselves
+    // once their daemons are gone, but may still be polling (seen under load).
+    await stopProcesses(dir, [""], { watchdogs: true });
     swept++;
   }
   if (existsSync(`/sys/class/net/${POD_BRIDGE}`)) await run("ip", ["link", "del", POD_BRIDGE]);
@@ -369,15 +372,20 @@ export function processesMentioning(needle: string): number[] {
 /**
  * SIGTERM, then after 10 s SIGKILL, every process mentioning `dir` whose executable's
  * base name starts with one of `names` ("" matches all); resolves when they are gone.
+ * The reaper (node) and the control plane's sh watchdogs are left alone unless
+ * `watchdogs` is set: only for a cluster whose harness is dead.
  */
-async function stopProcesses(dir: string, names: readonly string[]): Promise<void> {
+async function stopProcesses(
+  dir: string,
+  names: readonly string[],
+  { watchdogs = false }: { readonly watchdogs?: boolean } = {},
+): Promise<void> {
   const matching = (): number[] =>
     processesMentioning(dir).filter((pid) => {
       try {
         const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
         const base = argv0.slice(argv0.lastIndexOf("/") + 1);
-        // The reaper (node) and the control plane's sh watchdogs are not ours to stop here.
-        if (base === "node" || base === "sh") return false;
+        if (!watchdogs && (base === "node" || base === "sh")) return false;
         return names.some((n) => base.startsWith(n));
       } catch {
         return false;
