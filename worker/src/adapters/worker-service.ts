@@ -210,6 +210,7 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
           ? { type: "reserve", units, requestId, secret: newSecret(), at: now() }
           : { type: "reserve", units, requestId, secret: newSecret(), callToken, at: now() },
         deadline,
+        req.epoch,
       );
       if (outcome.kind !== "ok")
         return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
@@ -237,6 +238,7 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
         pool,
         { type: "release", reservationSeq: seq, key, at: now() },
         deadline,
+        req.epoch,
       );
       if (outcome.kind !== "ok")
         return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
@@ -257,7 +259,7 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
       const v = validateGetPool(req);
       if (!v.ok) return failed({ kind: "invalid_field", violation: v.violation });
       const { pool } = v.value;
-      const r = await deps.ownership.execute(pool, { type: "read" }, deadline);
+      const r = await deps.ownership.execute(pool, { type: "read" }, deadline, req.epoch);
       const outcome = r.outcome;
       if (outcome.kind !== "view")
         return outcome.kind === "ok" ? unexpected("reply") : failed(outcome);
@@ -283,6 +285,7 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
           ? { type: "retire", at: now() }
           : { type: "configure", spec: v.value.spec, at: now() },
         deadline,
+        req.epoch,
       );
       const outcome = r.outcome;
       if (outcome.kind !== "ok")

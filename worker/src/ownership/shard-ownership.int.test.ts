@@ -7,11 +7,15 @@ import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import { pino } from "pino";
 import type { PoolSpec } from "../domain/pool.js";
 import { release as releaseOf, reserve } from "../domain/pool-testkit.js";
-import { ForwardingJournal, HeldLoadsJournal } from "../entity/testing-journals.js";
+import {
+  CountingJournal,
+  ForwardingJournal,
+  HeldLoadsJournal,
+} from "../entity/testing-journals.js";
 import { FencedError } from "../journal/errors.js";
 import type { Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
-import { ShardOwnership } from "./shard-ownership.js";
+import { MAX_ABSENT_POOLS_PER_SHARD, ShardOwnership } from "./shard-ownership.js";
 
 const SHARDS = 4;
 const ME = "worker-0";
@@ -214,6 +218,105 @@ describe("ShardOwnership", () => {
       assert.ok(r.outcome.kind === "rejected");
       assert.equal(r.outcome.rejection.code, "POOL_NOT_FOUND");
       assert.deepEqual(await journal.listPools(3), []);
+      await o.close();
+    });
+  });
+
+  test("a pool found absent is answered without another journal read until configured, and only at that epoch", async () => {
+    await withJournal(async (sqlite) => {
+      const journal = new CountingJournal(sqlite);
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(3, "ghost");
+      const loads = journal.loads;
+      for (const [i, command] of [
+        reserve(1, "a", 1),
+        { type: "read" as const },
+        reserve(1, "b", 2),
+      ].entries()) {
+        const r = await o.execute(pool, command);
+        assert.ok(
+          r.outcome.kind === (command.type === "read" ? "view" : "rejected"),
+          `command ${i}`,
+        );
+      }
+      const retired = await o.execute(pool, { type: "retire", at: 3 });
+      assert.equal(retired.outcome.kind, "ok");
+      assert.equal(journal.loads - loads, 1, "one journal read for four commands");
+      assert.deepEqual(
+        await sqlite.listPools(3),
+        [],
+        "nothing written for a pool never configured",
+      );
+
+      // Configure creates it; from then on it is served, not answered absent.
+      assert.equal((await o.execute(pool, { type: "configure", spec, at: 4 })).outcome.kind, "ok");
+      const reserved = await o.execute(pool, reserve(1, "c", 5));
+      assert.ok(reserved.outcome.kind === "ok", JSON.stringify(reserved.outcome));
+
+      // A new epoch of the shard starts with nothing remembered: another pool is read again.
+      const other = poolIn(3, "phantom");
+      assert.equal((await o.execute(other, reserve(1, "d", 6))).outcome.kind, "rejected");
+      source.set(map(2, (s) => ({ owner: ME, epoch: s === 3 ? 2 : 1 })));
+      await settled(o);
+      const before = journal.loads;
+      assert.equal((await o.execute(other, reserve(1, "e", 7))).outcome.kind, "rejected");
+      assert.equal(journal.loads - before, 1, "read again at the new epoch");
+      await o.close();
+    });
+  });
+
+  test("what it remembers as absent is bounded per shard, oldest forgotten first", async () => {
+    await withJournal(async (sqlite) => {
+      const journal = new CountingJournal(sqlite);
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const ghosts: string[] = [];
+      for (let i = 0; ghosts.length <= MAX_ABSENT_POOLS_PER_SHARD; i++) {
+        const id = `ns/bounded-${i}`;
+        if (shardOf(id, SHARDS) === 0) ghosts.push(id);
+      }
+      for (const g of ghosts) await o.execute(g, { type: "read" });
+      const loads = journal.loads;
+      await o.execute(ghosts.at(-1) as string, { type: "read" });
+      assert.equal(journal.loads, loads, "the newest is remembered");
+      await o.execute(ghosts[0] as string, { type: "read" });
+      assert.equal(journal.loads, loads + 1, "the oldest was forgotten and is read again");
+      await o.close();
+    });
+  });
+
+  test("a command from a caller whose map has a newer epoch of the shard waits for this worker's map", async () => {
+    await withJournal(async (journal) => {
+      const source = new StaticShardMapSource(map(1, () => ({ owner: ME, epoch: 1 })));
+      const o = ownership(journal, source);
+      await settled(o);
+      const pool = poolIn(2, "ahead");
+      assert.equal((await o.execute(pool, { type: "configure", spec, at: 1 })).outcome.kind, "ok");
+
+      // The map never catches up: NOT_OWNER that says why, and nothing written at epoch 1.
+      const version = (await journal.load(pool)).version;
+      const behind = await o.execute(pool, reserve(1, "r-0", 2), undefined, 4);
+      assert.ok(behind.outcome.kind === "not_owner", JSON.stringify(behind.outcome));
+      assert.match(behind.outcome.message, /shard map is behind the caller's.*epoch 1 here, 4/);
+      assert.equal((await journal.load(pool)).version, version);
+
+      // The map catches up while the command waits: it is served at the new epoch.
+      const pending = o.execute(pool, reserve(1, "r-1", 3), undefined, 4);
+      source.set(map(2, (s) => ({ owner: ME, epoch: s === 2 ? 4 : 1 })));
+      let served = await pending;
+      // It may land while the shard recovers at epoch 4; the caller retries then.
+      while (served.outcome.kind === "unavailable") {
+        await settled(o);
+        served = await o.execute(pool, reserve(1, "r-1", 3), undefined, 4);
+      }
+      assert.ok(served.outcome.kind === "ok", JSON.stringify(served.outcome));
+      assert.equal(served.epoch, 4);
+      // A caller with an older map (or none: epoch 0) is served by the owner as it is.
+      assert.equal((await o.execute(pool, { type: "read" }, undefined, 1)).outcome.kind, "view");
+      assert.equal((await o.execute(pool, { type: "read" }, undefined, 0)).outcome.kind, "view");
       await o.close();
     });
   });

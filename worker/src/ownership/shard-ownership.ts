@@ -14,6 +14,16 @@ import type { CommandOutcome, ExecuteResult, NotOwnerOutcome } from "./command-o
 export const SHARD_RECOVERING_RETRY_MS = 50;
 /** How long a caller should wait before retrying a shard that is being handed off. */
 export const SHARD_DRAINING_RETRY_MS = 50;
+/**
+ * How long a command waits for this worker's ShardMap to reach the shard epoch the
+ * caller's map has (the caller saw a newer map first) before it answers NOT_OWNER.
+ */
+export const MAP_CATCH_UP_MS = 250;
+/**
+ * Most pools per held shard remembered as absent from the journal (oldest forgotten
+ * first). A command for one of them answers at once, without a journal read.
+ */
+export const MAX_ABSENT_POOLS_PER_SHARD = 1024;
 
 /** Observations of the ownership layer (the worker turns them into metrics). */
 export interface OwnershipMetrics extends EntityMetrics {
@@ -50,6 +60,13 @@ interface HeldShard {
   readonly acquiredAt: number;
   /** The specs in force (ShardReport.spec_digest) while known; cleared by any change. */
   specDigest: string | undefined;
+  /**
+   * Pools a journal read at this epoch found never configured, oldest first, at most
+   * {@link MAX_ABSENT_POOLS_PER_SHARD}. While this worker holds the shard at this
+   * epoch only it creates pools here (through configure, which drops the entry), so
+   * the answer stays true; a new epoch is a new HeldShard and starts empty.
+   */
+  readonly absent: Set<string>;
 }
 
 /** What this worker holds, shard by shard, as of one moment (what WatchShards reports). */
@@ -237,9 +254,18 @@ export class ShardOwnership {
 
   /**
    * Routes a command to the pool's entity if this worker serves its shard; otherwise
-   * answers where it lives. `deadline` is absolute ms (Date.now() clock). Never rejects.
+   * answers where it lives. `deadline` is absolute ms (Date.now() clock). `callerEpoch`
+   * is the shard's epoch in the caller's ShardMap (0 or undefined: not known): when it
+   * is newer than this worker's map, the command waits up to {@link MAP_CATCH_UP_MS}
+   * for this worker's map to catch up, and answers NOT_OWNER if it does not — a worker
+   * never acts on an assignment its caller already knows to be superseded. Never rejects.
    */
-  async execute(pool: string, command: EntityCommand, deadline?: number): Promise<ExecuteResult> {
+  async execute(
+    pool: string,
+    command: EntityCommand,
+    deadline?: number,
+    callerEpoch?: number,
+  ): Promise<ExecuteResult> {
     const map = this.map;
     if (this.closed) {
       return {
@@ -266,6 +292,20 @@ export class ShardOwnership {
       };
     }
     const shard = shardOf(pool, map.shardCount);
+    if (callerEpoch !== undefined && !(await this.mapReaches(shard, callerEpoch, deadline))) {
+      const mine = this.map?.shards[shard]?.epoch ?? 0;
+      return {
+        outcome: {
+          ...this.notOwner(
+            shard,
+            `this worker's shard map is behind the caller's (shard ${shard} at epoch ${mine} here, ${callerEpoch} in the caller's); retry`,
+          ),
+          retryDelayMs: SHARD_DRAINING_RETRY_MS,
+        },
+        shard,
+        epoch: mine,
+      };
+    }
     const routed = await this.entityFor(pool, shard, command);
     if (!(routed instanceof PoolEntity))
       return { outcome: routed, shard, epoch: this.epochOf(shard) };
@@ -311,6 +351,28 @@ export class ShardOwnership {
     return n;
   }
 
+  /**
+   * Whether this worker's map has `shard` at `epoch` or newer, waiting for map changes
+   * up to {@link MAP_CATCH_UP_MS} (or the deadline, if sooner) when it has not yet.
+   */
+  private mapReaches(shard: number, epoch: number, deadline?: number): Promise<boolean> {
+    const reached = () => (this.map?.shards[shard]?.epoch ?? 0) >= epoch;
+    if (reached()) return Promise.resolve(true);
+    const waitMs = Math.min(MAP_CATCH_UP_MS, (deadline ?? Number.POSITIVE_INFINITY) - Date.now());
+    if (!(waitMs > 0)) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        resolve(reached());
+      };
+      const timer = setTimeout(done, waitMs);
+      const off = this.onChange(() => {
+        if (reached() || this.closed) done();
+      });
+    });
+  }
+
   private epochOf(shard: number): number {
     return this.shards.get(shard)?.epoch ?? this.map?.shards[shard]?.epoch ?? 0;
   }
@@ -328,7 +390,8 @@ export class ShardOwnership {
     if (command.type !== "configure") {
       // Not loaded by the warm recovery: either it does not exist (the usual case: answer
       // without creating anything in the journal) or it was created after the shard's
-      // pools were listed. A read tells which.
+      // pools were listed. A read tells which, once per pool and epoch.
+      if (held.absent.has(pool)) return absentOutcome(pool, command);
       let exists: boolean;
       try {
         const loaded = await this.o.journal.load(pool);
@@ -352,25 +415,12 @@ export class ShardOwnership {
       const raced = held.entities.get(pool);
       if (raced !== undefined) return raced;
       if (!exists) {
-        if (command.type === "retire") {
-          // Retiring a pool that never existed writes nothing, not even a fence.
-          return {
-            kind: "ok",
-            reply: { type: "configured", changed: false },
-            version: 0,
-            view: undefined,
-          };
+        if (held.absent.size >= MAX_ABSENT_POOLS_PER_SHARD) {
+          const oldest = held.absent.values().next().value;
+          if (oldest !== undefined) held.absent.delete(oldest);
         }
-        return command.type === "read"
-          ? { kind: "view", view: undefined }
-          : {
-              kind: "rejected",
-              rejection: {
-                code: "POOL_NOT_FOUND",
-                message: `pool ${pool} does not exist (it has never been configured)`,
-              },
-              version: 0,
-            };
+        held.absent.add(pool);
+        return absentOutcome(pool, command);
       }
     }
     const entity = this.newEntity(held, pool);
@@ -405,6 +455,7 @@ export class ShardOwnership {
       },
     });
     held.entities.set(pool, entity);
+    held.absent.delete(pool);
     held.specDigest = undefined;
     return entity;
   }
@@ -483,6 +534,7 @@ export class ShardOwnership {
       entities: new Map(),
       acquiredAt: performance.now(),
       specDigest: undefined,
+      absent: new Set(),
     };
     this.shards.set(shard, held);
     this.log.debug({ shard, epoch }, "shard acquired; recovering");
@@ -622,6 +674,28 @@ export class ShardOwnership {
       }
     }
   }
+}
+
+/** The answer to a command (other than configure) for a pool never configured. */
+function absentOutcome(pool: string, command: EntityCommand): CommandOutcome {
+  // Retiring a pool that never existed writes nothing, not even a fence.
+  if (command.type === "retire") {
+    return {
+      kind: "ok",
+      reply: { type: "configured", changed: false },
+      version: 0,
+      view: undefined,
+    };
+  }
+  if (command.type === "read") return { kind: "view", view: undefined };
+  return {
+    kind: "rejected",
+    rejection: {
+      code: "POOL_NOT_FOUND",
+      message: `pool ${pool} does not exist (it has never been configured)`,
+    },
+    version: 0,
+  };
 }
 
 function recovering(shard: number): CommandOutcome {

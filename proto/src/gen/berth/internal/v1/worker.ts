@@ -141,7 +141,11 @@ export interface ReserveRequest {
   request:
     | ReserveRequest1
     | undefined;
-  /** Epoch of the pool's shard in the caller's ShardMap (informational). */
+  /**
+   * Epoch of the pool's shard in the caller's ShardMap; 0: not known. A worker whose
+   * map has an older epoch for the shard waits briefly for its map, then answers
+   * NOT_OWNER rather than act on an assignment the caller knows to be superseded.
+   */
   epoch: number;
   /**
    * Names one client call: the gateway picks it once per public Reserve and sends
