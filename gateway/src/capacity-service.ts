@@ -7,9 +7,11 @@ import { randomUUID } from "node:crypto";
 import { InvalidPageSizeError, InvalidPageTokenError, type Replica } from "@berth/common";
 import {
   decodeReservationId,
+  durationOf,
   parseLabelSelector,
   richStatus,
   timestampMs,
+  timestampMsCeil,
   timestampOf,
   v1,
 } from "@berth/proto";
@@ -74,16 +76,6 @@ function isStatusError(e: unknown): e is grpc.ServiceError {
     typeof (e as { code?: unknown }).code === "number" &&
     (e as { code: number }).code in grpc.status
   );
-}
-
-function durationOf(ms: number): { seconds: number; nanos: number } {
-  const whole = Math.max(0, Math.round(ms));
-  return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
-}
-
-/** A Timestamp in epoch ms rounded up, so a window end never moves before its start. */
-function ceilMs(t: { seconds: number; nanos: number } | undefined): number {
-  return t === undefined ? Number.POSITIVE_INFINITY : t.seconds * 1000 + Math.ceil(t.nanos / 1e6);
 }
 
 /**
@@ -206,7 +198,7 @@ export function capacityServiceHandlers(options: CapacityServiceOptions): v1.Cap
             ? undefined
             : {
                 startMs: timestampMs(request.window.start) ?? Number.NEGATIVE_INFINITY,
-                endMs: ceilMs(request.window.end),
+                endMs: timestampMsCeil(request.window.end),
               };
         const page = replica.query({
           ...(selector === undefined ? {} : { selector }),

@@ -18,7 +18,15 @@
  * credentials, keepalive and reconnect backoff). A worker that does not know Forward
  * (UNIMPLEMENTED: an older worker during a rolling upgrade) is sent unary calls.
  */
-import { internal, RepeatedFieldOne, RpcStatus, STATUS_DETAILS_KEY, type v1 } from "@berth/proto";
+import {
+  internal,
+  MAX_FORWARD_BATCH,
+  MAX_FORWARD_BYTES,
+  RepeatedFieldOne,
+  RpcStatus,
+  STATUS_DETAILS_KEY,
+  type v1,
+} from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 
 /** What each forwarded method takes and answers. */
@@ -43,11 +51,6 @@ export interface ForwardTicket {
   /** Settles the command CANCELLED now, unless it has settled; a reply coming later is dropped. */
   cancel(): void;
 }
-
-/** Most commands in one ForwardRequest. */
-export const MAX_FORWARD_BATCH = 1024;
-/** Most bytes of commands in one ForwardRequest (well under gRPC's 4 MiB default). */
-export const MAX_FORWARD_BYTES = 1024 * 1024;
 
 /** Options of {@link ForwardChannel}. */
 export interface ForwardChannelOptions {

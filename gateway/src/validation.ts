@@ -8,9 +8,19 @@ import { decodePageToken, InvalidPageTokenError } from "@berth/common";
 import {
   decodeReservationId,
   LabelSelectorSyntaxError,
+  MAX_LABEL_SELECTOR_LENGTH,
+  MAX_MIN_UNITS,
+  MAX_NANOS,
+  MAX_PAGE_SIZE,
+  MAX_PAGE_TOKEN_LENGTH,
   MAX_POOL_ID_LENGTH,
+  MAX_REQUEST_ID_LENGTH,
   MAX_RESERVATION_ID_LENGTH,
+  MAX_TIMESTAMP_SECONDS,
+  MAX_UNITS,
   MalformedReservationIdError,
+  MIN_TIMESTAMP_SECONDS,
+  MIN_UNITS,
   parseLabelSelector,
   poolIdProblem,
   type v1,
@@ -23,29 +33,6 @@ export interface FieldViolation {
   /** What is wrong and what is allowed. */
   readonly description: string;
 }
-
-/** Units a Reserve may take, inclusive. */
-export const MIN_UNITS = 1;
-/** Units a Reserve may take, inclusive. */
-export const MAX_UNITS = 1_000_000;
-/** Longest request_id, in characters. */
-export const MAX_REQUEST_ID_LENGTH = 128;
-/** Longest label selector, in characters. */
-export const MAX_LABEL_SELECTOR_LENGTH = 1024;
-/** Largest GetAvailability min_units. */
-export const MAX_MIN_UNITS = 1_000_000;
-/** Largest GetAvailability page_size. */
-export const MAX_PAGE_SIZE = 1000;
-/** page_size used when the request leaves it 0. */
-export const DEFAULT_PAGE_SIZE = 100;
-/** Longest page_token accepted before decoding (a base64url pool id is at most 424). */
-export const MAX_PAGE_TOKEN_LENGTH = 512;
-/** Seconds of 0001-01-01T00:00:00Z, the first instant RFC 3339 (and Timestamp) can name. */
-export const MIN_TIMESTAMP_SECONDS = -62_135_596_800;
-/** Seconds of 9999-12-31T23:59:59Z, the last whole second RFC 3339 can name. */
-export const MAX_TIMESTAMP_SECONDS = 253_402_300_799;
-/** Largest Timestamp.nanos. */
-export const MAX_NANOS = 999_999_999;
 
 const QUOTE_LIMIT = 40;
 

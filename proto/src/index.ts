@@ -9,7 +9,23 @@ export {
   planShardMap,
   rendezvousScore,
 } from "./assignment.js";
-export { MAX_CAPACITY, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "./bounds.js";
+export {
+  DEFAULT_PAGE_SIZE,
+  MAX_CALL_TOKEN_LENGTH,
+  MAX_CAPACITY,
+  MAX_FORWARD_BATCH,
+  MAX_FORWARD_BYTES,
+  MAX_LABELS,
+  MAX_MIN_UNITS,
+  MAX_NANOS,
+  MAX_PAGE_SIZE,
+  MAX_PAGE_TOKEN_LENGTH,
+  MAX_REQUEST_ID_LENGTH,
+  MAX_TIMESTAMP_SECONDS,
+  MAX_UNITS,
+  MIN_TIMESTAMP_SECONDS,
+  MIN_UNITS,
+} from "./bounds.js";
 export {
   CLUSTER_ID_HEADER,
   type ClusterMismatch,
@@ -95,4 +111,4 @@ export {
   STATUS_DETAILS_KEY,
   TYPE_URLS,
 } from "./status.js";
-export { timestampMs, timestampOf } from "./timestamp.js";
+export { durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";

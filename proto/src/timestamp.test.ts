@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import fc from "fast-check";
-import { timestampMs, timestampOf } from "./timestamp.js";
+import { durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";
 
 test("epoch milliseconds survive a round trip through a Timestamp", () => {
   fc.assert(
@@ -18,4 +18,17 @@ test("a Timestamp's sub-millisecond part is dropped, before the epoch too, and a
   assert.equal(timestampMs({ seconds: 1, nanos: 1_999_999 }), 1001);
   assert.equal(timestampMs({ seconds: -1, nanos: 999_999_999 }), -1);
   assert.equal(timestampMs(undefined), undefined);
+});
+
+describe("timestampMsCeil and durationOf", () => {
+  test("an end rounds up to the next millisecond; an absent end is open", () => {
+    assert.equal(timestampMsCeil({ seconds: 1, nanos: 1 }), 1001);
+    assert.equal(timestampMsCeil({ seconds: 1, nanos: 0 }), 1000);
+    assert.equal(timestampMsCeil(undefined), Number.POSITIVE_INFINITY);
+  });
+  test("a duration of milliseconds; a negative span is zero", () => {
+    assert.deepEqual(durationOf(1500), { seconds: 1, nanos: 500_000_000 });
+    assert.deepEqual(durationOf(-5), { seconds: 0, nanos: 0 });
+    assert.deepEqual(durationOf(0.6), { seconds: 0, nanos: 1_000_000 });
+  });
 });

@@ -24,11 +24,6 @@ export {
   openJournal,
   parseJournalUrl,
 } from "./adapters/journal-url.js";
-export {
-  MAX_LABELS,
-  MAX_REQUEST_ID_LENGTH,
-  MAX_UNITS,
-} from "./adapters/request-validation.js";
 export { countersOf, poolToWire, windowToWire } from "./adapters/wire.js";
 export {
   parseWorkerFlags,

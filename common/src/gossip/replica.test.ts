@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { internal, parseLabelSelector } from "@berth/proto";
+import { internal, MAX_PAGE_SIZE, parseLabelSelector } from "@berth/proto";
 import fc from "fast-check";
 import { decodePageToken, encodePageToken, InvalidPageTokenError } from "./page-token.js";
-import { type AvailabilityQuery, InvalidPageSizeError, MAX_PAGE_SIZE, Replica } from "./replica.js";
+import { type AvailabilityQuery, InvalidPageSizeError, Replica } from "./replica.js";
 
 const ts = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 

@@ -1,14 +1,15 @@
 // The replicated read model: every pool's public counters, the highest version wins.
 import type { internal } from "@berth/proto";
-import { type LabelSelector, matchesLabels, timestampMs } from "@berth/proto";
+import {
+  DEFAULT_PAGE_SIZE,
+  type LabelSelector,
+  MAX_PAGE_SIZE,
+  matchesLabels,
+  timestampMs,
+} from "@berth/proto";
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-
-/** Page size used when a query asks for 0 (as GetAvailability's `page_size` does). */
-export const DEFAULT_PAGE_SIZE = 100;
-/** Largest page a query may ask for. */
-export const MAX_PAGE_SIZE = 1000;
 
 /** One pool in the replica: its counters and when this node last had them confirmed. */
 export interface ReplicaEntry {

@@ -6,31 +6,24 @@ import {
   type internal,
   labelKeyProblem,
   labelValueProblem,
+  MAX_CALL_TOKEN_LENGTH,
+  MAX_CAPACITY,
+  MAX_LABELS,
+  MAX_REQUEST_ID_LENGTH,
   MAX_RESERVATION_ID_LENGTH,
+  MAX_TIMESTAMP_SECONDS,
+  MAX_UNITS,
   MalformedReservationIdError,
+  MIN_TIMESTAMP_SECONDS,
+  MIN_UNITS,
   poolIdProblem,
   timestampMs,
   type v1,
 } from "@berth/proto";
-import {
-  MAX_CALL_TOKEN_LENGTH,
-  MAX_CAPACITY,
-  type PoolSpec,
-  type ReservationKey,
-} from "../domain/pool.js";
-
-/** Most units one Reserve may take. */
-export const MAX_UNITS = 1_000_000;
-/** Longest request id. */
-export const MAX_REQUEST_ID_LENGTH = 128;
-/** Most labels on one pool. */
-export const MAX_LABELS = 256;
+import type { PoolSpec, ReservationKey } from "../domain/pool.js";
 
 const REQUEST_ID = /^[\x20-\x7e]+$/;
 const CALL_TOKEN = /^[\x21-\x7e]+$/;
-// Timestamp range of google.protobuf.Timestamp: 0001-01-01 to 9999-12-31.
-const MIN_SECONDS = -62_135_596_800;
-const MAX_SECONDS = 253_402_300_799;
 
 /** One offending field: its path in the request and what is wrong with it. */
 export interface FieldViolation {
@@ -61,8 +54,8 @@ export function validateReserve(
   if (r === undefined) return bad("request", "is required");
   const p = poolField(r.pool, "request.pool");
   if (p !== undefined) return { ok: false, violation: p };
-  if (!Number.isInteger(r.units) || r.units < 1 || r.units > MAX_UNITS) {
-    return bad("request.units", `must be from 1 to ${MAX_UNITS}, got ${r.units}`);
+  if (!Number.isInteger(r.units) || r.units < MIN_UNITS || r.units > MAX_UNITS) {
+    return bad("request.units", `must be from ${MIN_UNITS} to ${MAX_UNITS}, got ${r.units}`);
   }
   if (r.requestId.length === 0 || r.requestId.length > MAX_REQUEST_ID_LENGTH) {
     return bad(
@@ -191,8 +184,8 @@ function windowOf(w: v1.TimeWindow, field: string): Validated<{ startMs: number;
   ] as const) {
     if (
       !Number.isInteger(t.seconds) ||
-      t.seconds < MIN_SECONDS ||
-      t.seconds > MAX_SECONDS ||
+      t.seconds < MIN_TIMESTAMP_SECONDS ||
+      t.seconds > MAX_TIMESTAMP_SECONDS ||
       !Number.isInteger(t.nanos) ||
       t.nanos < 0 ||
       t.nanos > 999_999_999

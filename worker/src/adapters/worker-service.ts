@@ -5,6 +5,8 @@ import {
   encodeLegacyReservationId,
   encodeReservationId,
   internal,
+  MAX_FORWARD_BATCH,
+  MAX_FORWARD_BYTES,
   RESERVATION_SECRET_BYTES,
   RepeatedFieldOne,
   RpcStatus,
@@ -89,11 +91,6 @@ interface Commands {
     deadline: number | undefined,
   ): Promise<Result<internal.ConfigureResponse>>;
 }
-
-/** Most replies in one ForwardResponse. */
-export const MAX_FORWARD_BATCH = 1024;
-/** Most bytes of replies in one ForwardResponse (well under gRPC's 4 MiB default). */
-export const MAX_FORWARD_BYTES = 1024 * 1024;
 
 /** The WorkerService: its handlers, and the end of its Forward streams on shutdown. */
 export interface WorkerService {

@@ -12,7 +12,12 @@
  * with a `Rejection`. Every well-formed command gets a `Decision`.
  */
 
-import { labelKeyProblem, labelValueProblem } from "@berth/proto";
+import {
+  labelKeyProblem,
+  labelValueProblem,
+  MAX_CALL_TOKEN_LENGTH,
+  MAX_CAPACITY,
+} from "@berth/proto";
 import {
   CorruptSnapshotError,
   EventSequenceError,
@@ -226,9 +231,6 @@ export type Reply =
 export type Decision =
   | { readonly ok: true; readonly events: readonly PoolEvent[]; readonly reply: Reply }
   | { readonly ok: false; readonly rejection: Rejection };
-
-/** Largest capacity a pool may have (int32, as on the wire). */
-export const MAX_CAPACITY = 2_147_483_647;
 
 /** The first state of every pool: version 0, not configured (so it does not exist yet). */
 export function initialState(pool: string): PoolState {
@@ -912,8 +914,7 @@ function checkCommand(pool: string, command: PoolCommand): void {
 
 const SECRET_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${RESERVATION_SECRET_LENGTH}}$`);
 const SECRET_SHAPE = `must be ${RESERVATION_SECRET_LENGTH} base64url characters`;
-/** Longest call token; tokens are printable ASCII. */
-export const MAX_CALL_TOKEN_LENGTH = 64;
+// Call tokens are 1 to MAX_CALL_TOKEN_LENGTH printable ASCII characters.
 const CALL_TOKEN_PATTERN = /^[\x21-\x7e]+$/;
 const CALL_TOKEN_SHAPE = `must be 1 to ${MAX_CALL_TOKEN_LENGTH} printable ASCII characters`;
 
