@@ -12,3 +12,4 @@ export * from "./gossip/index.js";
 export * from "./grpc-server-metrics.js";
 export * from "./internal-tls.js";
 export * from "./observability.js";
+export * from "./usage-error.js";

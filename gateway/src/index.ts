@@ -14,7 +14,7 @@ export {
   type RunningGateway,
   startGateway,
 } from "./gateway.js";
-export { parseGatewayArgs, USAGE, UsageError } from "./main.js";
+export { parseGatewayArgs, USAGE } from "./main.js";
 export {
   type CallOptions,
   type GrpcError,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseGatewayArgs, UsageError } from "./main.js";
+import { UsageError } from "@berth/common";
+import { parseGatewayArgs } from "./main.js";
 
 test("the flags of the build plan parse into a gateway config", () => {
   assert.deepEqual(

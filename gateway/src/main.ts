@@ -10,6 +10,7 @@ import {
   loadInternalTls,
   parseHostPort,
   parseInternalTlsFlags,
+  UsageError,
 } from "@berth/common";
 import type { ShardMapResourceSource } from "@berth/kubernetes";
 import { clusterIdProblem } from "@berth/proto";
@@ -40,11 +41,6 @@ export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json 
 ${INTERNAL_TLS_USAGE}
                     (the gateway: its worker and gossip clients and its --gossip port;
                     the public --grpc port stays plaintext)`;
-
-/** Thrown when the command line is not valid; the message says which flag and why. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 /** What the command line asks for: the gateway's config, and where its ShardMap comes from. */
 export type GatewayArgs = Omit<GatewayConfig, "shardMapSource" | "transport"> & {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseOperatorArgs, USAGE, UsageError } from "./main.js";
+import { UsageError } from "@berth/common";
+import { parseOperatorArgs, USAGE } from "./main.js";
 
 describe("operator flags: --lease-owner-pod", () => {
   test("names this replica's pod; absent: no owner", () => {

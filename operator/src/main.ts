@@ -15,6 +15,7 @@ import {
   parseHostPort,
   parseInternalTlsFlags,
   startObservabilityServer,
+  UsageError,
 } from "@berth/common";
 import { loadKubeConfig, MAX_SHARD_COUNT } from "@berth/kubernetes";
 import { clusterIdProblem, DEFAULT_SHARD_COUNT } from "@berth/proto";
@@ -57,11 +58,6 @@ export const USAGE = `usage: berth-operator [--namespace NS] [--pool-namespace N
                     their Lease duration minus that: workers that die together must be
                     seen dead together, or a majority could be lost one by one
 ${INTERNAL_TLS_USAGE}`;
-
-/** Thrown when the command line is not valid; the message says which flag and why. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 /** What the command line asks for. */
 export interface OperatorArgs {

@@ -28,7 +28,6 @@ export { countersOf, poolToWire, windowToWire } from "./adapters/wire.js";
 export {
   parseWorkerFlags,
   USAGE as WORKER_USAGE,
-  UsageError,
   type WorkerFlags,
 } from "./adapters/worker-flags.js";
 export {

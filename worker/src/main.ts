@@ -8,6 +8,7 @@ import {
   InternalTlsError,
   type InternalTransport,
   loadInternalTls,
+  UsageError,
 } from "@berth/common";
 import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
 import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
@@ -18,7 +19,7 @@ import {
   InvalidJournalUrlError,
   openJournal,
 } from "./adapters/journal-url.js";
-import { parseWorkerFlags, USAGE, UsageError, type WorkerFlags } from "./adapters/worker-flags.js";
+import { parseWorkerFlags, USAGE, type WorkerFlags } from "./adapters/worker-flags.js";
 import { registerLeaseMetrics } from "./adapters/worker-metrics.js";
 import { startWorker } from "./adapters/worker-server.js";
 import { setIdempotencyRetentionMs } from "./domain/pool.js";

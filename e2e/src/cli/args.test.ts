@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  DEFAULT_ADDRESS,
-  DEFAULT_TIMEOUT_MS,
-  parseCliArgs,
-  parseDuration,
-  UsageError,
-  usage,
-} from "./args.js";
+import { UsageError } from "@berth/common";
+import { DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS, parseCliArgs, parseDuration, usage } from "./args.js";
 
 const usageError = (message: string) => ({ name: "UsageError", message });
 

@@ -1,5 +1,6 @@
 // Command-line parsing of the `berth` CLI: argv in, a typed command out. Pure.
 import { parseArgs } from "node:util";
+import { UsageError } from "@berth/common";
 import { parseRfc3339, type Timestamp } from "@berth/proto";
 
 /** Address of the gateway when neither `--address` nor `BERTH_ADDRESS` says otherwise. */
@@ -44,20 +45,6 @@ export type CliCommand =
             readonly service: string;
           }
       ));
-
-/**
- * Thrown when the command line is malformed; the CLI prints the message and where to
- * find the usage (`berth <command> --help`), and exits 2.
- */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-  /** The command whose usage to print, if known. */
-  readonly topic: string | undefined;
-  constructor(message: string, topic?: string) {
-    super(message);
-    this.topic = topic;
-  }
-}
 
 const COMMANDS = ["reserve", "release", "availability", "pool", "health", "help"] as const;
 
@@ -159,7 +146,9 @@ function integer(
 ): number | undefined {
   if (text === undefined) return undefined;
   if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${text}"`, topic);
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${text}"`, {
+      topic,
+    });
   }
   return Number(text);
 }
@@ -180,7 +169,7 @@ export function parseCliArgs(
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e: unknown) {
     const topic = commandIn(argv);
-    throw new UsageError(parseProblem(e, argv, topic), topic);
+    throw new UsageError(parseProblem(e, argv, topic), { topic });
   }
   const { values, positionals } = parsed;
   const [command, ...args] = positionals;
@@ -200,7 +189,7 @@ export function parseCliArgs(
   const allowed = [...GLOBAL, ...(PER_COMMAND[command] ?? [])];
   for (const key of Object.keys(values)) {
     if (!allowed.includes(key)) {
-      throw new UsageError(`--${key} does not apply to "${command}"`, command);
+      throw new UsageError(`--${key} does not apply to "${command}"`, { topic: command });
     }
   }
   const timeoutText = values.timeout ?? env.BERTH_TIMEOUT;
@@ -210,13 +199,14 @@ export function parseCliArgs(
     if (t === undefined) {
       throw new UsageError(
         `--timeout must be a positive duration such as 500ms, 5s or 1m, got "${timeoutText}"`,
-        command,
+        { topic: command },
       );
     }
     timeoutMs = t;
   }
   const address = values.address ?? env.BERTH_ADDRESS ?? DEFAULT_ADDRESS;
-  if (address.trim() === "") throw new UsageError("--address must not be empty", command);
+  if (address.trim() === "")
+    throw new UsageError("--address must not be empty", { topic: command });
   const global: GlobalOptions = { address, json: values.json === true, timeoutMs };
   const arity = (n: number, names: string) => {
     if (args.length !== n) {
@@ -224,7 +214,7 @@ export function parseCliArgs(
         args.length < n
           ? `"${command}" needs ${names}`
           : `"${command}" takes ${names}; unexpected "${args.slice(n).join(" ")}"`,
-        command,
+        { topic: command },
       );
     }
   };
@@ -234,7 +224,7 @@ export function parseCliArgs(
       const units = integer(args[1], "<units>", 1, 1_000_000, command) as number;
       const requestId = values["request-id"];
       if (requestId !== undefined && requestId === "") {
-        throw new UsageError("--request-id must not be empty", command);
+        throw new UsageError("--request-id must not be empty", { topic: command });
       }
       return { ...global, command, pool: args[0] as string, units, requestId };
     }
@@ -253,21 +243,25 @@ export function parseCliArgs(
       const to = values.to;
       let window: { start: Timestamp; end: Timestamp } | undefined;
       if ((from === undefined) !== (to === undefined)) {
-        throw new UsageError("--from and --to go together", command);
+        throw new UsageError("--from and --to go together", { topic: command });
       }
       if (from !== undefined && to !== undefined) {
         const start = parseRfc3339(from);
         const end = parseRfc3339(to);
         if (start === undefined) {
-          throw new UsageError(`--from must be an RFC 3339 timestamp, got "${from}"`, command);
+          throw new UsageError(`--from must be an RFC 3339 timestamp, got "${from}"`, {
+            topic: command,
+          });
         }
         if (end === undefined) {
-          throw new UsageError(`--to must be an RFC 3339 timestamp, got "${to}"`, command);
+          throw new UsageError(`--to must be an RFC 3339 timestamp, got "${to}"`, {
+            topic: command,
+          });
         }
         window = { start, end };
       }
       if (values["all-pages"] === true && values["page-token"] !== undefined) {
-        throw new UsageError("--all-pages and --page-token exclude each other", command);
+        throw new UsageError("--all-pages and --page-token exclude each other", { topic: command });
       }
       return {
         ...global,

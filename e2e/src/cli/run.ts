@@ -1,9 +1,10 @@
 // The `berth` CLI: parse, call the gateway's public CapacityService, print.
 import { randomUUID } from "node:crypto";
+import { UsageError } from "@berth/common";
 import { parseRichStatus, v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
-import { type CliCommand, parseCliArgs, UsageError, usage } from "./args.js";
+import { type CliCommand, parseCliArgs, usage } from "./args.js";
 import {
   availabilityFooter,
   availabilityJson,

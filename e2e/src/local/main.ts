@@ -1,4 +1,5 @@
 // `npm start`: a local Berth cluster on this machine. See LOCAL_USAGE in options.ts.
+import { UsageError } from "@berth/common";
 import { ManifestError } from "../manifests/index.js";
 import { DataDirLockedError, InvalidClusterIdFileError } from "./data-dir.js";
 import {
@@ -8,7 +9,7 @@ import {
   startLocalCluster,
 } from "./local-cluster.js";
 import { ProcessStartError } from "./managed-process.js";
-import { LOCAL_USAGE, LocalUsageError, parseLocalArgs } from "./options.js";
+import { LOCAL_USAGE, parseLocalArgs } from "./options.js";
 import { PortUnavailableError } from "./ports.js";
 import { ShardCountMismatchError } from "./shard-map-ops.js";
 
@@ -17,7 +18,7 @@ async function main(): Promise<number> {
   try {
     args = parseLocalArgs(process.argv.slice(2), process.env, REPO_ROOT, process.cwd());
   } catch (e: unknown) {
-    if (!(e instanceof LocalUsageError)) throw e;
+    if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`berth: ${e.message}\n\n${LOCAL_USAGE}`);
     return 2;
   }

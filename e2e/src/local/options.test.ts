@@ -43,7 +43,7 @@ test("flags win over the environment, which wins over the defaults", () => {
 
 test("malformed flags are rejected with the flag and the value", () => {
   const bad = (argv: string[], message: string) =>
-    assert.throws(() => parse(argv), { name: "LocalUsageError", message });
+    assert.throws(() => parse(argv), { name: "UsageError", message });
   bad(["--workers", "0"], '--workers must be an integer from 1 to 64, got "0"');
   bad(["--port", "70000"], '--port must be an integer from 0 to 65535, got "70000"');
   bad(["--log-format", "xml"], '--log-format must be pretty or json, got "xml"');
@@ -53,7 +53,7 @@ test("malformed flags are rejected with the flag and the value", () => {
   );
   bad(["pools.yaml"], 'unexpected argument "pools.yaml" (pools go after --pools)');
   assert.throws(() => parse(["--wat"]), {
-    name: "LocalUsageError",
+    name: "UsageError",
     message: /Unknown option '--wat'/,
   });
   assert.equal(parse(["-h"]).help, true);

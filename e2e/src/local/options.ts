@@ -1,6 +1,7 @@
 // Command line and environment of `npm start`. Pure.
 import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { UsageError } from "@berth/common";
 import type { LogFormat } from "./log-format.js";
 import { DEFAULT_GATEWAY_PORT } from "./ports.js";
 
@@ -16,11 +17,6 @@ export interface LocalCommandLine {
   readonly journal: string;
   readonly logFormat: LogFormat;
   readonly watch: boolean;
-}
-
-/** Thrown when `npm start`'s flags or environment are malformed; it exits 2 with usage. */
-export class LocalUsageError extends Error {
-  override readonly name = "LocalUsageError";
 }
 
 /** `npm start -- --help`. */
@@ -50,7 +46,7 @@ Ctrl-C stops the gateway and the workers gracefully.
 
 function int(text: string, flag: string, min: number, max: number): number {
   if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw new LocalUsageError(`${flag} must be an integer from ${min} to ${max}, got "${text}"`);
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got "${text}"`);
   }
   return Number(text);
 }
@@ -62,7 +58,7 @@ function int(text: string, flag: string, min: number, max: number): number {
  * @param env the environment (BERTH_* fallbacks)
  * @param repoRoot where default paths live
  * @param cwd what relative paths are relative to
- * @throws LocalUsageError on malformed input
+ * @throws UsageError on malformed input
  */
 export function parseLocalArgs(
   argv: readonly string[],
@@ -94,12 +90,12 @@ export function parseLocalArgs(
   try {
     ({ values, positionals } = parse([...argv]));
   } catch (e: unknown) {
-    throw new LocalUsageError(
+    throw new UsageError(
       (e instanceof Error ? e.message : String(e)).replace(/\. To specify a positional.*$/s, ""),
     );
   }
   if (positionals.length > 0) {
-    throw new LocalUsageError(`unexpected argument "${positionals[0]}" (pools go after --pools)`);
+    throw new UsageError(`unexpected argument "${positionals[0]}" (pools go after --pools)`);
   }
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   const workers = int(values.workers ?? env.BERTH_WORKERS ?? "3", "--workers", 1, 64);
@@ -113,11 +109,11 @@ export function parseLocalArgs(
   const shards = int(values.shards ?? env.BERTH_SHARDS ?? "256", "--shards", 1, 65536);
   const logFormat = values["log-format"] ?? env.BERTH_LOG_FORMAT ?? "pretty";
   if (logFormat !== "pretty" && logFormat !== "json") {
-    throw new LocalUsageError(`--log-format must be pretty or json, got "${logFormat}"`);
+    throw new UsageError(`--log-format must be pretty or json, got "${logFormat}"`);
   }
   const journal = values.journal ?? env.BERTH_JOURNAL ?? "sqlite";
   if (journal !== "sqlite" && !/^[a-z][a-z0-9+.-]*:\/\//.test(journal)) {
-    throw new LocalUsageError(
+    throw new UsageError(
       `--journal must be sqlite or a journal URL such as sqlite:///abs/path/journal.db, got "${journal}"`,
     );
   }

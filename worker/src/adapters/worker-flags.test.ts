@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseWorkerFlags, USAGE, UsageError } from "./worker-flags.js";
+import { UsageError } from "@berth/common";
+import { parseWorkerFlags, USAGE } from "./worker-flags.js";
 
 const base = [
   "--id",

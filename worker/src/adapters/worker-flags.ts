@@ -7,6 +7,7 @@ import {
   InvalidAddressError,
   parseHostPort,
   parseInternalTlsFlags,
+  UsageError,
 } from "@berth/common";
 import { clusterIdProblem } from "@berth/proto";
 
@@ -112,11 +113,6 @@ const RETENTION_UNITS_MS: Readonly<Record<string, number>> = {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN =
   /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-/** Thrown when the command line is not valid; the message says precisely why. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 /** Parses and checks the worker's command line. @throws UsageError */
 export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" {
