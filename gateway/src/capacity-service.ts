@@ -8,6 +8,7 @@ import { InvalidPageSizeError, InvalidPageTokenError, type Replica } from "@bert
 import {
   decodeReservationId,
   durationOf,
+  type FieldViolation,
   parseLabelSelector,
   richStatus,
   timestampMs,
@@ -19,7 +20,6 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CancelSignal, Router } from "./router.js";
 import {
-  type FieldViolation,
   validateGetAvailability,
   validateGetPool,
   validateRelease,

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { encodePageToken } from "@berth/common";
-import { encodeReservationId, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "@berth/proto";
+import {
+  encodeReservationId,
+  type FieldViolation,
+  MAX_TIMESTAMP_SECONDS,
+  MIN_TIMESTAMP_SECONDS,
+} from "@berth/proto";
 import fc from "fast-check";
 import {
-  type FieldViolation,
   validateGetAvailability,
   validateGetPool,
   validateRelease,

@@ -7,6 +7,7 @@
 import { decodePageToken, InvalidPageTokenError } from "@berth/common";
 import {
   decodeReservationId,
+  type FieldViolation,
   LabelSelectorSyntaxError,
   MAX_LABEL_SELECTOR_LENGTH,
   MAX_MIN_UNITS,
@@ -25,14 +26,6 @@ import {
   poolIdProblem,
   type v1,
 } from "@berth/proto";
-
-/** One thing wrong with one field, as in `google.rpc.BadRequest.FieldViolation`. */
-export interface FieldViolation {
-  /** Path of the field in the request, proto (snake_case) names joined by ".". */
-  readonly field: string;
-  /** What is wrong and what is allowed. */
-  readonly description: string;
-}
 
 const QUOTE_LIMIT = 40;
 

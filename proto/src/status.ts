@@ -55,12 +55,15 @@ export function isErrorReason(reason: string): reason is ErrorReason {
   return (ERROR_REASONS as readonly string[]).includes(reason);
 }
 
-/** One violated field of a request (google.rpc.BadRequest.FieldViolation). */
+/**
+ * One violated field of a request (google.rpc.BadRequest.FieldViolation): what the
+ * gateway's and the worker's validation return and INVALID_ARGUMENT carries.
+ */
 export interface FieldViolation {
-  /** Path to the field, e.g. `units` or `selector.match_labels`. */
-  field: string;
-  /** What is wrong with it, for people. */
-  description: string;
+  /** Path of the field in the request, proto (snake_case) names joined by ".", e.g. `request.units`. */
+  readonly field: string;
+  /** What is wrong and what is allowed, for people. */
+  readonly description: string;
 }
 
 /** The structured part of a rich status. */

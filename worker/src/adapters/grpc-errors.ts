@@ -1,11 +1,10 @@
 // The ONE place where a worker failure becomes a gRPC status.
 import { randomUUID } from "node:crypto";
-import { richStatus } from "@berth/proto";
+import { type FieldViolation, richStatus } from "@berth/proto";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { FencedError, JournalUnavailableError } from "../journal/errors.js";
 import type { CommandOutcome } from "../ownership/command-outcome.js";
-import type { FieldViolation } from "./request-validation.js";
 
 /** Retry hint sent with JOURNAL_UNAVAILABLE. */
 export const JOURNAL_RETRY_DELAY_MS = 100;

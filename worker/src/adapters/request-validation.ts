@@ -3,6 +3,7 @@
 import {
   type DecodedReservationId,
   decodeReservationId,
+  type FieldViolation,
   type internal,
   labelKeyProblem,
   labelValueProblem,
@@ -24,12 +25,6 @@ import type { PoolSpec, ReservationKey } from "../domain/pool.js";
 
 const REQUEST_ID = /^[\x20-\x7e]+$/;
 const CALL_TOKEN = /^[\x21-\x7e]+$/;
-
-/** One offending field: its path in the request and what is wrong with it. */
-export interface FieldViolation {
-  readonly field: string;
-  readonly description: string;
-}
 
 /** A validated value, or the first violation found. */
 export type Validated<T> =
