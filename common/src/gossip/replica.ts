@@ -348,7 +348,7 @@ export class Replica {
       if (!Number.isInteger(b) || b < 0 || b >= BUCKET_COUNT || listed[b] === 1) continue;
       listed[b] = 1;
       const ob = buckets?.[b];
-      if (ob !== undefined && ob.sum.equals(d)) {
+      if (ob?.sum.equals(d)) {
         ob.confirmedAtMs = now;
         ob.confirmedTick = this.#tick;
       } else if (ob !== undefined || d.count !== 0) {
