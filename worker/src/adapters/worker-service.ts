@@ -180,8 +180,6 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
   const now = deps.now ?? Date.now;
   const newSecret = deps.newSecret ?? newReservationSecret;
   const journalProblem = deps.journalProblem;
-  const unexpected = (what: string): Result<never> =>
-    failed({ kind: "internal", message: `unexpected ${what} (a worker bug; logged)` });
   const gated = (): Result<never> | undefined => {
     const reason = journalProblem?.();
     return reason === undefined
@@ -209,10 +207,8 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
         deadline,
         req.epoch,
       );
-      if (outcome.kind !== "ok")
-        return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
+      if (outcome.kind !== "ok") return failed({ ...outcome, pool });
       const reply = outcome.reply;
-      if (reply.type !== "reserved") return unexpected(`${reply.type} reply to reserve`);
       return done({
         reservationId:
           reply.secret === undefined
@@ -237,10 +233,8 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
         deadline,
         req.epoch,
       );
-      if (outcome.kind !== "ok")
-        return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
+      if (outcome.kind !== "ok") return failed({ ...outcome, pool });
       const reply = outcome.reply;
-      if (reply.type !== "released") return unexpected(`${reply.type} reply to release`);
       return done({
         reservationId,
         pool,
@@ -258,8 +252,7 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
       const { pool } = v.value;
       const r = await deps.ownership.execute(pool, { type: "read" }, deadline, req.epoch);
       const outcome = r.outcome;
-      if (outcome.kind !== "view")
-        return outcome.kind === "ok" ? unexpected("reply") : failed(outcome);
+      if (outcome.kind !== "view") return failed(outcome);
       // A retired pool (tombstone view) answers as one never configured.
       if (outcome.view === undefined || outcome.view.retired || r.shard === undefined) {
         return failed({ kind: "pool_not_found", pool });
@@ -285,14 +278,16 @@ function workerCommands(deps: WorkerServiceDeps): Commands {
         req.epoch,
       );
       const outcome = r.outcome;
-      if (outcome.kind !== "ok")
-        return outcome.kind === "view" ? unexpected("view") : failed({ ...outcome, pool });
+      if (outcome.kind !== "ok") return failed({ ...outcome, pool });
       const reply = outcome.reply;
-      if (reply.type !== "configured") return unexpected(`${reply.type} reply to configure`);
       // Retired (or never configured): there is no pool to report.
       if (retire) return done({ pool: undefined, changed: reply.changed });
       if (outcome.view === undefined || outcome.view.retired || r.shard === undefined) {
-        return unexpected("configure without a pool");
+        // A configure the decider accepted leaves a live pool; anything else is a bug.
+        return failed({
+          kind: "internal",
+          message: `configure of ${pool} left no pool (a worker bug)`,
+        });
       }
       return done({
         pool: poolToWire(outcome.view, { shard: r.shard, owner: deps.nodeId, epoch: r.epoch }),

@@ -17,7 +17,13 @@ import {
 import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
 import type { Journal, LoadedPool } from "../journal/journal.js";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
-import type { EntityCommand, EntityOutcome } from "./entity-outcome.js";
+import {
+  type AnyEntityOutcome,
+  type EntityCommand,
+  type EntityFailure,
+  type EntityOutcome,
+  replyFits,
+} from "./entity-outcome.js";
 
 /** How a journal append ended, for metrics. */
 export type AppendResult = "ok" | "fenced" | "error";
@@ -84,14 +90,14 @@ export type EntityStatus = "new" | "loading" | "ready" | "fenced" | "broken" | "
 interface Pending {
   readonly command: EntityCommand;
   readonly deadline: number;
-  readonly resolve: (outcome: EntityOutcome) => void;
+  readonly resolve: (outcome: AnyEntityOutcome) => void;
   /** expectedVersion of the first failed append that carried this command's events. */
   failedFromVersion: number | undefined;
 }
 
 interface Decided {
   readonly pending: Pending;
-  readonly outcome: EntityOutcome;
+  readonly outcome: AnyEntityOutcome;
 }
 
 const JOURNAL_RETRY_MS = 100;
@@ -148,7 +154,7 @@ export class PoolEntity {
   private inFlight: Decided[] | undefined;
   private pumping: Promise<void> | undefined;
   private readyPromise: Promise<void> | undefined;
-  private closeReason: EntityOutcome | undefined;
+  private closeReason: EntityFailure | undefined;
   /** Journal failures of this pool since it last answered (see journalFailed). */
   private journalFailures = 0;
   private lastJournalWarnAt = 0;
@@ -219,22 +225,24 @@ export class PoolEntity {
    * Submits a command. `deadline` is absolute (ms since the epoch, as Date.now());
    * undefined means `defaultTimeoutMs` from now. Never rejects.
    */
-  submit(command: EntityCommand, deadline?: number): Promise<EntityOutcome> {
+  submit<C extends EntityCommand>(command: C, deadline?: number): Promise<EntityOutcome<C>> {
     const refused = this.refusal();
     if (refused !== undefined) return Promise.resolve(refused);
     if (this.queue.length >= this.maxQueue) {
-      return Promise.resolve<EntityOutcome>({
+      return Promise.resolve<EntityFailure>({
         kind: "unavailable",
         reason: "OWNER_UNAVAILABLE",
         message: `pool ${this.pool} has ${this.queue.length} commands waiting; try again shortly`,
         retryDelayMs: JOURNAL_RETRY_MS,
       });
     }
-    return new Promise<EntityOutcome>((resolve) => {
+    return new Promise<EntityOutcome<C>>((resolve) => {
       this.queue.push({
         command,
         deadline: deadline ?? Date.now() + this.defaultTimeoutMs,
-        resolve,
+        // Sound: decideOne answers a read with a view and a write with a reply that
+        // fits its type (replyFits), or with a failure, which every C admits.
+        resolve: resolve as (outcome: AnyEntityOutcome) => void,
         failedFromVersion: undefined,
       });
       this.kick();
@@ -246,7 +254,7 @@ export class PoolEntity {
    * `not_owner`), the in-flight append finishes and its commands are answered. Resolves
    * when nothing is in flight any more. Idempotent.
    */
-  async close(outcome?: EntityOutcome): Promise<void> {
+  async close(outcome?: EntityFailure): Promise<void> {
     if (this.statusValue !== "closed" && this.statusValue !== "closing") {
       this.closeReason = outcome ?? {
         kind: "not_owner",
@@ -263,7 +271,7 @@ export class PoolEntity {
     if (this.statusValue === "closing") this.statusValue = "closed";
   }
 
-  private refusal(): EntityOutcome | undefined {
+  private refusal(): EntityFailure | undefined {
     switch (this.statusValue) {
       case "fenced":
         return {
@@ -390,7 +398,7 @@ export class PoolEntity {
     now: number,
     events: PoolEvent[],
   ):
-    | { readonly outcome: EntityOutcome; readonly confirm: boolean }
+    | { readonly outcome: AnyEntityOutcome; readonly confirm: boolean }
     | "requeued"
     | "unappliable"
     | undefined {
@@ -414,6 +422,17 @@ export class PoolEntity {
         outcome: { kind: "rejected", rejection: decision.rejection, version: this.state.version },
         confirm: true,
       };
+    }
+    if (!replyFits(p.command, decision.reply)) {
+      this.log.error(
+        { command: loggable(p.command), reply: decision.reply.type },
+        "the decider replied with the wrong kind of reply (a bug)",
+      );
+      p.resolve({
+        kind: "internal",
+        message: `pool ${this.pool}: ${decision.reply.type} reply to ${p.command.type} (a worker bug; logged)`,
+      });
+      return undefined;
     }
     if (events.length > 0 && events.length + decision.events.length > this.maxBatchEvents) {
       this.queue.unshift(p);
@@ -568,7 +587,7 @@ export class PoolEntity {
     const commands = waiting.map((d) => d.pending);
     if (error instanceof FencedError) {
       this.becomeFenced(error);
-      for (const p of commands) p.resolve(this.refusal() as EntityOutcome);
+      for (const p of commands) p.resolve(this.refusal() as EntityFailure);
       return;
     }
     if (error instanceof RangeError || error instanceof TypeError) {
@@ -761,7 +780,7 @@ export class PoolEntity {
     this.log.warn({ fenceEpoch: error.fenceEpoch }, "pool fenced by a newer owner");
     this.statusValue = "fenced";
     this.committedView = undefined;
-    this.answerQueued(this.refusal() as EntityOutcome);
+    this.answerQueued(this.refusal() as EntityFailure);
     try {
       this.options.onFenced?.(this);
     } catch (e: unknown) {
@@ -773,10 +792,10 @@ export class PoolEntity {
     this.log.error({ err: error }, "pool cannot be recovered from the journal");
     this.statusValue = "broken";
     this.committedView = undefined;
-    this.answerQueued(this.refusal() as EntityOutcome);
+    this.answerQueued(this.refusal() as EntityFailure);
   }
 
-  private answerQueued(outcome: EntityOutcome): void {
+  private answerQueued(outcome: EntityFailure): void {
     for (const p of this.queue.splice(0)) p.resolve(outcome);
   }
 
@@ -793,7 +812,7 @@ export class PoolEntity {
     }
   }
 
-  private expired(p: Pending): EntityOutcome {
+  private expired(p: Pending): EntityFailure {
     // A command whose earlier append had an unknown outcome must not be told
     // "nothing written": say unavailable, so the caller retries with the same id.
     if (p.failedFromVersion !== undefined) return this.unavailable(p);
@@ -803,7 +822,7 @@ export class PoolEntity {
     };
   }
 
-  private unavailable(p: Pending | undefined, outcomeUnknown = false): EntityOutcome {
+  private unavailable(p: Pending | undefined, outcomeUnknown = false): EntityFailure {
     const unknown = outcomeUnknown || p?.failedFromVersion !== undefined;
     return {
       kind: "unavailable",

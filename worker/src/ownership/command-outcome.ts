@@ -1,5 +1,5 @@
 // What the ownership layer answers: an entity's outcome, or where the pool lives instead.
-import type { EntityOutcome } from "../entity/entity-outcome.js";
+import type { AnsweredOutcome, EntityCommand, EntityFailure } from "../entity/entity-outcome.js";
 
 /** The pool's shard is not served here (any more); the caller should ask `owner`. */
 export interface NotOwnerOutcome {
@@ -16,14 +16,19 @@ export interface NotOwnerOutcome {
   readonly retryDelayMs: number | undefined;
 }
 
-/** Every answer of {@link ShardOwnership.execute}. */
-export type CommandOutcome =
-  | Exclude<EntityOutcome, { readonly kind: "not_owner" }>
+/** Why {@link ShardOwnership.execute} did not answer a command, whatever its type. */
+export type CommandFailure =
+  | Exclude<EntityFailure, { readonly kind: "not_owner" }>
   | NotOwnerOutcome;
 
+/** Every answer of {@link ShardOwnership.execute} to a command of type `C`. */
+export type CommandOutcome<C extends EntityCommand = EntityCommand> =
+  | AnsweredOutcome<C>
+  | CommandFailure;
+
 /** A command's outcome and where it was served. */
-export interface ExecuteResult {
-  readonly outcome: CommandOutcome;
+export interface ExecuteResult<C extends EntityCommand = EntityCommand> {
+  readonly outcome: CommandOutcome<C>;
   /** The pool's shard (undefined while the ShardMap is not known). */
   readonly shard: number | undefined;
   /** This worker's epoch for the shard, when it owns it. */

@@ -1,14 +1,26 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
 import { internal, type ShardMapSource, SpecDigest, shardOf } from "@berth/proto";
 import type { Logger } from "pino";
-import type { PoolView } from "../domain/pool.js";
+import type { PoolCommand, PoolView } from "../domain/pool.js";
 import type { BackoffPolicy } from "../entity/backoff.js";
 import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
-import type { EntityCommand, EntityOutcome } from "../entity/entity-outcome.js";
+import type {
+  AnsweredOutcome,
+  EntityCommand,
+  EntityFailure,
+  OkOutcome,
+  RejectedOutcome,
+  ReplyTo,
+} from "../entity/entity-outcome.js";
 import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";
-import type { CommandOutcome, ExecuteResult, NotOwnerOutcome } from "./command-outcome.js";
+import type {
+  CommandFailure,
+  CommandOutcome,
+  ExecuteResult,
+  NotOwnerOutcome,
+} from "./command-outcome.js";
 
 /** How long a caller should wait before retrying a shard that is recovering. */
 export const SHARD_RECOVERING_RETRY_MS = 50;
@@ -260,12 +272,12 @@ export class ShardOwnership {
    * for this worker's map to catch up, and answers NOT_OWNER if it does not — a worker
    * never acts on an assignment its caller already knows to be superseded. Never rejects.
    */
-  async execute(
+  async execute<C extends EntityCommand>(
     pool: string,
-    command: EntityCommand,
+    command: C,
     deadline?: number,
     callerEpoch?: number,
-  ): Promise<ExecuteResult> {
+  ): Promise<ExecuteResult<C>> {
     const map = this.map;
     if (this.closed) {
       return {
@@ -309,7 +321,7 @@ export class ShardOwnership {
     const routed = await this.entityFor(pool, shard, command);
     if (!(routed instanceof PoolEntity))
       return { outcome: routed, shard, epoch: this.epochOf(shard) };
-    const outcome: EntityOutcome = await routed.submit(command, deadline);
+    const outcome = await routed.submit(command, deadline);
     if (outcome.kind === "not_owner") {
       if (routed.status === "fenced") this.forget(routed);
       return { outcome: this.notOwner(shard, outcome.message), shard, epoch: routed.epoch };
@@ -326,7 +338,7 @@ export class ShardOwnership {
     this.closed = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    const shutdown: EntityOutcome = {
+    const shutdown: EntityFailure = {
       kind: "unavailable",
       reason: "OWNER_UNAVAILABLE",
       message: "this worker is shutting down; retry with the same request",
@@ -377,11 +389,11 @@ export class ShardOwnership {
     return this.shards.get(shard)?.epoch ?? this.map?.shards[shard]?.epoch ?? 0;
   }
 
-  private async entityFor(
+  private async entityFor<C extends EntityCommand>(
     pool: string,
     shard: number,
-    command: EntityCommand,
-  ): Promise<PoolEntity | CommandOutcome> {
+    command: C,
+  ): Promise<PoolEntity | CommandOutcome<C>> {
     const held = this.shards.get(shard);
     if (held === undefined || held.status === "draining") return this.notOwner(shard);
     if (held.status === "recovering") return recovering(shard);
@@ -617,7 +629,7 @@ export class ShardOwnership {
   private release(
     held: HeldShard,
     why: string,
-    outcome?: EntityOutcome,
+    outcome?: EntityFailure,
     level: "info" | "debug" = "info",
   ): void {
     if (this.shards.get(held.shard) === held) this.shards.delete(held.shard);
@@ -677,18 +689,21 @@ export class ShardOwnership {
 }
 
 /** The answer to a command (other than configure) for a pool never configured. */
-function absentOutcome(pool: string, command: EntityCommand): CommandOutcome {
-  // Retiring a pool that never existed writes nothing, not even a fence.
+function absentOutcome<C extends EntityCommand>(pool: string, command: C): AnsweredOutcome<C> {
+  // Each branch answers as AnsweredOutcome<C> says for its command's type; TypeScript
+  // does not narrow the type parameter C by a check of command.type, hence the casts.
   if (command.type === "retire") {
-    return {
+    // Retiring a pool that never existed writes nothing, not even a fence.
+    const ok: OkOutcome<ReplyTo<PoolCommand & { readonly type: "retire" }>> = {
       kind: "ok",
       reply: { type: "configured", changed: false },
       version: 0,
       view: undefined,
     };
+    return ok as AnsweredOutcome<C>;
   }
-  if (command.type === "read") return { kind: "view", view: undefined };
-  return {
+  if (command.type === "read") return { kind: "view", view: undefined } as AnsweredOutcome<C>;
+  const rejected: RejectedOutcome = {
     kind: "rejected",
     rejection: {
       code: "POOL_NOT_FOUND",
@@ -696,9 +711,10 @@ function absentOutcome(pool: string, command: EntityCommand): CommandOutcome {
     },
     version: 0,
   };
+  return rejected as AnsweredOutcome<C>;
 }
 
-function recovering(shard: number): CommandOutcome {
+function recovering(shard: number): CommandFailure {
   return {
     kind: "unavailable",
     reason: "SHARD_RECOVERING",
