@@ -25,15 +25,18 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { type InternalTransport, plaintextTransport } from "@berth/common";
+import {
+  type InternalTransport,
+  type ParsedRichStatus,
+  parseRichStatus,
+  plaintextTransport,
+  richStatus,
+} from "@berth/common";
 import {
   ERROR_DOMAIN,
   type ErrorReason,
   internal,
   isErrorReason,
-  type ParsedRichStatus,
-  parseRichStatus,
-  richStatus,
   type ShardMapSource,
   shardOf,
 } from "@berth/proto";

@@ -5,12 +5,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   createLogger,
+  FileShardMapSource,
   InternalTlsError,
   type InternalTransport,
   loadInternalTls,
 } from "@berth/common";
 import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
-import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
+import type { ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import {
   cassandraCredentialsFromEnv,

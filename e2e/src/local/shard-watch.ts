@@ -1,7 +1,12 @@
 // What a worker of the local cluster holds, as the worker itself says on its
 // WorkerControlService.WatchShards stream, followed across the worker's restarts.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { clusterClientOptions, internal } from "@berth/proto";
+import {
+  clusterClientOptions,
+  type InternalTransport,
+  plaintextTransport,
+  WorkerControlServiceClient,
+} from "@berth/common";
+import type { internal } from "@berth/proto";
 import { type ClientReadableStream, Metadata, type StatusObject, status } from "@grpc/grpc-js";
 
 /** Options of {@link ShardWatch}. */
@@ -35,7 +40,7 @@ const EXPECTED_ENDS: readonly status[] = [status.OK, status.CANCELLED, status.UN
  */
 export class ShardWatch {
   readonly #o: ShardWatchOptions;
-  readonly #client: internal.WorkerControlServiceClient;
+  readonly #client: WorkerControlServiceClient;
   #stream: ClientReadableStream<internal.WatchShardsResponse> | undefined;
   #latest: internal.WatchShardsResponse | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -47,17 +52,13 @@ export class ShardWatch {
     this.#o = options;
     this.#delayMs = RETRY_INITIAL_MS;
     const transport = options.transport ?? plaintextTransport();
-    this.#client = new internal.WorkerControlServiceClient(
-      options.address,
-      transport.channelCredentials,
-      {
-        ...transport.channelOptions,
-        ...clusterClientOptions(options.clusterId),
-        // A restarted worker is back within seconds: reconnect soon after it is.
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1000,
-      },
-    );
+    this.#client = new WorkerControlServiceClient(options.address, transport.channelCredentials, {
+      ...transport.channelOptions,
+      ...clusterClientOptions(options.clusterId),
+      // A restarted worker is back within seconds: reconnect soon after it is.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+    });
     this.#call();
   }
 

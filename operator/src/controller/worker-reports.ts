@@ -2,8 +2,13 @@
 // long-lived stream per member, reopened with backoff while the member is listed.
 // Planning reads only reports from a shard's current owner at its current epoch, so
 // a stale report (an old owner, an old epoch) can never move a shard.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { clusterClientOptions, internal } from "@berth/proto";
+import {
+  clusterClientOptions,
+  type InternalTransport,
+  plaintextTransport,
+  WorkerControlServiceClient,
+} from "@berth/common";
+import { internal } from "@berth/proto";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ShardReport } from "../planning/hand-off.js";
@@ -25,7 +30,7 @@ export interface WorkerReportsOptions {
 
 interface Watch {
   readonly address: string;
-  readonly client: internal.WorkerControlServiceClient;
+  readonly client: WorkerControlServiceClient;
   call: grpc.ClientReadableStream<internal.WatchShardsResponse> | undefined;
   latest: internal.WatchShardsResponse | undefined;
   failures: number;
@@ -117,7 +122,7 @@ export class WorkerReports {
 
   #open(id: string, address: string): void {
     const transport = this.#o.transport ?? plaintextTransport();
-    const client = new internal.WorkerControlServiceClient(address, transport.channelCredentials, {
+    const client = new WorkerControlServiceClient(address, transport.channelCredentials, {
       ...transport.channelOptions,
       "grpc.keepalive_time_ms": 1_000,
       "grpc.keepalive_timeout_ms": 3_000,

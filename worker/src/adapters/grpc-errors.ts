@@ -1,6 +1,7 @@
 // The ONE place where a worker failure becomes a gRPC status.
+
 import { randomUUID } from "node:crypto";
-import { richStatus } from "@berth/proto";
+import { richStatus } from "@berth/common";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { FencedError, JournalUnavailableError } from "../journal/errors.js";

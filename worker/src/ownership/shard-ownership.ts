@@ -1,5 +1,6 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
-import { internal, type ShardMapSource, SpecDigest, shardOf } from "@berth/proto";
+import { SpecDigest } from "@berth/common";
+import { internal, type ShardMapSource, shardOf } from "@berth/proto";
 import type { Logger } from "pino";
 import type { PoolView } from "../domain/pool.js";
 import type { BackoffPolicy } from "../entity/backoff.js";
