@@ -235,20 +235,6 @@ export class Router {
     this.#unsubscribe = this.#source.subscribe((map) => this.#onMap(map));
   }
 
-  /** The current ShardMap, or undefined before the first one is known. */
-  current(): internal.ShardMap | undefined {
-    return this.#source.current();
-  }
-
-  /**
-   * Where `pool`'s commands go under the current ShardMap.
-   *
-   * @returns the route, or undefined when there is no map or the shard has no live owner
-   */
-  route(pool: string): Route | undefined {
-    return resolveRoute(this.#source.current(), pool);
-  }
-
   /**
    * Sends a command to the owner of `pool`'s shard with the shard's epoch. One attempt
    * may take the whole budget: a live owner is waited for. Retries, with jittered
