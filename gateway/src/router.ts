@@ -33,6 +33,7 @@ import {
   richStatus,
 } from "@berth/common";
 import {
+  backoffDelayMs,
   ERROR_DOMAIN,
   type ErrorReason,
   internal,
@@ -84,7 +85,7 @@ export interface RouterOptions {
   readonly registry?: Registry;
   /** Budget of a call whose caller set no deadline. Default 5,000 ms. */
   readonly defaultDeadlineMs?: number;
-  /** First backoff delay, before jitter. Default 20 ms. */
+  /** First backoff delay, before (equal) jitter. Default 20 ms. */
   readonly initialBackoffMs?: number;
   /** Largest backoff delay. Default 500 ms. */
   readonly maxBackoffMs?: number;
@@ -431,13 +432,13 @@ export class Router {
     this.#channels.clear();
   }
 
+  /** The delay after failed attempt `attempt` (0-based): equal jitter, so retries from many callers spread out. */
   #backoff(attempt: number): number {
-    const ceiling = Math.min(
-      this.#maxBackoffMs,
-      this.#initialBackoffMs * 2 ** Math.min(attempt, 20),
+    return backoffDelayMs(
+      attempt + 1,
+      { initialMs: this.#initialBackoffMs, maxMs: this.#maxBackoffMs, jitter: "equal" },
+      this.#random,
     );
-    // "Equal jitter": half fixed, half random, so retries from many callers spread out.
-    return ceiling / 2 + (this.#random() * ceiling) / 2;
   }
 
   #channel(address: string): ForwardChannel {

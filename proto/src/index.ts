@@ -12,6 +12,7 @@ export {
   planShardMap,
   rendezvousScore,
 } from "./assignment.js";
+export { type BackoffJitter, type BackoffPolicy, backoffDelayMs } from "./backoff.js";
 export { MAX_CAPACITY, MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "./bounds.js";
 export {
   CLUSTER_ID_HEADER,

@@ -8,7 +8,7 @@ import {
   plaintextTransport,
   WorkerControlServiceClient,
 } from "@berth/common";
-import { internal } from "@berth/proto";
+import { backoffDelayMs, internal } from "@berth/proto";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ShardReport } from "../planning/hand-off.js";
@@ -20,7 +20,7 @@ export interface WorkerReportsOptions {
   /** Sent with every call; workers refuse other clusters. */
   readonly clusterId: string;
   readonly logger: Logger;
-  /** First and longest delay before reopening a stream that ended. Default 100 ms / 2 s. */
+  /** First and longest delay before reopening a stream that ended (doubling, equal jitter). Default 100 ms / 2 s. */
   readonly reconnectDelayMs?: { readonly initial: number; readonly max: number };
   /** grpc-js channel options; keepalive defaults detect a frozen worker within ~4 s. */
   readonly channelOptions?: grpc.ChannelOptions;
@@ -166,8 +166,12 @@ export class WorkerReports {
       w.latest = undefined;
       w.failures++;
       const { initial, max } = this.#o.reconnectDelayMs ?? { initial: 100, max: 2_000 };
-      const ceiling = Math.min(max, initial * 2 ** Math.min(w.failures - 1, 16));
-      const delayMs = ceiling / 2 + (Math.random() * ceiling) / 2;
+      // Equal jitter: the streams of workers that went away together reopen spread out.
+      const delayMs = backoffDelayMs(w.failures, {
+        initialMs: initial,
+        maxMs: max,
+        jitter: "equal",
+      });
       // One line per outage, not per attempt: a dead worker is retried every ~2 s.
       if (had || w.failures === 1) {
         this.#log.info(

@@ -1,11 +1,16 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
 import { SpecDigest } from "@berth/common";
-import { internal, type ShardMapSource, shardOf } from "@berth/proto";
+import {
+  type BackoffPolicy,
+  backoffDelayMs,
+  internal,
+  type ShardMapSource,
+  shardOf,
+} from "@berth/proto";
 import type { Logger } from "pino";
 import type { PoolView } from "../domain/pool.js";
-import type { BackoffPolicy } from "../entity/backoff.js";
-import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
 import type { EntityCommand, EntityOutcome } from "../entity/entity-outcome.js";
+import { DEFAULT_BACKOFF, delay } from "../entity/journal-retry.js";
 import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";
