@@ -1,8 +1,9 @@
 // The server side of cluster ids: refuse internal calls from other clusters, and say
 // so in the log without flooding it (a foreign peer retries every second).
-import { type ClusterMismatch, clusterIdServerInterceptor } from "@berth/proto";
+
 import type { ServerInterceptor } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { type ClusterMismatch, clusterIdServerInterceptor } from "./cluster-id.js";
 
 /** Least time between two warnings about calls from the same foreign cluster. */
 export const CLUSTER_REFUSAL_WARN_INTERVAL_MS = 30_000;

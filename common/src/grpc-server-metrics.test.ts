@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { richStatus } from "@berth/proto";
 import { Metadata, status } from "@grpc/grpc-js";
 import { outcomeOf } from "./grpc-server-metrics.js";
+import { richStatus } from "./rich-status.js";
 
 test("an answer's outcome is ok, its Berth reason, or its gRPC code, in lower case", () => {
   assert.equal(outcomeOf(null), "ok");

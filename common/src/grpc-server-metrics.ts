@@ -1,7 +1,7 @@
 // The grpc_server_* metrics and berth_requests_total of every Berth gRPC server
 // (worker and gateway), on an injected registry, and the wrapper that records them.
 
-import { isErrorReason, parseRichStatus } from "@berth/proto";
+import { isErrorReason } from "@berth/proto";
 import {
   type ServerUnaryCall,
   type ServiceDefinition,
@@ -10,6 +10,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { parseRichStatus } from "./rich-status.js";
 
 /** The standard grpc_server_* metrics (names as in go-grpc-prometheus, so dashboards work). */
 export interface GrpcServerMetrics {

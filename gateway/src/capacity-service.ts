@@ -4,13 +4,18 @@
  * answer GetAvailability from this gateway's own gossip replica.
  */
 import { randomUUID } from "node:crypto";
-import { InvalidPageSizeError, InvalidPageTokenError, type Replica } from "@berth/common";
+import {
+  type CapacityServiceServer,
+  InvalidPageSizeError,
+  InvalidPageTokenError,
+  type Replica,
+  richStatus,
+} from "@berth/common";
 import {
   decodeReservationId,
   durationOf,
   type FieldViolation,
   parseLabelSelector,
-  richStatus,
   timestampMs,
   timestampMsCeil,
   timestampOf,
@@ -107,7 +112,7 @@ class Cancellation implements CancelSignal {
  * unexpected exception becomes INTERNAL with an error id that is logged with the
  * stack, and never reaches grpc-js (so it can never take the process down).
  */
-export function capacityServiceHandlers(options: CapacityServiceOptions): v1.CapacityServiceServer {
+export function capacityServiceHandlers(options: CapacityServiceOptions): CapacityServiceServer {
   const { router, replica, logger } = options;
   const now = options.now ?? Date.now;
 

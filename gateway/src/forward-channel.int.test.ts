@@ -1,9 +1,11 @@
 // ForwardChannel (the gateway's Forward stream to one worker) against real grpc-js
 // servers on loopback with scripted answers (FakeWorker). The worker's side of the
 // stream, on a REAL worker, is e2e/src/gateway/forward-real-worker.int.test.ts.
+
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { parseRichStatus, v1 } from "@berth/proto";
+import { parseRichStatus } from "@berth/common";
+import { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { ForwardChannel, type ForwardError } from "./forward-channel.js";
 import { classifyFailure, WORKER_CHANNEL_OPTIONS } from "./router.js";

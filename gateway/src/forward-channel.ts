@@ -18,6 +18,7 @@
  * credentials, keepalive and reconnect backoff). A worker that does not know Forward
  * (UNIMPLEMENTED: an older worker during a rolling upgrade) is sent unary calls.
  */
+import { WorkerServiceClient, WorkerServiceService } from "@berth/common";
 import {
   internal,
   MAX_FORWARD_BATCH,
@@ -94,7 +95,7 @@ interface Pending {
 
 type Stream = grpc.ClientDuplexStream<Frames, internal.ForwardResponse>;
 
-const FORWARD_PATH = internal.WorkerServiceService.forward.path;
+const FORWARD_PATH = WorkerServiceService.forward.path;
 /** Largest ForwardCommand.timeout_ms (uint32). */
 const MAX_TIMEOUT_MS = 0xffff_ffff;
 
@@ -132,7 +133,7 @@ function errorOfStatus(s: RpcStatus): ForwardError {
  */
 export class ForwardChannel {
   readonly address: string;
-  readonly #client: internal.WorkerServiceClient;
+  readonly #client: WorkerServiceClient;
   readonly #maxBatch: number;
   readonly #maxBytes: number;
   readonly #pending = new Map<number, Pending>();
@@ -147,7 +148,7 @@ export class ForwardChannel {
 
   constructor(options: ForwardChannelOptions) {
     this.address = options.address;
-    this.#client = new internal.WorkerServiceClient(
+    this.#client = new WorkerServiceClient(
       options.address,
       options.credentials,
       options.channelOptions,
@@ -347,7 +348,7 @@ export class ForwardChannel {
   }
 
   #sendUnary(p: Pending): void {
-    const def = internal.WorkerServiceService[p.method] as unknown as {
+    const def = WorkerServiceService[p.method] as unknown as {
       path: string;
       requestSerialize: (value: unknown) => Buffer;
       responseDeserialize: (value: Buffer) => unknown;

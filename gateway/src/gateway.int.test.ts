@@ -2,15 +2,14 @@
 // reflection, gossip and metrics. Owners are FakeWorkers (real grpc-js servers).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createRegistry, encodePageToken } from "@berth/common";
 import {
-  encodeReservationId,
-  internal,
-  PROTO_ROOT,
+  CapacityServiceClient,
+  createRegistry,
+  encodePageToken,
+  GossipServiceClient,
   parseRichStatus,
-  StaticShardMapSource,
-  v1,
-} from "@berth/proto";
+} from "@berth/common";
+import { encodeReservationId, internal, StaticShardMapSource, v1 } from "@berth/proto";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -32,7 +31,7 @@ const pool = "default/van-north";
 let owner: FakeWorker;
 let source: StaticShardMapSource;
 let gateway: RunningGateway;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 let revision = 1;
 const registry = createRegistry("gateway");
 
@@ -88,7 +87,7 @@ before(async () => {
     logger: pino({ level: "silent" }),
     registry,
   });
-  client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
 });
 
 after(async () => {
@@ -377,7 +376,7 @@ describe("availability from the gossip replica", () => {
     });
 
   test("pools pushed to the gateway's GossipService are listed with their staleness", async () => {
-    const gossip = new internal.GossipServiceClient(
+    const gossip = new GossipServiceClient(
       gateway.gossipAddress,
       grpc.credentials.createInsecure(),
     );
@@ -613,7 +612,7 @@ function reflectionClient(address: string): {
   ).pathname;
   const pkg = grpc.loadPackageDefinition(
     loadSync("grpc/reflection/v1alpha/reflection.proto", {
-      includeDirs: [reflectionRoot, PROTO_ROOT],
+      includeDirs: [reflectionRoot],
     }),
   ) as unknown as {
     grpc: { reflection: { v1alpha: { ServerReflection: grpc.ServiceClientConstructor } } };

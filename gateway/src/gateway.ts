@@ -5,12 +5,17 @@
  */
 import { hostname } from "node:os";
 import {
+  berthReflectionPackage,
+  CapacityServiceService,
+  clusterClientOptions,
   clusterGuard,
   createGrpcServerMetrics,
   createLogger,
   createRegistry,
   createRequestOutcomes,
+  FileShardMapSource,
   Gossiper,
+  GossipServiceService,
   type InternalTransport,
   instrumentService,
   parseHostPort,
@@ -18,14 +23,7 @@ import {
   Replica,
   startObservabilityServer,
 } from "@berth/common";
-import {
-  berthReflectionPackage,
-  clusterClientOptions,
-  FileShardMapSource,
-  internal,
-  type ShardMapSource,
-  v1,
-} from "@berth/proto";
+import type { ShardMapSource } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -191,9 +189,9 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
 
     const grpcServer = new grpc.Server();
     grpcServer.addService(
-      v1.CapacityServiceService,
+      CapacityServiceService,
       instrumentService(
-        v1.CapacityServiceService,
+        CapacityServiceService,
         capacityServiceHandlers({ router, replica, logger }),
         createGrpcServerMetrics(registry),
         createRequestOutcomes(registry),
@@ -205,7 +203,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     }).addToServer(grpcServer);
 
     const gossipServer = new grpc.Server({ interceptors: [clusterGuard(clusterId, logger)] });
-    gossipServer.addService(internal.GossipServiceService, gossiper.serviceHandlers());
+    gossipServer.addService(GossipServiceService, gossiper.serviceHandlers());
 
     const shutdownGraceMs = config.shutdownGraceMs ?? 5000;
     const grpcAddress = await bind(grpcServer, config.grpc);

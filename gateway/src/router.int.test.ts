@@ -1,8 +1,10 @@
 // The Router against small but real grpc-js WorkerService servers on loopback
 // (FakeWorker) that answer as an owner, a non-owner or an unavailable owner would.
+
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { parseRichStatus, richStatus, StaticShardMapSource, v1 } from "@berth/proto";
+import { parseRichStatus, richStatus } from "@berth/common";
+import { StaticShardMapSource, v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { Registry } from "prom-client";
 import { Router } from "./router.js";

@@ -25,15 +25,19 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { type InternalTransport, plaintextTransport } from "@berth/common";
 import {
+  type InternalTransport,
+  type ParsedRichStatus,
+  parseRichStatus,
+  plaintextTransport,
+  richStatus,
+} from "@berth/common";
+import {
+  backoffDelayMs,
   ERROR_DOMAIN,
   type ErrorReason,
   internal,
   isErrorReason,
-  type ParsedRichStatus,
-  parseRichStatus,
-  richStatus,
   type ShardMapSource,
   shardOf,
 } from "@berth/proto";
@@ -81,7 +85,7 @@ export interface RouterOptions {
   readonly registry?: Registry;
   /** Budget of a call whose caller set no deadline. Default 5,000 ms. */
   readonly defaultDeadlineMs?: number;
-  /** First backoff delay, before jitter. Default 20 ms. */
+  /** First backoff delay, before (equal) jitter. Default 20 ms. */
   readonly initialBackoffMs?: number;
   /** Largest backoff delay. Default 500 ms. */
   readonly maxBackoffMs?: number;
@@ -230,20 +234,6 @@ export class Router {
       });
     }
     this.#unsubscribe = this.#source.subscribe((map) => this.#onMap(map));
-  }
-
-  /** The current ShardMap, or undefined before the first one is known. */
-  current(): internal.ShardMap | undefined {
-    return this.#source.current();
-  }
-
-  /**
-   * Where `pool`'s commands go under the current ShardMap.
-   *
-   * @returns the route, or undefined when there is no map or the shard has no live owner
-   */
-  route(pool: string): Route | undefined {
-    return resolveRoute(this.#source.current(), pool);
   }
 
   /**
@@ -442,13 +432,13 @@ export class Router {
     this.#channels.clear();
   }
 
+  /** The delay after failed attempt `attempt` (0-based): equal jitter, so retries from many callers spread out. */
   #backoff(attempt: number): number {
-    const ceiling = Math.min(
-      this.#maxBackoffMs,
-      this.#initialBackoffMs * 2 ** Math.min(attempt, 20),
+    return backoffDelayMs(
+      attempt + 1,
+      { initialMs: this.#initialBackoffMs, maxMs: this.#maxBackoffMs, jitter: "equal" },
+      this.#random,
     );
-    // "Equal jitter": half fixed, half random, so retries from many callers spread out.
-    return ceiling / 2 + (this.#random() * ceiling) / 2;
   }
 
   #channel(address: string): ForwardChannel {

@@ -3,7 +3,8 @@
 // ShardMaps built by hand, and a decoder for the rich error details on the wire.
 
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { internal, RpcStatus, richStatus, STATUS_DETAILS_KEY, v1 } from "@berth/proto";
+import { richStatus, WorkerServiceService } from "@berth/common";
+import { internal, RpcStatus, STATUS_DETAILS_KEY, v1 } from "@berth/proto";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
 
@@ -133,7 +134,7 @@ export class FakeWorker {
       call.on("end", () => call.end());
       call.on("error", () => {});
     };
-    this.#server.addService(internal.WorkerServiceService, {
+    this.#server.addService(WorkerServiceService, {
       reserve: handler("reserve"),
       release: handler("release"),
       getPool: handler("getPool"),

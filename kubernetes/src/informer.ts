@@ -18,6 +18,8 @@
 //   restart every 30 s.
 // Here one AbortSignal per start() cancels whatever is in flight — request, stream or
 // sleep — at once, and every object in the cache is the server's JSON.
+
+import { type BackoffPolicy, backoffDelayMs } from "@berth/proto";
 import {
   HttpMethod,
   IsomorphicFetchHttpLibrary,
@@ -69,8 +71,9 @@ export interface ResourceInformerOptions {
   readonly name?: string;
   /**
    * Delay before watching (or listing) again after an error or the end of a watch:
-   * starts at `initial`, doubles per attempt that made no progress up to `max`, and
-   * is jittered to 50–150 %. Default `{ initial: 500, max: 10_000 }`.
+   * starts at `initial`, doubles per attempt that made no progress up to `max`, with
+   * equal jitter (uniform in [d/2, d), {@link backoffDelayMs}). Default
+   * `{ initial: 500, max: 10_000 }`.
    */
   readonly restartDelayMs?: { readonly initial: number; readonly max: number };
   /**
@@ -275,7 +278,8 @@ export class ResourceInformer<T extends KubeObject> {
 
   async #loop(signal: AbortSignal): Promise<void> {
     const { initial, max } = this.#o.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS;
-    let delay = initial;
+    const backoff: BackoffPolicy = { initialMs: initial, maxMs: max, jitter: "equal" };
+    let attempt = 0;
     for (;;) {
       const before = this.#progress;
       try {
@@ -289,10 +293,9 @@ export class ResourceInformer<T extends KubeObject> {
       if (signal.aborted) return;
       this.#stats.connected = false;
       // An attempt that listed or delivered events resets the backoff.
-      if (this.#progress !== before) delay = initial;
-      await sleep(delay * (0.5 + Math.random()), signal);
+      attempt = this.#progress !== before ? 1 : attempt + 1;
+      await sleep(backoffDelayMs(attempt, backoff), signal);
       if (signal.aborted) return;
-      delay = Math.min(delay * 2, max);
       this.#stats.watchRestarts++;
     }
   }

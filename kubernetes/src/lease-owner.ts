@@ -16,6 +16,7 @@
 // every `refreshMs` (default 60 s): a StatefulSet deleted with `--cascade=orphan` and
 // created again adopts the pod under a new uid, and a Lease that kept naming the old
 // uid would be deleted by the garbage collector (its only owner is gone).
+import { backoffDelayMs } from "@berth/proto";
 import type { CoreV1Api, V1OwnerReference, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { LogThrottle } from "./log-throttle.js";
@@ -61,7 +62,10 @@ export interface PodControllerOwnerOptions {
   /** The pod the Lease holder runs in (from the downward API: `$(POD_NAME)`). */
   readonly pod: string;
   readonly logger?: Logger;
-  /** Wait before the first retry, doubled after each failure up to `maxRetryMs`; default 500. */
+  /**
+   * Wait before the first retry, doubled after each failure up to `maxRetryMs`
+   * ({@link backoffDelayMs}, no jitter: each pod reads only itself); default 500.
+   */
   readonly initialRetryMs?: number;
   /** Longest wait between two reads; default 30,000. */
   readonly maxRetryMs?: number;
@@ -115,7 +119,7 @@ export class PodControllerOwner implements LeaseOwner {
   start(): void {
     if (this.#run !== undefined) return;
     this.#run = new AbortController();
-    void this.#attempt(this.#run.signal, this.#o.initialRetryMs);
+    void this.#attempt(this.#run.signal, 1);
   }
 
   /** Stops retrying; a read in flight is aborted. Idempotent. */
@@ -125,7 +129,8 @@ export class PodControllerOwner implements LeaseOwner {
     clearTimeout(this.#timer);
   }
 
-  async #attempt(signal: AbortSignal, nextRetryMs: number): Promise<void> {
+  /** Reads the pod; on failure tries again after the backoff of retry number `retry` (from 1). */
+  async #attempt(signal: AbortSignal, retry: number): Promise<void> {
     const { api, namespace, pod, logger } = this.#o;
     let read: V1Pod;
     try {
@@ -136,6 +141,11 @@ export class PodControllerOwner implements LeaseOwner {
     } catch (e: unknown) {
       if (signal.aborted) return;
       this.#failures++;
+      const nextRetryMs = backoffDelayMs(retry, {
+        initialMs: this.#o.initialRetryMs,
+        maxMs: this.#o.maxRetryMs,
+        jitter: "none",
+      });
       const message = errorMessage(e);
       const d = this.#throttle.failure(message);
       if (d.log) {
@@ -151,10 +161,7 @@ export class PodControllerOwner implements LeaseOwner {
             : "cannot read this pod again to check the Lease owner; keeping the one found",
         );
       }
-      this.#timer = setTimeout(
-        () => void this.#attempt(signal, Math.min(nextRetryMs * 2, this.#o.maxRetryMs)),
-        nextRetryMs,
-      );
+      this.#timer = setTimeout(() => void this.#attempt(signal, retry + 1), nextRetryMs);
       this.#timer.unref();
       return;
     }
@@ -164,10 +171,7 @@ export class PodControllerOwner implements LeaseOwner {
     this.#reads++;
     this.#reference = controllerOwnerOf(read);
     this.#throttle.recovered();
-    this.#timer = setTimeout(
-      () => void this.#attempt(signal, this.#o.initialRetryMs),
-      this.#o.refreshMs,
-    );
+    this.#timer = setTimeout(() => void this.#attempt(signal, 1), this.#o.refreshMs);
     this.#timer.unref();
     if (!first && previous?.uid === this.#reference?.uid) return;
     if (this.#reference === undefined) {

@@ -3,7 +3,13 @@
 // level-based reconciles planned by the pure functions in this package. Losing the
 // lease stops every controller at once (a stale leader must not write): the
 // ShardMap is only ever written with the resourceVersion it was planned from.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
+import {
+  clusterClientOptions,
+  type InternalTransport,
+  parseRichStatus,
+  plaintextTransport,
+  WorkerServiceClient,
+} from "@berth/common";
 import {
   API_VERSION,
   CAPACITY_POOL_FINALIZER,
@@ -26,7 +32,7 @@ import {
   WORKER_ADDRESS_ANNOTATION,
   WORKER_LEASE_LABELS,
 } from "@berth/kubernetes";
-import { clusterClientOptions, internal, parseRichStatus, shardOf } from "@berth/proto";
+import { internal, shardOf } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import {
   CoordinationV1Api,
@@ -213,7 +219,7 @@ class Controllers {
   readonly #rejected = new Map<string, RejectedSpec>();
   readonly #lastStatusAt = new Map<string, number>();
   readonly #poolsByShard = new Map<number, Set<string>>();
-  readonly #workers = new Map<string, internal.WorkerServiceClient>();
+  readonly #workers = new Map<string, WorkerServiceClient>();
   /** The live members last seen, and when one last joined or was lost (monotonic ms). */
   #liveIds = new Set<string>();
   #lastJoinAt: number | undefined;
@@ -677,11 +683,11 @@ class Controllers {
     set.add(id);
   }
 
-  #worker(address: string): internal.WorkerServiceClient {
+  #worker(address: string): WorkerServiceClient {
     let c = this.#workers.get(address);
     if (c === undefined) {
       const transport = this.#o.transport ?? plaintextTransport();
-      c = new internal.WorkerServiceClient(address, transport.channelCredentials, {
+      c = new WorkerServiceClient(address, transport.channelCredentials, {
         ...transport.channelOptions,
         ...clusterClientOptions(this.#o.clusterId),
       });
@@ -711,7 +717,7 @@ class Controllers {
 }
 
 function configure(
-  client: internal.WorkerServiceClient,
+  client: WorkerServiceClient,
   spec: internal.PoolSpec,
   epoch: number,
 ): Promise<internal.ConfigureResponse> {

@@ -1,6 +1,9 @@
 /**
  * @berth/proto: the wire contract every Berth process agrees on — generated
- * message and service types, and the pure functions over them.
+ * messages, framework-agnostic service definitions (`*ServiceDefinition`), and the pure
+ * functions over them. Pure: importing it loads no `node:*` module and no gRPC library
+ * (proto/src/purity.int.test.ts checks); the grpc-js bindings, the rich-status codec
+ * and the file-backed ShardMap source are in @berth/common.
  */
 
 export {
@@ -9,6 +12,7 @@ export {
   planShardMap,
   rendezvousScore,
 } from "./assignment.js";
+export { type BackoffJitter, type BackoffPolicy, backoffDelayMs } from "./backoff.js";
 export {
   DEFAULT_PAGE_SIZE,
   MAX_CALL_TOKEN_LENGTH,
@@ -28,15 +32,20 @@ export {
 } from "./bounds.js";
 export {
   CLUSTER_ID_HEADER,
-  type ClusterMismatch,
-  callerClusterId,
-  clusterClientOptions,
-  clusterIdClientInterceptor,
   clusterIdProblem,
-  clusterIdServerInterceptor,
   INTERNAL_PATH_PREFIX,
   MAX_CLUSTER_ID_LENGTH,
 } from "./cluster-id.js";
+export {
+  ERROR_DOMAIN,
+  ERROR_REASONS,
+  type ErrorReason,
+  type FieldViolation,
+  isErrorReason,
+  STATUS_DETAILS_KEY,
+  TYPE_URLS,
+} from "./error-model.js";
+export { berthFileDescriptors } from "./file-descriptors.js";
 export * as internal from "./gen/berth/internal/v1/worker.js";
 export {
   Member,
@@ -47,6 +56,8 @@ export {
   shardStateToJSON,
 } from "./gen/berth/internal/v1/worker.js";
 export * as v1 from "./gen/berth/v1/capacity.js";
+/** google.rpc error details: what a rich status packs (see error-model). */
+export { BadRequest, ErrorInfo, RetryInfo } from "./gen/google/rpc/error_details.js";
 /** google.rpc.Status: how a Forward reply carries a failed command's status and details. */
 export { Status as RpcStatus } from "./gen/google/rpc/status.js";
 export {
@@ -69,8 +80,6 @@ export {
   poolIdProblem,
   splitPoolId,
 } from "./pool-id.js";
-export { PROTO_ROOT, SERVICE_PROTO_FILES } from "./proto-files.js";
-export { berthFileDescriptors, berthReflectionPackage } from "./reflection.js";
 export { RepeatedFieldOne } from "./repeated-field.js";
 export {
   type DecodedReservationId,
@@ -87,28 +96,5 @@ export {
 } from "./reservation-id.js";
 export { compareTimestamps, parseRfc3339, type Timestamp } from "./rfc3339.js";
 export { assertShardCount, DEFAULT_SHARD_COUNT, murmur3, shardOf } from "./shard-hash.js";
-export {
-  FileShardMapSource,
-  type FileShardMapSourceOptions,
-  type FileShardMapSourceStats,
-  type ShardMapSource,
-  StaticShardMapSource,
-  shardMapProblem,
-  writeShardMapFile,
-} from "./shard-map-source.js";
-export { type DigestedSpec, digestedSpecOf, SpecDigest } from "./spec-digest.js";
-export {
-  ERROR_DOMAIN,
-  ERROR_REASONS,
-  type ErrorReason,
-  type FieldViolation,
-  isErrorReason,
-  type ParsedRichStatus,
-  parseRichStatus,
-  type RichStatusDetail,
-  RichStatusError,
-  richStatus,
-  STATUS_DETAILS_KEY,
-  TYPE_URLS,
-} from "./status.js";
+export { type ShardMapSource, StaticShardMapSource, shardMapProblem } from "./shard-map-source.js";
 export { durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";

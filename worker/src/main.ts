@@ -5,13 +5,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   createLogger,
+  FileShardMapSource,
   InternalTlsError,
   type InternalTransport,
   loadInternalTls,
   UsageError,
 } from "@berth/common";
 import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
-import { FileShardMapSource, type ShardMapSource } from "@berth/proto";
+import type { ShardMapSource } from "@berth/proto";
 import { ConnectingJournal } from "./adapters/connecting-journal.js";
 import {
   cassandraCredentialsFromEnv,

@@ -1,19 +1,14 @@
 // WorkerControlService.WatchShards and the graceful leave, over real gRPC on loopback,
 // against workers on a real SQLite journal. No assertion is about time.
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import {
-  internal,
-  parseRichStatus,
-  SpecDigest,
-  StaticShardMapSource,
-  shardOf,
-  type v1,
-} from "@berth/proto";
+import { parseRichStatus, SpecDigest, WorkerServiceClient } from "@berth/common";
+import { internal, StaticShardMapSource, shardOf, type v1 } from "@berth/proto";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { HandOffPublisher, RecordedWatch, reported } from "./adapters/shard-watch-testkit.js";
@@ -94,7 +89,7 @@ function worker(
 
 /** The WorkerService of `w`, promisified. */
 function workerApi(w: RunningWorker) {
-  const client = new internal.WorkerServiceClient(w.address, credentials.createInsecure());
+  const client = new WorkerServiceClient(w.address, credentials.createInsecure());
   const unary = <T>(call: (cb: (e: ServiceError | null, r: T) => void) => void) =>
     new Promise<T>((resolve, reject) => call((e, r) => (e ? reject(e) : resolve(r))));
   const opts = () => ({ deadline: Date.now() + 30_000 });

@@ -9,12 +9,11 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   clusterClientOptions,
-  internal,
   parseRichStatus,
-  planShardMap,
-  type v1,
+  WorkerServiceClient,
   writeShardMapFile,
-} from "@berth/proto";
+} from "@berth/common";
+import { internal, planShardMap, type v1 } from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { HandOffPublisher, RecordedWatch } from "./adapters/shard-watch-testkit.js";
 
@@ -101,11 +100,7 @@ describe("the worker process", () => {
       const deadline = () => ({ deadline: Date.now() + 5000 });
       // A caller of another cluster (or of none) is refused before any handler runs.
       for (const other of [{}, clusterClientOptions("another-cluster")]) {
-        const stranger = new internal.WorkerServiceClient(
-          grpc,
-          credentials.createInsecure(),
-          other,
-        );
+        const stranger = new WorkerServiceClient(grpc, credentials.createInsecure(), other);
         await assert.rejects(
           new Promise((resolve, reject) =>
             stranger.getPool(
@@ -128,7 +123,7 @@ describe("the worker process", () => {
         );
         stranger.close();
       }
-      const client = new internal.WorkerServiceClient(
+      const client = new WorkerServiceClient(
         grpc,
         credentials.createInsecure(),
         clusterClientOptions("proc-test"),

@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { loadInternalTls, plaintextTransport } from "@berth/common";
+import { loadInternalTls, plaintextTransport, writeShardMapFile } from "@berth/common";
 import { createCertificateAuthority, writeInternalTlsDir } from "@berth/common/testing";
-import { planShardMap, writeShardMapFile } from "@berth/proto";
+import { planShardMap } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { GossipServiceClient, parseRichStatus, WorkerServiceClient } from "@berth/common";
 import {
   decodeReservationId,
   encodeLegacyReservationId,
   encodeReservationId,
   internal,
-  parseRichStatus,
   StaticShardMapSource,
   shardOf,
   type v1,
@@ -28,7 +28,7 @@ import { SqliteJournal } from "./journal/sqlite-journal.js";
 const SHARDS = 8;
 const logger = pino({ level: "silent" });
 
-type Client = InstanceType<typeof internal.WorkerServiceClient>;
+type Client = InstanceType<typeof WorkerServiceClient>;
 
 function unary<T>(invoke: (cb: (e: ServiceError | null, r: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => invoke((e, r) => (e ? reject(e) : resolve(r))));
@@ -182,8 +182,8 @@ describe("worker over real gRPC", () => {
     sourceB.set(map1);
     await a.whenReady();
     await b.whenReady();
-    clientA = new internal.WorkerServiceClient(a.address, credentials.createInsecure());
-    clientB = new internal.WorkerServiceClient(b.address, credentials.createInsecure());
+    clientA = new WorkerServiceClient(a.address, credentials.createInsecure());
+    clientB = new WorkerServiceClient(b.address, credentials.createInsecure());
   });
 
   after(async () => {
@@ -579,7 +579,7 @@ describe("worker over real gRPC", () => {
     const entry = b.replica.get(pool);
     assert.equal(entry?.counters.reserved, 3);
     assert.equal(entry?.counters.capacity, 7);
-    const gossipClient = new internal.GossipServiceClient(a.address, credentials.createInsecure());
+    const gossipClient = new GossipServiceClient(a.address, credentials.createInsecure());
     const pulled = await unary<internal.PullResponse>((cb) =>
       gossipClient.pull({ from: "test", pageToken: "" }, new Metadata(), opts(), cb),
     );

@@ -3,6 +3,7 @@
 import { type internal, timestampMs, timestampOf } from "@berth/proto";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { GossipServiceServer } from "../grpc-services.js";
 import { BUCKET_COUNT } from "./digest.js";
 import { encodedSizeBound, MAX_GOSSIP_MESSAGE_BYTES } from "./message-size.js";
 import { decodePageToken, encodePageToken, InvalidPageTokenError } from "./page-token.js";
@@ -38,7 +39,7 @@ export function gossipServiceHandlers(
   replica: Replica,
   logger: Logger,
   options: GossipServiceOptions = {},
-): internal.GossipServiceServer {
+): GossipServiceServer {
   const maxBytes = options.maxMessageBytes ?? MAX_GOSSIP_MESSAGE_BYTES;
   /** One size-bounded page of the replica after `token`, only `buckets` when given. */
   const pageOf = (

@@ -12,6 +12,7 @@ import {
 } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { Registry } from "prom-client";
+import { GossipServiceClient, GossipServiceService } from "../grpc-services.js";
 import { Gossiper, type GossiperOptions } from "./gossiper.js";
 import { Replica } from "./replica.js";
 
@@ -70,7 +71,7 @@ async function startNode(
     ...options.gossiper,
   });
   const server = new Server();
-  server.addService(internal.GossipServiceService, gossiper.serviceHandlers());
+  server.addService(GossipServiceService, gossiper.serviceHandlers());
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `127.0.0.1:${options.port ?? 0}`,
@@ -310,7 +311,7 @@ describe("gossip between real gRPC nodes", () => {
 
   test("a Pull with a malformed continuation token is rejected with INVALID_ARGUMENT", async () => {
     const a = await startNode("a", { owner: false });
-    const client = new internal.GossipServiceClient(a.address, credentials.createInsecure());
+    const client = new GossipServiceClient(a.address, credentials.createInsecure());
     const err = await new Promise<ServiceError | null>((resolve) =>
       client.pull({ from: "test", pageToken: "not a token" }, new Metadata(), (e) => resolve(e)),
     );
@@ -444,8 +445,8 @@ describe("anti-entropy by digests: O(changes)", () => {
     const server = new Server();
     server.addService(
       {
-        push: internal.GossipServiceService.push,
-        pull: internal.GossipServiceService.pull,
+        push: GossipServiceService.push,
+        pull: GossipServiceService.pull,
       },
       { push: handlers.push, pull: handlers.pull },
     );

@@ -1,9 +1,10 @@
 // Spreads pool counters to peers: batched deltas, periodic digest anti-entropy, pull on start.
 
-import { internal, timestampMs } from "@berth/proto";
+import { type internal, timestampMs } from "@berth/proto";
 import { type ChannelOptions, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { GossipServiceClient, type GossipServiceServer } from "../grpc-services.js";
 import { type InternalTransport, plaintextTransport } from "../internal-tls.js";
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { type GossipObserver, gossipServiceHandlers } from "./gossip-service.js";
@@ -77,7 +78,7 @@ export interface GossiperOptions {
 
 interface Peer {
   readonly address: string;
-  readonly client: internal.GossipServiceClient;
+  readonly client: GossipServiceClient;
   /** Deltas waiting for the push in flight to finish, newest version per pool. */
   pending: Map<string, internal.PoolCounters>;
   pushing: boolean;
@@ -231,7 +232,7 @@ export class Gossiper {
    * The GossipService handlers for this node's server, counting received pushes in
    * this gossiper's metrics.
    */
-  serviceHandlers(): internal.GossipServiceServer {
+  serviceHandlers(): GossipServiceServer {
     return gossipServiceHandlers(this.#o.replica, this.#log, {
       observer: this.#observer,
       maxMessageBytes: this.#maxBytes,
@@ -374,9 +375,9 @@ export class Gossiper {
     for (const address of keep) {
       let peer = this.#peers.get(address);
       if (peer === undefined) {
-        let client: internal.GossipServiceClient;
+        let client: GossipServiceClient;
         try {
-          client = new internal.GossipServiceClient(address, this.#transport.channelCredentials, {
+          client = new GossipServiceClient(address, this.#transport.channelCredentials, {
             ...this.#transport.channelOptions,
             ...this.#o.clientOptions,
           });

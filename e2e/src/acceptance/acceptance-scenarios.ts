@@ -4,17 +4,13 @@
 // (SQLite in local-sqlite.int.test.ts; Cassandra later). No assertion is about
 // time: bounds below are only how long to wait before calling something broken,
 // and the propagation times of the visibility scenario are recorded, not asserted.
+
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, test } from "node:test";
-import {
-  encodeReservationId,
-  type ParsedRichStatus,
-  parseRichStatus,
-  shardOf,
-  type v1,
-} from "@berth/proto";
+import { type ParsedRichStatus, parseRichStatus } from "@berth/common";
+import { encodeReservationId, shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { LocalCluster } from "../local/local-cluster.js";
 import {

@@ -11,6 +11,7 @@
 //    one per retry); once Cassandra is back /readyz is ready again, every acknowledged
 //    reservation is in the journal and new reserves succeed.
 // 3. SIGTERM still ends the worker after its driver's connections were cut.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,15 +20,19 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import {
+  CapacityServiceClient,
+  parseRichStatus,
+  WorkerServiceClient,
+  writeShardMapFile,
+} from "@berth/common";
 import { startGateway } from "@berth/gateway";
 import {
   decodeReservationId,
-  internal,
-  parseRichStatus,
+  type internal,
   planShardMap,
   StaticShardMapSource,
-  v1,
-  writeShardMapFile,
+  type v1,
 } from "@berth/proto";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -131,7 +136,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
   let storagePort: number;
   let node: CassandraNode | undefined;
   let worker: WorkerProc | undefined;
-  let client: internal.WorkerServiceClient | undefined;
+  let client: WorkerServiceClient | undefined;
   let grpcAddress: string;
   let httpAddress: string;
   let journalUrl: string;
@@ -176,7 +181,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
       "--snapshot-every",
       "1000000",
     ]);
-    client = new internal.WorkerServiceClient(grpcAddress, credentials.createInsecure());
+    client = new WorkerServiceClient(grpcAddress, credentials.createInsecure());
   });
 
   after(async () => {
@@ -194,7 +199,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
   });
 
   const reserve = (requestId: string, deadlineMs = 5000) => {
-    const c = client as internal.WorkerServiceClient;
+    const c = client as WorkerServiceClient;
     return call<v1.ReserveResponse>(
       (m, o, cb) =>
         c.reserve(
@@ -259,7 +264,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
       .find((j) => j.msg === "journal connected")?.attempts;
     console.log(`# the worker connected on attempt ${attempts}`);
 
-    const c = client as internal.WorkerServiceClient;
+    const c = client as WorkerServiceClient;
     const configured = await call<internal.ConfigureResponse>(
       (m, o, cb) =>
         c.configure(
@@ -330,7 +335,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
       shardMapSource: new StaticShardMapSource(shardMap),
       logger: pino({ level: "silent" }),
     });
-    const gatewayClient = new v1.CapacityServiceClient(
+    const gatewayClient = new CapacityServiceClient(
       gateway.grpcAddress,
       credentials.createInsecure(),
     );

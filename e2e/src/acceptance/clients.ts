@@ -1,14 +1,16 @@
 // Promise-returning wrappers over the real grpc-js clients the acceptance
 // scenarios call: the public CapacityService on the gateway and the internal
 // GossipService on a worker. Every call has a deadline.
+
 import assert from "node:assert/strict";
 import {
+  CapacityServiceClient,
   clusterClientOptions,
-  internal,
+  GossipServiceClient,
   type ParsedRichStatus,
   parseRichStatus,
-  v1,
-} from "@berth/proto";
+} from "@berth/common";
+import { type internal, v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 
 /** Deadline of a public call unless a scenario says otherwise. */
@@ -40,10 +42,10 @@ function unary<Req, Res>(
 
 /** The public API of a gateway, one method per RPC. */
 export class CapacityApi {
-  readonly client: v1.CapacityServiceClient;
+  readonly client: CapacityServiceClient;
 
   constructor(address: string) {
-    this.client = new v1.CapacityServiceClient(address, grpc.credentials.createInsecure());
+    this.client = new CapacityServiceClient(address, grpc.credentials.createInsecure());
   }
 
   reserve(
@@ -88,11 +90,11 @@ export class CapacityApi {
 
 /** A worker's (or gateway's) gossip replica, read through GossipService.Pull. */
 export class GossipReader {
-  readonly client: internal.GossipServiceClient;
+  readonly client: GossipServiceClient;
 
   /** @param clusterId the cluster id the node was started with ("" for none) */
   constructor(address: string, clusterId = "") {
-    this.client = new internal.GossipServiceClient(
+    this.client = new GossipServiceClient(
       address,
       grpc.credentials.createInsecure(),
       clusterClientOptions(clusterId),

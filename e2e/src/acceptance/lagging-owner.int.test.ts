@@ -5,6 +5,7 @@
 // takes must then fail at the journal's fence, and A must not answer from its stale
 // state either. Runs on the Cassandra journal (a node started for this file) and on
 // SQLite. No assertion is about time.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,14 +14,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import {
-  internal,
-  parseRichStatus,
-  planShardMap,
-  type ShardMap,
-  type v1,
-  writeShardMapFile,
-} from "@berth/proto";
+import { parseRichStatus, WorkerServiceClient, writeShardMapFile } from "@berth/common";
+import { type internal, planShardMap, type ShardMap, type v1 } from "@berth/proto";
 import { type Journal, openJournal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
@@ -42,7 +37,7 @@ interface WorkerProcess {
   readonly mapFile: string;
   readonly child: ChildProcess;
   readonly lines: string[];
-  readonly client: internal.WorkerServiceClient;
+  readonly client: WorkerServiceClient;
 }
 
 async function startWorker(
@@ -76,7 +71,7 @@ async function startWorker(
       if (line.includes('"worker listening"')) resolve();
     });
   });
-  const client = new internal.WorkerServiceClient(address, grpc.credentials.createInsecure());
+  const client = new WorkerServiceClient(address, grpc.credentials.createInsecure());
   return { id, address, mapFile, child, lines, client };
 }
 

@@ -12,19 +12,14 @@
 // new owner cannot even fence until the old one resumes — the embedded journal is for
 // one machine, where a paused owner is not the failure being guarded. SQLite's fencing
 // itself is covered by the journal conformance suite. No assertion is about time.
+
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  clusterClientOptions,
-  decodeReservationId,
-  internal,
-  parseRichStatus,
-  shardOf,
-  type v1,
-} from "@berth/proto";
+import { clusterClientOptions, parseRichStatus, WorkerServiceClient } from "@berth/common";
+import { decodeReservationId, shardOf, type v1 } from "@berth/proto";
 import type { Journal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
@@ -53,7 +48,7 @@ interface Answer {
 }
 
 function directReserve(
-  client: internal.WorkerServiceClient,
+  client: WorkerServiceClient,
   pool: string,
   requestId: string,
 ): Promise<v1.ReserveResponse> {
@@ -81,7 +76,7 @@ async function staleOwnerScenario(
   assert.ok(a !== undefined && b !== undefined && a.pid !== undefined);
   const pidA = a.pid;
   const api = new CapacityApi(cluster.gatewayAddress);
-  const direct = new internal.WorkerServiceClient(
+  const direct = new WorkerServiceClient(
     a.grpcAddress,
     grpc.credentials.createInsecure(),
     clusterClientOptions(cluster.clusterId),

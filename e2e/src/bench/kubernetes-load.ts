@@ -15,7 +15,8 @@
 // and `verify()` compares the ledger with GetPool of every pool: acknowledged
 // reserves minus releases = reserved (units and count), reserved ≤ capacity. A
 // `replayed: true` answer to the first call of a request_id is counted as false.
-import { type ParsedRichStatus, parseRichStatus, v1 } from "@berth/proto";
+import { CapacityServiceClient, type ParsedRichStatus, parseRichStatus } from "@berth/common";
+import { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 
 /** A pool the load uses. */
@@ -92,7 +93,7 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDE
 /** The load and its ledger; see the file comment. */
 export class ClientLoad {
   readonly #o: LoadOptions;
-  readonly #client: v1.CapacityServiceClient;
+  readonly #client: CapacityServiceClient;
   /** pool → reservation id → units. */
   readonly #held = new Map<string, Map<string, number>>();
   /** reservation id → request_id it was answered for. */
@@ -118,7 +119,7 @@ export class ClientLoad {
 
   constructor(o: LoadOptions) {
     this.#o = o;
-    this.#client = new v1.CapacityServiceClient(o.gateway, grpc.credentials.createInsecure());
+    this.#client = new CapacityServiceClient(o.gateway, grpc.credentials.createInsecure());
     for (const p of o.pools) this.#held.set(p.id, new Map());
   }
 

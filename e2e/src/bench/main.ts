@@ -20,6 +20,7 @@
 // `--rounds` rounds; rounds interleave the scenarios so each sees the same machine.
 // Prints the matrix, the issue's side-by-side ratio table, half-rate latencies, CPU per
 // request per process, RSS, and the issue's goal checks; --json FILE writes everything.
+
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, tmpdir } from "node:os";
@@ -27,7 +28,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { shardOf, v1 } from "@berth/proto";
+import { CapacityServiceClient } from "@berth/common";
+import { shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import cassandra from "cassandra-driver";
 import {
@@ -374,7 +376,7 @@ function echoCall(address: string): GrpcCall & { close(): void } {
 }
 
 function berthCalls(address: string) {
-  const client = new v1.CapacityServiceClient(address, grpc.credentials.createInsecure());
+  const client = new CapacityServiceClient(address, grpc.credentials.createInsecure());
   const target = (call: string, data: unknown): GhzTarget => ({
     address,
     proto: berthProto,

@@ -10,11 +10,13 @@
 //     zone matching a tenth of the pools (one page of 100);
 //   - reserve rate and latency on one hot pool with all the other pools present.
 // Progress goes to stderr; the tables go to stdout; --json FILE writes the figures.
+
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { v1 } from "@berth/proto";
+import { CapacityServiceClient } from "@berth/common";
+import type { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { type LocalCluster, startLocalCluster } from "../local/local-cluster.js";
 import { runLoad } from "./load.js";
@@ -165,10 +167,7 @@ async function measure(
   const startSeconds = round((Date.now() - t0) / 1000, 1);
   progress(`${tag} serving in ${startSeconds} s`);
   try {
-    const client = new v1.CapacityServiceClient(
-      c.gatewayAddress,
-      grpc.credentials.createInsecure(),
-    );
+    const client = new CapacityServiceClient(c.gatewayAddress, grpc.credentials.createInsecure());
     // Let gossip settle, then measure idle CPU.
     await new Promise((r) => setTimeout(r, 3000));
     const pids = [c.gatewayPid, ...c.workers.map((w) => w.pid)];

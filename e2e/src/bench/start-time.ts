@@ -4,6 +4,7 @@
 // `berth --help`, one real `berth pool` call, and worker and gateway from spawn to their
 // "listening" log line (a worker with a SQLite journal and 8 shards). Prints min / median
 // / max in ms. Run `npm run build` first.
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { internal, planShardMap, writeShardMapFile } from "@berth/proto";
+import { WorkerServiceClient, writeShardMapFile } from "@berth/common";
+import { planShardMap } from "@berth/proto";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { freePorts } from "../cassandra/cassandra-node.js";
 
@@ -108,7 +110,7 @@ try {
       );
       record(`gateway start to ready (${variant})`, gateway.ms);
       if (run === 0 && variant === "tsx") {
-        const client = new internal.WorkerServiceClient(wGrpc, credentials.createInsecure());
+        const client = new WorkerServiceClient(wGrpc, credentials.createInsecure());
         await new Promise((resolve, reject) =>
           client.configure(
             {

@@ -3,6 +3,7 @@
 // gateway as plain `node file.js` processes (no tsx anywhere) and drive them with the
 // compiled CLI. Catches what only breaks bundled code: a data file read relative to
 // import.meta.url, a devDependency imported by product code, a lost side effect.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -10,7 +11,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { internal, planShardMap, writeShardMapFile } from "@berth/proto";
+import { WorkerServiceClient, writeShardMapFile } from "@berth/common";
+import { planShardMap } from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { freePorts } from "../cassandra/cassandra-node.js";
 
@@ -90,7 +92,7 @@ before(async () => {
     ],
     "worker listening",
   );
-  const worker = new internal.WorkerServiceClient(workerGrpc, credentials.createInsecure());
+  const worker = new WorkerServiceClient(workerGrpc, credentials.createInsecure());
   try {
     await new Promise((resolve, reject) =>
       worker.configure(

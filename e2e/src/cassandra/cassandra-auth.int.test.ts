@@ -3,6 +3,7 @@
 // password leaves the worker up and not ready, with a readable reason on /readyz and
 // JOURNAL_UNAVAILABLE on its WorkerService, the password in neither nor in its logs.
 // Skipped, with the reason printed, without Java.
+
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,7 +12,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { internal, parseRichStatus, planShardMap, writeShardMapFile } from "@berth/proto";
+import { parseRichStatus, WorkerServiceClient, writeShardMapFile } from "@berth/common";
+import { internal, planShardMap } from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import cassandra from "cassandra-driver";
 import { cassandraSkipReason, freshKeyspace } from "../acceptance/cassandra-support.js";
@@ -157,7 +159,7 @@ describe("Cassandra with PasswordAuthenticator", { skip }, () => {
       String(r.body.reason),
       /^journal unavailable: cannot connect to Cassandra at .*Provided username berth and\/or password are incorrect/,
     );
-    const client = new internal.WorkerServiceClient(w.grpc, credentials.createInsecure());
+    const client = new WorkerServiceClient(w.grpc, credentials.createInsecure());
     try {
       const e = await new Promise<ServiceError>((resolve) =>
         client.getPool(

@@ -1,7 +1,8 @@
 // The `berth` CLI: parse, call the gateway's public CapacityService, print.
+
 import { randomUUID } from "node:crypto";
-import { UsageError } from "@berth/common";
-import { parseRichStatus, v1 } from "@berth/proto";
+import { CapacityServiceClient, parseRichStatus, UsageError } from "@berth/common";
+import type { v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { type CliCommand, parseCliArgs, usage } from "./args.js";
@@ -51,7 +52,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return EXIT_OK;
   }
   if (cmd.command === "health") return health(cmd, io);
-  const client = new v1.CapacityServiceClient(cmd.address, grpc.credentials.createInsecure());
+  const client = new CapacityServiceClient(cmd.address, grpc.credentials.createInsecure());
   const deadline = () => deadlineIn(cmd);
   const print = (human: string, json: unknown) =>
     io.stdout(cmd.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);

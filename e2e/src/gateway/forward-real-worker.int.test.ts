@@ -2,21 +2,16 @@
 // worker (startWorker, SQLite journal) in this process over real gRPC on loopback,
 // configured through the gateway's Router: each command is answered as its unary RPC
 // answers. ForwardChannel against scripted servers is gateway/src/forward-channel.int.test.ts.
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { parseRichStatus, WorkerServiceClient } from "@berth/common";
 import { Router } from "@berth/gateway";
 import { shardMapAllOwnedBy } from "@berth/gateway/testing";
-import {
-  internal,
-  parseRichStatus,
-  RpcStatus,
-  StaticShardMapSource,
-  shardOf,
-  type v1,
-} from "@berth/proto";
+import { internal, RpcStatus, StaticShardMapSource, shardOf, type v1 } from "@berth/proto";
 import { openJournal, startWorker } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -81,10 +76,7 @@ describe("Forward on a real worker", () => {
     );
 
     // Raw Forward: one message, several kinds of commands.
-    const client = new internal.WorkerServiceClient(
-      worker.address,
-      grpc.credentials.createInsecure(),
-    );
+    const client = new WorkerServiceClient(worker.address, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());
     const stream = client.forward();
     const replies = new Map<number, internal.ForwardReply[]>();

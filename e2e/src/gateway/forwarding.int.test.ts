@@ -1,12 +1,14 @@
 // The gateway's forwarding policy against a REAL worker (startWorker) on a real SQLite
 // journal, in this process over real gRPC on loopback: an owner that is alive but slow
 // is waited for (one attempt, up to the caller's deadline), never sent the call twice.
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CapacityServiceClient } from "@berth/common";
 import { type RunningGateway, startGateway } from "@berth/gateway";
 import { shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
 import { internal, StaticShardMapSource, v1 } from "@berth/proto";
@@ -65,7 +67,7 @@ const registry = new Registry();
 let journal: SlowJournal;
 let worker: RunningWorker;
 let gateway: RunningGateway;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 
 before(async () => {
   journal = new SlowJournal(await openJournal(`sqlite://${join(dir, "journal.db")}`));
@@ -94,7 +96,7 @@ before(async () => {
     logger: silent,
     registry,
   });
-  client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
   await gateway.router.call(
     "configure",
     pool,

@@ -1,11 +1,13 @@
 // The gateway in front of two REAL workers (startWorker from @berth/worker) sharing a
 // real SQLite journal in a temp dir, all in this process over real gRPC on loopback.
+
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { CapacityServiceClient, parseRichStatus } from "@berth/common";
 import { type RunningGateway, startGateway } from "@berth/gateway";
 import { eventually, shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
 import {
@@ -13,7 +15,6 @@ import {
   encodeLegacyReservationId,
   encodeReservationId,
   internal,
-  parseRichStatus,
   StaticShardMapSource,
   v1,
 } from "@berth/proto";
@@ -31,7 +32,7 @@ const gatewayMaps = new StaticShardMapSource();
 const workers: RunningWorker[] = [];
 const journals: { close(): Promise<void> }[] = [];
 let gateway: RunningGateway;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 const pool = "default/van-north";
 
 function mapOwnedBy(index: number, revision: number): internal.ShardMap {
@@ -71,7 +72,7 @@ before(async () => {
   workerMaps.set(first);
   gatewayMaps.set(first);
   await Promise.all(workers.map((w) => w.whenReady()));
-  client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
   // Pools are configured the way the local supervisor does it: routed by the gateway's Router.
   await gateway.router.call(
     "configure",

@@ -7,11 +7,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type InternalTransport, loadInternalTls } from "@berth/common";
+import {
+  CapacityServiceClient,
+  type InternalTransport,
+  loadInternalTls,
+  parseRichStatus,
+} from "@berth/common";
 import { createCertificateAuthority, writeInternalTlsDir } from "@berth/common/testing";
 import { type RunningGateway, startGateway } from "@berth/gateway";
 import { eventually, shardMapAllOwnedBy, unary } from "@berth/gateway/testing";
-import { internal, parseRichStatus, StaticShardMapSource, v1 } from "@berth/proto";
+import { internal, StaticShardMapSource, v1 } from "@berth/proto";
 import { openJournal, type RunningWorker, startWorker } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -25,7 +30,7 @@ const transports: InternalTransport[] = [];
 let worker: RunningWorker;
 let journal: { close(): Promise<void> };
 let gateway: RunningGateway;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 const pool = "default/tls-pool";
 
 async function nodeTransport(
@@ -84,7 +89,7 @@ before(async () => {
     Date.now() + 10_000,
   );
   // The public port stays plaintext.
-  client = new v1.CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(gateway.grpcAddress, grpc.credentials.createInsecure());
 });
 
 after(async () => {

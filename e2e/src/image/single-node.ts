@@ -4,9 +4,10 @@
  * on the host. The data directory holds the ShardMap and the journal; in a container it is
  * the volume mounted at /var/lib/berth.
  */
+
 import { chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { writeShardMapFile } from "@berth/proto";
+import { writeShardMapFile } from "@berth/common";
 import { allocateFreePorts, type ClusterPorts } from "../local/ports.js";
 import { planLocalShardMap } from "../local/shard-map-ops.js";
 

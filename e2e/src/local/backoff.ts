@@ -1,4 +1,5 @@
 // Restart delays for a crashed child process. Pure.
+import { backoffDelayMs } from "@berth/proto";
 
 /** Options of {@link RestartBackoff}. */
 export interface RestartBackoffOptions {
@@ -11,8 +12,9 @@ export interface RestartBackoffOptions {
 }
 
 /**
- * Exponential restart backoff: 1 s, 2 s, 4 s, … capped at `maxMs`, back to the
- * first delay once a process has stayed up for `resetAfterMs`. A process that
+ * Exponential restart backoff ({@link backoffDelayMs}, no jitter: each child restarts on
+ * its own schedule): 1 s, 2 s, 4 s, … capped at `maxMs`, back to the first delay once a
+ * process has stayed up for `resetAfterMs`. A process that
  * crashes in a loop is restarted ever more slowly; one that crashes once a day is
  * restarted at once.
  */
@@ -35,8 +37,11 @@ export class RestartBackoff {
    */
   next(uptimeMs: number): number {
     if (uptimeMs >= this.#resetAfterMs) this.#attempt = 0;
-    const delay = Math.min(this.#maxMs, this.#initialMs * 2 ** Math.min(this.#attempt, 30));
     this.#attempt++;
-    return delay;
+    return backoffDelayMs(this.#attempt, {
+      initialMs: this.#initialMs,
+      maxMs: this.#maxMs,
+      jitter: "none",
+    });
   }
 }

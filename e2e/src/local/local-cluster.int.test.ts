@@ -4,7 +4,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
-import { parseRichStatus, shardOf, v1 } from "@berth/proto";
+import { CapacityServiceClient, parseRichStatus } from "@berth/common";
+import { shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { loadPoolManifests, type PoolManifest } from "../manifests/index.js";
 import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";
@@ -14,7 +15,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "berth-local-"));
 const POOLS = join(dataDir, "pools.yaml");
 copyFileSync(resolve(REPO_ROOT, "examples/pools.yaml"), POOLS);
 let cluster: LocalCluster;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 let manifests: PoolManifest[];
 const childPids: number[] = [];
 
@@ -29,7 +30,7 @@ before(async () => {
     stopTimeoutMs: 5000,
     watch: true,
   });
-  client = new v1.CapacityServiceClient(cluster.gatewayAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(cluster.gatewayAddress, grpc.credentials.createInsecure());
 });
 
 after(async () => {

@@ -4,21 +4,14 @@
 // startLocalCluster; the acceptance tests and the benchmark use it directly. What the
 // children are up to comes from their typed channels (/readyz, each worker's
 // WatchShards stream), never from their logs, which are only relayed.
+
 import { createWriteStream, existsSync, type WriteStream } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { clusterClientOptions, digestedSpecOf, SpecDigest, writeShardMapFile } from "@berth/common";
 import { Router } from "@berth/gateway";
-import {
-  clusterClientOptions,
-  digestedSpecOf,
-  internal,
-  poolIdProblem,
-  SpecDigest,
-  StaticShardMapSource,
-  shardOf,
-  writeShardMapFile,
-} from "@berth/proto";
+import { internal, poolIdProblem, StaticShardMapSource, shardOf } from "@berth/proto";
 import { ConnectingJournal, openJournal } from "@berth/worker";
 import type { PoolManifest } from "../manifests/index.js";
 import type { RestartBackoffOptions } from "./backoff.js";

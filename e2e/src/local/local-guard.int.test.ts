@@ -1,5 +1,6 @@
 // Local mode guards: one running cluster per data directory, clusters that never talk
 // to each other, ports checked before anything starts, and Ctrl-C at any phase.
+
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -8,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
-import { FileShardMapSource } from "@berth/proto";
+import { FileShardMapSource } from "@berth/common";
 import { openJournal, startWorker } from "@berth/worker";
 import { DataDirLockedError, lockDataDir } from "./data-dir.js";
 import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";

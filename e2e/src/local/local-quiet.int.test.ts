@@ -2,12 +2,14 @@
 // errors only, a local cluster still starts, hands a shard off (drained first, as the
 // worker reports on WatchShards), and follows a crashed worker back. No assertion is
 // about time.
+
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
-import { shardOf, v1 } from "@berth/proto";
+import { CapacityServiceClient } from "@berth/common";
+import { shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";
 
@@ -16,7 +18,7 @@ const POOL = "delivery/north-2030-06-04-morning";
 const dataDir = mkdtempSync(join(tmpdir(), "berth-quiet-"));
 const supervisorLines: string[] = [];
 let cluster: LocalCluster;
-let client: v1.CapacityServiceClient;
+let client: CapacityServiceClient;
 
 before(async () => {
   cluster = await startLocalCluster({
@@ -30,7 +32,7 @@ before(async () => {
     logOutput: (line) => supervisorLines.push(line),
     restartBackoff: { initialMs: 200, maxMs: 1000 },
   });
-  client = new v1.CapacityServiceClient(cluster.gatewayAddress, grpc.credentials.createInsecure());
+  client = new CapacityServiceClient(cluster.gatewayAddress, grpc.credentials.createInsecure());
 });
 
 after(async () => {

@@ -1,12 +1,14 @@
 // A restart on the same data directory configures only what changed: the workers'
 // spec digests say which shards already hold their manifests' specs, and a manifest
 // edited while the cluster was down is applied.
+
 import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, test } from "node:test";
-import { shardOf, v1 } from "@berth/proto";
+import { CapacityServiceClient } from "@berth/common";
+import { shardOf } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { loadPoolManifests } from "../manifests/index.js";
 import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";
@@ -44,7 +46,7 @@ async function stop(): Promise<void> {
 }
 
 function capacityOf(c: LocalCluster, pool: string): Promise<number> {
-  const client = new v1.CapacityServiceClient(c.gatewayAddress, grpc.credentials.createInsecure());
+  const client = new CapacityServiceClient(c.gatewayAddress, grpc.credentials.createInsecure());
   return new Promise<number>((res, rej) => {
     client.getPool({ pool }, new grpc.Metadata(), { deadline: Date.now() + 15_000 }, (e, r) => {
       client.close();

@@ -1,7 +1,12 @@
 // What a worker of the local cluster holds, as the worker itself says on its
 // WorkerControlService.WatchShards stream, followed across the worker's restarts.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { clusterClientOptions, internal } from "@berth/proto";
+import {
+  clusterClientOptions,
+  type InternalTransport,
+  plaintextTransport,
+  WorkerControlServiceClient,
+} from "@berth/common";
+import { type BackoffPolicy, backoffDelayMs, type internal } from "@berth/proto";
 import { type ClientReadableStream, Metadata, type StatusObject, status } from "@grpc/grpc-js";
 
 /** Options of {@link ShardWatch}. */
@@ -21,9 +26,11 @@ export interface ShardWatchOptions {
   readonly transport?: InternalTransport;
 }
 
-/** Wait before calling again after a lost stream; doubles while nothing is heard. */
-const RETRY_INITIAL_MS = 100;
-const RETRY_MAX_MS = 2000;
+/**
+ * Wait before calling again after a lost stream: 100 ms, doubling while nothing is
+ * heard, up to 2 s; no jitter (one supervisor, one worker).
+ */
+const RETRY_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000, jitter: "none" };
 /** How a stream ends when its worker stops or goes away: no failure worth a line. */
 const EXPECTED_ENDS: readonly status[] = [status.OK, status.CANCELLED, status.UNAVAILABLE];
 
@@ -35,29 +42,25 @@ const EXPECTED_ENDS: readonly status[] = [status.OK, status.CANCELLED, status.UN
  */
 export class ShardWatch {
   readonly #o: ShardWatchOptions;
-  readonly #client: internal.WorkerControlServiceClient;
+  readonly #client: WorkerControlServiceClient;
   #stream: ClientReadableStream<internal.WatchShardsResponse> | undefined;
   #latest: internal.WatchShardsResponse | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #delayMs: number;
+  /** Streams lost since the last report. */
+  #retries = 0;
   #failing = false;
   #closed = false;
 
   constructor(options: ShardWatchOptions) {
     this.#o = options;
-    this.#delayMs = RETRY_INITIAL_MS;
     const transport = options.transport ?? plaintextTransport();
-    this.#client = new internal.WorkerControlServiceClient(
-      options.address,
-      transport.channelCredentials,
-      {
-        ...transport.channelOptions,
-        ...clusterClientOptions(options.clusterId),
-        // A restarted worker is back within seconds: reconnect soon after it is.
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1000,
-      },
-    );
+    this.#client = new WorkerControlServiceClient(options.address, transport.channelCredentials, {
+      ...transport.channelOptions,
+      ...clusterClientOptions(options.clusterId),
+      // A restarted worker is back within seconds: reconnect soon after it is.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+    });
     this.#call();
   }
 
@@ -86,7 +89,7 @@ export class ShardWatch {
     stream.on("data", (m: internal.WatchShardsResponse) => {
       this.#latest = m;
       this.#failing = false;
-      this.#delayMs = RETRY_INITIAL_MS;
+      this.#retries = 0;
       this.#o.onChange();
     });
     // A non-OK status comes as an error too; the status event handles both.
@@ -101,8 +104,8 @@ export class ShardWatch {
         this.#o.onFailure?.(s);
       }
       this.#o.onChange();
-      this.#timer = setTimeout(() => this.#call(), this.#delayMs);
-      this.#delayMs = Math.min(this.#delayMs * 2, RETRY_MAX_MS);
+      this.#retries++;
+      this.#timer = setTimeout(() => this.#call(), backoffDelayMs(this.#retries, RETRY_BACKOFF));
     });
   }
 }

@@ -4,12 +4,13 @@
 // three workers killed (quorum lost: nothing moves), the operator leader killed (the
 // standby takes over, no shard moves), kube-apiserver restarted (clients see nothing).
 // Every acknowledged reserve is counted and checked against the pools at the end.
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseRichStatus } from "@berth/proto";
+import { parseRichStatus } from "@berth/common";
 import { CapacityApi } from "../acceptance/clients.js";
 import { goMissingReason } from "../kubernetes/build.js";
 import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";

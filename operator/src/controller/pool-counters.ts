@@ -2,8 +2,13 @@
 // live worker at a time (any worker knows every pool's latest counters), keeps the
 // highest version per pool and says which pools changed. Nothing is pushed to it, so
 // workers need not know where the operator runs.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { clusterClientOptions, internal } from "@berth/proto";
+import {
+  clusterClientOptions,
+  GossipServiceClient,
+  type InternalTransport,
+  plaintextTransport,
+} from "@berth/common";
+import type { internal } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 
@@ -33,7 +38,7 @@ export class PoolCounters {
   readonly #o: PoolCountersOptions;
   readonly #log: Logger;
   readonly #counters = new Map<string, PoolCounter>();
-  readonly #clients = new Map<string, internal.GossipServiceClient>();
+  readonly #clients = new Map<string, GossipServiceClient>();
   #members: internal.Member[] = [];
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -124,11 +129,11 @@ export class PoolCounters {
     if (changed.length > 0) this.#o.onChanged(changed);
   }
 
-  #client(address: string): internal.GossipServiceClient {
+  #client(address: string): GossipServiceClient {
     let c = this.#clients.get(address);
     if (c === undefined) {
       const transport = this.#o.transport ?? plaintextTransport();
-      c = new internal.GossipServiceClient(address, transport.channelCredentials, {
+      c = new GossipServiceClient(address, transport.channelCredentials, {
         ...transport.channelOptions,
         ...clusterClientOptions(this.#o.clusterId),
       });
@@ -139,7 +144,7 @@ export class PoolCounters {
 }
 
 function pull(
-  client: internal.GossipServiceClient,
+  client: GossipServiceClient,
   pageToken: string,
   timeoutMs: number,
 ): Promise<internal.PullResponse> {

@@ -5,9 +5,11 @@
 // `urgent` predicate picks (the operator's ShardMap key) jump ahead of the others, so
 // one key that moves shards never waits behind thousands of pool reconciles.
 
+import { backoffDelayMs } from "@berth/proto";
+
 /** Options of a {@link WorkQueue}. */
 export interface WorkQueueOptions {
-  /** First retry delay of a failing key (default 50 ms); doubles per failure. */
+  /** First retry delay of a failing key (default 50 ms); doubles per failure, no jitter. */
   readonly baseDelayMs?: number;
   /** Longest retry delay of a failing key (default 30 s). */
   readonly maxDelayMs?: number;
@@ -102,7 +104,12 @@ export class WorkQueue {
   addRateLimited(key: string): void {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const perKey = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
+    // No jitter, as controller-runtime's per-item limiter: the token bucket spreads retries.
+    const perKey = backoffDelayMs(n + 1, {
+      initialMs: this.baseDelayMs,
+      maxMs: this.maxDelayMs,
+      jitter: "none",
+    });
     this.addAfter(key, Math.max(perKey, this.bucketDelay()));
   }
 

@@ -2,8 +2,13 @@
 // long-lived stream per member, reopened with backoff while the member is listed.
 // Planning reads only reports from a shard's current owner at its current epoch, so
 // a stale report (an old owner, an old epoch) can never move a shard.
-import { type InternalTransport, plaintextTransport } from "@berth/common";
-import { clusterClientOptions, internal } from "@berth/proto";
+import {
+  clusterClientOptions,
+  type InternalTransport,
+  plaintextTransport,
+  WorkerControlServiceClient,
+} from "@berth/common";
+import { backoffDelayMs, internal } from "@berth/proto";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ShardReport } from "../planning/hand-off.js";
@@ -15,7 +20,7 @@ export interface WorkerReportsOptions {
   /** Sent with every call; workers refuse other clusters. */
   readonly clusterId: string;
   readonly logger: Logger;
-  /** First and longest delay before reopening a stream that ended. Default 100 ms / 2 s. */
+  /** First and longest delay before reopening a stream that ended (doubling, equal jitter). Default 100 ms / 2 s. */
   readonly reconnectDelayMs?: { readonly initial: number; readonly max: number };
   /** grpc-js channel options; keepalive defaults detect a frozen worker within ~4 s. */
   readonly channelOptions?: grpc.ChannelOptions;
@@ -25,7 +30,7 @@ export interface WorkerReportsOptions {
 
 interface Watch {
   readonly address: string;
-  readonly client: internal.WorkerControlServiceClient;
+  readonly client: WorkerControlServiceClient;
   call: grpc.ClientReadableStream<internal.WatchShardsResponse> | undefined;
   latest: internal.WatchShardsResponse | undefined;
   failures: number;
@@ -117,7 +122,7 @@ export class WorkerReports {
 
   #open(id: string, address: string): void {
     const transport = this.#o.transport ?? plaintextTransport();
-    const client = new internal.WorkerControlServiceClient(address, transport.channelCredentials, {
+    const client = new WorkerControlServiceClient(address, transport.channelCredentials, {
       ...transport.channelOptions,
       "grpc.keepalive_time_ms": 1_000,
       "grpc.keepalive_timeout_ms": 3_000,
@@ -161,8 +166,12 @@ export class WorkerReports {
       w.latest = undefined;
       w.failures++;
       const { initial, max } = this.#o.reconnectDelayMs ?? { initial: 100, max: 2_000 };
-      const ceiling = Math.min(max, initial * 2 ** Math.min(w.failures - 1, 16));
-      const delayMs = ceiling / 2 + (Math.random() * ceiling) / 2;
+      // Equal jitter: the streams of workers that went away together reopen spread out.
+      const delayMs = backoffDelayMs(w.failures, {
+        initialMs: initial,
+        maxMs: max,
+        jitter: "equal",
+      });
       // One line per outage, not per attempt: a dead worker is retried every ~2 s.
       if (had || w.failures === 1) {
         this.#log.info(

@@ -2,11 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal } from "../journal/journal.js";
-import {
-  ConnectingJournal,
-  connectDelayMs,
-  type JournalHealthEvent,
-} from "./connecting-journal.js";
+import { ConnectingJournal, type JournalHealthEvent } from "./connecting-journal.js";
 
 function fakeJournal(): Journal & { closed: number } {
   const j = {
@@ -26,14 +22,6 @@ function fakeJournal(): Journal & { closed: number } {
 const fast = { initialMs: 1, maxMs: 4 };
 
 describe("the connecting journal", () => {
-  test("retry delays double from the initial delay up to the cap", () => {
-    const b = { initialMs: 250, maxMs: 5000 };
-    assert.deepEqual(
-      [1, 2, 3, 4, 5, 6, 7, 100].map((a) => connectDelayMs(a, b)),
-      [250, 500, 1000, 2000, 4000, 5000, 5000, 5000],
-    );
-  });
-
   test("until it connects every call fails as unavailable with the reason, then it delegates", async () => {
     const real = fakeJournal();
     let attempts = 0;

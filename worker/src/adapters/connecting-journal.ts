@@ -7,14 +7,15 @@
 // serves its gRPC/HTTP endpoints, reports the reason on /readyz and answers commands
 // UNAVAILABLE (JOURNAL_UNAVAILABLE) at once; see worker-server.ts.
 import { setTimeout as sleep } from "node:timers/promises";
+import { type BackoffPolicy, backoffDelayMs } from "@berth/proto";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { AppendTarget, Journal, LoadedPool, Snapshot } from "../journal/journal.js";
 
-/** Retry schedule of {@link ConnectingJournal}: doubling from `initialMs`, capped at `maxMs`. */
-export interface ConnectBackoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-}
+/**
+ * Retry schedule of {@link ConnectingJournal}: doubling from `initialMs`, capped at
+ * `maxMs` ({@link backoffDelayMs}), without jitter: one worker, one backend.
+ */
+export type ConnectBackoff = Pick<BackoffPolicy, "initialMs" | "maxMs">;
 
 /** Default: 250 ms doubling to 5 s. */
 export const DEFAULT_CONNECT_BACKOFF: ConnectBackoff = { initialMs: 250, maxMs: 5000 };
@@ -88,9 +89,9 @@ interface Failing {
   lastReportAt: number;
 }
 
-/** Delay before retry `attempt` (1-based): initial·2^(attempt-1), capped. No jitter: one worker, one backend. */
-export function connectDelayMs(attempt: number, backoff: ConnectBackoff): number {
-  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+/** Delay before retry `attempt` (1-based) under `backoff`: no jitter. */
+function connectDelayMs(attempt: number, backoff: ConnectBackoff): number {
+  return backoffDelayMs(attempt, { ...backoff, jitter: "none" });
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseRichStatus } from "@berth/proto";
+import { parseRichStatus } from "@berth/common";
 import { status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { InvalidCommandError } from "../domain/pool.js";

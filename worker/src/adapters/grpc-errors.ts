@@ -1,6 +1,8 @@
 // The ONE place where a worker failure becomes a gRPC status.
+
 import { randomUUID } from "node:crypto";
-import { type FieldViolation, richStatus } from "@berth/proto";
+import { richStatus } from "@berth/common";
+import type { FieldViolation } from "@berth/proto";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { FencedError, JournalUnavailableError } from "../journal/errors.js";

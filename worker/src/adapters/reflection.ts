@@ -1,5 +1,5 @@
 // gRPC server reflection over Berth's compiled descriptors.
-import { berthReflectionPackage } from "@berth/proto";
+import { berthReflectionPackage } from "@berth/common";
 import type { Server } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 

@@ -1,7 +1,8 @@
 // For tests: a WatchShards client that records what it hears, and a ShardMap publisher
 // that hands a leaving worker's shards to another member the way the operator does
 // (DRAINING at the same epoch, then, once drained, the new owner at epoch + 1).
-import { clusterClientOptions, internal } from "@berth/proto";
+import { clusterClientOptions, WorkerControlServiceClient } from "@berth/common";
+import { internal } from "@berth/proto";
 import { credentials, Metadata, type StatusObject } from "@grpc/grpc-js";
 
 const { ShardState, ShardReportState } = internal;
@@ -14,8 +15,8 @@ export class RecordedWatch {
   readonly messages: internal.WatchShardsResponse[] = [];
   /** Resolves with the stream's final status (OK when the worker ended it). */
   readonly ended: Promise<StatusObject>;
-  readonly #client: internal.WorkerControlServiceClient;
-  readonly #stream: ReturnType<internal.WorkerControlServiceClient["watchShards"]>;
+  readonly #client: WorkerControlServiceClient;
+  readonly #stream: ReturnType<WorkerControlServiceClient["watchShards"]>;
   readonly #listeners = new Set<() => void>();
   #status: StatusObject | undefined;
 
@@ -24,7 +25,7 @@ export class RecordedWatch {
    * @param clusterId sent with the call ("" for none)
    */
   constructor(address: string, clusterId = "") {
-    this.#client = new internal.WorkerControlServiceClient(
+    this.#client = new WorkerControlServiceClient(
       address,
       credentials.createInsecure(),
       clusterClientOptions(clusterId),

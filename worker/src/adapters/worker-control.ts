@@ -1,5 +1,6 @@
 // WorkerControlService: what this worker holds, streamed to whoever publishes its
 // ShardMap (the operator, or the local supervisor), so that nobody reads it from logs.
+import type { WorkerControlServiceServer } from "@berth/common";
 import type { internal } from "@berth/proto";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -70,7 +71,7 @@ export class WorkerControl {
   }
 
   /** The WorkerControlService handlers, for `server.addService`. */
-  handlers(): internal.WorkerControlServiceServer {
+  handlers(): WorkerControlServiceServer {
     return { watchShards: (call) => this.#watch(call) };
   }
 

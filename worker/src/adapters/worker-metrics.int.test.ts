@@ -1,11 +1,13 @@
 // The worker's own metrics move when the thing they count happens: two real workers
 // over real gRPC sharing one SQLite journal, scraped over HTTP as Prometheus would.
+
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { internal, parseRichStatus, StaticShardMapSource, shardOf } from "@berth/proto";
+import { parseRichStatus, WorkerServiceClient } from "@berth/common";
+import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
@@ -13,7 +15,7 @@ import { type RunningWorker, startWorker } from "./worker-server.js";
 
 const SHARDS = 4;
 const logger = pino({ level: "silent" });
-type Client = InstanceType<typeof internal.WorkerServiceClient>;
+type Client = InstanceType<typeof WorkerServiceClient>;
 
 function unary<T>(invoke: (cb: (e: ServiceError | null, r: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => invoke((e, r) => (e ? reject(e) : resolve(r))));
@@ -135,7 +137,7 @@ describe("worker metrics", () => {
     sourceA.set(map1);
     sourceB.set(map1);
     await a.whenReady();
-    client = new internal.WorkerServiceClient(a.address, credentials.createInsecure());
+    client = new WorkerServiceClient(a.address, credentials.createInsecure());
   });
 
   after(async () => {

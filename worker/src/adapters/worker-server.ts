@@ -3,10 +3,12 @@
 // server; and its graceful leave.
 
 import {
+  clusterClientOptions,
   clusterGuard,
   createLogger,
   createRegistry,
   Gossiper,
+  GossipServiceService,
   type InternalTransport,
   instrumentService,
   type ObservabilityServer,
@@ -15,8 +17,9 @@ import {
   type Readiness,
   Replica,
   startObservabilityServer,
+  WorkerControlServiceService,
 } from "@berth/common";
-import { clusterClientOptions, internal, type ShardMapSource } from "@berth/proto";
+import type { ShardMapSource } from "@berth/proto";
 import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
@@ -232,10 +235,10 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       metrics.outcomes,
     ),
   );
-  server.addService(internal.WorkerControlServiceService, control.handlers());
+  server.addService(WorkerControlServiceService, control.handlers());
   server.addService(
-    internal.GossipServiceService,
-    instrumentService(internal.GossipServiceService, gossiper.serviceHandlers(), metrics.grpc),
+    GossipServiceService,
+    instrumentService(GossipServiceService, gossiper.serviceHandlers(), metrics.grpc),
   );
   health.addToServer(server);
   addReflection(server);

@@ -1,6 +1,11 @@
 // grpc-js handlers of berth.internal.v1.WorkerService over the shard ownership layer.
 import { randomBytes } from "node:crypto";
-import { outcomeOf, type RequestOutcomes } from "@berth/common";
+import {
+  outcomeOf,
+  type RequestOutcomes,
+  type WorkerServiceServer,
+  WorkerServiceService,
+} from "@berth/common";
 import {
   encodeLegacyReservationId,
   encodeReservationId,
@@ -94,7 +99,7 @@ interface Commands {
 
 /** The WorkerService: its handlers, and the end of its Forward streams on shutdown. */
 export interface WorkerService {
-  readonly handlers: internal.WorkerServiceServer;
+  readonly handlers: WorkerServiceServer;
   /**
    * Ends every Forward stream once it has answered every command it took; commands
    * arriving meanwhile answer UNAVAILABLE / OWNER_UNAVAILABLE (shutting down). Resolves
@@ -110,9 +115,9 @@ export interface WorkerService {
  * sent as the ForwardResponse those encodings make together.
  */
 export const WORKER_SERVICE_DEFINITION: ServiceDefinition = {
-  ...internal.WorkerServiceService,
+  ...WorkerServiceService,
   forward: {
-    ...internal.WorkerServiceService.forward,
+    ...WorkerServiceService.forward,
     responseSerialize: (frames: RepeatedFieldOne) => {
       const bytes = frames.finish();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -131,7 +136,7 @@ export function workerService(deps: WorkerServiceDeps): WorkerService {
   const log = deps.logger;
   const sessions = new Set<ForwardSession>();
   let closing: Promise<void> | undefined;
-  const handlers: internal.WorkerServiceServer = {
+  const handlers: WorkerServiceServer = {
     reserve(call, callback) {
       answer(call, callback, log, (d) => commands.reserve(call.request, d));
     },
@@ -172,7 +177,7 @@ export function workerService(deps: WorkerServiceDeps): WorkerService {
  * The WorkerService handlers alone (no Forward shutdown hook): for callers that never
  * close the server gracefully, such as tests.
  */
-export function workerServiceHandlers(deps: WorkerServiceDeps): internal.WorkerServiceServer {
+export function workerServiceHandlers(deps: WorkerServiceDeps): WorkerServiceServer {
   return workerService(deps).handlers;
 }
 

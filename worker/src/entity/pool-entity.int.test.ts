@@ -51,7 +51,7 @@ function entity(journal: Journal, extra: Partial<PoolEntityOptions> = {}): PoolE
     journal,
     logger,
     fenceOnStart: true,
-    backoff: { baseMs: 1, maxMs: 5 },
+    backoff: { initialMs: 1, maxMs: 5, jitter: "equal" },
     ...extra,
   });
 }

@@ -1,4 +1,5 @@
 // Hosts one pool: its state in memory, its commands one at a time, its events to the journal.
+import { type BackoffPolicy, backoffDelayMs } from "@berth/proto";
 import type { Logger } from "pino";
 import {
   decide,
@@ -16,7 +17,6 @@ import {
 } from "../domain/pool.js";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
 import type { Journal, LoadedPool } from "../journal/journal.js";
-import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF, delay } from "./backoff.js";
 import {
   type AnyEntityOutcome,
   type EntityCommand,
@@ -24,6 +24,7 @@ import {
   type EntityOutcome,
   replyFits,
 } from "./entity-outcome.js";
+import { DEFAULT_BACKOFF, delay } from "./journal-retry.js";
 
 /** How a journal append ended, for metrics. */
 export type AppendResult = "ok" | "fenced" | "error";

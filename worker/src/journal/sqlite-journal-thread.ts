@@ -209,7 +209,7 @@ export function sqliteJournalThread(
   const sleep = (ms: number): void => {
     Atomics.wait(pause, 0, 0, ms);
   };
-  /** Jittered, so that contending processes spread out. */
+  /** A constant poll, not a backoff: lockPollMs jittered to 50–150 %, so contending processes spread out. */
   const pollPause = (): number => config.lockPollMs * (0.5 + Math.random());
   const unavailable = (
     detail: string,

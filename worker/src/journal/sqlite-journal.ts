@@ -1,5 +1,6 @@
 import { DatabaseSync } from "node:sqlite";
 import { Worker } from "node:worker_threads";
+import { type BackoffPolicy, backoffDelayMs } from "@berth/proto";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "./errors.js";
 import type {
   AppendTarget,
@@ -477,10 +478,11 @@ export class SqliteJournal implements Journal {
   }
 }
 
-function backoff(attempt: number): number {
-  const cap = Math.min(20, 2 * attempt);
-  return 1 + Math.floor(Math.random() * cap);
-}
+/**
+ * Between tries to open a locked database: 2 ms doubling to 20 ms, full jitter (uniform
+ * in [0, d)), so that processes opening one file together spread out.
+ */
+const OPEN_BUSY_BACKOFF: BackoffPolicy = { initialMs: 2, maxMs: 20, jitter: "full" };
 
 function retryBusySync(deadline: number, body: () => void): void {
   for (let attempt = 1; ; attempt++) {
@@ -490,7 +492,7 @@ function retryBusySync(deadline: number, body: () => void): void {
     } catch (e: unknown) {
       if (!isBusy(e) || Date.now() >= deadline) throw e;
     }
-    sleepSync(backoff(attempt));
+    sleepSync(backoffDelayMs(attempt, OPEN_BUSY_BACKOFF));
   }
 }
 

@@ -70,7 +70,7 @@ function ownership(journal: Journal, source: StaticShardMapSource): ShardOwnersh
     journal,
     source,
     logger,
-    backoff: { baseMs: 1, maxMs: 5 },
+    backoff: { initialMs: 1, maxMs: 5, jitter: "equal" },
   });
   o.start();
   return o;
@@ -386,7 +386,7 @@ describe("ShardOwnership: a former owner whose ShardMap lags", () => {
         journal,
         source,
         logger,
-        backoff: { baseMs: 1, maxMs: 5 },
+        backoff: { initialMs: 1, maxMs: 5, jitter: "equal" },
       });
       o.start();
       return o;

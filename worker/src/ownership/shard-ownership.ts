@@ -1,9 +1,14 @@
 // Which shards this worker serves, following the ShardMap: fence, warm-load, serve, drain.
-import { internal, type ShardMapSource, SpecDigest, shardOf } from "@berth/proto";
+import { SpecDigest } from "@berth/common";
+import {
+  type BackoffPolicy,
+  backoffDelayMs,
+  internal,
+  type ShardMapSource,
+  shardOf,
+} from "@berth/proto";
 import type { Logger } from "pino";
 import type { PoolCommand, PoolView } from "../domain/pool.js";
-import type { BackoffPolicy } from "../entity/backoff.js";
-import { backoffDelayMs, DEFAULT_BACKOFF, delay } from "../entity/backoff.js";
 import type {
   AnsweredOutcome,
   EntityCommand,
@@ -12,6 +17,7 @@ import type {
   RejectedOutcome,
   ReplyTo,
 } from "../entity/entity-outcome.js";
+import { DEFAULT_BACKOFF, delay } from "../entity/journal-retry.js";
 import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";

@@ -6,18 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientUnaryCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
@@ -1917,192 +1905,67 @@ export const Pool_LabelsEntry: MessageFns<Pool_LabelsEntry> = {
  *                       learn it (the retry returns that reservation, if it was made);
  *                       a new request_id could reserve twice.
  */
-export type CapacityServiceService = typeof CapacityServiceService;
-export const CapacityServiceService = {
-  /**
-   * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
-   * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation. A pool with a
-   * window takes no new reservation once window.end has passed (by the owner's
-   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
-   * (RFC 3339). Before window.start reserving is allowed.
-   */
-  reserve: {
-    path: "/berth.v1.CapacityService/Reserve" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ReserveRequest): Buffer => Buffer.from(ReserveRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReserveRequest => ReserveRequest.decode(value),
-    responseSerialize: (value: ReserveResponse): Buffer => Buffer.from(ReserveResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReserveResponse => ReserveResponse.decode(value),
-  },
-  /**
-   * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released. Allowed on
-   * a closed pool and after the pool's window has ended.
-   */
-  release: {
-    path: "/berth.v1.CapacityService/Release" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ReleaseRequest): Buffer => Buffer.from(ReleaseRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReleaseRequest => ReleaseRequest.decode(value),
-    responseSerialize: (value: ReleaseResponse): Buffer => Buffer.from(ReleaseResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReleaseResponse => ReleaseResponse.decode(value),
-  },
-  /**
-   * GetAvailability lists pools matching a label selector, time window and minimum
-   * free units. Served from the answering node's replicated copy, without
-   * contacting owners: results can be slightly stale, and say how stale.
-   */
-  getAvailability: {
-    path: "/berth.v1.CapacityService/GetAvailability" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetAvailabilityRequest): Buffer =>
-      Buffer.from(GetAvailabilityRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetAvailabilityRequest => GetAvailabilityRequest.decode(value),
-    responseSerialize: (value: GetAvailabilityResponse): Buffer =>
-      Buffer.from(GetAvailabilityResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetAvailabilityResponse => GetAvailabilityResponse.decode(value),
-  },
-  /**
-   * GetPool returns one pool's current state, read from its owner (linearizable
-   * with Reserve and Release on that pool).
-   */
-  getPool: {
-    path: "/berth.v1.CapacityService/GetPool" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetPoolRequest): Buffer => Buffer.from(GetPoolRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetPoolRequest => GetPoolRequest.decode(value),
-    responseSerialize: (value: GetPoolResponse): Buffer => Buffer.from(GetPoolResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetPoolResponse => GetPoolResponse.decode(value),
+export type CapacityServiceDefinition = typeof CapacityServiceDefinition;
+export const CapacityServiceDefinition = {
+  name: "CapacityService",
+  fullName: "berth.v1.CapacityService",
+  methods: {
+    /**
+     * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
+     * never exceed its capacity at the moment of the reserve. Idempotent per
+     * (pool, request_id): a retry returns the original reservation. A pool with a
+     * window takes no new reservation once window.end has passed (by the owner's
+     * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
+     * (RFC 3339). Before window.start reserving is allowed.
+     */
+    reserve: {
+      name: "Reserve",
+      requestType: ReserveRequest as typeof ReserveRequest,
+      requestStream: false,
+      responseType: ReserveResponse as typeof ReserveResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Release returns a reservation's units to its pool. Idempotent: releasing a
+     * released reservation succeeds and reports it was already released. Allowed on
+     * a closed pool and after the pool's window has ended.
+     */
+    release: {
+      name: "Release",
+      requestType: ReleaseRequest as typeof ReleaseRequest,
+      requestStream: false,
+      responseType: ReleaseResponse as typeof ReleaseResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * GetAvailability lists pools matching a label selector, time window and minimum
+     * free units. Served from the answering node's replicated copy, without
+     * contacting owners: results can be slightly stale, and say how stale.
+     */
+    getAvailability: {
+      name: "GetAvailability",
+      requestType: GetAvailabilityRequest as typeof GetAvailabilityRequest,
+      requestStream: false,
+      responseType: GetAvailabilityResponse as typeof GetAvailabilityResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * GetPool returns one pool's current state, read from its owner (linearizable
+     * with Reserve and Release on that pool).
+     */
+    getPool: {
+      name: "GetPool",
+      requestType: GetPoolRequest as typeof GetPoolRequest,
+      requestStream: false,
+      responseType: GetPoolResponse as typeof GetPoolResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface CapacityServiceServer extends UntypedServiceImplementation {
-  /**
-   * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
-   * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation. A pool with a
-   * window takes no new reservation once window.end has passed (by the owner's
-   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
-   * (RFC 3339). Before window.start reserving is allowed.
-   */
-  reserve: handleUnaryCall<ReserveRequest, ReserveResponse>;
-  /**
-   * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released. Allowed on
-   * a closed pool and after the pool's window has ended.
-   */
-  release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
-  /**
-   * GetAvailability lists pools matching a label selector, time window and minimum
-   * free units. Served from the answering node's replicated copy, without
-   * contacting owners: results can be slightly stale, and say how stale.
-   */
-  getAvailability: handleUnaryCall<GetAvailabilityRequest, GetAvailabilityResponse>;
-  /**
-   * GetPool returns one pool's current state, read from its owner (linearizable
-   * with Reserve and Release on that pool).
-   */
-  getPool: handleUnaryCall<GetPoolRequest, GetPoolResponse>;
-}
-
-export interface CapacityServiceClient extends Client {
-  /**
-   * Reserve takes `units` from a pool. Never oversells: a pool's reserved units
-   * never exceed its capacity at the moment of the reserve. Idempotent per
-   * (pool, request_id): a retry returns the original reservation. A pool with a
-   * window takes no new reservation once window.end has passed (by the owner's
-   * clock): FAILED_PRECONDITION, reason WINDOW_ENDED, metadata "windowEnd"
-   * (RFC 3339). Before window.start reserving is allowed.
-   */
-  reserve(
-    request: ReserveRequest,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  reserve(
-    request: ReserveRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  reserve(
-    request: ReserveRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * Release returns a reservation's units to its pool. Idempotent: releasing a
-   * released reservation succeeds and reports it was already released. Allowed on
-   * a closed pool and after the pool's window has ended.
-   */
-  release(
-    request: ReleaseRequest,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * GetAvailability lists pools matching a label selector, time window and minimum
-   * free units. Served from the answering node's replicated copy, without
-   * contacting owners: results can be slightly stale, and say how stale.
-   */
-  getAvailability(
-    request: GetAvailabilityRequest,
-    callback: (error: ServiceError | null, response: GetAvailabilityResponse) => void,
-  ): ClientUnaryCall;
-  getAvailability(
-    request: GetAvailabilityRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetAvailabilityResponse) => void,
-  ): ClientUnaryCall;
-  getAvailability(
-    request: GetAvailabilityRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetAvailabilityResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * GetPool returns one pool's current state, read from its owner (linearizable
-   * with Reserve and Release on that pool).
-   */
-  getPool(
-    request: GetPoolRequest,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-  getPool(
-    request: GetPoolRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-  getPool(
-    request: GetPoolRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const CapacityServiceClient = makeGenericClientConstructor(
-  CapacityServiceService,
-  "berth.v1.CapacityService",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): CapacityServiceClient;
-  service: typeof CapacityServiceService;
-  serviceName: string;
-};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,22 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientDuplexStream,
-  type ClientOptions,
-  type ClientReadableStream,
-  type ClientUnaryCall,
-  type handleBidiStreamingCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { Status } from "../../../google/rpc/status.js";
 import {
@@ -4016,259 +4000,102 @@ export const ShardAssignment: MessageFns<ShardAssignment> = {
  * refreshes its ShardMap and retries elsewhere. A worker that owns the shard but
  * is still recovering it answers UNAVAILABLE with RetryInfo.
  */
-export type WorkerServiceService = typeof WorkerServiceService;
-export const WorkerServiceService = {
-  reserve: {
-    path: "/berth.internal.v1.WorkerService/Reserve" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ReserveRequest): Buffer => Buffer.from(ReserveRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReserveRequest => ReserveRequest.decode(value),
-    responseSerialize: (value: ReserveResponse): Buffer => Buffer.from(ReserveResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReserveResponse => ReserveResponse.decode(value),
-  },
-  release: {
-    path: "/berth.internal.v1.WorkerService/Release" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ReleaseRequest): Buffer => Buffer.from(ReleaseRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReleaseRequest => ReleaseRequest.decode(value),
-    responseSerialize: (value: ReleaseResponse): Buffer => Buffer.from(ReleaseResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReleaseResponse => ReleaseResponse.decode(value),
-  },
-  getPool: {
-    path: "/berth.internal.v1.WorkerService/GetPool" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetPoolRequest): Buffer => Buffer.from(GetPoolRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetPoolRequest => GetPoolRequest.decode(value),
-    responseSerialize: (value: GetPoolResponse): Buffer => Buffer.from(GetPoolResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetPoolResponse => GetPoolResponse.decode(value),
-  },
-  /** Configure applies a CapacityPool spec to its pool (creating it if new). */
-  configure: {
-    path: "/berth.internal.v1.WorkerService/Configure" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ConfigureRequest): Buffer => Buffer.from(ConfigureRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ConfigureRequest => ConfigureRequest.decode(value),
-    responseSerialize: (value: ConfigureResponse): Buffer => Buffer.from(ConfigureResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ConfigureResponse => ConfigureResponse.decode(value),
-  },
-  /** Echo returns its payload: the gRPC ceiling for benchmarks and smoke tests. */
-  echo: {
-    path: "/berth.internal.v1.WorkerService/Echo" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: EchoRequest): Buffer => Buffer.from(EchoRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): EchoRequest => EchoRequest.decode(value),
-    responseSerialize: (value: EchoResponse): Buffer => Buffer.from(EchoResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): EchoResponse => EchoResponse.decode(value),
-  },
-  /**
-   * Forward carries many commands per message on one long-lived stream: what a
-   * gateway uses instead of one unary call per command (each unary call costs a
-   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered at most once, by a ForwardReply with its id, in any order and in
-   * any response message; its answer is what the unary RPC of the same command
-   * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs is dropped unanswered (nothing written): the caller settles it
-   * by its own deadline, as it would a unary call. The stream has no deadline of its
-   * own; the worker ends it (status OK) when it shuts down, once every command it
-   * took is answered. Commands still unanswered when a stream breaks have unknown
-   * outcomes: the caller retries them (every command is idempotent).
-   */
-  forward: {
-    path: "/berth.internal.v1.WorkerService/Forward" as const,
-    requestStream: true as const,
-    responseStream: true as const,
-    requestSerialize: (value: ForwardRequest): Buffer => Buffer.from(ForwardRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ForwardRequest => ForwardRequest.decode(value),
-    responseSerialize: (value: ForwardResponse): Buffer => Buffer.from(ForwardResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ForwardResponse => ForwardResponse.decode(value),
+export type WorkerServiceDefinition = typeof WorkerServiceDefinition;
+export const WorkerServiceDefinition = {
+  name: "WorkerService",
+  fullName: "berth.internal.v1.WorkerService",
+  methods: {
+    reserve: {
+      name: "Reserve",
+      requestType: ReserveRequest as typeof ReserveRequest,
+      requestStream: false,
+      responseType: ReserveResponse as typeof ReserveResponse,
+      responseStream: false,
+      options: {},
+    },
+    release: {
+      name: "Release",
+      requestType: ReleaseRequest as typeof ReleaseRequest,
+      requestStream: false,
+      responseType: ReleaseResponse as typeof ReleaseResponse,
+      responseStream: false,
+      options: {},
+    },
+    getPool: {
+      name: "GetPool",
+      requestType: GetPoolRequest as typeof GetPoolRequest,
+      requestStream: false,
+      responseType: GetPoolResponse as typeof GetPoolResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Configure applies a CapacityPool spec to its pool (creating it if new). */
+    configure: {
+      name: "Configure",
+      requestType: ConfigureRequest as typeof ConfigureRequest,
+      requestStream: false,
+      responseType: ConfigureResponse as typeof ConfigureResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Echo returns its payload: the gRPC ceiling for benchmarks and smoke tests. */
+    echo: {
+      name: "Echo",
+      requestType: EchoRequest as typeof EchoRequest,
+      requestStream: false,
+      responseType: EchoResponse as typeof EchoResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Forward carries many commands per message on one long-lived stream: what a
+     * gateway uses instead of one unary call per command (each unary call costs a
+     * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
+     * is answered at most once, by a ForwardReply with its id, in any order and in
+     * any response message; its answer is what the unary RPC of the same command
+     * answers (the same worker code produces both). A command whose timeout passes
+     * before it runs is dropped unanswered (nothing written): the caller settles it
+     * by its own deadline, as it would a unary call. The stream has no deadline of its
+     * own; the worker ends it (status OK) when it shuts down, once every command it
+     * took is answered. Commands still unanswered when a stream breaks have unknown
+     * outcomes: the caller retries them (every command is idempotent).
+     */
+    forward: {
+      name: "Forward",
+      requestType: ForwardRequest as typeof ForwardRequest,
+      requestStream: true,
+      responseType: ForwardResponse as typeof ForwardResponse,
+      responseStream: true,
+      options: {},
+    },
   },
 } as const;
-
-export interface WorkerServiceServer extends UntypedServiceImplementation {
-  reserve: handleUnaryCall<ReserveRequest, ReserveResponse>;
-  release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
-  getPool: handleUnaryCall<GetPoolRequest, GetPoolResponse>;
-  /** Configure applies a CapacityPool spec to its pool (creating it if new). */
-  configure: handleUnaryCall<ConfigureRequest, ConfigureResponse>;
-  /** Echo returns its payload: the gRPC ceiling for benchmarks and smoke tests. */
-  echo: handleUnaryCall<EchoRequest, EchoResponse>;
-  /**
-   * Forward carries many commands per message on one long-lived stream: what a
-   * gateway uses instead of one unary call per command (each unary call costs a
-   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered at most once, by a ForwardReply with its id, in any order and in
-   * any response message; its answer is what the unary RPC of the same command
-   * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs is dropped unanswered (nothing written): the caller settles it
-   * by its own deadline, as it would a unary call. The stream has no deadline of its
-   * own; the worker ends it (status OK) when it shuts down, once every command it
-   * took is answered. Commands still unanswered when a stream breaks have unknown
-   * outcomes: the caller retries them (every command is idempotent).
-   */
-  forward: handleBidiStreamingCall<ForwardRequest, ForwardResponse>;
-}
-
-export interface WorkerServiceClient extends Client {
-  reserve(
-    request: ReserveRequest,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  reserve(
-    request: ReserveRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  reserve(
-    request: ReserveRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ReserveResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  getPool(
-    request: GetPoolRequest,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-  getPool(
-    request: GetPoolRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-  getPool(
-    request: GetPoolRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetPoolResponse) => void,
-  ): ClientUnaryCall;
-  /** Configure applies a CapacityPool spec to its pool (creating it if new). */
-  configure(
-    request: ConfigureRequest,
-    callback: (error: ServiceError | null, response: ConfigureResponse) => void,
-  ): ClientUnaryCall;
-  configure(
-    request: ConfigureRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ConfigureResponse) => void,
-  ): ClientUnaryCall;
-  configure(
-    request: ConfigureRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ConfigureResponse) => void,
-  ): ClientUnaryCall;
-  /** Echo returns its payload: the gRPC ceiling for benchmarks and smoke tests. */
-  echo(request: EchoRequest, callback: (error: ServiceError | null, response: EchoResponse) => void): ClientUnaryCall;
-  echo(
-    request: EchoRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: EchoResponse) => void,
-  ): ClientUnaryCall;
-  echo(
-    request: EchoRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: EchoResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * Forward carries many commands per message on one long-lived stream: what a
-   * gateway uses instead of one unary call per command (each unary call costs a
-   * new HTTP/2 stream, its headers and its trailers, on both sides). Each command
-   * is answered at most once, by a ForwardReply with its id, in any order and in
-   * any response message; its answer is what the unary RPC of the same command
-   * answers (the same worker code produces both). A command whose timeout passes
-   * before it runs is dropped unanswered (nothing written): the caller settles it
-   * by its own deadline, as it would a unary call. The stream has no deadline of its
-   * own; the worker ends it (status OK) when it shuts down, once every command it
-   * took is answered. Commands still unanswered when a stream breaks have unknown
-   * outcomes: the caller retries them (every command is idempotent).
-   */
-  forward(): ClientDuplexStream<ForwardRequest, ForwardResponse>;
-  forward(options: Partial<CallOptions>): ClientDuplexStream<ForwardRequest, ForwardResponse>;
-  forward(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ForwardRequest, ForwardResponse>;
-}
-
-export const WorkerServiceClient = makeGenericClientConstructor(
-  WorkerServiceService,
-  "berth.internal.v1.WorkerService",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): WorkerServiceClient;
-  service: typeof WorkerServiceService;
-  serviceName: string;
-};
 
 /**
  * WorkerControlService is the typed channel from a worker to whoever publishes its
  * ShardMap (the operator in Kubernetes, the supervisor in local mode): what the
  * worker holds, shard by shard, so a publisher never learns state from logs.
  */
-export type WorkerControlServiceService = typeof WorkerControlServiceService;
-export const WorkerControlServiceService = {
-  /**
-   * A snapshot at once, then a new one after every change (a shard acquired,
-   * recovered, drained or released, a newer map applied, shutdown begun), until
-   * the caller cancels or the worker stops.
-   */
-  watchShards: {
-    path: "/berth.internal.v1.WorkerControlService/WatchShards" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: WatchShardsRequest): Buffer => Buffer.from(WatchShardsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): WatchShardsRequest => WatchShardsRequest.decode(value),
-    responseSerialize: (value: WatchShardsResponse): Buffer => Buffer.from(WatchShardsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): WatchShardsResponse => WatchShardsResponse.decode(value),
+export type WorkerControlServiceDefinition = typeof WorkerControlServiceDefinition;
+export const WorkerControlServiceDefinition = {
+  name: "WorkerControlService",
+  fullName: "berth.internal.v1.WorkerControlService",
+  methods: {
+    /**
+     * A snapshot at once, then a new one after every change (a shard acquired,
+     * recovered, drained or released, a newer map applied, shutdown begun), until
+     * the caller cancels or the worker stops.
+     */
+    watchShards: {
+      name: "WatchShards",
+      requestType: WatchShardsRequest as typeof WatchShardsRequest,
+      requestStream: false,
+      responseType: WatchShardsResponse as typeof WatchShardsResponse,
+      responseStream: true,
+      options: {},
+    },
   },
 } as const;
-
-export interface WorkerControlServiceServer extends UntypedServiceImplementation {
-  /**
-   * A snapshot at once, then a new one after every change (a shard acquired,
-   * recovered, drained or released, a newer map applied, shutdown begun), until
-   * the caller cancels or the worker stops.
-   */
-  watchShards: handleServerStreamingCall<WatchShardsRequest, WatchShardsResponse>;
-}
-
-export interface WorkerControlServiceClient extends Client {
-  /**
-   * A snapshot at once, then a new one after every change (a shard acquired,
-   * recovered, drained or released, a newer map applied, shutdown begun), until
-   * the caller cancels or the worker stops.
-   */
-  watchShards(request: WatchShardsRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchShardsResponse>;
-  watchShards(
-    request: WatchShardsRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<WatchShardsResponse>;
-}
-
-export const WorkerControlServiceClient = makeGenericClientConstructor(
-  WorkerControlServiceService,
-  "berth.internal.v1.WorkerControlService",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): WorkerControlServiceClient;
-  service: typeof WorkerControlServiceService;
-  serviceName: string;
-};
 
 /**
  * GossipService replicates pools' public counters between nodes. Every entry is
@@ -4281,185 +4108,67 @@ export const WorkerControlServiceClient = makeGenericClientConstructor(
  * differs, and the sender sends those buckets whole with PushBuckets. Bucket =
  * fnv1a32(pool id, over UTF-16 code units) mod bucket_count.
  */
-export type GossipServiceService = typeof GossipServiceService;
-export const GossipServiceService = {
-  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
-  push: {
-    path: "/berth.internal.v1.GossipService/Push" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PushRequest): Buffer => Buffer.from(PushRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PushRequest => PushRequest.decode(value),
-    responseSerialize: (value: PushResponse): Buffer => Buffer.from(PushResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PushResponse => PushResponse.decode(value),
-  },
-  /** Pull returns every entry the callee knows: how a (re)started node catches up. */
-  pull: {
-    path: "/berth.internal.v1.GossipService/Pull" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PullRequest): Buffer => Buffer.from(PullRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PullRequest => PullRequest.decode(value),
-    responseSerialize: (value: PullResponse): Buffer => Buffer.from(PullResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PullResponse => PullResponse.decode(value),
-  },
-  /**
-   * Digest compares the sender's per-bucket digests of the entries it owns with the
-   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
-   */
-  digest: {
-    path: "/berth.internal.v1.GossipService/Digest" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: DigestRequest): Buffer => Buffer.from(DigestRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DigestRequest => DigestRequest.decode(value),
-    responseSerialize: (value: DigestResponse): Buffer => Buffer.from(DigestResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): DigestResponse => DigestResponse.decode(value),
-  },
-  /**
-   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
-   * a Digest): the receiver stops counting any other entry of them as the sender's.
-   */
-  pushBuckets: {
-    path: "/berth.internal.v1.GossipService/PushBuckets" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PushBucketsRequest): Buffer => Buffer.from(PushBucketsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PushBucketsRequest => PushBucketsRequest.decode(value),
-    responseSerialize: (value: PushBucketsResponse): Buffer => Buffer.from(PushBucketsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PushBucketsResponse => PushBucketsResponse.decode(value),
-  },
-  /**
-   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
-   * whose digest differs are returned; matching buckets are confirmed.
-   */
-  pullChanged: {
-    path: "/berth.internal.v1.GossipService/PullChanged" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: PullChangedRequest): Buffer => Buffer.from(PullChangedRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): PullChangedRequest => PullChangedRequest.decode(value),
-    responseSerialize: (value: PullChangedResponse): Buffer => Buffer.from(PullChangedResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): PullChangedResponse => PullChangedResponse.decode(value),
+export type GossipServiceDefinition = typeof GossipServiceDefinition;
+export const GossipServiceDefinition = {
+  name: "GossipService",
+  fullName: "berth.internal.v1.GossipService",
+  methods: {
+    /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
+    push: {
+      name: "Push",
+      requestType: PushRequest as typeof PushRequest,
+      requestStream: false,
+      responseType: PushResponse as typeof PushResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Pull returns every entry the callee knows: how a (re)started node catches up. */
+    pull: {
+      name: "Pull",
+      requestType: PullRequest as typeof PullRequest,
+      requestStream: false,
+      responseType: PullResponse as typeof PullResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Digest compares the sender's per-bucket digests of the entries it owns with the
+     * receiver's copy of them; a matching bucket counts as confirmed by its owner.
+     */
+    digest: {
+      name: "Digest",
+      requestType: DigestRequest as typeof DigestRequest,
+      requestStream: false,
+      responseType: DigestResponse as typeof DigestResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * PushBuckets delivers every entry the sender owns in some buckets (the answer to
+     * a Digest): the receiver stops counting any other entry of them as the sender's.
+     */
+    pushBuckets: {
+      name: "PushBuckets",
+      requestType: PushBucketsRequest as typeof PushBucketsRequest,
+      requestStream: false,
+      responseType: PushBucketsResponse as typeof PushBucketsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * PullChanged is Pull for a caller that sends its digests: only entries of buckets
+     * whose digest differs are returned; matching buckets are confirmed.
+     */
+    pullChanged: {
+      name: "PullChanged",
+      requestType: PullChangedRequest as typeof PullChangedRequest,
+      requestStream: false,
+      responseType: PullChangedResponse as typeof PullChangedResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
-
-export interface GossipServiceServer extends UntypedServiceImplementation {
-  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
-  push: handleUnaryCall<PushRequest, PushResponse>;
-  /** Pull returns every entry the callee knows: how a (re)started node catches up. */
-  pull: handleUnaryCall<PullRequest, PullResponse>;
-  /**
-   * Digest compares the sender's per-bucket digests of the entries it owns with the
-   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
-   */
-  digest: handleUnaryCall<DigestRequest, DigestResponse>;
-  /**
-   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
-   * a Digest): the receiver stops counting any other entry of them as the sender's.
-   */
-  pushBuckets: handleUnaryCall<PushBucketsRequest, PushBucketsResponse>;
-  /**
-   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
-   * whose digest differs are returned; matching buckets are confirmed.
-   */
-  pullChanged: handleUnaryCall<PullChangedRequest, PullChangedResponse>;
-}
-
-export interface GossipServiceClient extends Client {
-  /** Push delivers changed entries (older builds: also, for anti-entropy, all owned). */
-  push(request: PushRequest, callback: (error: ServiceError | null, response: PushResponse) => void): ClientUnaryCall;
-  push(
-    request: PushRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PushResponse) => void,
-  ): ClientUnaryCall;
-  push(
-    request: PushRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PushResponse) => void,
-  ): ClientUnaryCall;
-  /** Pull returns every entry the callee knows: how a (re)started node catches up. */
-  pull(request: PullRequest, callback: (error: ServiceError | null, response: PullResponse) => void): ClientUnaryCall;
-  pull(
-    request: PullRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PullResponse) => void,
-  ): ClientUnaryCall;
-  pull(
-    request: PullRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PullResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * Digest compares the sender's per-bucket digests of the entries it owns with the
-   * receiver's copy of them; a matching bucket counts as confirmed by its owner.
-   */
-  digest(
-    request: DigestRequest,
-    callback: (error: ServiceError | null, response: DigestResponse) => void,
-  ): ClientUnaryCall;
-  digest(
-    request: DigestRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: DigestResponse) => void,
-  ): ClientUnaryCall;
-  digest(
-    request: DigestRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: DigestResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * PushBuckets delivers every entry the sender owns in some buckets (the answer to
-   * a Digest): the receiver stops counting any other entry of them as the sender's.
-   */
-  pushBuckets(
-    request: PushBucketsRequest,
-    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
-  ): ClientUnaryCall;
-  pushBuckets(
-    request: PushBucketsRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
-  ): ClientUnaryCall;
-  pushBuckets(
-    request: PushBucketsRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PushBucketsResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * PullChanged is Pull for a caller that sends its digests: only entries of buckets
-   * whose digest differs are returned; matching buckets are confirmed.
-   */
-  pullChanged(
-    request: PullChangedRequest,
-    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
-  ): ClientUnaryCall;
-  pullChanged(
-    request: PullChangedRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
-  ): ClientUnaryCall;
-  pullChanged(
-    request: PullChangedRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: PullChangedResponse) => void,
-  ): ClientUnaryCall;
-}
-
-export const GossipServiceClient = makeGenericClientConstructor(
-  GossipServiceService,
-  "berth.internal.v1.GossipService",
-) as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): GossipServiceClient;
-  service: typeof GossipServiceService;
-  serviceName: string;
-};
 
 function bytesFromBase64(b64: string): Uint8Array {
   return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));

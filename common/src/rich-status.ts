@@ -1,70 +1,25 @@
 /**
- * The gRPC rich error model (google.rpc.Status in the `grpc-status-details-bin`
- * trailer) as worker and gateway use it: every failure carries a
- * `google.rpc.ErrorInfo` with a stable {@link ErrorReason} in domain "berth.dev",
- * retryable failures a `google.rpc.RetryInfo`, bad input a `google.rpc.BadRequest`.
+ * The gRPC rich error model over grpc-js metadata: {@link richStatus} builds a failure
+ * whose `grpc-status-details-bin` trailer carries a google.rpc.Status with an ErrorInfo
+ * (and RetryInfo, BadRequest when given), {@link parseRichStatus} reads one back. The
+ * reasons, domain and type URLs are in @berth/proto (error-model).
  */
 
+import {
+  BadRequest,
+  ERROR_DOMAIN,
+  ErrorInfo,
+  type ErrorReason,
+  type FieldViolation,
+  RetryInfo,
+  RpcStatus,
+  STATUS_DETAILS_KEY,
+  TYPE_URLS,
+} from "@berth/proto";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import type { Any } from "./gen/google/protobuf/any.js";
-import type { Duration } from "./gen/google/protobuf/duration.js";
-import { BadRequest, ErrorInfo, RetryInfo } from "./gen/google/rpc/error_details.js";
-import { Status } from "./gen/google/rpc/status.js";
 
-/** The ErrorInfo domain of every error Berth produces. */
-export const ERROR_DOMAIN = "berth.dev";
-
-/** The binary trailer that carries the encoded google.rpc.Status. */
-export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
-
-/** Every stable ErrorInfo reason Berth produces; clients may switch on them. */
-export const ERROR_REASONS = [
-  "INVALID_FIELD",
-  "POOL_NOT_FOUND",
-  "RESERVATION_NOT_FOUND",
-  "INSUFFICIENT_CAPACITY",
-  "POOL_CLOSED",
-  "REQUEST_ID_REUSED",
-  "NOT_OWNER",
-  "SHARD_RECOVERING",
-  "JOURNAL_UNAVAILABLE",
-  "OWNER_UNAVAILABLE",
-  "NO_OWNER",
-  "WRITES_FENCED",
-  "INTERNAL_ERROR",
-  "WINDOW_ENDED",
-  "CLUSTER_MISMATCH",
-] as const;
-
-/** A stable ErrorInfo reason: one of {@link ERROR_REASONS}. */
-export type ErrorReason = (typeof ERROR_REASONS)[number];
-
-/** Type URLs of the packed details (`type.googleapis.com/<full message name>`). */
-export const TYPE_URLS = {
-  errorInfo: "type.googleapis.com/google.rpc.ErrorInfo",
-  retryInfo: "type.googleapis.com/google.rpc.RetryInfo",
-  badRequest: "type.googleapis.com/google.rpc.BadRequest",
-} as const;
-
-/**
- * Whether a string is one of Berth's {@link ErrorReason}s.
- *
- * @param reason any string, e.g. a parsed ErrorInfo reason
- */
-export function isErrorReason(reason: string): reason is ErrorReason {
-  return (ERROR_REASONS as readonly string[]).includes(reason);
-}
-
-/**
- * One violated field of a request (google.rpc.BadRequest.FieldViolation): what the
- * gateway's and the worker's validation return and INVALID_ARGUMENT carries.
- */
-export interface FieldViolation {
-  /** Path of the field in the request, proto (snake_case) names joined by ".", e.g. `request.units`. */
-  readonly field: string;
-  /** What is wrong and what is allowed, for people. */
-  readonly description: string;
-}
+type Any = RpcStatus["details"][number];
+type Duration = NonNullable<RetryInfo["retryDelay"]>;
 
 /** The structured part of a rich status. */
 export interface RichStatusDetail {
@@ -161,7 +116,10 @@ export function richStatus(
     });
   }
   const metadata = new Metadata();
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
+  metadata.set(
+    STATUS_DETAILS_KEY,
+    Buffer.from(RpcStatus.encode({ code, message, details }).finish()),
+  );
   return new RichStatusError(code, message, metadata);
 }
 
@@ -187,13 +145,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
-function decodeStatus(raw: unknown): Status | undefined {
+function decodeStatus(raw: unknown): RpcStatus | undefined {
   if (!isRecord(raw) || typeof raw.get !== "function") return undefined;
   const values: unknown = (raw as unknown as Metadata).get(STATUS_DETAILS_KEY);
   const first = Array.isArray(values) ? values[0] : undefined;
   if (!(first instanceof Uint8Array)) return undefined;
   try {
-    return Status.decode(first);
+    return RpcStatus.decode(first);
   } catch {
     // Details come from the peer: garbage there must not turn a clean status
     // (code and message, which stand on their own) into a crash.

@@ -3,9 +3,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { planShardMap } from "./assignment.js";
-import { ShardMap } from "./gen/berth/internal/v1/worker.js";
-import { FileShardMapSource, writeShardMapFile } from "./shard-map-source.js";
+import { planShardMap, ShardMap } from "@berth/proto";
+import { FileShardMapSource, writeShardMapFile } from "./file-shard-map.js";
 
 const dirs: string[] = [];
 after(async () => {

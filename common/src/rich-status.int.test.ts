@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import type { internal } from "@berth/proto";
 import {
   credentials,
   Server,
@@ -9,12 +10,11 @@ import {
   status,
 } from "@grpc/grpc-js";
 import {
-  type EchoResponse,
   WorkerServiceClient,
   type WorkerServiceServer,
   WorkerServiceService,
-} from "./gen/berth/internal/v1/worker.js";
-import { parseRichStatus, richStatus } from "./status.js";
+} from "./grpc-services.js";
+import { parseRichStatus, richStatus } from "./rich-status.js";
 
 /** A handler for the methods this test does not exercise. */
 function unimplemented(_call: unknown, callback: sendUnaryData<never>): void {
@@ -71,7 +71,7 @@ after(async () => {
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 });
 
-function echo(payload: string): Promise<EchoResponse> {
+function echo(payload: string): Promise<internal.EchoResponse> {
   return new Promise((resolve, reject) =>
     client.echo({ payload: Buffer.from(payload) }, (e: ServiceError | null, r) =>
       e ? reject(e) : resolve(r),

@@ -2,7 +2,7 @@
 // local supervisor) skip a shard whose pools already have exactly the specs it would
 // send, instead of sending one Configure per pool to learn that nothing changes.
 import { createHash } from "node:crypto";
-import type { PoolSpec as PoolSpecMessage } from "./gen/berth/internal/v1/worker.js";
+import type { internal } from "@berth/proto";
 
 /** A pool's spec, in the form the worker holds it (window in ms since the epoch). */
 export interface DigestedSpec {
@@ -55,7 +55,7 @@ export class SpecDigest {
  * when it retires the pool (`deleted`). Timestamps become ms as the worker converts
  * them (seconds × 1000 + whole ms of nanos).
  */
-export function digestedSpecOf(spec: PoolSpecMessage): DigestedSpec | undefined {
+export function digestedSpecOf(spec: internal.PoolSpec): DigestedSpec | undefined {
   if (spec.deleted) return undefined;
   const ms = (t: { seconds: number; nanos: number }) =>
     t.seconds * 1000 + Math.floor(t.nanos / 1_000_000);
