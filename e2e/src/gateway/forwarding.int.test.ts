@@ -43,9 +43,22 @@ class SlowJournal implements Journal {
   load(pool: string): Promise<LoadedPool> {
     return this.inner.load(pool);
   }
+  /** Resolves when the next slow append has begun (its events are held). */
+  slowAppendStarted: Promise<void> = Promise.resolve();
+  #started: (() => void) | undefined;
+  /** From now on, appends of events are slow; {@link slowAppendStarted} says when one is held. */
+  beginSlow(): void {
+    this.slow = true;
+    this.slowAppendStarted = new Promise((resolve) => {
+      this.#started = resolve;
+    });
+  }
   async append(target: Parameters<Journal["append"]>[0], events: readonly unknown[]) {
     if (events.length > 0) this.eventAppends++;
-    if (this.slow && events.length > 0) await sleep(SLOW_APPEND_MS);
+    if (this.slow && events.length > 0) {
+      this.#started?.();
+      await sleep(SLOW_APPEND_MS);
+    }
     return this.inner.append(target, events);
   }
   saveSnapshot(pool: string, snapshot: Parameters<Journal["saveSnapshot"]>[1]): Promise<void> {
@@ -149,7 +162,7 @@ describe("forwarding to an owner that is alive but slow", () => {
   }, async () => {
     const appendsBefore = journal.eventAppends;
     const expiredBefore = await reserveOutcomes("deadline_exceeded");
-    journal.slow = true;
+    journal.beginSlow();
     try {
       const first = unary(
         client,
@@ -157,8 +170,8 @@ describe("forwarding to an owner that is alive but slow", () => {
         v1.ReserveRequest.fromPartial({ pool, units: 1, requestId: "slow-first" }),
         30_000,
       );
-      // Queued on the entity behind the first one's append, with far less time.
-      await new Promise((r) => setTimeout(r, 200));
+      // Queued on the entity behind the first one's append (held now), with far less time.
+      await journal.slowAppendStarted;
       const queued = await unary(
         client,
         client.reserve,
