@@ -16,6 +16,7 @@ import { ConnectingJournal, openJournal } from "@berth/worker";
 import type { PoolManifest } from "../manifests/index.js";
 import type { RestartBackoffOptions } from "./backoff.js";
 import { banner } from "./banner.js";
+import { childEntry } from "./child-entry.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
 import { clusterIdOf, type DataDirLockInfo, lockDataDir } from "./data-dir.js";
 import { formatLogLine, type LogFormat } from "./log-format.js";
@@ -355,13 +356,20 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     BERTH_SUPERVISOR_PID: String(process.pid),
   };
   const clusterArgs = ["--cluster-id", clusterId];
-  const nodeArgs = (entry: string) => [
-    "--import",
-    "tsx",
-    "--import",
-    pathToFileURL(fileURLToPath(new URL("./parent-watch.ts", import.meta.url))).href,
-    resolve(REPO_ROOT, entry),
-  ];
+  const preload = pathToFileURL(fileURLToPath(new URL("./parent-watch.ts", import.meta.url))).href;
+  const entries = {
+    worker: childEntry(REPO_ROOT, "worker", preload),
+    gateway: childEntry(REPO_ROOT, "gateway", preload),
+  };
+  const nodeArgs = (pkg: "worker" | "gateway") => entries[pkg].nodeArgs;
+  const bundled = entries.worker.kind === "bundle" && entries.gateway.kind === "bundle";
+  log(
+    "info",
+    bundled
+      ? "children run the bundles in dist/"
+      : `children run the sources through tsx: ${entries.worker.reason ?? entries.gateway.reason}`,
+    { children: bundled ? "bundle" : "sources" },
+  );
   const lifecycle = (name: string) => (e: LifecycleEvent) => {
     switch (e.type) {
       case "exited":
@@ -404,7 +412,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     ...common,
     name: "gateway",
     args: [
-      ...nodeArgs("gateway/src/main.ts"),
+      ...nodeArgs("gateway"),
       "--grpc",
       gatewayAddresses.grpc,
       "--gossip",
@@ -427,7 +435,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       ...common,
       name: id,
       args: [
-        ...nodeArgs("worker/src/main.ts"),
+        ...nodeArgs("worker"),
         "--id",
         id,
         "--grpc",
