@@ -45,6 +45,34 @@ if (filters.length === 0 || filters.includes("--static")) {
   check("format and lint (biome check)", bin("biome"), ["check", "."]);
   check("type check (tsc)", bin("tsc"), ["-p", "tsconfig.json"]);
   check("proto lint (buf lint)", bin("buf"), ["lint"], `${root}proto`);
+  const against = breakingBaseline();
+  if (against === undefined) {
+    console.log(
+      "▶ proto compatibility (buf breaking) … skipped: no earlier commit to compare with",
+    );
+  } else {
+    check(
+      `proto compatibility (buf breaking against ${against})`,
+      bin("buf"),
+      ["breaking", "--against", `${root}.git#ref=${against},subdir=proto`],
+      `${root}proto`,
+    );
+  }
+}
+
+/**
+ * What `buf breaking` compares the .proto files with: BERTH_BUF_AGAINST if set; on a
+ * branch other than main, main (what the branch would change); on main, the previous
+ * commit (what the newest commit changed). Undefined when that ref does not exist
+ * (a shallow clone of one commit).
+ */
+function breakingBaseline() {
+  const git = (...args) => spawnSync("git", args, { cwd: root, encoding: "utf8" });
+  const branch = git("rev-parse", "--abbrev-ref", "HEAD").stdout?.trim();
+  const ref =
+    process.env.BERTH_BUF_AGAINST ||
+    (branch !== undefined && branch !== "main" ? "main" : "HEAD~1");
+  return git("rev-parse", "--verify", "--quiet", `${ref}^{commit}`).status === 0 ? ref : undefined;
 }
 
 const files = globSync(["*/src/**/*.test.ts"], {
