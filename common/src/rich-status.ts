@@ -7,6 +7,8 @@
 
 import {
   BadRequest,
+  durationMs,
+  durationOf,
   ERROR_DOMAIN,
   ErrorInfo,
   type ErrorReason,
@@ -19,7 +21,6 @@ import {
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 
 type Any = RpcStatus["details"][number];
-type Duration = NonNullable<RetryInfo["retryDelay"]>;
 
 /** The structured part of a rich status. */
 export interface RichStatusDetail {
@@ -52,11 +53,6 @@ export class RichStatusError extends Error implements ServiceError {
   ) {
     super(details);
   }
-}
-
-function durationFromMs(ms: number): Duration {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
 /**
@@ -98,7 +94,7 @@ export function richStatus(
     details.push({
       typeUrl: TYPE_URLS.retryInfo,
       value: Buffer.from(
-        RetryInfo.encode({ retryDelay: durationFromMs(detail.retryDelayMs) }).finish(),
+        RetryInfo.encode({ retryDelay: durationOf(detail.retryDelayMs) }).finish(),
       ),
     });
   }
@@ -190,7 +186,7 @@ export function parseRichStatus(err: unknown): ParsedRichStatus {
         parsed.metadata = { ...info.metadata };
       } else if (any.typeUrl === TYPE_URLS.retryInfo && parsed.retryDelayMs === undefined) {
         const delay = RetryInfo.decode(any.value).retryDelay;
-        if (delay !== undefined) parsed.retryDelayMs = delay.seconds * 1000 + delay.nanos / 1e6;
+        if (delay !== undefined) parsed.retryDelayMs = durationMs(delay);
       } else if (any.typeUrl === TYPE_URLS.badRequest && parsed.fieldViolations === undefined) {
         parsed.fieldViolations = BadRequest.decode(any.value).fieldViolations.map((v) => ({
           field: v.field,

@@ -2,7 +2,7 @@
 // local supervisor) skip a shard whose pools already have exactly the specs it would
 // send, instead of sending one Configure per pool to learn that nothing changes.
 import { createHash } from "node:crypto";
-import type { internal } from "@berth/proto";
+import { type internal, timestampMs } from "@berth/proto";
 
 /** A pool's spec, in the form the worker holds it (window in ms since the epoch). */
 export interface DigestedSpec {
@@ -57,8 +57,6 @@ export class SpecDigest {
  */
 export function digestedSpecOf(spec: internal.PoolSpec): DigestedSpec | undefined {
   if (spec.deleted) return undefined;
-  const ms = (t: { seconds: number; nanos: number }) =>
-    t.seconds * 1000 + Math.floor(t.nanos / 1_000_000);
   const w = spec.window;
   return {
     capacity: spec.capacity,
@@ -66,7 +64,7 @@ export function digestedSpecOf(spec: internal.PoolSpec): DigestedSpec | undefine
     window:
       w?.start === undefined || w.end === undefined
         ? undefined
-        : { startMs: ms(w.start), endMs: ms(w.end) },
+        : { startMs: timestampMs(w.start), endMs: timestampMs(w.end) },
     closed: spec.closed,
     generation: spec.generation,
   };

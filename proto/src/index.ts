@@ -97,4 +97,10 @@ export {
 export { compareTimestamps, parseRfc3339, type Timestamp } from "./rfc3339.js";
 export { assertShardCount, DEFAULT_SHARD_COUNT, murmur3, shardOf } from "./shard-hash.js";
 export { type ShardMapSource, StaticShardMapSource, shardMapProblem } from "./shard-map-source.js";
-export { durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";
+export {
+  durationMs,
+  durationOf,
+  timestampMs,
+  timestampMsCeil,
+  timestampOf,
+} from "./timestamp.js";

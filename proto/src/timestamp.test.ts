@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";
+import { durationMs, durationOf, timestampMs, timestampMsCeil, timestampOf } from "./timestamp.js";
 
 test("epoch milliseconds survive a round trip through a Timestamp", () => {
   fc.assert(
@@ -26,9 +26,20 @@ describe("timestampMsCeil and durationOf", () => {
     assert.equal(timestampMsCeil({ seconds: 1, nanos: 0 }), 1000);
     assert.equal(timestampMsCeil(undefined), Number.POSITIVE_INFINITY);
   });
-  test("a duration of milliseconds; a negative span is zero", () => {
+  test("a duration of milliseconds to the nanosecond; a negative span is zero", () => {
     assert.deepEqual(durationOf(1500), { seconds: 1, nanos: 500_000_000 });
     assert.deepEqual(durationOf(-5), { seconds: 0, nanos: 0 });
-    assert.deepEqual(durationOf(0.6), { seconds: 0, nanos: 1_000_000 });
+    assert.deepEqual(durationOf(0.6), { seconds: 0, nanos: 600_000 });
+    assert.deepEqual(durationOf(1999.9999999), { seconds: 2, nanos: 0 });
+    assert.deepEqual(durationOf(Number.NaN), { seconds: 0, nanos: 0 });
   });
+});
+
+test("durationMs reads what durationOf writes", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 10 ** 12 }), (ms) => {
+      assert.equal(durationMs(durationOf(ms)), ms);
+    }),
+  );
+  assert.equal(durationMs({ seconds: 1, nanos: 500_000 }), 1000.5);
 });

@@ -26,8 +26,20 @@ export function timestampMsCeil(t: Readonly<Timestamp> | undefined): number {
   return t === undefined ? Number.POSITIVE_INFINITY : t.seconds * 1000 + Math.ceil(t.nanos / 1e6);
 }
 
-/** A google.protobuf.Duration for whole milliseconds (a negative span is 0, a fraction rounded). */
+/**
+ * A google.protobuf.Duration of `ms` milliseconds, to the nanosecond (a negative span,
+ * or NaN, is 0).
+ */
 export function durationOf(ms: number): { seconds: number; nanos: number } {
-  const whole = Math.max(0, Math.round(ms));
-  return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
+  if (!(ms > 0)) return { seconds: 0, nanos: 0 };
+  const seconds = Math.floor(ms / 1000);
+  const nanos = Math.round((ms - seconds * 1000) * 1_000_000);
+  return nanos >= 1_000_000_000
+    ? { seconds: seconds + 1, nanos: nanos - 1_000_000_000 }
+    : { seconds, nanos };
+}
+
+/** Milliseconds of a google.protobuf.Duration (a fraction of a millisecond kept). */
+export function durationMs(d: Readonly<{ seconds: number; nanos: number }>): number {
+  return d.seconds * 1000 + d.nanos / 1_000_000;
 }
