@@ -7,6 +7,7 @@
 // Kubernetes mode, item 5). Lease renewals, elections and status writes all paid it.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
+import { subscribe } from "node:diagnostics_channel";
 import {
   type Cluster,
   type DispatcherOptions,
@@ -109,5 +110,52 @@ export function loadKubeConfig(file?: string): PooledKubeConfig {
   const kc = new PooledKubeConfig();
   if (file !== undefined) kc.loadFromFile(file);
   else kc.loadFromDefault();
+  for (const c of kc.getClusters()) sinkStreamErrorsTo(c.server);
   return kc;
 }
+
+/** host:port of the API servers whose HTTP/2 streams get an error sink. */
+const sunkAuthorities = new Set<string>();
+
+/**
+ * Gives every HTTP/2 stream this process opens to `server` (a kube-apiserver URL) a
+ * no-op 'error' listener, beside whatever listeners undici attaches.
+ *
+ * undici 8.13 (which @kubernetes/client-node 2 uses, with HTTP/2 to kube-apiserver)
+ * stops listening on a stream once it is done with it; if the session is destroyed
+ * while such a stream has not closed yet — a watch aborted just before its pool is
+ * closed, as at shutdown — Node emits the ClientDestroyedError on it with no listener:
+ * an uncaught exception. It crashed a worker with exit 1 after a clean hand-off
+ * (failover.k8s test, CI rehearsal 2026-12-04). undici already adds such a sink in
+ * some paths (its issue 5936); this adds it on every stream, from creation. Errors of a
+ * request still in flight reach undici's own listeners as before. Idempotent.
+ */
+export function sinkStreamErrorsTo(server: string): void {
+  let authority: string;
+  try {
+    const url = new URL(server);
+    authority =
+      url.host === ""
+        ? ""
+        : `${url.hostname}:${url.port || (url.protocol === "http:" ? "80" : "443")}`;
+  } catch {
+    return;
+  }
+  if (authority === "" || sunkAuthorities.has(authority)) return;
+  if (sunkAuthorities.size === 0) subscribe("http2.client.stream.created", onStreamCreated);
+  sunkAuthorities.add(authority);
+}
+
+function onStreamCreated(message: unknown): void {
+  const { stream, headers } = message as {
+    stream?: { on(event: "error", listener: () => void): void };
+    headers?: Record<string, unknown>;
+  };
+  const authority = headers?.[":authority"];
+  if (stream === undefined || typeof authority !== "string") return;
+  const withPort =
+    authority.includes(":") && !authority.endsWith("]") ? authority : `${authority}:443`;
+  if (sunkAuthorities.has(withPort)) stream.on("error", ignoreStreamError);
+}
+
+function ignoreStreamError(): void {}
