@@ -2,7 +2,8 @@
 // The project's one test command (`npm test`): static checks, then every test file
 // under */src, each in its own process on Node's test runner. Ends with the line
 // "N passed, N failed[, N skipped]". Arguments filter test files by substring;
-// `--static` runs the static checks (and only them unless substrings are given too).
+// `--static` runs the static checks (and only them unless substrings are given too);
+// `--unit` runs only the unit test files (see `tokensOf` below), without static checks.
 import { spawnSync } from "node:child_process";
 import { globSync } from "node:fs";
 import { run } from "node:test";
@@ -11,6 +12,16 @@ import { spec } from "node:test/reporters";
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
 const paths = filters.filter((x) => !x.startsWith("--"));
+const FLAGS = ["--static", "--unit"];
+const unknown = filters.filter((x) => x.startsWith("--") && !FLAGS.includes(x));
+if (unknown.length > 0) {
+  console.error(
+    `berth test: unknown option ${unknown.join(", ")}\n` +
+      "usage: npm test [-- [--static] [--unit] [<path substring>…]]",
+  );
+  process.exit(2);
+}
+const unitOnly = filters.includes("--unit");
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -47,19 +58,32 @@ if (filters.length === 0 || filters.includes("--static")) {
   check("proto lint (buf lint)", bin("buf"), ["lint"], `${root}proto`);
 }
 
+// What a test file needs is named by the tokens in its file name between its base name
+// and ".test.ts": `dry-run.helm.k8s.int.test.ts` has the tokens helm, k8s and int.
+// A file without tokens is a unit test (no servers, no child processes, no JVM, no
+// Go binaries: pure functions and in-memory objects, at most reading files of the
+// repository); `int` marks an integration test, the others what it needs (below).
+const tokensOf = (f) =>
+  (f.split("/").pop() ?? "")
+    .replace(/\.test\.ts$/, "")
+    .split(".")
+    .slice(1);
+
 const files = globSync(["*/src/**/*.test.ts"], {
   cwd: root,
   exclude: (f) => f.includes("node_modules"),
 })
-  // `--static` alone runs the static checks only; with substrings, those files too.
+  // `--static` alone runs the static checks only; with substrings or `--unit`, files too.
   .filter((f) =>
-    paths.length === 0 ? !filters.includes("--static") : paths.some((x) => f.includes(x)),
+    paths.length === 0
+      ? unitOnly || !filters.includes("--static")
+      : paths.some((x) => f.includes(x)),
   )
+  .filter((f) => !unitOnly || tokensOf(f).length === 0)
   .sort()
   .map((f) => `${root}${f}`);
 
-// Some test files need project-built Go binaries, named by a token in the file name
-// between its base name and ".test.ts" (e.g. `dry-run.helm.k8s.int.test.ts`):
+// Some test files need project-built Go binaries, named by a token in the file name:
 //   k8s      → etcd, kube-apiserver, kubectl (a real control plane)
 //   node     → kubelet, kube-proxy, kube-controller-manager, kube-scheduler (a real node)
 //   helm     → helm
@@ -72,13 +96,7 @@ const NEEDS = {
   helm: ["helm"],
   promtool: ["promtool"],
 };
-const neededCommands = (f) => {
-  const tokens = (f.split("/").pop() ?? "")
-    .replace(/\.test\.ts$/, "")
-    .split(".")
-    .slice(1);
-  return tokens.flatMap((t) => NEEDS[t] ?? []);
-};
+const neededCommands = (f) => tokensOf(f).flatMap((t) => NEEDS[t] ?? []);
 const goFiles = files.filter((f) => neededCommands(f).length > 0);
 if (goFiles.length > 0) {
   const commands = [...new Set(goFiles.flatMap(neededCommands))];
