@@ -5,9 +5,12 @@
 // `--static` runs the static checks (and only them unless substrings are given too);
 // `--unit` runs only the unit test files (see `tokensOf` below), without static checks.
 import { spawnSync } from "node:child_process";
-import { globSync } from "node:fs";
+import { globSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
+import { tsImport } from "tsx/esm/api";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -136,9 +139,72 @@ if (goFiles.length > 0) {
   }
 }
 
+// Files with the `cassandra` token run against one Cassandra node for the whole run,
+// which they find in BERTH_CASSANDRA=host:port (each file uses keyspaces of its own). It
+// starts here, outside any file's timeout, and stops when the run ends, however it ends
+// (the harness kills its JVM when this process exits or is signalled). A BERTH_CASSANDRA
+// set by the caller names a running node to use instead. Without Java no node starts and
+// the files skip, saying why. Files that need a node of their own (the harness's tests,
+// a node requiring a login, faults that stop the node) start it themselves.
+// BERTH_CASSANDRA_BOOT_LOG collects one line per JVM any process of the run starts.
+const bootLog = join(tmpdir(), `berth-test-${process.pid}-cassandra-boots`);
+process.env.BERTH_CASSANDRA_BOOT_LOG = bootLog;
+const cassandraBoots = () => {
+  try {
+    return readFileSync(bootLog, "utf8").split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+};
+const cassandraFiles = files.filter((f) => tokensOf(f).includes("cassandra"));
+let sharedCassandra;
+if (cassandraFiles.length > 0 && process.env.BERTH_CASSANDRA) {
+  console.log(
+    `▶ Cassandra for ${cassandraFiles.length} test file(s): the node at ${process.env.BERTH_CASSANDRA} (BERTH_CASSANDRA)`,
+  );
+} else if (cassandraFiles.length > 0) {
+  const harness = await tsImport("../e2e/src/cassandra/cassandra-node.ts", import.meta.url);
+  if (!harness.javaAvailable()) {
+    console.log(
+      `▶ no Cassandra node for ${cassandraFiles.length} test file(s): java is not runnable`,
+    );
+  } else {
+    console.log(`▶ one Cassandra node for ${cassandraFiles.length} test file(s):`);
+    try {
+      sharedCassandra = await harness.startCassandra({
+        // It serves what two files' nodes did, two at a time.
+        heapMb: 1024,
+        log: (line) => console.log(`  [cassandra] ${line}`),
+      });
+      process.env.BERTH_CASSANDRA = sharedCassandra.contactPoint;
+    } catch (e) {
+      failed++;
+      failures.push("the run's Cassandra node (e2e/src/cassandra/cassandra-node.ts)");
+      console.log(`▶ Cassandra node FAILED to start: ${e?.message ?? e}; not running:`);
+      for (const f of cassandraFiles) {
+        console.log(`  ✖ ${f.replace(root, "")}`);
+        files.splice(files.indexOf(f), 1);
+      }
+    }
+  }
+}
+/** Stops the run's Cassandra node and prints how many JVMs the run started. */
+async function stopCassandra() {
+  await sharedCassandra?.stop();
+  const boots = cassandraBoots();
+  rmSync(bootLog, { force: true });
+  if (boots > 0) {
+    console.log(
+      `\n▶ Cassandra JVMs started in this run: ${boots}` +
+        (sharedCassandra ? ` (one shared by ${cassandraFiles.length} file(s))` : ""),
+    );
+  }
+}
+
 console.log(`▶ ${files.length} test files`);
 if (files.length === 0) {
   // node:test's run() with no files would fall back to its default glob: run nothing.
+  await stopCassandra();
   if (failures.length) for (const f of failures) console.log(`  ✖ ${f}`);
   console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
   process.exit(failed > 0 || passed === 0 ? 1 : 0);
@@ -162,6 +228,10 @@ const watchdog = setTimeout(() => {
   console.log(`\nberth test: the run exceeded ${runTimeoutMs / 60_000} minutes.`);
   console.log("A test file's process did not exit; files with no result yet:");
   for (const f of files.filter((f) => !reported.has(f))) console.log(`  ✖ ${f.replace(root, "")}`);
+  // The run's Cassandra JVM is killed on exit; its boots are still worth knowing.
+  const boots = cassandraBoots();
+  rmSync(bootLog, { force: true });
+  if (boots > 0) console.log(`\n▶ Cassandra JVMs started in this run: ${boots}`);
   console.log(`\n${passed} passed, ${failed + 1} failed${skipped ? `, ${skipped} skipped` : ""}`);
   process.exit(1);
 }, runTimeoutMs);
@@ -189,6 +259,7 @@ stream.compose(spec).pipe(process.stdout);
 await new Promise((resolve) => stream.on("end", resolve));
 // Let the reporter flush.
 await new Promise((resolve) => setImmediate(resolve));
+await stopCassandra();
 if (failures.length) {
   console.log("\nFailed:");
   for (const f of failures) console.log(`  ✖ ${f}`);
