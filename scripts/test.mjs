@@ -5,12 +5,11 @@
 // `--static` runs the static checks (and only them unless substrings are given too);
 // `--unit` runs only the unit test files (see `tokensOf` below), without static checks.
 import { spawnSync } from "node:child_process";
-import { globSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, globSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
-import { tsImport } from "tsx/esm/api";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -163,6 +162,7 @@ if (cassandraFiles.length > 0 && process.env.BERTH_CASSANDRA) {
     `▶ Cassandra for ${cassandraFiles.length} test file(s): the node at ${process.env.BERTH_CASSANDRA} (BERTH_CASSANDRA)`,
   );
 } else if (cassandraFiles.length > 0) {
+  const { tsImport } = await import("tsx/esm/api");
   const harness = await tsImport("../e2e/src/cassandra/cassandra-node.ts", import.meta.url);
   if (!harness.javaAvailable()) {
     console.log(
@@ -201,6 +201,49 @@ async function stopCassandra() {
   }
 }
 
+// Time limits. A test gets BERTH_TEST_TIMEOUT_MS unless it sets its own timeout:
+// run()'s `timeout` is a default for each test inside a file, not a limit on the file.
+// A file's process is ended its budget after it started (scripts/test-file-deadline.mjs),
+// whatever keeps it running: a hung hook, or a handle left open after its tests, which
+// would otherwise hold the whole run. Budgets are sized to the slowest files with a
+// wide margin (each run prints its ten slowest; on 2 shared cores at load 10–12 the
+// Cassandra files took 30–85 s, the unit files under 5 s); the two files that build the
+// container image get the bounds of their own hooks and more. The watchdog ends a run
+// that still has not finished, naming the files still running.
+const TEST_TIMEOUT_MS = Number(process.env.BERTH_TEST_TIMEOUT_MS ?? 10 * 60_000);
+const FILE_TIMEOUT_MS = Number(process.env.BERTH_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
+const LONGER_FILE_TIMEOUTS_MS = {
+  // A cold image build takes 5–7 minutes on 2 cores (its before() allows 30).
+  "e2e/src/image/image.int.test.ts": 40 * 60_000,
+  // The image, Cassandra and a real node, maybe after another file's cluster (40).
+  "e2e/src/install/helm-install.k8s.node.helm.int.test.ts": 45 * 60_000,
+};
+const RUN_TIMEOUT_MS = Number(process.env.BERTH_TEST_RUN_TIMEOUT_MS ?? 60 * 60_000);
+for (const f of Object.keys(LONGER_FILE_TIMEOUTS_MS)) {
+  if (!existsSync(`${root}${f}`)) {
+    console.error(`berth test: LONGER_FILE_TIMEOUTS_MS names ${f}, which does not exist`);
+    process.exit(2);
+  }
+}
+const rel = (f) => f.replace(root, "");
+const fileTimeoutMs = (f) => Math.max(FILE_TIMEOUT_MS, LONGER_FILE_TIMEOUTS_MS[rel(f)] ?? 0);
+process.env.BERTH_TEST_FILE_TIMEOUTS = JSON.stringify(
+  Object.fromEntries(files.map((f) => [f, fileTimeoutMs(f)])),
+);
+const minutes = (ms) =>
+  ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${+(ms / 60_000).toFixed(1)} min`;
+/** Wall time of each finished file, from node:test's file-level test:complete. */
+const durations = new Map();
+const fileStarts = new Map();
+function printSlowest() {
+  const slowest = [...durations].sort((a, b) => b[1] - a[1]).slice(0, 10);
+  if (slowest.length < 2) return;
+  console.log("\nSlowest test files:");
+  for (const [f, ms] of slowest) {
+    console.log(`  ${(ms / 1000).toFixed(1).padStart(7)} s  ${rel(f)}`);
+  }
+}
+
 console.log(`▶ ${files.length} test files`);
 if (files.length === 0) {
   // node:test's run() with no files would fall back to its default glob: run nothing.
@@ -212,35 +255,41 @@ if (files.length === 0) {
 const stream = run({
   files,
   concurrency: Number(process.env.BERTH_TEST_CONCURRENCY ?? 2),
-  timeout: Number(process.env.BERTH_TEST_TIMEOUT_MS ?? 600_000),
+  timeout: TEST_TIMEOUT_MS,
   // Not --test-force-exit: it ends a file's process before tests inside describe()
   // blocks have been registered, silently dropping them. Leaked handles are caught by
-  // the watchdog below instead.
-  execArgv: ["--import", "tsx"],
+  // each file's deadline instead.
+  execArgv: ["--import", "tsx", "--import", `${root}scripts/test-file-deadline.mjs`],
   cwd: root,
 });
-// A file whose process never exits (a leaked handle keeps it alive after its tests)
-// would otherwise hang the whole run until CI's limit: fail it visibly instead,
-// naming the files that have reported no result yet.
-const reported = new Set();
-const runTimeoutMs = Number(process.env.BERTH_TEST_RUN_TIMEOUT_MS ?? 60 * 60_000);
 const watchdog = setTimeout(() => {
-  console.log(`\nberth test: the run exceeded ${runTimeoutMs / 60_000} minutes.`);
-  console.log("A test file's process did not exit; files with no result yet:");
-  for (const f of files.filter((f) => !reported.has(f))) console.log(`  ✖ ${f.replace(root, "")}`);
+  console.log(
+    `\nberth test: the run exceeded ${minutes(RUN_TIMEOUT_MS)} (BERTH_TEST_RUN_TIMEOUT_MS).`,
+  );
+  console.log("Files still running, or not started:");
+  for (const f of files.filter((f) => !durations.has(f))) {
+    const since = fileStarts.get(f);
+    console.log(
+      `  ✖ ${rel(f)}${since === undefined ? " (not started)" : ` (for ${minutes(Date.now() - since)})`}`,
+    );
+  }
+  printSlowest();
   // The run's Cassandra JVM is killed on exit; its boots are still worth knowing.
   const boots = cassandraBoots();
   rmSync(bootLog, { force: true });
   if (boots > 0) console.log(`\n▶ Cassandra JVMs started in this run: ${boots}`);
   console.log(`\n${passed} passed, ${failed + 1} failed${skipped ? `, ${skipped} skipped` : ""}`);
   process.exit(1);
-}, runTimeoutMs);
+}, RUN_TIMEOUT_MS);
 watchdog.unref();
-for (const event of ["test:pass", "test:fail"]) {
-  stream.on(event, (e) => {
-    if (e.file) reported.add(e.file);
-  });
-}
+// A file's own events carry its path as their name.
+const isFileEvent = (e) => e.file !== undefined && e.name === e.file;
+stream.on("test:dequeue", (e) => {
+  if (isFileEvent(e)) fileStarts.set(e.file, Date.now());
+});
+stream.on("test:complete", (e) => {
+  if (isFileEvent(e)) durations.set(e.file, e.details?.duration_ms ?? 0);
+});
 stream.on("test:pass", (e) => {
   // A skipped describe() registers none of its tests: count it once, visibly.
   if (e.details?.type === "suite") {
@@ -253,13 +302,26 @@ stream.on("test:pass", (e) => {
 stream.on("test:fail", (e) => {
   if (e.details?.type === "suite" && e.details?.error?.failureType === "subtestsFailed") return;
   failed++;
-  failures.push(`${e.file ? `${e.file.replace(root, "")}: ` : ""}${e.name}`);
+  if (isFileEvent(e)) {
+    // The process failed apart from its tests: it exited with an error, or ran out of time.
+    const code = e.details?.error?.exitCode;
+    failures.push(
+      `${rel(e.file)}: ${
+        code === 124
+          ? `ended ${minutes(fileTimeoutMs(e.file))} after it started, still running (its output says what it held)`
+          : `its process ${e.details?.error?.signal ? `died of ${e.details.error.signal}` : `exited with code ${code}`}`
+      }`,
+    );
+    return;
+  }
+  failures.push(`${e.file ? `${rel(e.file)}: ` : ""}${e.name}`);
 });
 stream.compose(spec).pipe(process.stdout);
 await new Promise((resolve) => stream.on("end", resolve));
 // Let the reporter flush.
 await new Promise((resolve) => setImmediate(resolve));
 await stopCassandra();
+printSlowest();
 if (failures.length) {
   console.log("\nFailed:");
   for (const f of failures) console.log(`  ✖ ${f}`);
