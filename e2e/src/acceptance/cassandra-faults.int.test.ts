@@ -14,7 +14,8 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -115,6 +116,43 @@ function isWarning(line: string): boolean {
   }
 }
 
+/**
+ * `n` free loopback ports below the kernel's ephemeral range, for the node this file
+ * stops and starts again on the same ports: a port from that range may meanwhile become
+ * the local port of some outgoing connection (on a busy machine that happened: "port …
+ * is already in use" at the restart).
+ */
+async function portsBelowEphemeralRange(n: number): Promise<number[]> {
+  let ephemeralLow = 32768;
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/);
+    ephemeralLow = Number(low) || ephemeralLow;
+  } catch {
+    // Not Linux: keep the IANA default's start.
+  }
+  const from = 10_000;
+  const span = ephemeralLow - from;
+  // A random start, so that files probing at the same time seldom pick the same ports.
+  const start = Math.floor(Math.random() * span);
+  const ports: number[] = [];
+  for (let i = 0; i < span && ports.length < n; i++) {
+    const port = from + ((start + i) % span);
+    if (await canListen(port)) ports.push(port);
+  }
+  if (ports.length < n) throw new Error(`no ${n} free ports in ${from}..${ephemeralLow - 1}`);
+  return ports;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
 function call<Res>(
   fn: (
     m: Metadata,
@@ -153,10 +191,10 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "berth-cassandra-faults-"));
-    const ports = await freePorts(4);
-    [cqlPort, storagePort] = ports as [number, number];
-    grpcAddress = `127.0.0.1:${ports[2]}`;
-    httpAddress = `127.0.0.1:${ports[3]}`;
+    [cqlPort, storagePort] = (await portsBelowEphemeralRange(2)) as [number, number];
+    const ports = await freePorts(2);
+    grpcAddress = `127.0.0.1:${ports[0]}`;
+    httpAddress = `127.0.0.1:${ports[1]}`;
     journalUrl = cassandraJournalUrl(`127.0.0.1:${cqlPort}`, freshKeyspace("faults"));
     const mapFile = join(dir, "shard-map.json");
     shardMap = planShardMap({

@@ -4,7 +4,7 @@
  * first time, Maven (the server jars come from Maven Central). See README.md.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import {
   link,
   mkdir,
@@ -472,6 +472,9 @@ async function launch(input: LaunchInput): Promise<CassandraNode> {
     const e = await spawnError;
     throw new CassandraStartError(`could not run Java ("${input.java}"): ${e.message}`, undefined);
   }
+  // npm test counts the JVMs of a run, across its test files' processes.
+  const bootLog = process.env.BERTH_CASSANDRA_BOOT_LOG;
+  if (bootLog) appendFileSync(bootLog, `${pid}\n`);
   const entry: Live = {
     child,
     watchdog: startWatchdog(pid),

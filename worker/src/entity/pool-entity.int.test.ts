@@ -533,11 +533,11 @@ describe("PoolEntity: failures it must not retry forever, or leave unanswered", 
         const e = await configured(journal, 100);
         journal.refuse = true;
         const before = journal.appends;
-        const started = Date.now();
+        // Deadlines far away: an answer held to them would be DEADLINE_EXCEEDED or
+        // UNAVAILABLE, never INTERNAL.
         const outcomes = await Promise.all(
-          Array.from({ length: 5 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 2000)),
+          Array.from({ length: 5 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 60_000)),
         );
-        assert.ok(Date.now() - started < 1000, "answered at once, not at the deadline");
         for (const o of outcomes)
           assert.equal(o.kind, "internal", `${error.name}: ${JSON.stringify(o)}`);
         assert.equal(journal.appends - before, 1, "not retried");
@@ -553,11 +553,11 @@ describe("PoolEntity: failures it must not retry forever, or leave unanswered", 
     await withDb(async (open) => {
       const journal = new BucketedJournal(open(), 100, false);
       const e = await configured(journal, 1_000_000, { maxBatchEvents: 256 });
-      const started = Date.now();
+      // Deadlines far away: retrying until them would end in DEADLINE_EXCEEDED or
+      // UNAVAILABLE, after many appends.
       const outcomes = await Promise.all(
-        Array.from({ length: 300 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 1500)),
+        Array.from({ length: 300 }, (_, i) => e.submit(reserve(`r-${i}`), Date.now() + 60_000)),
       );
-      assert.ok(Date.now() - started < 1000, "answered at once, not at the deadline");
       assert.ok(
         outcomes.every((o) => o.kind === "ok" || o.kind === "internal"),
         "no UNAVAILABLE (outcome unknown) for a batch that was never written",

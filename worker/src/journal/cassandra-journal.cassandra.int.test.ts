@@ -2,7 +2,8 @@
 // conformance suite plus what only Cassandra has (buckets, fencing across buckets,
 // sessions racing, migrations, connection failures, unknown outcomes).
 //
-// The node: BERTH_CASSANDRA=host:port uses a running node (e.g. one started with
+// The node: BERTH_CASSANDRA=host:port uses a running node (npm test starts one per run
+// for the files with the `cassandra` token, or start one with
 // `node --import tsx e2e/src/cassandra/cli.ts start`). Otherwise this file starts one
 // node for all its tests through the e2e harness, imported dynamically from a path
 // computed at run time: worker must not depend on e2e (no static import, so no

@@ -1,21 +1,26 @@
-// The acceptance scenarios of issue 2 on the Cassandra journal: one real Cassandra
-// node for this file (started in `before`, stopped in `after`), a fresh keyspace for
-// every cluster the scenarios start. Skipped, with the reason printed, without Java.
+// The acceptance scenarios of issue 2 on the Cassandra journal: a real Cassandra node
+// (the run's shared one, or one started for this file), a fresh keyspace for every
+// cluster the scenarios start. Skipped, with the reason printed, without Java.
 import { after, before, describe } from "node:test";
-import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
 import { startAcceptanceCluster } from "./acceptance-cluster.js";
 import { acceptanceScenarios } from "./acceptance-scenarios.js";
-import { cassandraJournalUrl, cassandraSkipReason, freshKeyspace } from "./cassandra-support.js";
+import {
+  cassandraJournalUrl,
+  cassandraSkipReason,
+  freshKeyspace,
+  type TestCassandra,
+  testCassandra,
+} from "./cassandra-support.js";
 
 const skip = cassandraSkipReason("the acceptance scenarios on Cassandra");
 
 describe("acceptance on a real Cassandra node", { skip }, () => {
-  let node: CassandraNode | undefined;
+  let node: TestCassandra | undefined;
   before(async () => {
-    node = await startCassandra({ log: (line) => process.stderr.write(`[cassandra] ${line}\n`) });
+    node = await testCassandra();
   });
   after(async () => {
-    await node?.stop();
+    await node?.release();
   });
 
   acceptanceScenarios("cassandra", () => {

@@ -7,7 +7,7 @@
 // every acknowledged reservation; GetPool must count exactly the acknowledged ones; and
 // every client answer must be a success that is in the journal, or an error.
 //
-// Runs on the Cassandra journal (a node started for this file, a fresh keyspace). Not on
+// Runs on the Cassandra journal (the run's shared node, a fresh keyspace). Not on
 // SQLite: a process stopped inside a write transaction keeps SQLite's file lock, so the
 // new owner cannot even fence until the old one resumes — the embedded journal is for
 // one machine, where a paused owner is not the failure being guarded. SQLite's fencing
@@ -22,7 +22,6 @@ import { clusterClientOptions, parseRichStatus, WorkerServiceClient } from "@ber
 import { decodeReservationId, shardOf, type v1 } from "@berth/proto";
 import type { Journal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
-import { type CassandraNode, startCassandra } from "../cassandra/cassandra-node.js";
 import type { LocalCluster } from "../local/local-cluster.js";
 import { CRASH_POOLS, startAcceptanceCluster } from "./acceptance-cluster.js";
 import {
@@ -30,6 +29,8 @@ import {
   cassandraSkipReason,
   freshKeyspace,
   openCassandraJournal,
+  type TestCassandra,
+  testCassandra,
 } from "./cassandra-support.js";
 import { CapacityApi, codeName, eventually } from "./clients.js";
 
@@ -243,20 +244,20 @@ const skip = cassandraSkipReason("the stale-owner test on Cassandra");
 
 describe("a paused owner cannot append after its shard moved", () => {
   describe("on Cassandra", { skip }, () => {
-    let node: CassandraNode | undefined;
+    let node: TestCassandra | undefined;
     let cluster: LocalCluster | undefined;
     before(async () => {
-      node = await startCassandra({ log: (line) => process.stderr.write(`[cassandra] ${line}\n`) });
+      node = await testCassandra();
     });
     after(async () => {
       await cluster?.stop();
-      await node?.stop();
+      await node?.release();
     });
 
     test("SIGSTOP the owner with reserves in flight, move its shard, SIGCONT: journal and answers agree", {
       timeout: 180_000,
     }, async () => {
-      const url = cassandraJournalUrl((node as CassandraNode).contactPoint, freshKeyspace("stale"));
+      const url = cassandraJournalUrl((node as TestCassandra).contactPoint, freshKeyspace("stale"));
       cluster = await startAcceptanceCluster({ journal: url });
       await staleOwnerScenario(cluster, () => openCassandraJournal(url), "cassandra");
     });

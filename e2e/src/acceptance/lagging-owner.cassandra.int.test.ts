@@ -3,7 +3,7 @@
 // but read separate ShardMap files, so the move to B (epoch 2) is published to B only:
 // A keeps believing it owns the shard at epoch 1 for the whole test. Every command A
 // takes must then fail at the journal's fence, and A must not answer from its stale
-// state either. Runs on the Cassandra journal (a node started for this file) and on
+// state either. Runs on the Cassandra journal (the run's shared node, or one of its own) and on
 // SQLite. No assertion is about time.
 
 import assert from "node:assert/strict";
@@ -18,12 +18,14 @@ import { parseRichStatus, WorkerServiceClient, writeShardMapFile } from "@berth/
 import { type internal, planShardMap, type ShardMap, type v1 } from "@berth/proto";
 import { type Journal, openJournal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
-import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
+import { freePorts } from "../cassandra/cassandra-node.js";
 import {
   cassandraJournalUrl,
   cassandraSkipReason,
   freshKeyspace,
   openCassandraJournal,
+  type TestCassandra,
+  testCassandra,
 } from "./cassandra-support.js";
 import { eventually } from "./clients.js";
 
@@ -254,18 +256,18 @@ const skip = cassandraSkipReason("the lagging-owner test on Cassandra");
 
 describe("a former owner that never sees the move cannot write or answer", () => {
   describe("on Cassandra", { skip }, () => {
-    let node: CassandraNode | undefined;
+    let node: TestCassandra | undefined;
     before(async () => {
-      node = await startCassandra({ log: (line) => process.stderr.write(`[cassandra] ${line}\n`) });
+      node = await testCassandra();
     });
     after(async () => {
-      await node?.stop();
+      await node?.release();
     });
     test("its appends are fenced and its stale state is never served", {
       timeout: 180_000,
     }, async () => {
       const url = cassandraJournalUrl(
-        (node as CassandraNode).contactPoint,
+        (node as TestCassandra).contactPoint,
         freshKeyspace("lagging"),
       );
       await laggingOwnerScenario(url, () => openCassandraJournal(url));
