@@ -7,11 +7,14 @@
 // Gossiper and Replica (no peers) as the worker's `onCommitted` does. Then forces GC
 // (--expose-gc, which the npm script passes) and reports the heap delta over a run with
 // N = 0, divided by N. Also measures the layers alone: the domain state (initialState +
-// a `configured` event), and the gossip replica entry.
+// a `configured` event), and the gossip replica entry. --heap-snapshot FILE writes the
+// worker's heap with N pools instead (open it in Chrome's DevTools to see what holds the bytes).
 //   npm run bench:memory -- [--pools 100000] [--labels 3] [--rounds 3] [--json FILE]
+//                           [--heap-snapshot FILE]
 import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { writeHeapSnapshot } from "node:v8";
 import { Gossiper, Replica } from "@berth/common";
 import { internal, StaticShardMapSource, shardOf } from "@berth/proto";
 import {
@@ -34,12 +37,13 @@ const { values: args } = parseArgs({
     shards: { type: "string", default: "256" },
     rounds: { type: "string", default: "3" },
     json: { type: "string" },
+    "heap-snapshot": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (args.help) {
   console.log(
-    "usage: npm run bench:memory -- [--pools N] [--labels K] [--shards S] [--rounds R] [--json FILE]",
+    "usage: npm run bench:memory -- [--pools N] [--labels K] [--shards S] [--rounds R] [--json FILE] [--heap-snapshot FILE]",
   );
   process.exit(0);
 }
@@ -257,6 +261,15 @@ const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
 };
+
+if (args["heap-snapshot"] !== undefined) {
+  // For finding where the bytes go: the worker's heap with N pools, in Chrome's format.
+  const stop = await buildWorker(POOLS);
+  await settle();
+  console.log(`heap snapshot written to ${writeHeapSnapshot(args["heap-snapshot"])}`);
+  await stop();
+  process.exit(0);
+}
 
 const results: Measurement[] = [];
 results.push(
