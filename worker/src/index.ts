@@ -62,7 +62,11 @@ export {
   toSnapshot,
 } from "./domain/pool.js";
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
-export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
+export {
+  PoolEntity,
+  type PoolEntitySettings,
+  type PoolEntityTarget,
+} from "./entity/pool-entity.js";
 export { CassandraJournal, type CassandraJournalOptions } from "./journal/cassandra-journal.js";
 export { CassandraUrlError, parseCassandraJournalUrl } from "./journal/cassandra-url.js";
 export { FencedError, JournalUnavailableError } from "./journal/errors.js";

@@ -9,7 +9,10 @@ import { release as releaseOf, secretOf } from "../domain/pool-testkit.js";
 import type { AppendTarget, Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import type { EntityOutcome } from "./entity-outcome.js";
-import { PoolEntity, type PoolEntityOptions } from "./pool-entity.js";
+import { PoolEntity, type PoolEntitySettings, type PoolEntityTarget } from "./pool-entity.js";
+
+type PoolEntityOptions = PoolEntityTarget & PoolEntitySettings;
+
 import {
   CountingJournal,
   FaultyJournal,
@@ -44,16 +47,11 @@ async function withDb(body: (open: () => SqliteJournal) => Promise<void>): Promi
 }
 
 function entity(journal: Journal, extra: Partial<PoolEntityOptions> = {}): PoolEntity {
-  return new PoolEntity({
-    pool: POOL,
-    shard: SHARD,
-    epoch: 1,
-    journal,
-    logger,
-    fenceOnStart: true,
-    backoff: { baseMs: 1, maxMs: 5 },
-    ...extra,
-  });
+  const { pool = POOL, shard = SHARD, epoch = 1, recovered, ...settings } = extra;
+  return new PoolEntity(
+    { pool, shard, epoch, ...(recovered === undefined ? {} : { recovered }) },
+    { journal, logger, fenceOnStart: true, backoff: { baseMs: 1, maxMs: 5 }, ...settings },
+  );
 }
 
 async function configured(

@@ -31,12 +31,25 @@ export interface EntityMetrics {
   observeAppend(seconds: number, events: number, result: AppendResult): void;
 }
 
-/** Options of {@link PoolEntity}. */
-export interface PoolEntityOptions {
+/** Which pool a {@link PoolEntity} hosts, and for which owner epoch. */
+export interface PoolEntityTarget {
   readonly pool: string;
   readonly shard: number;
   /** This owner's epoch for the shard: every append is made at this epoch. */
   readonly epoch: number;
+  /**
+   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
+   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
+   * lower: recorded after the shard's fence) start fences and loads as usual.
+   */
+  readonly recovered?: LoadedPool;
+}
+
+/**
+ * What the entities of one owner have in common: pass one object to all of them (an
+ * entity keeps a reference to it, not a copy: a worker hosts 100,000 pools).
+ */
+export interface PoolEntitySettings {
   readonly journal: Journal;
   readonly logger: Logger;
   /**
@@ -45,12 +58,6 @@ export interface PoolEntityOptions {
    * already fenced above `epoch`.
    */
   readonly fenceOnStart: boolean;
-  /**
-   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
-   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
-   * lower: recorded after the shard's fence) start fences and loads as usual.
-   */
-  readonly recovered?: LoadedPool;
   /**
    * Save a snapshot once this many events were appended since the last one. Default 100.
    * A pool whose last snapshot held more reservations than this waits for as many
@@ -119,18 +126,13 @@ export class PoolEntity {
   readonly pool: string;
   readonly shard: number;
   readonly epoch: number;
-  private readonly journal: Journal;
+  /** Shared by every entity of the owner; an idle entity's own fields are what it costs. */
+  private readonly settings: PoolEntitySettings;
   /** The pool's child logger, made on first use: most pools never log (a shard holds hundreds). */
   private logChild: Logger | undefined;
-  private readonly snapshotEvery: number;
-  private readonly maxBatchEvents: number;
-  private readonly maxQueue: number;
-  private readonly defaultTimeoutMs: number;
-  private readonly backoff: BackoffPolicy;
-  private readonly options: PoolEntityOptions;
 
   private statusValue: EntityStatus = "new";
-  /** options.recovered until start has used it (not kept: it holds the pool's events). */
+  /** target.recovered until start has used it (not kept: it holds the pool's events). */
   private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
@@ -153,28 +155,50 @@ export class PoolEntity {
   private journalFailures = 0;
   private lastJournalWarnAt = 0;
 
-  constructor(options: PoolEntityOptions) {
-    this.options = options;
-    this.pool = options.pool;
-    this.shard = options.shard;
-    this.epoch = options.epoch;
-    this.journal = options.journal;
-    this.recovered = options.recovered;
-    this.snapshotEvery = options.snapshotEvery ?? 100;
-    // Never more than the journal takes in one append: a batch it refuses for its size
-    // would be refused again on every retry.
-    this.maxBatchEvents = Math.max(
-      1,
-      Math.min(options.maxBatchEvents ?? 256, options.journal.maxAppendEvents ?? Infinity),
-    );
-    this.maxQueue = options.maxQueue ?? 10_000;
-    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
-    this.state = initialState(options.pool);
+  /**
+   * @param target the pool; not kept (its `recovered` only until start has used it)
+   * @param settings kept by reference: pass one object to every entity of an owner
+   */
+  constructor(target: PoolEntityTarget, settings: PoolEntitySettings) {
+    this.settings = settings;
+    this.pool = target.pool;
+    this.shard = target.shard;
+    this.epoch = target.epoch;
+    this.recovered = target.recovered;
+    this.state = initialState(target.pool);
+  }
+
+  private get journal(): Journal {
+    return this.settings.journal;
+  }
+
+  private get snapshotEvery(): number {
+    return this.settings.snapshotEvery ?? 100;
+  }
+
+  /**
+   * Most events in one append: never more than the journal takes, since a batch it
+   * refuses for its size would be refused again on every retry.
+   */
+  private get maxBatchEvents(): number {
+    const s = this.settings;
+    return Math.max(1, Math.min(s.maxBatchEvents ?? 256, s.journal.maxAppendEvents ?? Infinity));
+  }
+
+  private get maxQueue(): number {
+    return this.settings.maxQueue ?? 10_000;
+  }
+
+  private get defaultTimeoutMs(): number {
+    return this.settings.defaultTimeoutMs ?? 30_000;
+  }
+
+  private get backoff(): BackoffPolicy {
+    return this.settings.backoff ?? DEFAULT_BACKOFF;
   }
 
   private get log(): Logger {
-    this.logChild ??= this.options.logger.child({
+    this.logChild ??= this.settings.logger.child({
       pool: this.pool,
       shard: this.shard,
       epoch: this.epoch,
@@ -504,7 +528,7 @@ export class PoolEntity {
 
   private observeAppend(started: number, events: number, result: AppendResult): void {
     try {
-      this.options.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
+      this.settings.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
     } catch (e: unknown) {
       this.log.error({ err: e }, "append metrics listener failed");
     }
@@ -518,14 +542,14 @@ export class PoolEntity {
     if (spec !== this.committedSpec) {
       this.committedSpec = spec;
       try {
-        this.options.onSpecChanged?.(this);
+        this.settings.onSpecChanged?.(this);
       } catch (e: unknown) {
         this.log.error({ err: e }, "onSpecChanged listener failed");
       }
     }
     if (this.committedView !== undefined) {
       try {
-        this.options.onCommitted?.(this.committedView);
+        this.settings.onCommitted?.(this.committedView);
       } catch (e: unknown) {
         this.log.error({ err: e }, "onCommitted listener failed");
       }
@@ -651,7 +675,7 @@ export class PoolEntity {
           ? this.recovered
           : undefined;
       this.recovered = undefined;
-      if (this.options.fenceOnStart && recovered === undefined) {
+      if (this.settings.fenceOnStart && recovered === undefined) {
         try {
           await this.journal.fence(this.pool, this.shard, this.epoch);
         } catch (e: unknown) {
@@ -668,7 +692,7 @@ export class PoolEntity {
         }
       }
       if (await this.loadOnce(recovered)) {
-        if (this.status === "ready" && this.options.logger.isLevelEnabled("debug")) {
+        if (this.status === "ready" && this.settings.logger.isLevelEnabled("debug")) {
           this.log.debug(
             { version: this.state.version, ms: Math.round(performance.now() - started) },
             "pool loaded",
@@ -763,7 +787,7 @@ export class PoolEntity {
     this.committedView = undefined;
     this.answerQueued(this.refusal() as EntityOutcome);
     try {
-      this.options.onFenced?.(this);
+      this.settings.onFenced?.(this);
     } catch (e: unknown) {
       this.log.error({ err: e }, "onFenced listener failed");
     }
