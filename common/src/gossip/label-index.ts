@@ -10,23 +10,51 @@ export interface Labelled {
 }
 
 class Posting<T extends Labelled> {
-  readonly members = new Set<T>();
+  /**
+   * The only member, or a Set once there are two: many label values (a date, an
+   * order id) label one pool each, and a Set per pool would be most of the index.
+   */
+  #members: T | Set<T>;
   #sorted: T[] | undefined;
 
+  constructor(first: T) {
+    this.#members = first;
+  }
+
+  get size(): number {
+    const m = this.#members;
+    return m instanceof Set ? m.size : 1;
+  }
+
   add(x: T): void {
-    this.members.add(x);
+    const m = this.#members;
+    if (m instanceof Set) m.add(x);
+    else if (m !== x) this.#members = new Set([m, x]);
     this.#sorted = undefined;
   }
 
-  delete(x: T): void {
-    this.members.delete(x);
+  /** Removes `x`; false when the posting is left empty (its owner drops it). */
+  delete(x: T): boolean {
+    const m = this.#members;
     this.#sorted = undefined;
+    if (!(m instanceof Set)) return m !== x;
+    m.delete(x);
+    if (m.size === 1) this.#members = m.values().next().value as T;
+    return true;
   }
 
   /** Members in ascending code-unit order of id. */
   sorted(): readonly T[] {
-    this.#sorted ??= [...this.members].sort(compareIds);
+    const m = this.#members;
+    if (!(m instanceof Set)) return [m];
+    this.#sorted ??= [...m].sort(compareIds);
     return this.#sorted;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    const m = this.#members;
+    if (m instanceof Set) yield* m;
+    else yield m;
   }
 }
 
@@ -51,18 +79,12 @@ export class LabelIndex<T extends Labelled> {
         values = new Map();
         this.#byValue.set(key, values);
       }
-      let p = values.get(value);
-      if (p === undefined) {
-        p = new Posting();
-        values.set(value, p);
-      }
-      p.add(x);
-      let k = this.#byKey.get(key);
-      if (k === undefined) {
-        k = new Posting();
-        this.#byKey.set(key, k);
-      }
-      k.add(x);
+      const p = values.get(value);
+      if (p === undefined) values.set(value, new Posting(x));
+      else p.add(x);
+      const k = this.#byKey.get(key);
+      if (k === undefined) this.#byKey.set(key, new Posting(x));
+      else k.add(x);
     }
   }
 
@@ -71,16 +93,12 @@ export class LabelIndex<T extends Labelled> {
     for (const key in labels) {
       const values = this.#byValue.get(key);
       const p = values?.get(labels[key] as string);
-      if (values !== undefined && p !== undefined) {
-        p.delete(x);
-        if (p.members.size === 0) values.delete(labels[key] as string);
+      if (values !== undefined && p !== undefined && !p.delete(x)) {
+        values.delete(labels[key] as string);
         if (values.size === 0) this.#byValue.delete(key);
       }
       const k = this.#byKey.get(key);
-      if (k !== undefined) {
-        k.delete(x);
-        if (k.members.size === 0) this.#byKey.delete(key);
-      }
+      if (k !== undefined && !k.delete(x)) this.#byKey.delete(key);
     }
   }
 
@@ -110,7 +128,7 @@ export class LabelIndex<T extends Labelled> {
         continue;
       }
       let cost = 0;
-      for (const p of lists) cost += p.members.size;
+      for (const p of lists) cost += p.size;
       if (best === undefined || cost < best.cost) best = { cost, lists };
       if (cost === 0) return [];
     }
@@ -119,7 +137,7 @@ export class LabelIndex<T extends Labelled> {
     if (lists.length === 1) return (lists[0] as Posting<T>).sorted();
     // `in` over several values: their postings are disjoint (one value per key).
     const merged: T[] = [];
-    for (const p of lists) for (const x of p.members) merged.push(x);
+    for (const p of lists) for (const x of p) merged.push(x);
     return merged.sort(compareIds);
   }
 }
