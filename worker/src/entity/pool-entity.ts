@@ -136,7 +136,14 @@ export class PoolEntity {
   private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
-  private committedView: PoolView | undefined;
+  /** Whether the state holds a committed version (false until loaded, while reloading, once fenced or broken). */
+  private viewKnown = false;
+  /**
+   * The counters at the last commit while the state runs ahead of it (a batch decided,
+   * its append in flight); undefined otherwise, when they are the state's own. Not kept
+   * between batches: an idle pool's counters cost nothing until read.
+   */
+  private committedAhead: { readonly view: PoolView | undefined } | undefined;
   /** state.spec as of the last commit (the state runs ahead during an append). */
   private committedSpec: PoolSpec | undefined;
   /** Whether committedSpec is from a loaded state (false until loaded and while reloading). */
@@ -213,7 +220,8 @@ export class PoolEntity {
 
   /** The pool's counters at its last committed version; undefined if never configured (or not loaded). */
   get view(): PoolView | undefined {
-    return this.committedView;
+    if (!this.viewKnown) return undefined;
+    return this.committedAhead !== undefined ? this.committedAhead.view : poolView(this.state);
   }
 
   /**
@@ -443,6 +451,7 @@ export class PoolEntity {
       this.queue.unshift(p);
       return "requeued";
     }
+    if (decision.events.length > 0) this.committedAhead ??= { view: this.view };
     try {
       for (const event of decision.events) {
         this.state = evolve(this.state, event, this.state.version + 1);
@@ -536,7 +545,8 @@ export class PoolEntity {
 
   /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
   private committed(): void {
-    this.committedView = poolView(this.state);
+    this.committedAhead = undefined;
+    this.viewKnown = true;
     this.specKnown = true;
     const spec = this.state.spec;
     if (spec !== this.committedSpec) {
@@ -547,9 +557,10 @@ export class PoolEntity {
         this.log.error({ err: e }, "onSpecChanged listener failed");
       }
     }
-    if (this.committedView !== undefined) {
+    const view = poolView(this.state);
+    if (view !== undefined) {
       try {
-        this.settings.onCommitted?.(this.committedView);
+        this.settings.onCommitted?.(view);
       } catch (e: unknown) {
         this.log.error({ err: e }, "onCommitted listener failed");
       }
@@ -641,7 +652,8 @@ export class PoolEntity {
    * UNAVAILABLE.
    */
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
-    this.committedView = undefined;
+    this.viewKnown = false;
+    this.committedAhead = undefined;
     this.specKnown = false;
     const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
@@ -784,7 +796,7 @@ export class PoolEntity {
     if (this.statusValue === "fenced") return;
     this.log.warn({ fenceEpoch: error.fenceEpoch }, "pool fenced by a newer owner");
     this.statusValue = "fenced";
-    this.committedView = undefined;
+    this.viewKnown = false;
     this.answerQueued(this.refusal() as EntityOutcome);
     try {
       this.settings.onFenced?.(this);
@@ -796,7 +808,7 @@ export class PoolEntity {
   private becomeBroken(error: unknown): void {
     this.log.error({ err: error }, "pool cannot be recovered from the journal");
     this.statusValue = "broken";
-    this.committedView = undefined;
+    this.viewKnown = false;
     this.answerQueued(this.refusal() as EntityOutcome);
   }
 
