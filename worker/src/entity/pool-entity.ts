@@ -104,6 +104,15 @@ interface Decided {
 const JOURNAL_RETRY_MS = 100;
 
 /**
+ * The queue of every entity with no command waiting (most of them: a worker hosts
+ * 100,000 pools). Frozen: a write to it throws instead of reaching another entity.
+ */
+const NO_COMMANDS: Pending[] = Object.freeze([]) as unknown as Pending[];
+
+/** What {@link PoolEntity.start} returns once recovery has settled. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
  * One pool's host. Commands run one at a time, in arrival order. While an append is
  * in flight, arriving commands queue; when it completes they are decided together
  * against the committed state and appended in ONE journal append (group commit,
@@ -136,7 +145,10 @@ export class PoolEntity {
   private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
-  /** Whether the state holds a committed version (false until loaded, while reloading, once fenced or broken). */
+  /**
+   * Whether the state holds a committed version, so the view and committedSpec are
+   * known: false until loaded, while reloading, once fenced or broken.
+   */
   private viewKnown = false;
   /**
    * The counters at the last commit while the state runs ahead of it (a batch decided,
@@ -146,13 +158,12 @@ export class PoolEntity {
   private committedAhead: { readonly view: PoolView | undefined } | undefined;
   /** state.spec as of the last commit (the state runs ahead during an append). */
   private committedSpec: PoolSpec | undefined;
-  /** Whether committedSpec is from a loaded state (false until loaded and while reloading). */
-  private specKnown = false;
   private lastSnapshotSeq = 0;
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
-  private readonly queue: Pending[] = [];
+  /** Commands waiting for their turn; {@link NO_COMMANDS} while there are none to keep. */
+  private queue: Pending[] = NO_COMMANDS;
   /** The batch being decided or appended, until answered or re-queued (see pump). */
   private inFlight: Decided[] | undefined;
   private pumping: Promise<void> | undefined;
@@ -230,7 +241,7 @@ export class PoolEntity {
    * entity has no loaded state to answer from.
    */
   get specInForce(): { readonly known: boolean; readonly spec: PoolSpec | undefined } {
-    const known = this.statusValue === "ready" && this.specKnown;
+    const known = this.statusValue === "ready" && this.viewKnown;
     return { known, spec: known ? this.committedSpec : undefined };
   }
 
@@ -242,7 +253,11 @@ export class PoolEntity {
     if (this.readyPromise === undefined) {
       this.statusValue = "loading";
       this.readyPromise = this.recoverInitially();
-      this.pumping = this.readyPromise.then(() => this.pump());
+      this.pumping = this.readyPromise.then(() => {
+        // Settled for good: later calls get the one resolved promise all entities share.
+        this.readyPromise = SETTLED;
+        return this.pump();
+      });
     }
     return this.readyPromise;
   }
@@ -263,6 +278,7 @@ export class PoolEntity {
       });
     }
     return new Promise<EntityOutcome>((resolve) => {
+      if (this.queue === NO_COMMANDS) this.queue = [];
       this.queue.push({
         command,
         deadline: deadline ?? Date.now() + this.defaultTimeoutMs,
@@ -398,7 +414,7 @@ export class PoolEntity {
           kind: "internal",
           message: `pool ${this.pool}: a decided event could not be applied`,
         });
-        this.queue.unshift(...waiting.map((d) => d.pending));
+        this.requeue(waiting.map((d) => d.pending));
         await this.reloadUntilReady(1);
         return;
       }
@@ -448,7 +464,7 @@ export class PoolEntity {
       };
     }
     if (events.length > 0 && events.length + decision.events.length > this.maxBatchEvents) {
-      this.queue.unshift(p);
+      this.requeue([p]);
       return "requeued";
     }
     if (decision.events.length > 0) this.committedAhead ??= { view: this.view };
@@ -527,7 +543,7 @@ export class PoolEntity {
       // The events may have been written: whoever retries them must not be told
       // "replayed" about their own write.
       if (events.length > 0) for (const p of commands) p.failedFromVersion ??= expectedVersion;
-      this.queue.unshift(...commands);
+      this.requeue(commands);
       await this.reloadUntilReady(1);
       return;
     }
@@ -547,7 +563,6 @@ export class PoolEntity {
   private committed(): void {
     this.committedAhead = undefined;
     this.viewKnown = true;
-    this.specKnown = true;
     const spec = this.state.spec;
     if (spec !== this.committedSpec) {
       this.committedSpec = spec;
@@ -642,7 +657,7 @@ export class PoolEntity {
       return;
     }
     if (wroteEvents) for (const p of commands) p.failedFromVersion ??= expectedVersion;
-    this.queue.unshift(...commands);
+    this.requeue(commands);
     await this.reloadUntilReady(error instanceof VersionConflictError ? 0 : 1);
   }
 
@@ -654,7 +669,6 @@ export class PoolEntity {
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
     this.viewKnown = false;
     this.committedAhead = undefined;
-    this.specKnown = false;
     const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
@@ -668,7 +682,7 @@ export class PoolEntity {
       // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
       // to its deadline.
       if (performance.now() - since >= JOURNAL_OUTAGE_ANSWER_MS) {
-        for (const p of this.queue.splice(0)) p.resolve(this.unavailable(p));
+        for (const p of this.takeQueued()) p.resolve(this.unavailable(p));
       }
     }
   }
@@ -813,7 +827,21 @@ export class PoolEntity {
   }
 
   private answerQueued(outcome: EntityOutcome): void {
-    for (const p of this.queue.splice(0)) p.resolve(outcome);
+    for (const p of this.takeQueued()) p.resolve(outcome);
+  }
+
+  /** Puts `commands` back at the head of the queue, in order. */
+  private requeue(commands: readonly Pending[]): void {
+    if (commands.length === 0) return;
+    if (this.queue === NO_COMMANDS) this.queue = [];
+    this.queue.unshift(...commands);
+  }
+
+  /** Empties the queue, returning what it held. */
+  private takeQueued(): readonly Pending[] {
+    const taken = this.queue;
+    this.queue = NO_COMMANDS;
+    return taken;
   }
 
   private expireQueued(): void {
