@@ -327,6 +327,33 @@ describe("PoolEntity", () => {
     });
   });
 
+  test("commands waiting in one entity are never another's, though idle entities share one empty queue", async () => {
+    await withDb(async (open) => {
+      const journal = new GatedJournal(open());
+      // Neither has had a command yet: both start on the shared empty queue.
+      const a = entity(journal, { pool: "default/a" });
+      const b = entity(journal, { pool: "default/b" });
+      await Promise.all([a.start(), b.start()]);
+      journal.hold();
+      const configuring = a.submit({ type: "configure", spec: spec(10), at: 1 });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(journal.waiting, 1, "a's configure is in flight");
+      let answered = false;
+      const queued = a.submit(reserve("waits-in-a"));
+      void queued.then(() => {
+        answered = true;
+      });
+      // Closing b answers what waits in b's queue: nothing of a's.
+      await b.close();
+      await new Promise((r) => setImmediate(r));
+      assert.equal(answered, false, "b's close did not answer a's command");
+      journal.release();
+      assert.equal((await configuring).kind, "ok");
+      assert.equal(seqOf(await queued), 2);
+      assert.equal((await b.submit(reserve("after"))).kind, "not_owner");
+    });
+  });
+
   test("a command whose deadline passed before it ran is refused and writes nothing", async () => {
     await withDb(async (open) => {
       const journal = open();
