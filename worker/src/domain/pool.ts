@@ -477,7 +477,8 @@ function availableOf(spec: PoolSpec, reserved: number): number {
  * Folds one event, stored at `seq`, into the state. O(1) for reservation events:
  * it mutates and reuses the input state's Maps, so the input state is CONSUMED —
  * do not read it (or decide against it) afterwards. Keep a `cloneState` copy if
- * you may need to roll back.
+ * you may need to roll back. Maps shared by states without entries are never
+ * written: the new state gets Maps of its own instead (copy-on-write).
  *
  * @throws EventSequenceError when `seq !== state.version + 1`
  * @throws InvalidEventError when the event is malformed or cannot apply to the state
