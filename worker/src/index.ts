@@ -57,6 +57,7 @@ export {
   type PoolEvent,
   type PoolSnapshot,
   type PoolState,
+  type PoolView,
   parsePoolEvent,
   poolView,
   toSnapshot,

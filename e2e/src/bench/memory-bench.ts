@@ -24,6 +24,7 @@ import {
   type Journal,
   type LoadedPool,
   type PoolState,
+  type PoolView,
   parsePoolEvent,
   ShardOwnership,
 } from "@berth/worker";
@@ -148,10 +149,17 @@ function shardMap(): internal.ShardMap {
 /** A worker's structures for `n` recovered idle pools; resolves once every shard serves. */
 async function buildWorker(n: number): Promise<() => Promise<void>> {
   const replica = new Replica(Date.now);
+  let ownedViews: () => Iterable<PoolView> = () => [];
+  // As the worker wires it (worker-server.ts): an owner's gossiper keeps digests of
+  // what it owns.
   const gossiper = new Gossiper({
     nodeId: NODE,
     replica,
     peers: () => [],
+    owned: function* () {
+      const now = Date.now();
+      for (const v of ownedViews()) yield countersOf(v, now);
+    },
     logger,
     registry: new Registry(),
   });
@@ -162,7 +170,9 @@ async function buildWorker(n: number): Promise<() => Promise<void>> {
     logger,
     onCommitted: (view) => gossiper.publish(countersOf(view, Date.now())),
   });
+  ownedViews = () => ownership.ownedViews();
   ownership.start();
+  await gossiper.start();
   await new Promise<void>((resolve) => {
     if (ownership.readiness().ready) return resolve();
     const off = ownership.onChange(() => {
