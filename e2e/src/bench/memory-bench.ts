@@ -9,7 +9,7 @@
 // N = 0, divided by N. Also measures the layers alone: the domain state (initialState +
 // a `configured` event), and the gossip replica entry. --heap-snapshot FILE writes the
 // worker's heap with N pools instead (open it in Chrome's DevTools to see what holds the bytes).
-//   npm run bench:memory -- [--pools 100000] [--labels 3] [--rounds 3] [--json FILE]
+//   npm run bench:memory -- [--pools 100000] [--labels 3] [--window] [--rounds 3] [--json FILE]
 //                           [--heap-snapshot FILE]
 import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
   options: {
     pools: { type: "string", default: "100000" },
     labels: { type: "string", default: "3" },
+    window: { type: "boolean", default: false },
     shards: { type: "string", default: "256" },
     rounds: { type: "string", default: "3" },
     json: { type: "string" },
@@ -44,7 +45,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    "usage: npm run bench:memory -- [--pools N] [--labels K] [--shards S] [--rounds R] [--json FILE] [--heap-snapshot FILE]",
+    "usage: npm run bench:memory -- [--pools N] [--labels K] [--window] [--shards S] [--rounds R] [--json FILE] [--heap-snapshot FILE]",
   );
   process.exit(0);
 }
@@ -57,6 +58,7 @@ if (gc === undefined) {
 
 const POOLS = Number(args.pools);
 const LABELS = Number(args.labels);
+const WINDOW = args.window;
 const SHARDS = Number(args.shards);
 const ROUNDS = Number(args.rounds);
 const NODE = "worker-0";
@@ -68,9 +70,12 @@ function configuredEventJson(i: number): string {
   // Realistic label values: a few shared values (zone), some unique ones (date).
   const values = [`zone-${i % 8}`, `2030-06-${String((i % 28) + 1).padStart(2, "0")}`, `${i}`];
   for (let k = 0; k < LABELS; k++) labels[`label-${k}`] = values[k % values.length] as string;
+  // --window: a one-hour delivery slot, as most pools of examples/pools.yaml have.
+  const startMs = 1_900_000_000_000 + (i % 1000) * 3_600_000;
+  const window = WINDOW ? { window: { startMs, endMs: startMs + 3_600_000 } } : {};
   return JSON.stringify({
     type: "configured",
-    spec: { capacity: 100, labels, closed: false, generation: 1 },
+    spec: { capacity: 100, labels, closed: false, generation: 1, ...window },
     at: 1_900_000_000_000 + i,
   });
 }
@@ -222,7 +227,7 @@ function buildReplica(n: number): Replica {
             available: spec.capacity,
             closed: false,
             labels: spec.labels,
-            window: undefined,
+            window: spec.window,
             generation: spec.generation,
             activeReservations: 0,
             overCommitted: false,
@@ -305,7 +310,7 @@ results.push(
 );
 
 console.log(
-  `memory-bench: ${POOLS} idle pools, ${LABELS} labels each, ${SHARDS} shards, ${ROUNDS} rounds; node ${process.version}; load ${loadavg()
+  `memory-bench: ${POOLS} idle pools, ${LABELS} labels each${WINDOW ? ", a window each" : ""}, ${SHARDS} shards, ${ROUNDS} rounds; node ${process.version}; load ${loadavg()
     .map((l) => l.toFixed(2))
     .join(" ")}`,
 );
@@ -317,6 +322,6 @@ for (const m of results) {
 if (args.json !== undefined) {
   writeFileSync(
     args.json,
-    `${JSON.stringify({ pools: POOLS, labels: LABELS, shards: SHARDS, results }, null, 2)}\n`,
+    `${JSON.stringify({ pools: POOLS, labels: LABELS, window: WINDOW, shards: SHARDS, results }, null, 2)}\n`,
   );
 }
