@@ -19,7 +19,7 @@ import {
   timestampMs,
   timestampMsCeil,
   timestampOf,
-  v1,
+  type v1,
 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -213,22 +213,27 @@ export function capacityServiceHandlers(options: CapacityServiceOptions): Capaci
           pageSize: request.pageSize,
           pageToken: request.pageToken,
         });
-        return v1.GetAvailabilityResponse.fromPartial({
-          pools: page.pools.map((p) => ({
-            pool: p.counters.pool,
-            capacity: p.counters.capacity,
-            reserved: p.counters.reserved,
-            available: p.available,
-            labels: p.counters.labels,
-            window: p.counters.window,
-            closed: p.counters.closed,
-            version: p.counters.version,
-            staleness: durationOf(p.staleMs),
-          })),
+        // Built whole, not through fromPartial, which would deep-copy every pool of the
+        // page (labels included) once more before encoding.
+        const response: v1.GetAvailabilityResponse = {
+          pools: page.pools.map(
+            (p): v1.PoolAvailability => ({
+              pool: p.counters.pool,
+              capacity: p.counters.capacity,
+              reserved: p.counters.reserved,
+              available: p.available,
+              labels: p.counters.labels,
+              window: p.counters.window,
+              closed: p.counters.closed,
+              version: p.counters.version,
+              staleness: durationOf(p.staleMs),
+            }),
+          ),
           nextPageToken: page.nextPageToken,
           maxStaleness: durationOf(page.maxStaleMs),
           asOf: timestampOf(now()),
-        });
+        };
+        return response;
       },
     ),
   };

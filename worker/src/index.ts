@@ -51,12 +51,17 @@ export {
   type PoolEvent,
   type PoolSnapshot,
   type PoolState,
+  type PoolView,
   parsePoolEvent,
   poolView,
   toSnapshot,
 } from "./domain/pool.js";
 export type { EntityCommand, EntityOutcome } from "./entity/entity-outcome.js";
-export { PoolEntity, type PoolEntityOptions } from "./entity/pool-entity.js";
+export {
+  PoolEntity,
+  type PoolEntitySettings,
+  type PoolEntityTarget,
+} from "./entity/pool-entity.js";
 export { CassandraJournal, type CassandraJournalOptions } from "./journal/cassandra-journal.js";
 export { CassandraUrlError, parseCassandraJournalUrl } from "./journal/cassandra-url.js";
 export { FencedError, JournalUnavailableError } from "./journal/errors.js";

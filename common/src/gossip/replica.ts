@@ -130,7 +130,6 @@ class OwnerBucket {
 class Slot implements ReplicaEntry {
   readonly id: string;
   readonly poolHash: number;
-  readonly bucket: number;
   readonly global: GlobalBucket;
   counters: internal.PoolCounters;
   /** Confirmation of this very entry (a Push or Pull that carried it). */
@@ -139,10 +138,12 @@ class Slot implements ReplicaEntry {
   tick: number;
   /** The node that delivered this version last, by bucket; undefined when unknown. */
   owner: OwnerBucket | undefined;
-  // Derived from counters once per version, so queries do no conversions.
-  hasWindow = false;
-  startMs = Number.NEGATIVE_INFINITY;
-  endMs = Number.POSITIVE_INFINITY;
+  // Derived from counters once per version, so queries do no conversions. The window's
+  // bounds are undefined without a window: a field that may hold undefined keeps a
+  // reference, not a number box of its own, so a pool without a window pays nothing for
+  // them (a replica holds every pool of the cluster).
+  startMs: number | undefined = undefined;
+  endMs: number | undefined = undefined;
   available = 0;
 
   constructor(
@@ -154,7 +155,6 @@ class Slot implements ReplicaEntry {
   ) {
     this.id = counters.pool;
     this.poolHash = poolHash;
-    this.bucket = bucketOfHash(poolHash);
     this.global = global;
     this.counters = counters;
     this.ownConfirmedAtMs = confirmedAtMs;
@@ -184,11 +184,16 @@ class Slot implements ReplicaEntry {
     this.derive();
   }
 
+  /** Its digest bucket (derived, not kept: one field less per pool). */
+  get bucket(): number {
+    return bucketOfHash(this.poolHash);
+  }
+
   private derive(): void {
     const c = this.counters;
-    this.hasWindow = c.window !== undefined;
-    this.startMs = timestampMs(c.window?.start) ?? Number.NEGATIVE_INFINITY;
-    this.endMs = timestampMs(c.window?.end) ?? Number.POSITIVE_INFINITY;
+    const w = c.window;
+    this.startMs = w === undefined ? undefined : (timestampMs(w.start) ?? Number.NEGATIVE_INFINITY);
+    this.endMs = w === undefined ? undefined : (timestampMs(w.end) ?? Number.POSITIVE_INFINITY);
     this.available = c.closed ? 0 : Math.max(0, c.capacity - c.reserved);
   }
 }
@@ -509,9 +514,15 @@ export class Replica {
       const slot = sorted[i] as Slot;
       const c = slot.counters;
       if (c.deleted) continue;
-      const available = slot.endMs <= now ? 0 : slot.available;
+      const { startMs, endMs } = slot;
+      const available = endMs !== undefined && endMs <= now ? 0 : slot.available;
       if (c.closed ? !includeClosed : available < minUnits) continue;
-      if (windowed && !(slot.hasWindow && slot.startMs < qEnd && qStart < slot.endMs)) continue;
+      if (
+        windowed &&
+        !(startMs !== undefined && endMs !== undefined && startMs < qEnd && qStart < endMs)
+      ) {
+        continue;
+      }
       if (selector !== undefined && !matchesLabels(selector, c.labels)) continue;
       if (pools.length === pageSize) {
         more = true;

@@ -40,6 +40,14 @@ import {
 } from "./shard-map-ops.js";
 import { ShardWatch } from "./shard-watch.js";
 
+/**
+ * V8 flags of the gateway and worker children (the image sets the same in NODE_OPTIONS).
+ * Under load V8 grows the young generation to two 64 MB semi-spaces, which then stay
+ * resident; 16 MB ones cut the gateway's peak RSS under load by about 30 % and the
+ * workers' by about 25 % (docs/benchmarks.md, "Memory").
+ */
+export const SERVER_V8_FLAGS: readonly string[] = ["--max-semi-space-size=16"];
+
 /** The repository root (where `worker/`, `gateway/` and `examples/` live). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -361,7 +369,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     worker: childEntry(REPO_ROOT, "worker", preload),
     gateway: childEntry(REPO_ROOT, "gateway", preload),
   };
-  const nodeArgs = (pkg: "worker" | "gateway") => entries[pkg].nodeArgs;
+  const nodeArgs = (pkg: "worker" | "gateway") => [...SERVER_V8_FLAGS, ...entries[pkg].nodeArgs];
   const bundled = entries.worker.kind === "bundle" && entries.gateway.kind === "bundle";
   log(
     "info",

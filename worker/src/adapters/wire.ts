@@ -35,14 +35,15 @@ export function poolToWire(view: PoolView, placement: Placement): v1.Pool {
 
 /**
  * The gossip counters of a pool view, confirmed at `nowMs`; a tombstone (`deleted`)
- * for a retired pool.
+ * for a retired pool. Their `labels` are the view's own object, not a copy (the replica
+ * keeps the counters of every pool): treat them as read-only, as everything does.
  */
 export function countersOf(view: PoolView, nowMs: number): internal.PoolCounters {
   return {
     pool: view.pool,
     capacity: view.capacity,
     reserved: view.reserved,
-    labels: { ...view.labels },
+    labels: view.labels,
     window: windowToWire(view.window),
     closed: view.closed,
     version: view.version,

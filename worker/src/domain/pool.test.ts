@@ -24,6 +24,7 @@ import {
   configure,
   configured,
   given,
+  givenPool,
   legacyReserved,
   PoolTestkitAssertionError,
   release,
@@ -719,6 +720,50 @@ describe("evolve", () => {
     const before = toSnapshot(copy);
     evolve(state, reserved("r2", 1), 3);
     assert.deepEqual(toSnapshot(copy), before);
+  });
+});
+
+describe("idle pools share one empty Map (copy-on-write)", () => {
+  const isEmpty = (s: PoolState) =>
+    s.active.size === 0 && s.byRequest.size === 0 && s.released.size === 0;
+
+  test("reserving and releasing in one idle pool leaves every other idle pool empty", () => {
+    const other = givenPool("ns/other", configured()).state;
+    const fresh = initialState("ns/fresh");
+    const loaded = fromSnapshot(toSnapshot(givenPool("ns/loaded", configured()).state));
+    const retiredPool = givenPool("ns/retired", configured(), retired()).state;
+    const idle = [other, fresh, loaded, retiredPool];
+    assert.ok(
+      idle.every((s) => [s.active, s.byRequest, s.released].every((m) => m === other.active)),
+      "the idle pools share one Map (else this test proves nothing)",
+    );
+
+    let busy = given(configured()).state;
+    busy = evolve(busy, reserved("r1", 2), 2);
+    busy = evolve(busy, reserved("r2", 3), 3);
+    busy = evolve(busy, released(2, 2, 5), 4);
+    assert.equal(busy.active.size, 1);
+    assert.equal(busy.byRequest.size, 2);
+    assert.equal(busy.released.size, 1);
+
+    for (const s of idle) assert.ok(isEmpty(s), `${s.pool} is still empty`);
+    // And another pool decides as if r1 had never been seen there.
+    const d = decide(other, reserve(2, "r1"));
+    assert.ok(d.ok && d.events.length === 1 && d.reply.type === "reserved" && !d.reply.replayed);
+  });
+
+  test("the Map idle pools share refuses every write", () => {
+    const s = initialState("ns/a");
+    const r = { seq: 1, units: 1, requestId: "x", secret: undefined, callToken: undefined };
+    for (const map of [s.active, s.released] as Map<number, unknown>[]) {
+      for (const write of [() => map.set(1, r), () => map.delete(1), () => map.clear()]) {
+        assert.throws(write, {
+          name: "TypeError",
+          message: "the shared empty Map of pool states is immutable",
+        });
+      }
+    }
+    assert.ok(isEmpty(initialState("ns/b")));
   });
 });
 

@@ -232,6 +232,32 @@ export type Decision =
   | { readonly ok: true; readonly events: readonly PoolEvent[]; readonly reply: Reply }
   | { readonly ok: false; readonly rejection: Rejection };
 
+/**
+ * The Map every state without entries shares in place of an empty one of its own: an
+ * idle pool holds no reservation, and three private empty Maps would be most of its
+ * memory. It is immutable (its mutators throw); evolve swaps it for a private Map
+ * before its first write, in {@link writable}, the one place a state's Maps are made
+ * writable.
+ */
+class SharedEmptyMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new TypeError("the shared empty Map of pool states is immutable");
+  }
+  override delete(): boolean {
+    throw new TypeError("the shared empty Map of pool states is immutable");
+  }
+  override clear(): void {
+    throw new TypeError("the shared empty Map of pool states is immutable");
+  }
+}
+
+const EMPTY: ReadonlyMap<never, never> = Object.freeze(new SharedEmptyMap<never, never>());
+
+/** `map`, or the shared empty Map when it has no entries. */
+function compact<K, V>(map: Map<K, V>): ReadonlyMap<K, V> {
+  return map.size === 0 ? EMPTY : map;
+}
+
 /** The first state of every pool: version 0, not configured (so it does not exist yet). */
 export function initialState(pool: string): PoolState {
   return {
@@ -240,9 +266,9 @@ export function initialState(pool: string): PoolState {
     spec: undefined,
     retired: false,
     reserved: 0,
-    active: new Map(),
-    byRequest: new Map(),
-    released: new Map(),
+    active: EMPTY,
+    byRequest: EMPTY,
+    released: EMPTY,
   };
 }
 
@@ -453,7 +479,8 @@ function availableOf(spec: PoolSpec, reserved: number): number {
  * Folds one event, stored at `seq`, into the state. O(1) for reservation events:
  * it mutates and reuses the input state's Maps, so the input state is CONSUMED —
  * do not read it (or decide against it) afterwards. Keep a `cloneState` copy if
- * you may need to roll back.
+ * you may need to roll back. Maps shared by states without entries are never
+ * written: the new state gets Maps of its own instead (copy-on-write).
  *
  * @throws EventSequenceError when `seq !== state.version + 1`
  * @throws InvalidEventError when the event is malformed or cannot apply to the state
@@ -471,18 +498,17 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
       return { ...initialState(state.pool), version: seq, retired: true };
     case "reserved": {
       if (state.spec === undefined) throw invalid("reserved before the pool was configured");
-      forgetExpired(state, event.at);
       const earlier = state.byRequest.get(event.requestId);
+      if (earlier !== undefined && state.active.has(earlier.seq)) {
+        throw invalid(
+          `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
+        );
+      }
+      const next = writable(state, seq);
+      forgetExpired(next, event.at);
       // A released reservation's request id may be reused once its window ended; one
       // still remembered here (a longer window now than when this was decided) yields.
-      if (earlier !== undefined) {
-        if (state.active.has(earlier.seq)) {
-          throw invalid(
-            `request id ${JSON.stringify(event.requestId)} already reserved at seq ${earlier.seq}`,
-          );
-        }
-        mutable(state.released).delete(earlier.seq);
-      }
+      if (earlier !== undefined) next.released.delete(earlier.seq);
       const reservation: Reservation = {
         seq,
         units: event.units,
@@ -490,9 +516,10 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
         secret: event.secret,
         callToken: event.callToken,
       };
-      mutable(state.active).set(seq, reservation);
-      mutable(state.byRequest).set(event.requestId, reservation);
-      return { ...state, version: seq, reserved: state.reserved + event.units };
+      next.active.set(seq, reservation);
+      next.byRequest.set(event.requestId, reservation);
+      next.reserved += event.units;
+      return next;
     }
     case "released": {
       const reservation = state.active.get(event.reservationSeq);
@@ -504,12 +531,44 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
           `released ${event.units} units of reservation ${event.reservationSeq}, which holds ${reservation.units}`,
         );
       }
-      mutable(state.active).delete(event.reservationSeq);
-      forgetExpired(state, event.at);
-      mutable(state.released).set(event.reservationSeq, { ...reservation, releasedAt: event.at });
-      return { ...state, version: seq, reserved: state.reserved - reservation.units };
+      const next = writable(state, seq);
+      next.active.delete(event.reservationSeq);
+      forgetExpired(next, event.at);
+      next.released.set(event.reservationSeq, { ...reservation, releasedAt: event.at });
+      next.reserved -= reservation.units;
+      return next;
     }
   }
+}
+
+/** A state whose Maps evolve may write: none of them is the shared empty Map. */
+interface WritableState extends PoolState {
+  reserved: number;
+  readonly active: Map<number, Reservation>;
+  readonly byRequest: Map<string, Reservation>;
+  readonly released: Map<number, Reservation>;
+}
+
+/**
+ * The next state after `state`, at `version`, with Maps it may write: `state`'s own
+ * Maps (consumed, as evolve documents), and a new Map in place of each shared empty one
+ * (copy-on-write). The only place a state's Maps become writable, so the shared empty
+ * Map is never written to.
+ */
+function writable(state: PoolState, version: number): WritableState {
+  return {
+    ...state,
+    version,
+    active: own(state.active),
+    byRequest: own(state.byRequest),
+    released: own(state.released),
+  };
+}
+
+// A state's Maps are created only here and in initialState, fromSnapshot and
+// cloneState: each is either the shared empty Map or a private Map evolve owns.
+function own<K, V>(map: ReadonlyMap<K, V>): Map<K, V> {
+  return map === EMPTY ? new Map() : (map as Map<K, V>);
 }
 
 /**
@@ -518,9 +577,8 @@ export function evolve(state: PoolState, event: PoolEvent, seq: number): PoolSta
  * per event. A reservation whose release time is unknown (loaded from an older
  * snapshot) starts its window now.
  */
-function forgetExpired(state: PoolState, now: number): void {
-  const released = mutable(state.released);
-  const byRequest = mutable(state.byRequest);
+function forgetExpired(state: WritableState, now: number): void {
+  const { released, byRequest } = state;
   for (const [seq, r] of released) {
     if (r.releasedAt === undefined) {
       released.set(seq, { ...r, releasedAt: now });
@@ -532,12 +590,6 @@ function forgetExpired(state: PoolState, now: number): void {
   }
 }
 
-// The Maps of a PoolState are only ever created here (initialState, fromSnapshot,
-// cloneState), so they are real Maps: evolve owns them.
-function mutable<K, V>(map: ReadonlyMap<K, V>): Map<K, V> {
-  return map as Map<K, V>;
-}
-
 /**
  * A deep copy of a state that shares no mutable structure with it: what a caller
  * keeps to roll back to when events decided against a pending state fail to append.
@@ -546,9 +598,9 @@ function mutable<K, V>(map: ReadonlyMap<K, V>): Map<K, V> {
 export function cloneState(state: PoolState): PoolState {
   return {
     ...state,
-    active: new Map(state.active),
-    byRequest: new Map(state.byRequest),
-    released: new Map(state.released),
+    active: compact(new Map(state.active)),
+    byRequest: compact(new Map(state.byRequest)),
+    released: compact(new Map(state.released)),
   };
 }
 
@@ -848,7 +900,16 @@ export function fromSnapshot(json: unknown): PoolState {
   if (retired && (active.size > 0 || released.size > 0)) {
     throw corrupt(active.size > 0 ? "active" : "released", "must be empty on a retired pool");
   }
-  return { pool, version, spec, retired, reserved, active, byRequest, released };
+  return {
+    pool,
+    version,
+    spec,
+    retired,
+    reserved,
+    active: compact(active),
+    byRequest: compact(byRequest),
+    released: compact(released),
+  };
 }
 
 // ---- validation -------------------------------------------------------------

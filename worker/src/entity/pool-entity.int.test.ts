@@ -9,7 +9,10 @@ import { release as releaseOf, secretOf } from "../domain/pool-testkit.js";
 import type { AppendTarget, Journal } from "../journal/journal.js";
 import { SqliteJournal } from "../journal/sqlite-journal.js";
 import type { EntityOutcome } from "./entity-outcome.js";
-import { PoolEntity, type PoolEntityOptions } from "./pool-entity.js";
+import { PoolEntity, type PoolEntitySettings, type PoolEntityTarget } from "./pool-entity.js";
+
+type PoolEntityOptions = PoolEntityTarget & PoolEntitySettings;
+
 import {
   CountingJournal,
   FaultyJournal,
@@ -44,16 +47,17 @@ async function withDb(body: (open: () => SqliteJournal) => Promise<void>): Promi
 }
 
 function entity(journal: Journal, extra: Partial<PoolEntityOptions> = {}): PoolEntity {
-  return new PoolEntity({
-    pool: POOL,
-    shard: SHARD,
-    epoch: 1,
-    journal,
-    logger,
-    fenceOnStart: true,
-    backoff: { initialMs: 1, maxMs: 5, jitter: "equal" },
-    ...extra,
-  });
+  const { pool = POOL, shard = SHARD, epoch = 1, recovered, ...settings } = extra;
+  return new PoolEntity(
+    { pool, shard, epoch, ...(recovered === undefined ? {} : { recovered }) },
+    {
+      journal,
+      logger,
+      fenceOnStart: true,
+      backoff: { initialMs: 1, maxMs: 5, jitter: "equal" },
+      ...settings,
+    },
+  );
 }
 
 async function configured(
@@ -326,6 +330,33 @@ describe("PoolEntity", () => {
       assert.equal(e.status, "closed");
       assert.equal((await e.submit(reserve("after"))).kind, "not_owner");
       assert.equal((await journal.load(POOL)).version, 2);
+    });
+  });
+
+  test("commands waiting in one entity are never another's, though idle entities share one empty queue", async () => {
+    await withDb(async (open) => {
+      const journal = new GatedJournal(open());
+      // Neither has had a command yet: both start on the shared empty queue.
+      const a = entity(journal, { pool: "default/a" });
+      const b = entity(journal, { pool: "default/b" });
+      await Promise.all([a.start(), b.start()]);
+      journal.hold();
+      const configuring = a.submit({ type: "configure", spec: spec(10), at: 1 });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(journal.waiting, 1, "a's configure is in flight");
+      let answered = false;
+      const queued = a.submit(reserve("waits-in-a"));
+      void queued.then(() => {
+        answered = true;
+      });
+      // Closing b answers what waits in b's queue: nothing of a's.
+      await b.close();
+      await new Promise((r) => setImmediate(r));
+      assert.equal(answered, false, "b's close did not answer a's command");
+      journal.release();
+      assert.equal((await configuring).kind, "ok");
+      assert.equal(seqOf(await queued), 2);
+      assert.equal((await b.submit(reserve("after"))).kind, "not_owner");
     });
   });
 

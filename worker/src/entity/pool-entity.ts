@@ -38,12 +38,25 @@ export interface EntityMetrics {
   observeAppend(seconds: number, events: number, result: AppendResult): void;
 }
 
-/** Options of {@link PoolEntity}. */
-export interface PoolEntityOptions {
+/** Which pool a {@link PoolEntity} hosts, and for which owner epoch. */
+export interface PoolEntityTarget {
   readonly pool: string;
   readonly shard: number;
   /** This owner's epoch for the shard: every append is made at this epoch. */
   readonly epoch: number;
+  /**
+   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
+   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
+   * lower: recorded after the shard's fence) start fences and loads as usual.
+   */
+  readonly recovered?: LoadedPool;
+}
+
+/**
+ * What the entities of one owner have in common: pass one object to all of them (an
+ * entity keeps a reference to it, not a copy: a worker hosts 100,000 pools).
+ */
+export interface PoolEntitySettings {
   readonly journal: Journal;
   readonly logger: Logger;
   /**
@@ -52,12 +65,6 @@ export interface PoolEntityOptions {
    * already fenced above `epoch`.
    */
   readonly fenceOnStart: boolean;
-  /**
-   * The pool as `Journal.recoverShard` loaded it. When its fence epoch is this
-   * entity's, start serves from it with no fence or load of its own; otherwise (fenced
-   * lower: recorded after the shard's fence) start fences and loads as usual.
-   */
-  readonly recovered?: LoadedPool;
   /**
    * Save a snapshot once this many events were appended since the last one. Default 100.
    * A pool whose last snapshot held more reservations than this waits for as many
@@ -104,6 +111,15 @@ interface Decided {
 const JOURNAL_RETRY_MS = 100;
 
 /**
+ * The queue of every entity with no command waiting (most of them: a worker hosts
+ * 100,000 pools). Frozen: a write to it throws instead of reaching another entity.
+ */
+const NO_COMMANDS: Pending[] = Object.freeze([]) as unknown as Pending[];
+
+/** What {@link PoolEntity.start} returns once recovery has settled. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
  * One pool's host. Commands run one at a time, in arrival order. While an append is
  * in flight, arriving commands queue; when it completes they are decided together
  * against the committed state and appended in ONE journal append (group commit,
@@ -126,31 +142,35 @@ export class PoolEntity {
   readonly pool: string;
   readonly shard: number;
   readonly epoch: number;
-  private readonly journal: Journal;
+  /** Shared by every entity of the owner; an idle entity's own fields are what it costs. */
+  private readonly settings: PoolEntitySettings;
   /** The pool's child logger, made on first use: most pools never log (a shard holds hundreds). */
   private logChild: Logger | undefined;
-  private readonly snapshotEvery: number;
-  private readonly maxBatchEvents: number;
-  private readonly maxQueue: number;
-  private readonly defaultTimeoutMs: number;
-  private readonly backoff: BackoffPolicy;
-  private readonly options: PoolEntityOptions;
 
   private statusValue: EntityStatus = "new";
-  /** options.recovered until start has used it (not kept: it holds the pool's events). */
+  /** target.recovered until start has used it (not kept: it holds the pool's events). */
   private recovered: LoadedPool | undefined;
   /** Committed state while idle; committed + the in-flight batch during an append. */
   private state: PoolState;
-  private committedView: PoolView | undefined;
+  /**
+   * Whether the state holds a committed version, so the view and committedSpec are
+   * known: false until loaded, while reloading, once fenced or broken.
+   */
+  private viewKnown = false;
+  /**
+   * The counters at the last commit while the state runs ahead of it (a batch decided,
+   * its append in flight); undefined otherwise, when they are the state's own. Not kept
+   * between batches: an idle pool's counters cost nothing until read.
+   */
+  private committedAhead: { readonly view: PoolView | undefined } | undefined;
   /** state.spec as of the last commit (the state runs ahead during an append). */
   private committedSpec: PoolSpec | undefined;
-  /** Whether committedSpec is from a loaded state (false until loaded and while reloading). */
-  private specKnown = false;
   private lastSnapshotSeq = 0;
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
-  private readonly queue: Pending[] = [];
+  /** Commands waiting for their turn; {@link NO_COMMANDS} while there are none to keep. */
+  private queue: Pending[] = NO_COMMANDS;
   /** The batch being decided or appended, until answered or re-queued (see pump). */
   private inFlight: Decided[] | undefined;
   private pumping: Promise<void> | undefined;
@@ -160,28 +180,50 @@ export class PoolEntity {
   private journalFailures = 0;
   private lastJournalWarnAt = 0;
 
-  constructor(options: PoolEntityOptions) {
-    this.options = options;
-    this.pool = options.pool;
-    this.shard = options.shard;
-    this.epoch = options.epoch;
-    this.journal = options.journal;
-    this.recovered = options.recovered;
-    this.snapshotEvery = options.snapshotEvery ?? 100;
-    // Never more than the journal takes in one append: a batch it refuses for its size
-    // would be refused again on every retry.
-    this.maxBatchEvents = Math.max(
-      1,
-      Math.min(options.maxBatchEvents ?? 256, options.journal.maxAppendEvents ?? Infinity),
-    );
-    this.maxQueue = options.maxQueue ?? 10_000;
-    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
-    this.state = initialState(options.pool);
+  /**
+   * @param target the pool; not kept (its `recovered` only until start has used it)
+   * @param settings kept by reference: pass one object to every entity of an owner
+   */
+  constructor(target: PoolEntityTarget, settings: PoolEntitySettings) {
+    this.settings = settings;
+    this.pool = target.pool;
+    this.shard = target.shard;
+    this.epoch = target.epoch;
+    this.recovered = target.recovered;
+    this.state = initialState(target.pool);
+  }
+
+  private get journal(): Journal {
+    return this.settings.journal;
+  }
+
+  private get snapshotEvery(): number {
+    return this.settings.snapshotEvery ?? 100;
+  }
+
+  /**
+   * Most events in one append: never more than the journal takes, since a batch it
+   * refuses for its size would be refused again on every retry.
+   */
+  private get maxBatchEvents(): number {
+    const s = this.settings;
+    return Math.max(1, Math.min(s.maxBatchEvents ?? 256, s.journal.maxAppendEvents ?? Infinity));
+  }
+
+  private get maxQueue(): number {
+    return this.settings.maxQueue ?? 10_000;
+  }
+
+  private get defaultTimeoutMs(): number {
+    return this.settings.defaultTimeoutMs ?? 30_000;
+  }
+
+  private get backoff(): BackoffPolicy {
+    return this.settings.backoff ?? DEFAULT_BACKOFF;
   }
 
   private get log(): Logger {
-    this.logChild ??= this.options.logger.child({
+    this.logChild ??= this.settings.logger.child({
       pool: this.pool,
       shard: this.shard,
       epoch: this.epoch,
@@ -196,7 +238,8 @@ export class PoolEntity {
 
   /** The pool's counters at its last committed version; undefined if never configured (or not loaded). */
   get view(): PoolView | undefined {
-    return this.committedView;
+    if (!this.viewKnown) return undefined;
+    return this.committedAhead !== undefined ? this.committedAhead.view : poolView(this.state);
   }
 
   /**
@@ -205,7 +248,7 @@ export class PoolEntity {
    * entity has no loaded state to answer from.
    */
   get specInForce(): { readonly known: boolean; readonly spec: PoolSpec | undefined } {
-    const known = this.statusValue === "ready" && this.specKnown;
+    const known = this.statusValue === "ready" && this.viewKnown;
     return { known, spec: known ? this.committedSpec : undefined };
   }
 
@@ -217,7 +260,11 @@ export class PoolEntity {
     if (this.readyPromise === undefined) {
       this.statusValue = "loading";
       this.readyPromise = this.recoverInitially();
-      this.pumping = this.readyPromise.then(() => this.pump());
+      this.pumping = this.readyPromise.then(() => {
+        // Settled for good: later calls get the one resolved promise all entities share.
+        this.readyPromise = SETTLED;
+        return this.pump();
+      });
     }
     return this.readyPromise;
   }
@@ -238,6 +285,7 @@ export class PoolEntity {
       });
     }
     return new Promise<EntityOutcome<C>>((resolve) => {
+      if (this.queue === NO_COMMANDS) this.queue = [];
       this.queue.push({
         command,
         deadline: deadline ?? Date.now() + this.defaultTimeoutMs,
@@ -375,7 +423,7 @@ export class PoolEntity {
           kind: "internal",
           message: `pool ${this.pool}: a decided event could not be applied`,
         });
-        this.queue.unshift(...waiting.map((d) => d.pending));
+        this.requeue(waiting.map((d) => d.pending));
         await this.reloadUntilReady(1);
         return;
       }
@@ -436,9 +484,10 @@ export class PoolEntity {
       return undefined;
     }
     if (events.length > 0 && events.length + decision.events.length > this.maxBatchEvents) {
-      this.queue.unshift(p);
+      this.requeue([p]);
       return "requeued";
     }
+    if (decision.events.length > 0) this.committedAhead ??= { view: this.view };
     try {
       for (const event of decision.events) {
         this.state = evolve(this.state, event, this.state.version + 1);
@@ -514,7 +563,7 @@ export class PoolEntity {
       // The events may have been written: whoever retries them must not be told
       // "replayed" about their own write.
       if (events.length > 0) for (const p of commands) p.failedFromVersion ??= expectedVersion;
-      this.queue.unshift(...commands);
+      this.requeue(commands);
       await this.reloadUntilReady(1);
       return;
     }
@@ -524,7 +573,7 @@ export class PoolEntity {
 
   private observeAppend(started: number, events: number, result: AppendResult): void {
     try {
-      this.options.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
+      this.settings.metrics?.observeAppend((performance.now() - started) / 1000, events, result);
     } catch (e: unknown) {
       this.log.error({ err: e }, "append metrics listener failed");
     }
@@ -532,20 +581,21 @@ export class PoolEntity {
 
   /** Bookkeeping after the state became durable: counters, gossip, snapshot. */
   private committed(): void {
-    this.committedView = poolView(this.state);
-    this.specKnown = true;
+    this.committedAhead = undefined;
+    this.viewKnown = true;
     const spec = this.state.spec;
     if (spec !== this.committedSpec) {
       this.committedSpec = spec;
       try {
-        this.options.onSpecChanged?.(this);
+        this.settings.onSpecChanged?.(this);
       } catch (e: unknown) {
         this.log.error({ err: e }, "onSpecChanged listener failed");
       }
     }
-    if (this.committedView !== undefined) {
+    const view = poolView(this.state);
+    if (view !== undefined) {
       try {
-        this.options.onCommitted?.(this.committedView);
+        this.settings.onCommitted?.(view);
       } catch (e: unknown) {
         this.log.error({ err: e }, "onCommitted listener failed");
       }
@@ -627,7 +677,7 @@ export class PoolEntity {
       return;
     }
     if (wroteEvents) for (const p of commands) p.failedFromVersion ??= expectedVersion;
-    this.queue.unshift(...commands);
+    this.requeue(commands);
     await this.reloadUntilReady(error instanceof VersionConflictError ? 0 : 1);
   }
 
@@ -637,8 +687,8 @@ export class PoolEntity {
    * UNAVAILABLE.
    */
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
-    this.committedView = undefined;
-    this.specKnown = false;
+    this.viewKnown = false;
+    this.committedAhead = undefined;
     const since = performance.now();
     for (let attempt = firstAttempt; ; attempt++) {
       if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
@@ -652,7 +702,7 @@ export class PoolEntity {
       // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
       // to its deadline.
       if (performance.now() - since >= JOURNAL_OUTAGE_ANSWER_MS) {
-        for (const p of this.queue.splice(0)) p.resolve(this.unavailable(p));
+        for (const p of this.takeQueued()) p.resolve(this.unavailable(p));
       }
     }
   }
@@ -671,7 +721,7 @@ export class PoolEntity {
           ? this.recovered
           : undefined;
       this.recovered = undefined;
-      if (this.options.fenceOnStart && recovered === undefined) {
+      if (this.settings.fenceOnStart && recovered === undefined) {
         try {
           await this.journal.fence(this.pool, this.shard, this.epoch);
         } catch (e: unknown) {
@@ -688,7 +738,7 @@ export class PoolEntity {
         }
       }
       if (await this.loadOnce(recovered)) {
-        if (this.status === "ready" && this.options.logger.isLevelEnabled("debug")) {
+        if (this.status === "ready" && this.settings.logger.isLevelEnabled("debug")) {
           this.log.debug(
             { version: this.state.version, ms: Math.round(performance.now() - started) },
             "pool loaded",
@@ -780,10 +830,10 @@ export class PoolEntity {
     if (this.statusValue === "fenced") return;
     this.log.warn({ fenceEpoch: error.fenceEpoch }, "pool fenced by a newer owner");
     this.statusValue = "fenced";
-    this.committedView = undefined;
+    this.viewKnown = false;
     this.answerQueued(this.refusal() as EntityFailure);
     try {
-      this.options.onFenced?.(this);
+      this.settings.onFenced?.(this);
     } catch (e: unknown) {
       this.log.error({ err: e }, "onFenced listener failed");
     }
@@ -792,12 +842,26 @@ export class PoolEntity {
   private becomeBroken(error: unknown): void {
     this.log.error({ err: error }, "pool cannot be recovered from the journal");
     this.statusValue = "broken";
-    this.committedView = undefined;
+    this.viewKnown = false;
     this.answerQueued(this.refusal() as EntityFailure);
   }
 
   private answerQueued(outcome: EntityFailure): void {
-    for (const p of this.queue.splice(0)) p.resolve(outcome);
+    for (const p of this.takeQueued()) p.resolve(outcome);
+  }
+
+  /** Puts `commands` back at the head of the queue, in order. */
+  private requeue(commands: readonly Pending[]): void {
+    if (commands.length === 0) return;
+    if (this.queue === NO_COMMANDS) this.queue = [];
+    this.queue.unshift(...commands);
+  }
+
+  /** Empties the queue, returning what it held. */
+  private takeQueued(): readonly Pending[] {
+    const taken = this.queue;
+    this.queue = NO_COMMANDS;
+    return taken;
   }
 
   private expireQueued(): void {

@@ -121,6 +121,9 @@ type Request = ThreadRequest extends infer R
     : never
   : never;
 
+/** Young generation of the journal thread's heap, in MB (see {@link SqliteJournal.open}). */
+const JOURNAL_THREAD_YOUNG_GENERATION_MB = 16;
+
 /**
  * The journal on one SQLite file through Node's built-in `node:sqlite`, for local
  * mode and tests. Several processes (the workers of a local cluster) may open the
@@ -227,6 +230,9 @@ export class SqliteJournal implements Journal {
       name: `sqlite-journal ${path}`,
       // The thread needs none of the process's loaders (tsx) or flags.
       execArgv: [],
+      // Its garbage is short-lived (statements, JSON text): a small young generation
+      // (V8 grows it to 2 × 64 MB semi-spaces otherwise) keeps the worker's RSS down.
+      resourceLimits: { maxYoungGenerationSizeMb: JOURNAL_THREAD_YOUNG_GENERATION_MB },
       stdout: false,
       stderr: false,
     });

@@ -18,7 +18,7 @@ import type {
   ReplyTo,
 } from "../entity/entity-outcome.js";
 import { DEFAULT_BACKOFF, delay } from "../entity/journal-retry.js";
-import { type EntityMetrics, PoolEntity } from "../entity/pool-entity.js";
+import { type EntityMetrics, PoolEntity, type PoolEntitySettings } from "../entity/pool-entity.js";
 import { JournalUnavailableError } from "../journal/errors.js";
 import type { Journal, LoadedPool, RecoveredShard } from "../journal/journal.js";
 import type {
@@ -133,9 +133,34 @@ export class ShardOwnership {
   private unsubscribe: (() => void) | undefined;
   private closed = false;
 
+  /** One object for every entity (no closures per pool: a worker hosts 100,000). */
+  private readonly entitySettings: PoolEntitySettings;
+
   constructor(options: ShardOwnershipOptions) {
     this.o = options;
     this.log = options.logger.child({ module: "ownership", node: options.nodeId });
+    this.entitySettings = {
+      journal: options.journal,
+      logger: options.logger,
+      fenceOnStart: true,
+      ...(options.snapshotEvery !== undefined ? { snapshotEvery: options.snapshotEvery } : {}),
+      ...(options.maxBatchEvents !== undefined ? { maxBatchEvents: options.maxBatchEvents } : {}),
+      ...(options.backoff !== undefined ? { backoff: options.backoff } : {}),
+      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+      // Also while draining: a change committed then is as true as any (higher version wins).
+      ...(options.onCommitted !== undefined ? { onCommitted: options.onCommitted } : {}),
+      onSpecChanged: (e) => {
+        const held = this.heldBy(e);
+        if (held !== undefined) held.specDigest = undefined;
+      },
+      onFenced: (e) => {
+        this.log.warn(
+          { pool: e.pool, shard: e.shard, epoch: e.epoch },
+          "pool fenced by a newer owner; this worker's shard map is stale",
+        );
+        this.forget(e);
+      },
+    };
   }
 
   /** Starts following the ShardMap source (applies its current map, if any, at once). */
@@ -447,41 +472,31 @@ export class ShardOwnership {
   }
 
   private newEntity(held: HeldShard, pool: string, recovered?: LoadedPool): PoolEntity {
-    const entity = new PoolEntity({
-      pool,
-      shard: held.shard,
-      epoch: held.epoch,
-      journal: this.o.journal,
-      logger: this.o.logger,
-      fenceOnStart: true,
-      ...(recovered !== undefined ? { recovered } : {}),
-      ...(this.o.snapshotEvery !== undefined ? { snapshotEvery: this.o.snapshotEvery } : {}),
-      ...(this.o.maxBatchEvents !== undefined ? { maxBatchEvents: this.o.maxBatchEvents } : {}),
-      ...(this.o.backoff !== undefined ? { backoff: this.o.backoff } : {}),
-      ...(this.o.metrics !== undefined ? { metrics: this.o.metrics } : {}),
-      // Also while draining: a change committed then is as true as any (higher version wins).
-      onCommitted: (view) => this.o.onCommitted?.(view),
-      onSpecChanged: () => {
-        held.specDigest = undefined;
+    const entity = new PoolEntity(
+      {
+        pool,
+        shard: held.shard,
+        epoch: held.epoch,
+        ...(recovered !== undefined ? { recovered } : {}),
       },
-      onFenced: (e) => {
-        this.log.warn(
-          { pool, shard: held.shard, epoch: held.epoch },
-          "pool fenced by a newer owner; this worker's shard map is stale",
-        );
-        this.forget(e);
-      },
-    });
+      this.entitySettings,
+    );
     held.entities.set(pool, entity);
     held.absent.delete(pool);
     held.specDigest = undefined;
     return entity;
   }
 
+  /** The held shard `entity` belongs to; undefined once that shard was let go of. */
+  private heldBy(entity: PoolEntity): HeldShard | undefined {
+    const held = this.shards.get(entity.shard);
+    return held !== undefined && held.entities.get(entity.pool) === entity ? held : undefined;
+  }
+
   /** Drops a fenced entity, so that a later command tries (and fences) afresh. */
   private forget(entity: PoolEntity): void {
-    const held = this.shards.get(entity.shard);
-    if (held !== undefined && held.entities.get(entity.pool) === entity) {
+    const held = this.heldBy(entity);
+    if (held !== undefined) {
       held.entities.delete(entity.pool);
       held.specDigest = undefined;
     }
