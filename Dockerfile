@@ -25,9 +25,13 @@ COPY package.json package-lock.json ./
 COPY common/package.json common/
 COPY proto/package.json proto/
 COPY kubernetes/package.json kubernetes/
+COPY testing/package.json testing/
 COPY worker/package.json worker/
 COPY gateway/package.json gateway/
 COPY operator/package.json operator/
+COPY local/package.json local/
+COPY cli/package.json cli/
+COPY bench/package.json bench/
 COPY e2e/package.json e2e/
 
 # --- deps: the production dependencies the bundles import (npm ci --omit=dev) ---------------
@@ -52,15 +56,12 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
 # The sources (.dockerignore leaves out docs, tests, charts: a change there rebuilds nothing).
 COPY . .
 # /out: what the runtime stage takes — each program's package.json (its "type"), launcher
-# (bin/) and bundles (dist/); not the test Cassandra's CLI (e2e/dist/cassandra).
+# (bin/) and bundles (dist/); not the test Cassandra's CLI (testing/dist/cassandra).
 RUN npm run build \
- && mkdir -p /out/e2e/dist \
  && cp package.json /out/ \
- && for p in worker gateway operator; do \
+ && for p in worker gateway operator cli; do \
       mkdir -p /out/$p && cp -r $p/package.json $p/bin $p/dist /out/$p/; \
-    done \
- && cp -r e2e/package.json e2e/bin /out/e2e/ \
- && cp -r e2e/dist/cli /out/e2e/dist/
+    done
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}
@@ -76,7 +77,7 @@ LABEL org.opencontainers.image.title="berth" \
 RUN ln -s /app/worker/bin/berth-worker.js /usr/local/bin/berth-worker \
  && ln -s /app/gateway/bin/berth-gateway.js /usr/local/bin/berth-gateway \
  && ln -s /app/operator/bin/berth-operator.js /usr/local/bin/berth-operator \
- && ln -s /app/e2e/bin/berth.js /usr/local/bin/berth \
+ && ln -s /app/cli/bin/berth.js /usr/local/bin/berth \
  && groupadd --gid 10001 berth \
  && useradd --uid 10001 --gid 10001 --no-log-init --no-create-home --home-dir /var/lib/berth \
       --shell /usr/sbin/nologin berth \

@@ -33,8 +33,8 @@ const ENTRYPOINTS = [
   "worker/src/main.ts", // berth-worker
   "gateway/src/main.ts", // berth-gateway
   "operator/src/main.ts", // berth-operator
-  "e2e/src/cli/main.ts", // berth (the CLI)
-  "e2e/src/cassandra/cli.ts", // the test Cassandra node's CLI
+  "cli/src/main.ts", // berth (the CLI)
+  "testing/src/cassandra/cli.ts", // the test Cassandra node's CLI
 ];
 
 const pkg = JSON.parse(readFileSync(`${root}package.json`, "utf8"));

@@ -151,7 +151,14 @@ if (goFiles.length > 0) {
     const started = Date.now();
     const r = spawnSync(
       process.execPath,
-      ["--import", "tsx", "e2e/src/kubernetes/cli.ts", "build", "--commands", commands.join(",")],
+      [
+        "--import",
+        "tsx",
+        "testing/src/kubernetes/cli.ts",
+        "build",
+        "--commands",
+        commands.join(","),
+      ],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
     );
     if (r.status === 0) {
@@ -191,7 +198,7 @@ if (cassandraFiles.length > 0 && process.env.BERTH_CASSANDRA) {
   );
 } else if (cassandraFiles.length > 0) {
   const { tsImport } = await import("tsx/esm/api");
-  const harness = await tsImport("../e2e/src/cassandra/cassandra-node.ts", import.meta.url);
+  const harness = await tsImport("../testing/src/cassandra/cassandra-node.ts", import.meta.url);
   if (!harness.javaAvailable()) {
     console.log(
       `▶ no Cassandra node for ${cassandraFiles.length} test file(s): java is not runnable`,
@@ -207,7 +214,7 @@ if (cassandraFiles.length > 0 && process.env.BERTH_CASSANDRA) {
       process.env.BERTH_CASSANDRA = sharedCassandra.contactPoint;
     } catch (e) {
       failed++;
-      failures.push("the run's Cassandra node (e2e/src/cassandra/cassandra-node.ts)");
+      failures.push("the run's Cassandra node (testing/src/cassandra/cassandra-node.ts)");
       console.log(`▶ Cassandra node FAILED to start: ${e?.message ?? e}; not running:`);
       for (const f of cassandraFiles) {
         console.log(`  ✖ ${f.replace(root, "")}`);

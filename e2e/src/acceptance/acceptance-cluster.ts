@@ -6,12 +6,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type LocalCluster, type LocalClusterOptions, startLocalCluster } from "@berth/local";
 import { assignOwners, DEFAULT_SHARD_COUNT, shardOf } from "@berth/proto";
-import {
-  type LocalCluster,
-  type LocalClusterOptions,
-  startLocalCluster,
-} from "../local/local-cluster.js";
 
 /** Namespace of every acceptance pool. */
 export const ACCEPTANCE_NAMESPACE = "acceptance";

@@ -10,9 +10,9 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, test } from "node:test";
 import { type ParsedRichStatus, parseRichStatus } from "@berth/common";
+import type { LocalCluster } from "@berth/local";
 import { encodeReservationId, shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
-import type { LocalCluster } from "../local/local-cluster.js";
 import {
   BAD_INPUT_POOL,
   CRASH_POOLS,

@@ -28,6 +28,7 @@ import {
   writeShardMapFile,
 } from "@berth/common";
 import { startGateway } from "@berth/gateway";
+import { REPO_ROOT } from "@berth/local";
 import {
   decodeReservationId,
   type internal,
@@ -35,10 +36,9 @@ import {
   StaticShardMapSource,
   type v1,
 } from "@berth/proto";
+import { type CassandraNode, freePorts, startCassandra } from "@berth/testing/cassandra";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { pino } from "pino";
-import { type CassandraNode, freePorts, startCassandra } from "../cassandra/cassandra-node.js";
-import { REPO_ROOT } from "../local/local-cluster.js";
 import {
   cassandraJournalUrl,
   cassandraSkipReason,

@@ -2,13 +2,13 @@
 // node to run against, a fresh keyspace name per cluster, the journal URL, and a direct
 // reader of the journal.
 import { randomUUID } from "node:crypto";
-import { CassandraJournal, parseCassandraJournalUrl } from "@berth/worker";
-import cassandra from "cassandra-driver";
 import {
   CASSANDRA_LOCAL_DATA_CENTER,
   javaAvailable,
   startCassandra,
-} from "../cassandra/cassandra-node.js";
+} from "@berth/testing/cassandra";
+import { CassandraJournal, parseCassandraJournalUrl } from "@berth/worker";
+import cassandra from "cassandra-driver";
 
 /** Why the Cassandra tests cannot run here, or undefined when they can. */
 export function cassandraSkipReason(file: string): string | undefined {

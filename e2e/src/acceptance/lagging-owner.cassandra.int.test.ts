@@ -16,9 +16,9 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseRichStatus, WorkerServiceClient, writeShardMapFile } from "@berth/common";
 import { type internal, planShardMap, type ShardMap, type v1 } from "@berth/proto";
+import { freePorts } from "@berth/testing/cassandra";
 import { type Journal, openJournal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
-import { freePorts } from "../cassandra/cassandra-node.js";
 import {
   cassandraJournalUrl,
   cassandraSkipReason,

@@ -19,10 +19,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterClientOptions, parseRichStatus, WorkerServiceClient } from "@berth/common";
+import type { LocalCluster } from "@berth/local";
 import { decodeReservationId, shardOf, type v1 } from "@berth/proto";
 import type { Journal } from "@berth/worker";
 import * as grpc from "@grpc/grpc-js";
-import type { LocalCluster } from "../local/local-cluster.js";
 import { CRASH_POOLS, startAcceptanceCluster } from "./acceptance-cluster.js";
 import {
   cassandraJournalUrl,

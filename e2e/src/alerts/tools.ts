@@ -1,7 +1,7 @@
 // helm and promtool for the alert, ServiceMonitor and dashboard tests: the project-built
 // ones from the Kubernetes toolchain cache (npm test builds them first, from the test
 // file's `helm` and `promtool` name tokens).
-import { ensureKubernetesBinaries, goExecutable, goMissingReason } from "../kubernetes/build.js";
+import { ensureKubernetesBinaries, goExecutable, goMissingReason } from "@berth/testing/kubernetes";
 
 /** Where helm and promtool are, or why the tests that need them are skipped. */
 export type MonitoringTools =

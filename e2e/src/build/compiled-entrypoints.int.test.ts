@@ -13,8 +13,8 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { WorkerServiceClient, writeShardMapFile } from "@berth/common";
 import { planShardMap } from "@berth/proto";
+import { freePorts } from "@berth/testing/cassandra";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { freePorts } from "../cassandra/cassandra-node.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 // Inside the repository, so the bundles' external imports resolve from its node_modules.
@@ -51,7 +51,7 @@ function start(script: string, args: string[], readyMessage: string): Promise<Ch
 }
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [dist("e2e/dist/cli/main.js"), ...args], {
+  const r = spawnSync(process.execPath, [dist("cli/dist/main.js"), ...args], {
     cwd: out,
     env,
     encoding: "utf8",
@@ -166,7 +166,7 @@ describe("the compiled entrypoints", () => {
     // `head -c 0` exits at once, long before node has started: every write meets EPIPE.
     const r = spawnSync(
       "sh",
-      ["-c", `"${process.execPath}" "$0" --help | head -c 0`, dist("e2e/dist/cli/main.js")],
+      ["-c", `"${process.execPath}" "$0" --help | head -c 0`, dist("cli/dist/main.js")],
       {
         cwd: out,
         env,

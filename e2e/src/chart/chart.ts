@@ -6,9 +6,13 @@
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import {
+  defaultLayout,
+  ensureKubernetesBinaries,
+  goEnv,
+  goExecutable,
+} from "@berth/testing/kubernetes";
 import { parseAllDocuments } from "yaml";
-import { defaultLayout, ensureKubernetesBinaries, goExecutable } from "../kubernetes/build.js";
-import { goEnv } from "../kubernetes/build-config.js";
 
 const root = new URL("../../../", import.meta.url).pathname;
 

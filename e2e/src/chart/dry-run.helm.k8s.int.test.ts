@@ -8,8 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import {
   CHART_DIR,
   helmBinary,

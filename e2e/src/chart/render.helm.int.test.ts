@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { rbacObjects } from "@berth/kubernetes";
+import { goMissingReason } from "@berth/testing/kubernetes";
 import { parse } from "yaml";
-import { goMissingReason } from "../kubernetes/build.js";
 import {
   CHART_DIR,
   find,

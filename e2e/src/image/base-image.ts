@@ -20,7 +20,7 @@ import {
 } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { withFileLock } from "../kubernetes/build-lock.js";
+import { withFileLock } from "@berth/testing/kubernetes";
 import {
   type BaseImageRef,
   debianMirror,

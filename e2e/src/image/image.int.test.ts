@@ -94,10 +94,10 @@ describe("the container image", { skip, concurrency: false }, () => {
   test("ships compiled JavaScript and production dependencies only", async () => {
     const script = `
       const fs = require("node:fs");
-      const ts = fs.globSync("/app/{worker,gateway,operator,e2e}/**/*.ts");
+      const ts = fs.globSync("/app/{worker,gateway,operator,cli}/**/*.ts");
       console.log(JSON.stringify({ ts, dev: ["tsx", "typescript", "esbuild", "@biomejs", "node"]
         .filter((p) => fs.existsSync("/app/node_modules/" + p)),
-        bundles: ["worker/dist/main.js", "gateway/dist/main.js", "operator/dist/main.js", "e2e/dist/cli/main.js"]
+        bundles: ["worker/dist/main.js", "gateway/dist/main.js", "operator/dist/main.js", "cli/dist/main.js"]
         .filter((p) => fs.existsSync("/app/" + p)).length }));`;
     const r = await inImage({ args: ["node", "-e", script] });
     assert.equal(r.code, 0, r.stderr);

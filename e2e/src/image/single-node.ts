@@ -8,8 +8,7 @@
 import { chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeShardMapFile } from "@berth/common";
-import { allocateFreePorts, type ClusterPorts } from "../local/ports.js";
-import { planLocalShardMap } from "../local/shard-map-ops.js";
+import { allocateFreePorts, type ClusterPorts, planLocalShardMap } from "@berth/local";
 
 /** The volume's mount point in the image (the Dockerfile creates it, owned by 10001). */
 export const DATA_MOUNT = "/var/lib/berth";

@@ -11,16 +11,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { ClientLoad } from "@berth/bench";
 import { assignOwners } from "@berth/proto";
+import { type CassandraNode, javaAvailable, startCassandra } from "@berth/testing/cassandra";
+import {
+  type Cluster,
+  clusterUnavailableReason,
+  ensureKubernetesBinaries,
+  goMissingReason,
+  startCluster,
+  until,
+} from "@berth/testing/kubernetes";
 import { parse as parseYaml } from "yaml";
 import { CapacityApi } from "../acceptance/clients.js";
-import { ClientLoad } from "../bench/kubernetes-load.js";
-import { type CassandraNode, javaAvailable, startCassandra } from "../cassandra/cassandra-node.js";
 import { REPO_ROOT } from "../image/base-image.js";
 import { buildBerthImage } from "../image/build.js";
-import { ensureKubernetesBinaries, goMissingReason } from "../kubernetes/build.js";
-import { type Cluster, clusterUnavailableReason, startCluster } from "../kubernetes/cluster.js";
-import { until } from "../operator/host-cluster.js";
 
 const run = promisify(execFile);
 

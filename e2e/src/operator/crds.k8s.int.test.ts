@@ -14,8 +14,7 @@ import {
   SHARD_MAP_KIND,
   validateCapacityPool,
 } from "@berth/kubernetes";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP CRD tests on a real API server: ${skip}`);

@@ -11,10 +11,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseRichStatus } from "@berth/common";
+import {
+  type BerthOnHost,
+  type ControlPlane,
+  goMissingReason,
+  installCrds,
+  startBerthOnHost,
+  startControlPlane,
+  until,
+} from "@berth/testing/kubernetes";
 import { CapacityApi } from "../acceptance/clients.js";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
-import { type BerthOnHost, installCrds, startBerthOnHost, until } from "./host-cluster.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP failover tests: ${skip}`);

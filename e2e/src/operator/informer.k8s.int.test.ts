@@ -25,6 +25,7 @@ import {
   stripManagedFields,
   VERSION,
 } from "@berth/kubernetes";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import {
   CoordinationV1Api,
   CoreV1Api,
@@ -32,8 +33,6 @@ import {
   type KubeConfig,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP informer tests: ${skip}`);

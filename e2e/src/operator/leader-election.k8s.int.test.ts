@@ -4,9 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LeaderElector } from "@berth/kubernetes";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP leader election tests: ${skip}`);

@@ -14,6 +14,15 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { LeaderElector, PodControllerOwner, WorkerLease } from "@berth/kubernetes";
 import {
+  type ControlPlane,
+  goMissingReason,
+  HostProcess,
+  installCrds,
+  loopbackAddresses,
+  startControlPlane,
+  until,
+} from "@berth/testing/kubernetes";
+import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -21,9 +30,6 @@ import {
   type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
-import { HostProcess, installCrds, loopbackAddresses, until } from "./host-cluster.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP Lease owner tests: ${skip}`);

@@ -9,17 +9,18 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_SERVICE_ACCOUNTS, LAST_APPLIED_ANNOTATION, rbacObjects } from "@berth/kubernetes";
-import * as grpc from "@grpc/grpc-js";
-import { CapacityApi, failureOf } from "../acceptance/clients.js";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 import {
   applyList,
   type BerthOnHost,
+  type ControlPlane,
+  goMissingReason,
   installCrds,
   startBerthOnHost,
+  startControlPlane,
   until,
-} from "./host-cluster.js";
+} from "@berth/testing/kubernetes";
+import * as grpc from "@grpc/grpc-js";
+import { CapacityApi, failureOf } from "../acceptance/clients.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP operator end-to-end tests: ${skip}`);

@@ -28,6 +28,7 @@ import {
   VERSION,
   WorkerLease,
 } from "@berth/kubernetes";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import {
   ApiException,
   AppsV1Api,
@@ -42,8 +43,6 @@ import {
   type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP RBAC tests: ${skip}`);

@@ -16,9 +16,8 @@ import {
   shardMapStatusOf,
 } from "@berth/kubernetes";
 import { type internal, planShardMap } from "@berth/proto";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import { pino } from "pino";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP ShardMap source tests: ${skip}`);

@@ -13,10 +13,9 @@ import {
   WORKER_LEASE_SELECTOR,
   WorkerLease,
 } from "@berth/kubernetes";
+import { type ControlPlane, goMissingReason, startControlPlane } from "@berth/testing/kubernetes";
 import { ApiException, CoordinationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { goMissingReason } from "../kubernetes/build.js";
-import { type ControlPlane, startControlPlane } from "../kubernetes/control-plane.js";
 
 const skip = goMissingReason();
 if (skip) console.log(`# SKIP worker Lease tests: ${skip}`);

@@ -4,16 +4,15 @@
 //
 // The node: BERTH_CASSANDRA=host:port uses a running node (npm test starts one per run
 // for the files with the `cassandra` token, or start one with
-// `node --import tsx e2e/src/cassandra/cli.ts start`). Otherwise this file starts one
-// node for all its tests through the e2e harness, imported dynamically from a path
-// computed at run time: worker must not depend on e2e (no static import, so no
-// compile-time or lint edge across the package boundary), while `npm test` still works
-// on a fresh clone with nothing running. Without `java` on PATH the tests are skipped
-// with the reason printed.
+// `node --import tsx testing/src/cassandra/cli.ts start`). Otherwise this file starts one
+// node for all its tests through @berth/testing (a devDependency: the harness is a test
+// tool, never part of the worker). Without `java` on PATH the tests are skipped with the
+// reason printed.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
+import { javaAvailable, startCassandra } from "@berth/testing/cassandra";
 import cassandra from "cassandra-driver";
 import { CassandraJournal, type CassandraJournalOptions } from "./cassandra-journal.js";
 import { CassandraSchemaTooNewError } from "./cassandra-schema.js";
@@ -21,36 +20,19 @@ import { FencedError, JournalUnavailableError, VersionConflictError } from "./er
 import type { Journal, LoadedPool } from "./journal.js";
 import { journalConformanceSuite } from "./journal-suite.js";
 
-/** The part of e2e/src/cassandra/cassandra-node.ts this file uses. */
-interface Harness {
-  javaAvailable(): boolean;
-  startCassandra(options?: { log?: (line: string) => void }): Promise<{
-    contactPoint: string;
-    stop(): Promise<void>;
-  }>;
-}
-
 const given = process.env.BERTH_CASSANDRA;
-let harness: Harness | undefined;
 let skip: string | false = false;
-if (!given) {
-  const harnessUrl = new URL(
-    ["..", "..", "..", "e2e", "src", "cassandra", "cassandra-node.ts"].join("/"),
-    import.meta.url,
-  );
-  harness = (await import(harnessUrl.href)) as Harness;
-  if (!harness.javaAvailable()) {
-    skip =
-      "java is not on PATH (Java 17 is needed to start Cassandra; or set BERTH_CASSANDRA=host:port)";
-    console.log(`# skipping the Cassandra journal tests: ${skip}`);
-  }
+if (!given && !javaAvailable()) {
+  skip =
+    "java is not on PATH (Java 17 is needed to start Cassandra; or set BERTH_CASSANDRA=host:port)";
+  console.log(`# skipping the Cassandra journal tests: ${skip}`);
 }
 
 let node: Promise<{ contactPoint: string; stop(): Promise<void> }> | undefined;
 /** The node's contact point, starting the shared node on first use. */
 async function contactPoint(): Promise<string> {
   if (given) return given;
-  node ??= (harness as Harness).startCassandra({
+  node ??= startCassandra({
     log: (line) => process.stderr.write(`[cassandra] ${line}\n`),
   });
   return (await node).contactPoint;
