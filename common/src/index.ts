@@ -13,6 +13,7 @@ export * from "./cluster-guard.js";
 export * from "./cluster-id.js";
 export * from "./file-shard-map.js";
 export * from "./gossip/index.js";
+export * from "./grpc-server.js";
 export * from "./grpc-server-metrics.js";
 export * from "./grpc-services.js";
 export * from "./internal-tls.js";

@@ -6,6 +6,7 @@
 import { hostname } from "node:os";
 import {
   berthReflectionPackage,
+  bindGrpcServer,
   CapacityServiceService,
   clusterClientOptions,
   clusterGuard,
@@ -21,6 +22,7 @@ import {
   parseHostPort,
   plaintextTransport,
   Replica,
+  shutdownGrpcServer,
   startObservabilityServer,
 } from "@berth/common";
 import type { ShardMapSource } from "@berth/proto";
@@ -206,14 +208,22 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     gossipServer.addService(GossipServiceService, gossiper.serviceHandlers());
 
     const shutdownGraceMs = config.shutdownGraceMs ?? 5000;
-    const grpcAddress = await bind(grpcServer, config.grpc);
-    cleanups.push(() => shutdown(grpcServer, shutdownGraceMs));
-    const gossipAddress = await bind(
+    const stopServer = async (server: grpc.Server, which: string): Promise<void> => {
+      if (!(await shutdownGrpcServer(server, shutdownGraceMs))) {
+        logger.warn(
+          { server: which, shutdownGraceMs },
+          "calls still running after the shutdown grace period were cancelled",
+        );
+      }
+    };
+    const grpcAddress = await bindGrpcServer(grpcServer, config.grpc);
+    cleanups.push(() => stopServer(grpcServer, "gRPC"));
+    const gossipAddress = await bindGrpcServer(
       gossipServer,
       config.gossip,
       (config.transport ?? plaintextTransport()).serverCredentials,
     );
-    cleanups.push(() => shutdown(gossipServer, shutdownGraceMs));
+    cleanups.push(() => stopServer(gossipServer, "gossip"));
 
     const http = await startObservabilityServer({
       listen: config.http,
@@ -309,30 +319,4 @@ async function waitForFirstMap(
       "no ShardMap yet; serving anyway (health NOT_SERVING, writes UNAVAILABLE) until one arrives",
     );
   }
-}
-
-async function bind(
-  server: grpc.Server,
-  address: string,
-  credentials = grpc.ServerCredentials.createInsecure(),
-): Promise<string> {
-  const { host } = parseHostPort(address);
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
-  });
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
-}
-
-/** tryShutdown, bounded by `graceMs`, then forceShutdown. */
-function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

@@ -3,6 +3,7 @@
 // server; and its graceful leave.
 
 import {
+  bindGrpcServer,
   clusterClientOptions,
   clusterGuard,
   createLogger,
@@ -12,7 +13,6 @@ import {
   type InternalTransport,
   instrumentService,
   type ObservabilityServer,
-  parseHostPort,
   plaintextTransport,
   type Readiness,
   Replica,
@@ -243,14 +243,8 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
   health.addToServer(server);
   addReflection(server);
 
-  const { host } = parseHostPort(config.grpc);
   const transport = config.transport ?? plaintextTransport();
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(config.grpc, transport.serverCredentials, (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
-  });
-  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const address = await bindGrpcServer(server, config.grpc, transport.serverCredentials);
 
   let http: ObservabilityServer | undefined;
   try {
