@@ -47,17 +47,10 @@ function heldServer(): { server: Server; started: Promise<void>; release: () => 
 function call(address: string, options: CallOptions = {}): Promise<{ code: number }> {
   const client = new Client(address, credentials.createInsecure());
   return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      PATH,
-      identity,
-      identity,
-      Buffer.alloc(0),
-      options,
-      (err) => {
-        client.close();
-        resolve({ code: err?.code ?? status.OK });
-      },
-    );
+    client.makeUnaryRequest(PATH, identity, identity, Buffer.alloc(0), options, (err) => {
+      client.close();
+      resolve({ code: err?.code ?? status.OK });
+    });
   });
 }
 
