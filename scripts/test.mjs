@@ -238,7 +238,7 @@ async function stopCassandra() {
 
 // Time limits. A test gets BERTH_TEST_TIMEOUT_MS unless it sets its own timeout:
 // run()'s `timeout` is a default for each test inside a file, not a limit on the file.
-// A file's process is ended its budget after it started (scripts/test-file-deadline.mjs),
+// A file's process is ended its budget after it started (scripts/test-file-limits.mjs),
 // whatever keeps it running: a hung hook, or a handle left open after its tests, which
 // would otherwise hold the whole run. The watchdog ends a run that still has not
 // finished, naming the files still running. Sized from a full run on a fresh clone (2
@@ -294,7 +294,7 @@ const stream = run({
   // Not --test-force-exit: it ends a file's process before tests inside describe()
   // blocks have been registered, silently dropping them. Leaked handles are caught by
   // each file's deadline instead.
-  execArgv: ["--import", "tsx", "--import", `${root}scripts/test-file-deadline.mjs`],
+  execArgv: ["--import", "tsx", "--import", `${root}scripts/test-file-limits.mjs`],
   cwd: root,
 });
 const watchdog = setTimeout(() => {
@@ -344,7 +344,11 @@ stream.on("test:fail", (e) => {
       `${rel(e.file)}: ${
         code === 124
           ? `ended ${minutes(fileTimeoutMs(e.file))} after it started, still running (its output says what it held)`
-          : `its process ${e.details?.error?.signal ? `died of ${e.details.error.signal}` : `exited with code ${code}`}`
+          : code === 125
+            ? "used more memory than BERTH_TEST_FILE_RSS_LIMIT_MB (its output says where, and names a diagnostic report)"
+            : e.details?.error?.signal === "SIGKILL"
+              ? "its process died of SIGKILL (the kernel's OOM killer? see `dmesg | grep -i oom`)"
+              : `its process ${e.details?.error?.signal ? `died of ${e.details.error.signal}` : `exited with code ${code}`}`
       }`,
     );
     return;
