@@ -45,28 +45,34 @@ function runWorker(args: string[]) {
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
-  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    rl.on("line", (line) => {
-      lines.push(line);
-      try {
-        const j = JSON.parse(line) as Record<string, unknown>;
-        if (j.msg === "worker listening") resolve(j);
-      } catch {
-        // not JSON: ignore
-      }
-    });
-    void exited.then((code) =>
-      reject(
-        new Error(`worker exited with ${code} before listening:\n${stderr}\n${lines.join("\n")}`),
-      ),
-    );
+  child.stdout.setEncoding("utf8");
+  createInterface({ input: child.stdout }).on("line", (line) => lines.push(line));
+  // Up means its /healthz answers (never a log line: a message may be renamed freely).
+  const http = args[args.indexOf("--http") + 1];
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
   });
+  const listening = (async (): Promise<void> => {
+    for (;;) {
+      if (gone) {
+        throw new Error(
+          `worker exited with ${child.exitCode} before serving:\n${stderr}\n${lines.join("\n")}`,
+        );
+      }
+      const up = await fetch(`http://${http}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
   return { child, listening, exited, stderr: () => stderr, lines };
 }
 
 describe("the worker process", () => {
-  test("it serves after printing 'worker listening' and exits 0 on SIGTERM", async () => {
+  test("it serves, logs where it listens, and exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "berth-worker-proc-"));
     let w: ReturnType<typeof runWorker> | undefined;
     try {
@@ -93,9 +99,18 @@ describe("the worker process", () => {
         "--cluster-id",
         "proc-test",
       ]);
-      const line = await w.listening;
-      assert.equal(line.grpc, grpc);
-      assert.equal(line.http, http);
+      await w.listening;
+      const parsed = w.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+      assert.ok(
+        parsed.some((j) => j.grpc === grpc && j.http === http),
+        `a line says where it listens:\n${w.lines.join("\n")}`,
+      );
 
       const deadline = () => ({ deadline: Date.now() + 5000 });
       // A caller of another cluster (or of none) is refused before any handler runs.

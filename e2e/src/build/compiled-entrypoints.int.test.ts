@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { WorkerServiceClient, writeShardMapFile } from "@berth/common";
@@ -25,8 +24,8 @@ const dist = (entry: string) => join(out, entry);
 const env = { ...process.env, NODE_OPTIONS: "", BERTH_LOG_LEVEL: "info" };
 const children: ChildProcess[] = [];
 
-/** Starts a compiled entrypoint and resolves once it logs `readyMessage`. */
-function start(script: string, args: string[], readyMessage: string): Promise<ChildProcess> {
+/** Starts a compiled entrypoint and resolves once its /readyz on `http` answers 200. */
+async function start(script: string, args: string[], http: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [script, ...args], {
     cwd: out,
     env,
@@ -34,20 +33,24 @@ function start(script: string, args: string[], readyMessage: string): Promise<Ch
   });
   children.push(child);
   let output = "";
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-    output += d;
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      output += `${line}\n`;
-      if (line.includes(`"msg":"${readyMessage}"`)) resolve(child);
+  for (const s of [child.stdout, child.stderr]) {
+    s?.setEncoding("utf8").on("data", (d: string) => {
+      output += d;
     });
-    child.once("exit", (code, signal) =>
-      reject(
-        new Error(`${script} exited (${code ?? signal}) before "${readyMessage}":\n${output}`),
-      ),
+  }
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `${script} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output}`,
+      );
+    }
+    const ready = await fetch(`http://${http}/readyz`).then(
+      (r) => r.ok,
+      () => false,
     );
-  });
+    if (ready) return child;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -90,7 +93,7 @@ before(async () => {
       ...["--journal", `sqlite://${join(out, "journal.db")}`, "--shard-map-file", mapFile],
       ...["--gossip-peer", gatewayGossip],
     ],
-    "worker listening",
+    workerHttp,
   );
   const worker = new WorkerServiceClient(workerGrpc, credentials.createInsecure());
   try {
@@ -122,7 +125,7 @@ before(async () => {
       ...["--grpc", gatewayGrpc, "--gossip", gatewayGossip, "--http", gatewayHttp],
       ...["--shard-map-file", mapFile, "--node-id", "gateway-0"],
     ],
-    "gateway listening",
+    gatewayHttp,
   );
 });
 
