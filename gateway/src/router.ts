@@ -153,7 +153,7 @@ export const WORKER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 export type GrpcError = Partial<grpc.StatusObject> & Error & { code: grpc.status };
 
 /** Why the last attempt failed: what the caller is told when the budget runs out. */
-interface Failure {
+export interface Failure {
   readonly reason: ErrorReason;
   readonly message: string;
   /** The owner's own RetryInfo delay, when it sent one. */
@@ -294,7 +294,6 @@ export class Router {
         retryReason = "no_owner";
       } else {
         if (giveUpAt <= Date.now()) break;
-        let s: ParsedRichStatus;
         try {
           const response = await this.#attempt(
             method,
@@ -316,57 +315,24 @@ export class Router {
             this.#retries?.inc({ reason: retryReason });
             continue;
           }
-          s = parseRichStatus(e);
+          const s = parseRichStatus(e);
           const verdict = classifyFailure(s, options.signal);
           if (verdict.kind === "answer") {
             // A call its caller ended (cancel, deadline) says nothing of the owner.
             if (options.signal?.aborted !== true) this.#outages.answered(route.owner);
             throw passThrough(e, s);
           }
-          const where = `${route.owner} (${route.address}) of shard ${route.shard}`;
           if (verdict.kind === "out_of_time") {
-            if (!failure.fromOwner) {
-              // Which attempt the deadline lands in is chance: keep what earlier
-              // attempts met, so the answer does not depend on it.
-              const earlier = failure.unreachable ? `; before that, ${failure.message}` : "";
-              failure = {
-                reason: "OWNER_UNAVAILABLE",
-                message: `owner ${where} did not answer in time${earlier}`,
-                fromOwner: false,
-              };
-            }
+            failure = outOfTime(route, failure);
             break;
           }
           retryReason = verdict.reason;
-          if (retryReason === "not_owner") {
-            this.#outages.answered(route.owner);
-            const named = Number(s.metadata.epoch);
-            if (Number.isSafeInteger(named) && named > route.epoch) neededEpoch = named;
-            failure = {
-              reason: "OWNER_UNAVAILABLE",
-              message: `${route.owner} (${route.address}) does not own shard ${route.shard} at epoch ${route.epoch}: ${s.message}`,
-              fromOwner: false,
-            };
-          } else if (retryReason === "unavailable") {
-            this.#outages.answered(route.owner);
-            minDelay = s.retryDelayMs ?? 0;
-            failure = {
-              reason:
-                s.reason !== undefined && isErrorReason(s.reason) ? s.reason : "OWNER_UNAVAILABLE",
-              message: `owner ${where} answered: ${s.message}`,
-              ...(s.retryDelayMs === undefined ? {} : { retryDelayMs: s.retryDelayMs }),
-              fromOwner: true,
-            };
-          } else {
-            const detail = `${grpc.status[s.code] ?? s.code}: ${s.message}`;
-            this.#outages.unreachable(route, detail);
-            failure = {
-              reason: "OWNER_UNAVAILABLE",
-              message: `owner ${where} is unreachable: ${detail}`,
-              fromOwner: false,
-              unreachable: true,
-            };
-          }
+          const next = retryAfter(verdict.reason, s, route);
+          failure = next.failure;
+          minDelay = next.minDelayMs;
+          if (next.neededEpoch !== undefined) neededEpoch = next.neededEpoch;
+          if (next.unreachable === undefined) this.#outages.answered(route.owner);
+          else this.#outages.unreachable(route, next.unreachable);
           this.#debugRetry(pool, route, attempt, retryReason, s.message);
         }
       }
@@ -390,15 +356,7 @@ export class Router {
         options.signal,
       );
     }
-    throw richStatus(
-      grpc.status.UNAVAILABLE,
-      `no owner of pool ${JSON.stringify(pool)} answered within the deadline: ${failure.message}`,
-      {
-        reason: failure.reason,
-        metadata: { pool },
-        retryDelayMs: failure.retryDelayMs ?? this.#maxBackoffMs,
-      },
-    );
+    throw noOwnerAnswered(pool, failure, this.#maxBackoffMs);
   }
 
   #debugRetry(
@@ -634,6 +592,97 @@ export function classifyFailure(
       return berth ? { kind: "answer" } : { kind: "retry", reason: "unreachable" };
     default:
       return { kind: "answer" };
+  }
+}
+
+/** The call's answer when its budget ran out with no owner's answer: UNAVAILABLE, with why. */
+function noOwnerAnswered(pool: string, failure: Failure, retryDelayMs: number): GrpcError {
+  return richStatus(
+    grpc.status.UNAVAILABLE,
+    `no owner of pool ${JSON.stringify(pool)} answered within the deadline: ${failure.message}`,
+    {
+      reason: failure.reason,
+      metadata: { pool },
+      retryDelayMs: failure.retryDelayMs ?? retryDelayMs,
+    },
+  );
+}
+
+/** Where `route` points, for messages: `owner (address) of shard N`. */
+function describeRoute(route: Route): string {
+  return `${route.owner} (${route.address}) of shard ${route.shard}`;
+}
+
+/**
+ * The failure to report when the deadline lands in an attempt to `route`. Which attempt
+ * it lands in is chance: a reason the owner gave earlier is kept, and an earlier
+ * transport failure is named, so the answer does not depend on it.
+ */
+function outOfTime(route: Route, previous: Failure): Failure {
+  if (previous.fromOwner) return previous;
+  const earlier = previous.unreachable ? `; before that, ${previous.message}` : "";
+  return {
+    reason: "OWNER_UNAVAILABLE",
+    message: `owner ${describeRoute(route)} did not answer in time${earlier}`,
+    fromOwner: false,
+  };
+}
+
+/** What a retryable failure of an attempt to `route` means for the next one. */
+export interface RetryPlan {
+  /** What the call reports if no later attempt succeeds. */
+  readonly failure: Failure;
+  /** The owner's own RetryInfo: wait at least this long. */
+  readonly minDelayMs: number;
+  /** The owner named a newer epoch for the shard: wait for a map that has it. */
+  readonly neededEpoch?: number;
+  /** Set when the owner did not answer (transport failure): what went wrong. */
+  readonly unreachable?: string;
+}
+
+/** The plan after an attempt failed with `s`, classified `reason` by {@link classifyFailure}. */
+export function retryAfter(
+  reason: Exclude<RetryReason, "moved" | "no_owner">,
+  s: ParsedRichStatus,
+  route: Route,
+): RetryPlan {
+  switch (reason) {
+    case "not_owner": {
+      const named = Number(s.metadata.epoch);
+      return {
+        failure: {
+          reason: "OWNER_UNAVAILABLE",
+          message: `${route.owner} (${route.address}) does not own shard ${route.shard} at epoch ${route.epoch}: ${s.message}`,
+          fromOwner: false,
+        },
+        minDelayMs: 0,
+        ...(Number.isSafeInteger(named) && named > route.epoch ? { neededEpoch: named } : {}),
+      };
+    }
+    case "unavailable":
+      return {
+        failure: {
+          reason:
+            s.reason !== undefined && isErrorReason(s.reason) ? s.reason : "OWNER_UNAVAILABLE",
+          message: `owner ${describeRoute(route)} answered: ${s.message}`,
+          ...(s.retryDelayMs === undefined ? {} : { retryDelayMs: s.retryDelayMs }),
+          fromOwner: true,
+        },
+        minDelayMs: s.retryDelayMs ?? 0,
+      };
+    case "unreachable": {
+      const detail = `${grpc.status[s.code] ?? s.code}: ${s.message}`;
+      return {
+        failure: {
+          reason: "OWNER_UNAVAILABLE",
+          message: `owner ${describeRoute(route)} is unreachable: ${detail}`,
+          fromOwner: false,
+          unreachable: true,
+        },
+        minDelayMs: 0,
+        unreachable: detail,
+      };
+    }
   }
 }
 
