@@ -16,9 +16,9 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { clusterClientOptions } from "@berth/common";
 import { Router } from "@berth/gateway";
-import { type internal, shardOf } from "@berth/proto";
+import type { internal } from "@berth/proto";
 import type { RestartBackoffOptions } from "./backoff.js";
-import { banner } from "./banner.js";
+import { banner, bannerExample } from "./banner.js";
 import { ClusterLog } from "./cluster-log.js";
 import { controlHandlers } from "./control-handlers.js";
 import { type ControlServer, startControlServer } from "./control-server.js";
@@ -418,14 +418,11 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     banner: () => {
       const map = publisher.map;
       const counts = shardsPerMember(map);
-      const examplePool = manifests.find((m) => !m.spec.closed)?.spec.pool;
-      let example: { pool: string; shard: number; moveTo: string } | undefined;
-      if (examplePool !== undefined) {
-        const shard = shardOf(examplePool, map.shardCount);
-        const owner = map.shards[shard]?.owner;
-        const moveTo = workers.find((w) => w.id !== owner)?.id ?? workers[0]?.id ?? "worker-0";
-        example = { pool: examplePool, shard, moveTo };
-      }
+      const example = bannerExample(
+        manifests.map((m) => m.spec),
+        map,
+        workers.map((w) => w.id),
+      );
       return banner({
         gateway: gatewayAddresses,
         workers: workers.map((w) => ({
