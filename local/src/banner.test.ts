@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { banner } from "./banner.js";
+import { internal, planShardMap, shardOf } from "@berth/proto";
+import { banner, bannerExample } from "./banner.js";
 
 const info = {
   gateway: { grpc: "127.0.0.1:50051", http: "127.0.0.1:9100", gossip: "127.0.0.1:50060" },
@@ -42,4 +43,24 @@ test("the banner says where every process listens and how to call the cluster", 
 test("on a non-default port the CLI examples carry --address", () => {
   const text = banner({ ...info, gateway: { ...info.gateway, grpc: "127.0.0.1:41000" } });
   assert.match(text, /npm run berth -- --address 127\.0\.0\.1:41000 availability/);
+});
+
+test("the banner's example is the first open pool, to move to a worker that does not own it", () => {
+  const ids = ["worker-0", "worker-1", "worker-2"];
+  const map = planShardMap({
+    members: ids.map((id) => ({ id, address: `${id}:1` })),
+    shardCount: 16,
+    quorum: 1,
+  });
+  const specs = [
+    internal.PoolSpec.fromPartial({ pool: "ns/closed", closed: true }),
+    internal.PoolSpec.fromPartial({ pool: "ns/open" }),
+  ];
+  const example = bannerExample(specs, map, ids);
+  const shard = shardOf("ns/open", 16);
+  assert.equal(example?.pool, "ns/open");
+  assert.equal(example?.shard, shard);
+  assert.ok(example !== undefined && ids.includes(example.moveTo));
+  assert.notEqual(example?.moveTo, map.shards[shard]?.owner);
+  assert.equal(bannerExample(specs.slice(0, 1), map, ids), undefined);
 });

@@ -1,4 +1,5 @@
 // The text `npm start` prints once the cluster is up. Pure.
+import { type internal, shardOf } from "@berth/proto";
 
 /** What the banner shows. */
 export interface BannerInfo {
@@ -55,4 +56,21 @@ export function banner(info: BannerInfo): string {
     "",
   );
   return lines.join("\n");
+}
+
+/**
+ * The banner's example: the first open pool of the manifests, its shard in `map`,
+ * and a worker that does not own that shard (to move it to); none without an open pool.
+ */
+export function bannerExample(
+  specs: readonly internal.PoolSpec[],
+  map: internal.ShardMap,
+  workerIds: readonly string[],
+): BannerInfo["example"] {
+  const pool = specs.find((s) => !s.closed)?.pool;
+  if (pool === undefined) return undefined;
+  const shard = shardOf(pool, map.shardCount);
+  const owner = map.shards[shard]?.owner;
+  const moveTo = workerIds.find((id) => id !== owner) ?? workerIds[0] ?? "worker-0";
+  return { pool, shard, moveTo };
 }

@@ -1,5 +1,6 @@
 // `npm start`: a local Berth cluster on this machine. See LOCAL_USAGE in options.ts.
 import { UsageError } from "@berth/common";
+import { ShardCountMismatchError } from "@berth/operator";
 import { DataDirLockedError, InvalidClusterIdFileError } from "./data-dir.js";
 import {
   type LocalCluster,
@@ -11,7 +12,6 @@ import { ProcessStartError } from "./managed-process.js";
 import { ManifestError } from "./manifests/index.js";
 import { LOCAL_USAGE, parseLocalArgs } from "./options.js";
 import { PortUnavailableError } from "./ports.js";
-import { ShardCountMismatchError } from "./shard-map-ops.js";
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseLocalArgs>;

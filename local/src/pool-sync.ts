@@ -1,9 +1,16 @@
-// Applying CapacityPool manifests to the cluster, once and on every change.
+// Applying CapacityPool manifests to the cluster, once and on every change. Which
+// specs to send is the operator's CapacityPool → Configure diff (configuresNeeded in
+// @berth/operator); this is its local adapter: manifests in, Configure through the
+// Router out.
 import { type FSWatcher, watch } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { internal } from "@berth/proto";
+import { digestedSpecOf, SpecDigest } from "@berth/common";
+import { type AcceptedSpec, configuresNeeded } from "@berth/operator";
+import { internal, shardOf } from "@berth/proto";
+import type { Log } from "./cluster-log.js";
 import type { PoolManifest } from "./manifests/index.js";
+import type { ShardReports } from "./shard-reports.js";
 
 /** Sends one spec to its pool's owner (through the Router). */
 export type Configure = (spec: internal.PoolSpec) => Promise<internal.ConfigureResponse>;
@@ -63,18 +70,178 @@ export function describeApplied(
   return `configured ${r.configured} ${r.configured === 1 ? "pool" : "pools"}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}`;
 }
 
-/** Specs that are new or differ from `applied` (keyed by pool id). */
-export function changedSpecs(
-  manifests: readonly PoolManifest[],
-  applied: ReadonlyMap<string, string>,
-): internal.PoolSpec[] {
-  return manifests.map((m) => m.spec).filter((s) => applied.get(s.pool) !== specKey(s));
+/** Options of {@link PoolSync}. */
+export interface PoolSyncOptions {
+  /** Reads and parses the manifests again. @throws ManifestError when they are invalid */
+  readonly load: () => Promise<PoolManifest[]>;
+  /** Remembers the parsed manifests for the next start; never rejects. */
+  readonly saveCache: () => Promise<void>;
+  /** Sends one spec to its pool's owner; `initial`: as part of the start. */
+  readonly configure: (
+    spec: internal.PoolSpec,
+    initial: boolean,
+  ) => Promise<internal.ConfigureResponse>;
+  /** At start: which of `specs` their owners already hold in force (none is sent). */
+  readonly inForce: (
+    specs: readonly internal.PoolSpec[],
+  ) => Promise<ReadonlySet<internal.PoolSpec>>;
+  /** Configures in flight at once. */
+  readonly concurrency: number;
+  readonly log: Log;
 }
 
-/** A stable comparison key of a spec. */
-export function specKey(spec: internal.PoolSpec): string {
-  const labels = Object.entries(spec.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([spec.capacity, labels, spec.window ?? null, spec.closed, spec.generation]);
+/** The pools of the manifests, kept configured: what was accepted, and the manifests' order. */
+export class PoolSync {
+  readonly #o: PoolSyncOptions;
+  readonly #accepted = new Map<string, AcceptedSpec>();
+  #order: string[];
+
+  constructor(options: PoolSyncOptions, manifests: readonly PoolManifest[]) {
+    this.#o = options;
+    this.#order = manifests.map((m) => m.spec.pool);
+  }
+
+  /** Pool ids configured, in manifest order. */
+  get pools(): string[] {
+    return this.#order.filter((p) => this.#accepted.has(p));
+  }
+
+  /** How many pools are configured. */
+  get size(): number {
+    return this.#accepted.size;
+  }
+
+  /**
+   * Sends a Configure for every spec of `list` not in force. At start (`initial`),
+   * specs the owners report in force are not sent, and a failure rejects; later
+   * ones are logged and retried at the next apply.
+   *
+   * @throws Error at start when some pools could not be configured
+   */
+  async apply(list: readonly PoolManifest[], initial: boolean): Promise<void> {
+    const { log } = this.#o;
+    const pending = configuresNeeded({
+      desired: list.map((m) => m.spec),
+      accepted: (pool) => this.#accepted.get(pool),
+    });
+    if (pending.length === 0) return;
+    let send = pending;
+    let inForce = 0;
+    if (initial) {
+      const skip = await this.#o.inForce(pending.map((p) => p.spec));
+      inForce = skip.size;
+      for (const p of pending)
+        if (skip.has(p.spec)) this.#accepted.set(p.spec.pool, { key: p.key });
+      send = pending.filter((p) => !skip.has(p.spec));
+    }
+    const result = await applyPools(
+      send.map((p) => p.spec),
+      (spec) => this.#o.configure(spec, initial),
+      this.#o.concurrency,
+    );
+    const failed = new Set(result.failures.map((f) => f.pool));
+    for (const p of send)
+      if (!failed.has(p.spec.pool)) this.#accepted.set(p.spec.pool, { key: p.key });
+    if (result.failures.length === 0 && inForce > 0) {
+      log("info", `${inForce} pools already in force on their owners; no Configure sent for them`, {
+        inForce,
+      });
+    }
+    if (result.failures.length > 0) {
+      const first = result.failures.slice(0, 5).map((f) => `${f.pool}: ${f.error}`);
+      const message = `${result.failures.length} of ${send.length} pools could not be configured:\n  ${first.join("\n  ")}`;
+      if (initial) throw new Error(message);
+      log("error", message);
+    }
+    const total = { ...result, configured: result.configured + inForce };
+    log("info", describeApplied(total), {
+      configured: total.configured,
+      created: total.created,
+      updated: total.updated,
+      unchanged: total.configured - total.created - total.updated,
+    });
+  }
+
+  /** Re-reads the manifests and configures new or changed pools; invalid ones change nothing. */
+  async reload(): Promise<void> {
+    const { log } = this.#o;
+    let list: PoolManifest[];
+    try {
+      list = await this.#o.load();
+    } catch (e: unknown) {
+      log("error", "manifests changed but are invalid; keeping the pools as they are", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      return;
+    }
+    await this.#o.saveCache();
+    const ids = new Set(list.map((m) => m.spec.pool));
+    const removed = [...this.#accepted.keys()].filter((p) => !ids.has(p));
+    if (removed.length > 0) {
+      log("warn", "pools removed from the manifests keep being served (there is no delete yet)", {
+        pools: removed,
+      });
+    }
+    const known = new Set(this.#order);
+    this.#order = [...this.#order, ...list.map((m) => m.spec.pool).filter((p) => !known.has(p))];
+    await this.apply(list, false);
+  }
+}
+
+/** Longest wait, at start, for every shard's owner to report it serving (specs in force). */
+const IN_FORCE_WAIT_MS = 10_000;
+
+/**
+ * The specs (of `specs`) whose shard's owner, serving it at the map's epoch, reports
+ * exactly these specs in force for the shard's pools (and no other pool). Waits a
+ * little for every owner to report its shards SERVING; a shard it does not report so
+ * (or with another digest) is configured pool by pool as before.
+ */
+export async function specsInForce(
+  specs: readonly internal.PoolSpec[],
+  map: internal.ShardMap,
+  reports: ShardReports,
+): Promise<Set<internal.PoolSpec>> {
+  const serving = (shard: number) => {
+    const a = map.shards[shard];
+    const r = a === undefined ? undefined : reports.reportOf(a.owner, shard);
+    return a !== undefined &&
+      r !== undefined &&
+      r.epoch === a.epoch &&
+      r.state === internal.ShardReportState.SHARD_REPORT_STATE_SERVING
+      ? r
+      : undefined;
+  };
+  try {
+    await reports.waitFor(
+      "every shard's owner reports it serving",
+      () => map.shards.every((a) => a.owner === "" || serving(a.shard) !== undefined),
+      IN_FORCE_WAIT_MS,
+    );
+  } catch {
+    // Whatever is not reported serving by now is configured pool by pool.
+  }
+  const byShard = new Map<number, internal.PoolSpec[]>();
+  for (const spec of specs) {
+    const shard = shardOf(spec.pool, map.shardCount);
+    const list = byShard.get(shard);
+    if (list === undefined) byShard.set(shard, [spec]);
+    else list.push(spec);
+  }
+  const skip = new Set<internal.PoolSpec>();
+  for (const [shard, list] of byShard) {
+    const reported = serving(shard)?.specDigest ?? "";
+    if (reported === "") continue;
+    const digest = new SpecDigest();
+    let retires = false;
+    for (const spec of list) {
+      const d = digestedSpecOf(spec);
+      if (d === undefined) retires = true;
+      else digest.add(spec.pool, d);
+    }
+    if (!retires && digest.toString() === reported) for (const spec of list) skip.add(spec);
+  }
+  return skip;
 }
 
 /**

@@ -1,5 +1,6 @@
-// Planning and editing the local cluster's ShardMap. Pure.
-import { assignOwners, internal, planShardMap } from "@berth/proto";
+// Manual edits of the local cluster's ShardMap (the control endpoint's moves), pure.
+// Planning the map at start is the operator's (planShardMapAtStart in @berth/operator).
+import { assignOwners, internal } from "@berth/proto";
 
 /** Thrown when a shard move names a shard or worker that does not exist. */
 export class ShardMoveError extends Error {
@@ -11,68 +12,6 @@ export class ShardMoveError extends Error {
     this.shard = shard;
     this.to = to;
   }
-}
-
-/** Thrown when the data directory holds a ShardMap made for another shard count. */
-export class ShardCountMismatchError extends Error {
-  override readonly name = "ShardCountMismatchError";
-  readonly previous: number;
-  readonly requested: number;
-  constructor(previous: number, requested: number, path: string) {
-    super(
-      `${path} was written for ${previous} shards, but ${requested} were asked for: the shard count is fixed when a data directory is first used (use --shards ${previous}, or another --data-dir)`,
-    );
-    this.previous = previous;
-    this.requested = requested;
-  }
-}
-
-/** Majority of `workers`: the static quorum local mode uses. */
-export function majority(workers: number): number {
-  return Math.floor(workers / 2) + 1;
-}
-
-/**
- * Plans the map for a (re)started local cluster. Epochs continue from the map the
- * data directory already holds, so a restarted cluster never reuses an epoch its
- * journal has seen. When the workers are the same as last time, the previous
- * assignment is kept (manual moves survive a restart; only the addresses, the
- * revision and the state of a shard left DRAINING by an interrupted move, which is
- * ACTIVE again, change); otherwise the shards are planned afresh.
- */
-export function planLocalShardMap(input: {
-  readonly members: readonly internal.Member[];
-  readonly shardCount: number;
-  readonly previous?: internal.ShardMap | undefined;
-  readonly previousPath?: string;
-}): internal.ShardMap {
-  const { previous } = input;
-  if (previous !== undefined && previous.shardCount !== input.shardCount) {
-    throw new ShardCountMismatchError(
-      previous.shardCount,
-      input.shardCount,
-      input.previousPath ?? "the previous ShardMap",
-    );
-  }
-  if (previous !== undefined && sameMemberIds(previous.members, input.members)) {
-    return {
-      ...previous,
-      revision: previous.revision + 1,
-      members: input.members.map((m) => ({ ...m })),
-      quorum: majority(input.members.length),
-      shards: previous.shards.map((s) =>
-        s.state === internal.ShardState.SHARD_STATE_DRAINING
-          ? { ...s, state: internal.ShardState.SHARD_STATE_ACTIVE }
-          : s,
-      ),
-    };
-  }
-  return planShardMap({
-    members: input.members,
-    shardCount: input.shardCount,
-    quorum: majority(input.members.length),
-    previous,
-  });
 }
 
 /**
@@ -131,11 +70,6 @@ export function moveShardInMap(
       : s,
   );
   return { ...map, revision: map.revision + 1, shards };
-}
-
-function sameMemberIds(a: readonly internal.Member[], b: readonly internal.Member[]): boolean {
-  const ids = (ms: readonly internal.Member[]) => JSON.stringify(ms.map((m) => m.id).sort());
-  return ids(a) === ids(b);
 }
 
 /** Shards whose owner is not the one the default plan (rendezvous over the members) gives. */

@@ -13,14 +13,13 @@ import {
   setCondition,
 } from "@berth/kubernetes";
 import { internal, shardOf } from "@berth/proto";
+import { type AcceptedSpec, configuresNeeded, specKey } from "../planning/configure-diff.js";
 import type { ShardReport } from "../planning/hand-off.js";
 
 const { ShardState } = internal;
 
 /** What the operator last had accepted by an owner for a pool. */
-export interface AppliedSpec {
-  /** The spec sent, as a comparison key (see {@link specKey}). */
-  readonly key: string;
+export interface AppliedSpec extends AcceptedSpec {
   readonly owner: string;
   readonly epoch: number;
   /** Counters the owner answered with. */
@@ -66,19 +65,6 @@ export interface PoolPlan {
   readonly status: CapacityPoolStatus | undefined;
 }
 
-/** A stable comparison key of a spec (the generation included: a new one is re-sent). */
-export function specKey(spec: internal.PoolSpec): string {
-  const labels = Object.entries(spec.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([
-    spec.capacity,
-    labels,
-    spec.window ?? null,
-    spec.closed,
-    spec.generation,
-    spec.deleted,
-  ]);
-}
-
 /**
  * Plans one reconcile. A deleted pool is retired on its owner (`deleted`: Reserve
  * and GetPool then answer POOL_NOT_FOUND, Release RESERVATION_NOT_FOUND, gateways
@@ -114,11 +100,11 @@ export function reconcilePool(o: PoolObservation): PoolPlan {
       ? o.map?.members.find((m) => m.id === owner.owner)
       : undefined;
   const inForce =
-    o.applied !== undefined &&
-    owner !== undefined &&
-    o.applied.key === key &&
-    o.applied.owner === owner.owner &&
-    o.applied.epoch === owner.epoch;
+    configuresNeeded({
+      desired: [spec],
+      accepted: () => o.applied,
+      placement: () => owner,
+    }).length === 0;
   const rejected = o.rejected !== undefined && o.rejected.key === key ? o.rejected : undefined;
   const configure: ConfigureTarget | undefined =
     !inForce && rejected === undefined && owner !== undefined && serving !== undefined

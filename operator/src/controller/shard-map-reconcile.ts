@@ -15,6 +15,7 @@ import {
 } from "@berth/kubernetes";
 import { internal } from "@berth/proto";
 import { planHandOff, type ShardChange, type ShardReport } from "../planning/hand-off.js";
+import { effectiveQuorum } from "../planning/quorum.js";
 import type { ObservedMember } from "./membership.js";
 
 const { ShardState } = internal;
@@ -58,18 +59,6 @@ export type ShardMapAction =
       readonly quorumLost: boolean;
     }
   | { readonly kind: "unusable"; readonly reason: string };
-
-/**
- * The quorum in force: the resource's `spec.quorum`, else `defaultQuorum` (the chart
- * passes a majority of the worker replicas), else a majority of the workers known.
- */
-export function effectiveQuorum(
-  spec: ShardMapObject["spec"] | undefined,
-  defaultQuorum: number | undefined,
-  knownMembers: number,
-): number {
-  return spec?.quorum ?? defaultQuorum ?? Math.floor(knownMembers / 2) + 1;
-}
 
 /** The map of a ShardMap resource whose status was never written: every shard unassigned. */
 export function emptyShardMap(shardCount: number, quorum: number): internal.ShardMap {
