@@ -8,7 +8,8 @@
 import { chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeShardMapFile } from "@berth/common";
-import { allocateFreePorts, type ClusterPorts, planLocalShardMap } from "@berth/local";
+import { allocateFreePorts, type ClusterPorts } from "@berth/local";
+import { planShardMapAtStart } from "@berth/operator";
 
 /** The volume's mount point in the image (the Dockerfile creates it, owned by 10001). */
 export const DATA_MOUNT = "/var/lib/berth";
@@ -36,7 +37,7 @@ export async function prepareSingleNode(
   const worker = ports.workers[0] as ClusterPorts["workers"][number];
   const at = (port: number) => `127.0.0.1:${port}`;
   await mkdir(hostDir, { recursive: true });
-  const map = planLocalShardMap({
+  const map = planShardMapAtStart({
     members: [{ id: "worker-0", address: at(worker.grpc) }],
     shardCount: 16,
   });
