@@ -314,6 +314,19 @@ const median = (xs: readonly number[]): number => {
     : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
+/** The q-quantile (0..1) of `xs`, interpolated. */
+const quantile = (xs: readonly number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (s.length - 1) * q;
+  const lo = s[Math.floor(at)] as number;
+  const hi = s[Math.ceil(at)] as number;
+  return lo + (hi - lo) * (at - Math.floor(at));
+};
+
+/** A ratio's median with its interquartile range, e.g. `0.912 [0.88–0.95]`. */
+const ratio = (xs: readonly number[]): string =>
+  `${median(xs).toFixed(3)} [${quantile(xs, 0.25).toFixed(2)}–${quantile(xs, 0.75).toFixed(2)}]`;
+
 /** Half the range as a percentage of the median: how far the rounds scattered. */
 const spread = (xs: readonly number[]): number =>
   ((Math.max(...xs) - Math.min(...xs)) / 2 / median(xs)) * 100;
@@ -369,10 +382,10 @@ async function main(): Promise<void> {
 
   const pad = (s: string, n: number) => s.padStart(n);
   console.log(
-    `${rounds} rounds × ${ms} ms per variant and concurrency; median (± half-range %), client+server CPU in this process`,
+    `${rounds} rounds × ${ms} ms per variant and concurrency; median (± half-range %), client+server CPU in this process; ratios to grpc-js paired by round`,
   );
   console.log(
-    `${"variant".padEnd(12)}${pad("conc", 5)}${pad("calls/s", 18)}${pad("CPU µs/call", 18)}${pad("calls/s ratio", 15)}${pad("CPU ratio", 11)}`,
+    `${"variant".padEnd(12)}${pad("conc", 5)}${pad("calls/s", 18)}${pad("CPU µs/call", 18)}${pad("calls/s ratio [IQR]", 24)}${pad("CPU ratio [IQR]", 24)}`,
   );
   for (const c of levels) {
     const base = samples.get(`grpc-js@${c}`) ?? [];
@@ -384,7 +397,7 @@ async function main(): Promise<void> {
       const rateRatio = list.map((s, i) => s.callsPerSecond / (base[i]?.callsPerSecond ?? NaN));
       const cpuRatio = list.map((s, i) => s.cpuMicrosPerCall / (base[i]?.cpuMicrosPerCall ?? NaN));
       console.log(
-        `${v.name.padEnd(12)}${pad(String(c), 5)}${pad(`${median(rate).toFixed(0)} (±${spread(rate).toFixed(1)}%)`, 18)}${pad(`${median(cpu).toFixed(1)} (±${spread(cpu).toFixed(1)}%)`, 18)}${pad(median(rateRatio).toFixed(3), 15)}${pad(median(cpuRatio).toFixed(3), 11)}`,
+        `${v.name.padEnd(12)}${pad(String(c), 5)}${pad(`${median(rate).toFixed(0)} (±${spread(rate).toFixed(1)}%)`, 18)}${pad(`${median(cpu).toFixed(1)} (±${spread(cpu).toFixed(1)}%)`, 18)}${pad(ratio(rateRatio), 24)}${pad(ratio(cpuRatio), 24)}`,
       );
     }
   }
