@@ -383,6 +383,65 @@ describe("Replica.query", () => {
   });
 });
 
+describe("Replica windows", () => {
+  const windowOf = (r: Replica, id: string) => r.get(id)?.counters.window;
+
+  test("entries with equal windows share one; windows a nanosecond apart stay apart", () => {
+    const c = clock(0);
+    const r = new Replica(c.now);
+    const slot = { startMs: 8_000, endMs: 12_000 };
+    const a = pool("ns/a", 1, { window: slot });
+    const b = pool("ns/b", 1, { window: slot });
+    const nano = pool("ns/nano", 1, { window: slot });
+    nano.window = { start: ts(8_000), end: { seconds: 12, nanos: 1 } };
+    const late = pool("ns/late", 1, { window: { startMs: 8_000, endMs: 12_001 } });
+    const bWindow = b.window;
+    r.apply([a, b, nano, late]);
+    assert.ok(windowOf(r, "ns/a") === windowOf(r, "ns/b"), "equal windows are one object");
+    assert.ok(b.window === bWindow, "the caller's counters are left as they were");
+    assert.deepEqual(windowOf(r, "ns/b"), { start: ts(8_000), end: ts(12_000) });
+    assert.deepEqual(windowOf(r, "ns/nano"), { start: ts(8_000), end: { seconds: 12, nanos: 1 } });
+    assert.deepEqual(windowOf(r, "ns/late"), { start: ts(8_000), end: ts(12_001) });
+    assert.equal(r.distinctWindows, 3);
+
+    // Each pool answers by its own window: at 12 s only the one ending 1 ms later is open.
+    const open = { includeClosed: false, minUnits: 1 };
+    c.ms = 11_999;
+    assert.deepEqual(ids(r, open), ["ns/a", "ns/b", "ns/late", "ns/nano"]);
+    assert.deepEqual(ids(r, { window: { startMs: 12_000, endMs: 13_000 } }), ["ns/late"]);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 8_001 } }), [
+      "ns/a",
+      "ns/b",
+      "ns/late",
+      "ns/nano",
+    ]);
+    c.ms = 12_000;
+    assert.deepEqual(ids(r, open), ["ns/late"]);
+  });
+
+  test("a window no entry holds any more is let go; one still held stays shared", () => {
+    const r = new Replica(clock(0).now);
+    const morning = { startMs: 8_000, endMs: 12_000 };
+    const evening = { startMs: 18_000, endMs: 22_000 };
+    r.apply([pool("ns/a", 1, { window: morning }), pool("ns/b", 1, { window: morning })]);
+    assert.equal(r.distinctWindows, 1);
+    r.apply([pool("ns/a", 2, { window: evening })]);
+    assert.equal(r.distinctWindows, 2);
+    assert.deepEqual(windowOf(r, "ns/a"), { start: ts(18_000), end: ts(22_000) });
+    assert.deepEqual(windowOf(r, "ns/b"), { start: ts(8_000), end: ts(12_000) });
+    r.apply([pool("ns/b", 2)]);
+    assert.equal(r.distinctWindows, 1);
+    assert.equal(windowOf(r, "ns/b"), undefined);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 13_000 } }), []);
+    // A lower or equal version changes nothing, and holds nothing.
+    r.apply([pool("ns/b", 2, { window: morning }), pool("ns/a", 1, { window: morning })]);
+    assert.equal(r.distinctWindows, 1);
+    r.apply([pool("ns/c", 1, { window: evening })]);
+    assert.ok(windowOf(r, "ns/c") === windowOf(r, "ns/a"));
+    assert.equal(r.distinctWindows, 1);
+  });
+});
+
 describe("Replica.maxStaleMs", () => {
   test("is the age of the least recently confirmed pool, retired pools aside", () => {
     const c = clock();

@@ -10,10 +10,15 @@ import {
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+import { type SharedWindow, SharedWindows } from "./shared-windows.js";
 
 /** One pool in the replica: its counters and when this node last had them confirmed. */
 export interface ReplicaEntry {
-  /** The pool's counters at the highest version this node has seen. Treat as immutable. */
+  /**
+   * The pool's counters at the highest version this node has seen: the object applied,
+   * or a copy of it whose window is the one every entry with an equal window shares.
+   * Treat as immutable.
+   */
   readonly counters: internal.PoolCounters;
   /**
    * When these counters were last confirmed (a newer version, or the same version
@@ -138,16 +143,17 @@ class Slot implements ReplicaEntry {
   tick: number;
   /** The node that delivered this version last, by bucket; undefined when unknown. */
   owner: OwnerBucket | undefined;
-  // Derived from counters once per version, so queries do no conversions. The window's
-  // bounds are undefined without a window: a field that may hold undefined keeps a
-  // reference, not a number box of its own, so a pool without a window pays nothing for
-  // them (a replica holds every pool of the cluster).
-  startMs: number | undefined = undefined;
-  endMs: number | undefined = undefined;
+  /**
+   * The counters' window with its bounds in ms, shared by every slot with an equal
+   * window (`counters.window` is its `window`); undefined without a window.
+   */
+  window: SharedWindow | undefined;
+  /** Derived from counters once per version, so queries do no arithmetic. */
   available = 0;
 
   constructor(
     counters: internal.PoolCounters,
+    window: SharedWindow | undefined,
     confirmedAtMs: number,
     tick: number,
     poolHash: number,
@@ -157,6 +163,7 @@ class Slot implements ReplicaEntry {
     this.poolHash = poolHash;
     this.global = global;
     this.counters = counters;
+    this.window = window;
     this.ownConfirmedAtMs = confirmedAtMs;
     this.tick = tick;
     this.owner = undefined;
@@ -177,8 +184,14 @@ class Slot implements ReplicaEntry {
     return t;
   }
 
-  replace(counters: internal.PoolCounters, confirmedAtMs: number, tick: number): void {
+  replace(
+    counters: internal.PoolCounters,
+    window: SharedWindow | undefined,
+    confirmedAtMs: number,
+    tick: number,
+  ): void {
     this.counters = counters;
+    this.window = window;
     this.ownConfirmedAtMs = confirmedAtMs;
     this.tick = tick;
     this.derive();
@@ -191,9 +204,6 @@ class Slot implements ReplicaEntry {
 
   private derive(): void {
     const c = this.counters;
-    const w = c.window;
-    this.startMs = w === undefined ? undefined : (timestampMs(w.start) ?? Number.NEGATIVE_INFINITY);
-    this.endMs = w === undefined ? undefined : (timestampMs(w.end) ?? Number.POSITIVE_INFINITY);
     this.available = c.closed ? 0 : Math.max(0, c.capacity - c.reserved);
   }
 }
@@ -214,6 +224,8 @@ export class Replica {
   readonly #global: GlobalBucket[] = Array.from({ length: BUCKET_COUNT }, () => new GlobalBucket());
   /** Per node id, per bucket: the entries that node delivered last. */
   readonly #owners = new Map<string, (OwnerBucket | undefined)[]>();
+  /** The distinct windows of the slots. */
+  readonly #windows = new SharedWindows();
   /** Pools by label; undefined when disabled (every selector query scans). */
   readonly #labels: LabelIndex<Slot> | undefined;
   /** Every slot in ascending code-unit order of pool id, as of the last read. */
@@ -274,9 +286,11 @@ export class Replica {
       const confirmedAtMs = relayed ? Math.min(now, timestampMs(c.confirmedAt) ?? now) : now;
       const slot = this.#slots.get(c.pool);
       if (slot === undefined) {
+        const window = this.#shareWindow(c);
+        const counters = withWindow(c, window);
         const poolHash = fnv1a32(c.pool);
         const global = this.#global[bucketOfHash(poolHash)] as GlobalBucket;
-        const added = new Slot(c, confirmedAtMs, ++this.#tick, poolHash, global);
+        const added = new Slot(counters, window, confirmedAtMs, ++this.#tick, poolHash, global);
         global.sum.add(poolHash, c.version);
         this.#slots.set(c.pool, added);
         this.#added.push(added);
@@ -294,7 +308,10 @@ export class Replica {
         }
         const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
         if (relabel) this.#labels?.remove(slot);
-        slot.replace(c, confirmedAtMs, ++this.#tick);
+        const replaced = slot.window;
+        const window = this.#shareWindow(c);
+        slot.replace(withWindow(c, window), window, confirmedAtMs, ++this.#tick);
+        if (replaced !== undefined) this.#windows.release(replaced);
         if (relabel) this.#labels?.add(slot);
         if (from !== undefined) this.#attribute(slot, from);
         else this.#detach(slot);
@@ -305,6 +322,16 @@ export class Replica {
       }
     }
     return accepted;
+  }
+
+  /** The shared copy of `c`'s window, acquired for a slot that will hold `c`. */
+  #shareWindow(c: internal.PoolCounters): SharedWindow | undefined {
+    return c.window === undefined ? undefined : this.#windows.acquire(c.window);
+  }
+
+  /** Distinct windows among the entries (what they share; for tests). */
+  get distinctWindows(): number {
+    return this.#windows.size;
   }
 
   /** Counts `slot` (at its version) as `node`'s. */
@@ -514,15 +541,10 @@ export class Replica {
       const slot = sorted[i] as Slot;
       const c = slot.counters;
       if (c.deleted) continue;
-      const { startMs, endMs } = slot;
-      const available = endMs !== undefined && endMs <= now ? 0 : slot.available;
+      const w = slot.window;
+      const available = w !== undefined && w.endMs <= now ? 0 : slot.available;
       if (c.closed ? !includeClosed : available < minUnits) continue;
-      if (
-        windowed &&
-        !(startMs !== undefined && endMs !== undefined && startMs < qEnd && qStart < endMs)
-      ) {
-        continue;
-      }
+      if (windowed && !(w !== undefined && w.startMs < qEnd && qStart < w.endMs)) continue;
       if (selector !== undefined && !matchesLabels(selector, c.labels)) continue;
       if (pools.length === pageSize) {
         more = true;
@@ -568,6 +590,14 @@ export class Replica {
     this.#sorted = merged;
     return merged;
   }
+}
+
+/** `c`, or a copy of it carrying the shared window when its own is another (equal) object. */
+function withWindow(
+  c: internal.PoolCounters,
+  window: SharedWindow | undefined,
+): internal.PoolCounters {
+  return window === undefined || c.window === window.window ? c : { ...c, window: window.window };
 }
 
 function sameLabels(
