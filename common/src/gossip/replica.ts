@@ -134,7 +134,11 @@ class OwnerBucket {
 
 class Slot implements ReplicaEntry {
   readonly id: string;
-  readonly poolHash: number;
+  /**
+   * The id's fnv1a32 as a signed 32-bit integer: a small integer lives in the field
+   * itself, while half of all uint32 values would need a number box each.
+   */
+  readonly #hash: number;
   readonly global: GlobalBucket;
   counters: internal.PoolCounters;
   /** Confirmation of this very entry (a Push or Pull that carried it). */
@@ -160,7 +164,7 @@ class Slot implements ReplicaEntry {
     global: GlobalBucket,
   ) {
     this.id = counters.pool;
-    this.poolHash = poolHash;
+    this.#hash = poolHash | 0;
     this.global = global;
     this.counters = counters;
     this.window = window;
@@ -168,6 +172,11 @@ class Slot implements ReplicaEntry {
     this.tick = tick;
     this.owner = undefined;
     this.derive();
+  }
+
+  /** fnv1a32 of the pool id. */
+  get poolHash(): number {
+    return this.#hash >>> 0;
   }
 
   /**
