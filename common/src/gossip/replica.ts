@@ -42,6 +42,14 @@ export interface ApplyOptions {
    * the digests {@link Replica.compareDigests} checks.
    */
   readonly from?: string;
+  /**
+   * True when the entries were decoded for this call (a Push or Pull message) and
+   * nothing else holds them: the replica then keeps them with the window and label
+   * value strings its other entries already hold written in (each distinct value is
+   * kept once, not once per pool). Default false: the entries are not written (one
+   * whose window is another, equal object is kept as a copy carrying the shared one).
+   */
+  readonly decoded?: boolean;
 }
 
 /** Options of a {@link Replica}. */
@@ -289,16 +297,19 @@ export class Replica {
     const now = this.#now();
     const relayed = options.relayed === true;
     const from = options.from;
+    const decoded = options.decoded === true;
+    const share = decoded ? this.#labels : undefined;
     let accepted = 0;
     for (const c of entries) {
       if (c.pool === "" || !Number.isSafeInteger(c.version) || c.version < 0) continue;
       const confirmedAtMs = relayed ? Math.min(now, timestampMs(c.confirmedAt) ?? now) : now;
       const slot = this.#slots.get(c.pool);
       if (slot === undefined) {
-        const window = this.#shareWindow(c);
-        const counters = withWindow(c, window);
+        const window = this.#shareWindow(c, undefined);
+        const counters = withWindow(c, window, decoded);
         const poolHash = fnv1a32(c.pool);
         const global = this.#global[bucketOfHash(poolHash)] as GlobalBucket;
+        share?.shareValues(c.labels);
         const added = new Slot(counters, window, confirmedAtMs, ++this.#tick, poolHash, global);
         global.sum.add(poolHash, c.version);
         this.#slots.set(c.pool, added);
@@ -317,9 +328,15 @@ export class Replica {
         }
         const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
         if (relabel) this.#labels?.remove(slot);
+        // A decoded entry keeps the labels it already had (equal), or shares their values.
+        if (decoded && !relabel && sameLabels(slot.counters.labels, c.labels)) {
+          c.labels = slot.counters.labels;
+        } else if (relabel) {
+          share?.shareValues(c.labels);
+        }
         const replaced = slot.window;
-        const window = this.#shareWindow(c);
-        slot.replace(withWindow(c, window), window, confirmedAtMs, ++this.#tick);
+        const window = this.#shareWindow(c, replaced);
+        slot.replace(withWindow(c, window, decoded), window, confirmedAtMs, ++this.#tick);
         if (replaced !== undefined) this.#windows.release(replaced);
         if (relabel) this.#labels?.add(slot);
         if (from !== undefined) this.#attribute(slot, from);
@@ -333,9 +350,12 @@ export class Replica {
     return accepted;
   }
 
-  /** The shared copy of `c`'s window, acquired for a slot that will hold `c`. */
-  #shareWindow(c: internal.PoolCounters): SharedWindow | undefined {
-    return c.window === undefined ? undefined : this.#windows.acquire(c.window);
+  /**
+   * The shared copy of `c`'s window, acquired for a slot that will hold `c`;
+   * `held`: the one the slot holds now.
+   */
+  #shareWindow(c: internal.PoolCounters, held: SharedWindow | undefined): SharedWindow | undefined {
+    return c.window === undefined ? undefined : this.#windows.acquire(c.window, held);
   }
 
   /** Distinct windows among the entries (what they share; for tests). */
@@ -601,12 +621,19 @@ export class Replica {
   }
 }
 
-/** `c`, or a copy of it carrying the shared window when its own is another (equal) object. */
+/**
+ * `c` carrying the shared window when its own is another (equal) object: written into
+ * `c` when it is the replica's (`decoded`), else a copy.
+ */
 function withWindow(
   c: internal.PoolCounters,
   window: SharedWindow | undefined,
+  decoded: boolean,
 ): internal.PoolCounters {
-  return window === undefined || c.window === window.window ? c : { ...c, window: window.window };
+  if (window === undefined || c.window === window.window) return c;
+  if (!decoded) return { ...c, window: window.window };
+  c.window = window.window;
+  return c;
 }
 
 function sameLabels(

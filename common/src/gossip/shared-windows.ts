@@ -38,6 +38,16 @@ function part(t: Timestamp | undefined): string {
   return t === undefined ? "-" : `${t.seconds}.${t.nanos}`;
 }
 
+function sameWindow(a: TimeWindow, b: TimeWindow): boolean {
+  return sameTimestamp(a.start, b.start) && sameTimestamp(a.end, b.end);
+}
+
+function sameTimestamp(a: Timestamp | undefined, b: Timestamp | undefined): boolean {
+  return a === undefined || b === undefined
+    ? a === b
+    : a.seconds === b.seconds && a.nanos === b.nanos;
+}
+
 /** Distinct windows by value, each counted by the entries that hold it. */
 export class SharedWindows {
   readonly #byKey = new Map<string, SharedWindow>();
@@ -45,9 +55,14 @@ export class SharedWindows {
   /**
    * The shared copy of `window` (equal to it), counted once more. The first entry
    * with a window gives the object every later equal one shares; like the counters
-   * that hold it, it is never written.
+   * that hold it, it is never written. `likely`: the one it probably is (checked).
    */
-  acquire(window: TimeWindow): SharedWindow {
+  acquire(window: TimeWindow, likely?: SharedWindow): SharedWindow {
+    // A newer version of a pool mostly has the window it had: no key to build then.
+    if (likely !== undefined && (likely.window === window || sameWindow(likely.window, window))) {
+      likely.refs++;
+      return likely;
+    }
     const key = keyOf(window);
     let shared = this.#byKey.get(key);
     if (shared === undefined) {
