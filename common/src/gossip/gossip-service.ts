@@ -75,7 +75,7 @@ export function gossipServiceHandlers(
   return {
     push(call, callback) {
       const { from, entries } = call.request;
-      // grpc-js decoded the entries for this call: the replica may share their label values.
+      // grpc-js decoded the entries for this call: the replica may write shared values in.
       const accepted = replica.apply(
         entries,
         from === "" ? { decoded: true } : { from, decoded: true },

@@ -15,9 +15,9 @@ import { type SharedWindow, SharedWindows } from "./shared-windows.js";
 /** One pool in the replica: its counters and when this node last had them confirmed. */
 export interface ReplicaEntry {
   /**
-   * The pool's counters at the highest version this node has seen: the object applied,
-   * or a copy of it whose window is the one every entry with an equal window shares.
-   * Treat as immutable.
+   * The pool's counters at the highest version this node has seen: the object applied
+   * (when `decoded`, with shared label values and window written in), or a copy of it
+   * carrying the window every entry with an equal window shares. Treat as immutable.
    */
   readonly counters: internal.PoolCounters;
   /**
@@ -326,14 +326,12 @@ export class Replica {
           owner.sum.remove(slot.poolHash, old);
           owner.sum.add(slot.poolHash, c.version);
         }
-        const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
+        const sameAsBefore = sameLabels(slot.counters.labels, c.labels);
+        const relabel = this.#labels !== undefined && !sameAsBefore;
         if (relabel) this.#labels?.remove(slot);
-        // A decoded entry keeps the labels it already had (equal), or shares their values.
-        if (decoded && !relabel && sameLabels(slot.counters.labels, c.labels)) {
-          c.labels = slot.counters.labels;
-        } else if (relabel) {
-          share?.shareValues(c.labels);
-        }
+        // A decoded entry keeps the labels object it had when equal, else shares values.
+        if (decoded && sameAsBefore) c.labels = slot.counters.labels;
+        else if (relabel) share?.shareValues(c.labels);
         const replaced = slot.window;
         const window = this.#shareWindow(c, replaced);
         slot.replace(withWindow(c, window, decoded), window, confirmedAtMs, ++this.#tick);

@@ -7,7 +7,8 @@
 // counts: what it hands out is immutable and compared by value everywhere, so a value
 // it has forgotten is merely no longer shared with values made later. It keeps at most
 // 2 × `capacity` entries (two generations: an entry used within the last `capacity`
-// insertions survives a turnover), whatever pools come and go.
+// insertions survives a turnover), whatever pools come and go. No answer of `decide` or
+// `evolve` depends on what it holds, so the domain stays a pure function of its inputs.
 
 /** A bounded table of canonical values by key; see the module comment. */
 export class BoundedInterner<V> {
