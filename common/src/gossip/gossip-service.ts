@@ -75,7 +75,11 @@ export function gossipServiceHandlers(
   return {
     push(call, callback) {
       const { from, entries } = call.request;
-      const accepted = replica.apply(entries, from === "" ? {} : { from });
+      // grpc-js decoded the entries for this call: the replica may write shared values in.
+      const accepted = replica.apply(
+        entries,
+        from === "" ? { decoded: true } : { from, decoded: true },
+      );
       options.observer?.pushReceived(from, entries.length, accepted);
       logger.trace({ from, entries: entries.length, accepted }, "gossip push received");
       callback(null, { accepted });
@@ -114,7 +118,7 @@ export function gossipServiceHandlers(
         });
         return;
       }
-      const accepted = replica.apply(entries, { from });
+      const accepted = replica.apply(entries, { from, decoded: true });
       replica.completeBuckets(from, completeBuckets, entries);
       options.observer?.pushReceived(from, entries.length, accepted);
       callback(null, { accepted });

@@ -683,7 +683,7 @@ export class Gossiper {
         );
       }
       entries += page.entries.length;
-      const n = this.#o.replica.apply(page.entries, { relayed: true });
+      const n = this.#o.replica.apply(page.entries, { relayed: true, decoded: true });
       accepted += n;
       this.#metrics.applied.inc({ source: "pull" }, n);
       token = page.next;

@@ -84,6 +84,21 @@ export class LabelIndex<T extends Labelled> {
   }
 
   /**
+   * Writes into `labels`, for each value an entry of the index already has under the
+   * same key, that entry's string (equal to it): entries decoded from messages then
+   * hold one copy of each value, not one each. For labels nothing else holds.
+   */
+  shareValues(labels: Record<string, string>): void {
+    for (const key in labels) {
+      const m = this.#byValue.get(key)?.get(labels[key] as string);
+      if (m === undefined) continue;
+      const holder = m instanceof Set ? (m.values().next().value as T) : m;
+      const held = holder.counters.labels[key];
+      if (held !== undefined) labels[key] = held;
+    }
+  }
+
+  /**
    * A superset of the entries `selector` can match, in id order, from its most
    * selective positive requirement (`=`, `in`, `exists`); undefined when it has none,
    * or when every candidate list is longer than `scanCost` (scanning is then cheaper).

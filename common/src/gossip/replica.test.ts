@@ -383,6 +383,87 @@ describe("Replica.query", () => {
   });
 });
 
+describe("Replica windows", () => {
+  const windowOf = (r: Replica, id: string) => r.get(id)?.counters.window;
+
+  test("entries with equal windows share one; windows a nanosecond apart stay apart", () => {
+    const c = clock(0);
+    const r = new Replica(c.now);
+    const slot = { startMs: 8_000, endMs: 12_000 };
+    const a = pool("ns/a", 1, { window: slot });
+    const b = pool("ns/b", 1, { window: slot });
+    const nano = pool("ns/nano", 1, { window: slot });
+    nano.window = { start: ts(8_000), end: { seconds: 12, nanos: 1 } };
+    const late = pool("ns/late", 1, { window: { startMs: 8_000, endMs: 12_001 } });
+    const bWindow = b.window;
+    r.apply([a, b, nano, late]);
+    assert.ok(windowOf(r, "ns/a") === windowOf(r, "ns/b"), "equal windows are one object");
+    assert.ok(b.window === bWindow, "the caller's counters are left as they were");
+    assert.deepEqual(windowOf(r, "ns/b"), { start: ts(8_000), end: ts(12_000) });
+    assert.deepEqual(windowOf(r, "ns/nano"), { start: ts(8_000), end: { seconds: 12, nanos: 1 } });
+    assert.deepEqual(windowOf(r, "ns/late"), { start: ts(8_000), end: ts(12_001) });
+    assert.equal(r.distinctWindows, 3);
+    // A decoded entry is the replica's: kept itself, the shared window written in.
+    const decoded = pool("ns/decoded", 1, { window: slot });
+    r.apply([decoded], { decoded: true });
+    assert.ok(r.get("ns/decoded")?.counters === decoded);
+    assert.ok(decoded.window === windowOf(r, "ns/a"));
+    assert.equal(r.distinctWindows, 3);
+
+    // Each pool answers by its own window: at 12 s only the one ending 1 ms later is open.
+    const open = { includeClosed: false, minUnits: 1 };
+    c.ms = 11_999;
+    assert.deepEqual(ids(r, open), ["ns/a", "ns/b", "ns/decoded", "ns/late", "ns/nano"]);
+    assert.deepEqual(ids(r, { window: { startMs: 12_000, endMs: 13_000 } }), ["ns/late"]);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 8_001 } }), [
+      "ns/a",
+      "ns/b",
+      "ns/decoded",
+      "ns/late",
+      "ns/nano",
+    ]);
+    c.ms = 12_000;
+    assert.deepEqual(ids(r, open), ["ns/late"]);
+  });
+
+  test("a window no entry holds any more is let go; one still held stays shared", () => {
+    const r = new Replica(clock(0).now);
+    const morning = { startMs: 8_000, endMs: 12_000 };
+    const evening = { startMs: 18_000, endMs: 22_000 };
+    r.apply([pool("ns/a", 1, { window: morning }), pool("ns/b", 1, { window: morning })]);
+    assert.equal(r.distinctWindows, 1);
+    r.apply([pool("ns/a", 2, { window: evening })]);
+    assert.equal(r.distinctWindows, 2);
+    assert.deepEqual(windowOf(r, "ns/a"), { start: ts(18_000), end: ts(22_000) });
+    assert.deepEqual(windowOf(r, "ns/b"), { start: ts(8_000), end: ts(12_000) });
+    r.apply([pool("ns/b", 2)]);
+    assert.equal(r.distinctWindows, 1);
+    assert.equal(windowOf(r, "ns/b"), undefined);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 13_000 } }), []);
+    // A lower or equal version changes nothing, and holds nothing.
+    r.apply([pool("ns/b", 2, { window: morning }), pool("ns/a", 1, { window: morning })]);
+    assert.equal(r.distinctWindows, 1);
+    r.apply([pool("ns/c", 1, { window: evening })]);
+    assert.ok(windowOf(r, "ns/c") === windowOf(r, "ns/a"));
+    assert.equal(r.distinctWindows, 1);
+
+    // A newer version's window a nanosecond off, or with an open start, is its own.
+    const c3 = pool("ns/c", 3, { window: evening });
+    c3.window = { start: ts(18_000), end: { seconds: 22, nanos: 1 } };
+    r.apply([c3]);
+    assert.deepEqual(windowOf(r, "ns/c"), { start: ts(18_000), end: { seconds: 22, nanos: 1 } });
+    const c4 = pool("ns/c", 4, { window: evening });
+    c4.window = { start: undefined, end: { seconds: 22, nanos: 1 } };
+    r.apply([c4], { decoded: true });
+    assert.deepEqual(windowOf(r, "ns/c"), { start: undefined, end: { seconds: 22, nanos: 1 } });
+    assert.equal(r.distinctWindows, 2);
+    assert.deepEqual(ids(r, { window: { startMs: 0, endMs: 1 } }), ["ns/c"]);
+    r.apply([pool("ns/c", 5, { window: evening })], { decoded: true });
+    assert.ok(windowOf(r, "ns/c") === windowOf(r, "ns/a"));
+    assert.equal(r.distinctWindows, 1);
+  });
+});
+
 describe("Replica.maxStaleMs", () => {
   test("is the age of the least recently confirmed pool, retired pools aside", () => {
     const c = clock();
@@ -446,9 +527,15 @@ describe("Replica label index", () => {
           const scanned = new Replica(c.now, { labelIndex: false });
           const selector = { requirements };
           for (const batch of batches) {
-            const counters = batch.map((e) => pool(e.pool, e.version, e));
-            indexed.apply(counters);
-            scanned.apply(counters);
+            // The indexed replica may write shared values into its (own) copies' labels.
+            indexed.apply(
+              batch.map((e) => pool(e.pool, e.version, { ...e, labels: { ...e.labels } })),
+              { decoded: true },
+            );
+            scanned.apply(batch.map((e) => pool(e.pool, e.version, e)));
+            for (const e of scanned.entries()) {
+              assert.deepEqual(indexed.get(e.counters.pool)?.counters.labels, e.counters.labels);
+            }
             // Query between batches too: the index's sorted postings are cached.
             let token = "";
             let pages = 0;
@@ -468,6 +555,50 @@ describe("Replica label index", () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  test("entries not marked decoded are never written; decoded ones keep their own values", () => {
+    const r = new Replica(clock().now);
+    let writes = 0;
+    // fromPartial copies labels: the watched object goes in afterwards.
+    const watched = (id: string, version: number, labels: Record<string, string>) => {
+      const c = pool(id, version);
+      c.labels = new Proxy(labels, {
+        set(target, key, value) {
+          writes++;
+          return Reflect.set(target, key, value);
+        },
+      });
+      return c;
+    };
+    r.apply([pool("ns/a", 1, { labels: { zone: "north", slot: "north-1" } })]);
+    r.apply([watched("ns/b", 1, { zone: "north", slot: "north-1" })]);
+    r.apply([watched("ns/b", 2, { zone: "north", slot: "north-2" })]);
+    assert.equal(writes, 0);
+    r.apply(
+      [
+        watched("ns/c", 1, { zone: "north", slot: "north-1" }),
+        watched("ns/d", 1, { zone: "south", slot: "north" }),
+      ],
+      { decoded: true },
+    );
+    assert.equal(writes, 2, "the values other entries hold under the same key are shared");
+    assert.deepEqual(r.get("ns/c")?.counters.labels, { zone: "north", slot: "north-1" });
+    assert.deepEqual(r.get("ns/d")?.counters.labels, { zone: "south", slot: "north" });
+    assert.deepEqual(ids(r, { selector: parseLabelSelector("zone=north") }), [
+      "ns/a",
+      "ns/b",
+      "ns/c",
+    ]);
+    assert.deepEqual(ids(r, { selector: parseLabelSelector("slot=north") }), ["ns/d"]);
+
+    // A decoded newer version with equal labels keeps the object it had; other labels replace it.
+    const kept = r.get("ns/c")?.counters.labels;
+    r.apply([pool("ns/c", 2, { labels: { slot: "north-1", zone: "north" } })], { decoded: true });
+    assert.ok(r.get("ns/c")?.counters.labels === kept);
+    r.apply([pool("ns/c", 3, { labels: { slot: "north-1", zone: "east" } })], { decoded: true });
+    assert.deepEqual(r.get("ns/c")?.counters.labels, { slot: "north-1", zone: "east" });
+    assert.deepEqual(ids(r, { selector: parseLabelSelector("zone=east") }), ["ns/c"]);
   });
 
   test("a selector naming one pool's label finds it among many without a scan", () => {

@@ -10,10 +10,15 @@ import {
 import { BUCKET_COUNT, bucketOfHash, DigestSum, fnv1a32 } from "./digest.js";
 import { LabelIndex } from "./label-index.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+import { type SharedWindow, SharedWindows } from "./shared-windows.js";
 
 /** One pool in the replica: its counters and when this node last had them confirmed. */
 export interface ReplicaEntry {
-  /** The pool's counters at the highest version this node has seen. Treat as immutable. */
+  /**
+   * The pool's counters at the highest version this node has seen: the object applied
+   * (when `decoded`, with shared label values and window written in), or a copy of it
+   * carrying the window every entry with an equal window shares. Treat as immutable.
+   */
   readonly counters: internal.PoolCounters;
   /**
    * When these counters were last confirmed (a newer version, or the same version
@@ -37,6 +42,14 @@ export interface ApplyOptions {
    * the digests {@link Replica.compareDigests} checks.
    */
   readonly from?: string;
+  /**
+   * True when the entries were decoded for this call (a Push or Pull message) and
+   * nothing else holds them: the replica then keeps them with the window and label
+   * value strings its other entries already hold written in (each distinct value is
+   * kept once, not once per pool). Default false: the entries are not written (one
+   * whose window is another, equal object is kept as a copy carrying the shared one).
+   */
+  readonly decoded?: boolean;
 }
 
 /** Options of a {@link Replica}. */
@@ -129,7 +142,11 @@ class OwnerBucket {
 
 class Slot implements ReplicaEntry {
   readonly id: string;
-  readonly poolHash: number;
+  /**
+   * The id's fnv1a32 as a signed 32-bit integer: a small integer lives in the field
+   * itself, while half of all uint32 values would need a number box each.
+   */
+  readonly #hash: number;
   readonly global: GlobalBucket;
   counters: internal.PoolCounters;
   /** Confirmation of this very entry (a Push or Pull that carried it). */
@@ -138,29 +155,36 @@ class Slot implements ReplicaEntry {
   tick: number;
   /** The node that delivered this version last, by bucket; undefined when unknown. */
   owner: OwnerBucket | undefined;
-  // Derived from counters once per version, so queries do no conversions. The window's
-  // bounds are undefined without a window: a field that may hold undefined keeps a
-  // reference, not a number box of its own, so a pool without a window pays nothing for
-  // them (a replica holds every pool of the cluster).
-  startMs: number | undefined = undefined;
-  endMs: number | undefined = undefined;
+  /**
+   * The counters' window with its bounds in ms, shared by every slot with an equal
+   * window (`counters.window` is its `window`); undefined without a window.
+   */
+  window: SharedWindow | undefined;
+  /** Derived from counters once per version, so queries do no arithmetic. */
   available = 0;
 
   constructor(
     counters: internal.PoolCounters,
+    window: SharedWindow | undefined,
     confirmedAtMs: number,
     tick: number,
     poolHash: number,
     global: GlobalBucket,
   ) {
     this.id = counters.pool;
-    this.poolHash = poolHash;
+    this.#hash = poolHash | 0;
     this.global = global;
     this.counters = counters;
+    this.window = window;
     this.ownConfirmedAtMs = confirmedAtMs;
     this.tick = tick;
     this.owner = undefined;
     this.derive();
+  }
+
+  /** fnv1a32 of the pool id. */
+  get poolHash(): number {
+    return this.#hash >>> 0;
   }
 
   /**
@@ -177,8 +201,14 @@ class Slot implements ReplicaEntry {
     return t;
   }
 
-  replace(counters: internal.PoolCounters, confirmedAtMs: number, tick: number): void {
+  replace(
+    counters: internal.PoolCounters,
+    window: SharedWindow | undefined,
+    confirmedAtMs: number,
+    tick: number,
+  ): void {
     this.counters = counters;
+    this.window = window;
     this.ownConfirmedAtMs = confirmedAtMs;
     this.tick = tick;
     this.derive();
@@ -191,9 +221,6 @@ class Slot implements ReplicaEntry {
 
   private derive(): void {
     const c = this.counters;
-    const w = c.window;
-    this.startMs = w === undefined ? undefined : (timestampMs(w.start) ?? Number.NEGATIVE_INFINITY);
-    this.endMs = w === undefined ? undefined : (timestampMs(w.end) ?? Number.POSITIVE_INFINITY);
     this.available = c.closed ? 0 : Math.max(0, c.capacity - c.reserved);
   }
 }
@@ -214,6 +241,8 @@ export class Replica {
   readonly #global: GlobalBucket[] = Array.from({ length: BUCKET_COUNT }, () => new GlobalBucket());
   /** Per node id, per bucket: the entries that node delivered last. */
   readonly #owners = new Map<string, (OwnerBucket | undefined)[]>();
+  /** The distinct windows of the slots. */
+  readonly #windows = new SharedWindows();
   /** Pools by label; undefined when disabled (every selector query scans). */
   readonly #labels: LabelIndex<Slot> | undefined;
   /** Every slot in ascending code-unit order of pool id, as of the last read. */
@@ -268,15 +297,20 @@ export class Replica {
     const now = this.#now();
     const relayed = options.relayed === true;
     const from = options.from;
+    const decoded = options.decoded === true;
+    const share = decoded ? this.#labels : undefined;
     let accepted = 0;
     for (const c of entries) {
       if (c.pool === "" || !Number.isSafeInteger(c.version) || c.version < 0) continue;
       const confirmedAtMs = relayed ? Math.min(now, timestampMs(c.confirmedAt) ?? now) : now;
       const slot = this.#slots.get(c.pool);
       if (slot === undefined) {
+        const window = this.#shareWindow(c, undefined);
+        const counters = withWindow(c, window, decoded);
         const poolHash = fnv1a32(c.pool);
         const global = this.#global[bucketOfHash(poolHash)] as GlobalBucket;
-        const added = new Slot(c, confirmedAtMs, ++this.#tick, poolHash, global);
+        share?.shareValues(c.labels);
+        const added = new Slot(counters, window, confirmedAtMs, ++this.#tick, poolHash, global);
         global.sum.add(poolHash, c.version);
         this.#slots.set(c.pool, added);
         this.#added.push(added);
@@ -292,9 +326,16 @@ export class Replica {
           owner.sum.remove(slot.poolHash, old);
           owner.sum.add(slot.poolHash, c.version);
         }
-        const relabel = this.#labels !== undefined && !sameLabels(slot.counters.labels, c.labels);
+        const sameAsBefore = sameLabels(slot.counters.labels, c.labels);
+        const relabel = this.#labels !== undefined && !sameAsBefore;
         if (relabel) this.#labels?.remove(slot);
-        slot.replace(c, confirmedAtMs, ++this.#tick);
+        // A decoded entry keeps the labels object it had when equal, else shares values.
+        if (decoded && sameAsBefore) c.labels = slot.counters.labels;
+        else if (relabel) share?.shareValues(c.labels);
+        const replaced = slot.window;
+        const window = this.#shareWindow(c, replaced);
+        slot.replace(withWindow(c, window, decoded), window, confirmedAtMs, ++this.#tick);
+        if (replaced !== undefined) this.#windows.release(replaced);
         if (relabel) this.#labels?.add(slot);
         if (from !== undefined) this.#attribute(slot, from);
         else this.#detach(slot);
@@ -305,6 +346,19 @@ export class Replica {
       }
     }
     return accepted;
+  }
+
+  /**
+   * The shared copy of `c`'s window, acquired for a slot that will hold `c`;
+   * `held`: the one the slot holds now.
+   */
+  #shareWindow(c: internal.PoolCounters, held: SharedWindow | undefined): SharedWindow | undefined {
+    return c.window === undefined ? undefined : this.#windows.acquire(c.window, held);
+  }
+
+  /** Distinct windows among the entries (what they share; for tests). */
+  get distinctWindows(): number {
+    return this.#windows.size;
   }
 
   /** Counts `slot` (at its version) as `node`'s. */
@@ -514,15 +568,10 @@ export class Replica {
       const slot = sorted[i] as Slot;
       const c = slot.counters;
       if (c.deleted) continue;
-      const { startMs, endMs } = slot;
-      const available = endMs !== undefined && endMs <= now ? 0 : slot.available;
+      const w = slot.window;
+      const available = w !== undefined && w.endMs <= now ? 0 : slot.available;
       if (c.closed ? !includeClosed : available < minUnits) continue;
-      if (
-        windowed &&
-        !(startMs !== undefined && endMs !== undefined && startMs < qEnd && qStart < endMs)
-      ) {
-        continue;
-      }
+      if (windowed && !(w !== undefined && w.startMs < qEnd && qStart < w.endMs)) continue;
       if (selector !== undefined && !matchesLabels(selector, c.labels)) continue;
       if (pools.length === pageSize) {
         more = true;
@@ -568,6 +617,21 @@ export class Replica {
     this.#sorted = merged;
     return merged;
   }
+}
+
+/**
+ * `c` carrying the shared window when its own is another (equal) object: written into
+ * `c` when it is the replica's (`decoded`), else a copy.
+ */
+function withWindow(
+  c: internal.PoolCounters,
+  window: SharedWindow | undefined,
+  decoded: boolean,
+): internal.PoolCounters {
+  if (window === undefined || c.window === window.window) return c;
+  if (!decoded) return { ...c, window: window.window };
+  c.window = window.window;
+  return c;
 }
 
 function sameLabels(

@@ -2,9 +2,26 @@
 import { type internal, timestampOf, type v1 } from "@berth/proto";
 import type { PoolView, TimeWindowMs } from "../domain/pool.js";
 
-/** The wire TimeWindow of a domain window. */
+/**
+ * The wire TimeWindow of each domain window, made once: the domain shares one window
+ * object among pools with equal windows, and the gossip replica keeps every pool's
+ * counters, so they share its wire form too. A WeakMap, so an entry lives exactly as
+ * long as its domain window.
+ */
+const wireWindows = new WeakMap<TimeWindowMs, v1.TimeWindow>();
+
+/** The wire TimeWindow of a domain window (frozen, and shared: treat as read-only). */
 export function windowToWire(w: TimeWindowMs | undefined): v1.TimeWindow | undefined {
-  return w === undefined ? undefined : { start: timestampOf(w.startMs), end: timestampOf(w.endMs) };
+  if (w === undefined) return undefined;
+  let wire = wireWindows.get(w);
+  if (wire === undefined) {
+    wire = Object.freeze({
+      start: Object.freeze(timestampOf(w.startMs)),
+      end: Object.freeze(timestampOf(w.endMs)),
+    });
+    wireWindows.set(w, wire);
+  }
+  return wire;
 }
 
 /** Where a pool is served, as GetPool and Configure report it. */

@@ -767,6 +767,59 @@ describe("idle pools share one empty Map (copy-on-write)", () => {
   });
 });
 
+describe("pools share equal windows and label values", () => {
+  const specOf = (s: PoolState) => {
+    assert.ok(s.spec !== undefined, `${s.pool} is configured`);
+    return s.spec;
+  };
+
+  test("equal windows and label values are one object; different ones stay apart", () => {
+    const a = givenPool("ns/a", configured({ window: { startMs: 1_000, endMs: 2_000 } })).state;
+    // The same window from a journal's JSON and from a snapshot: other objects, equal values.
+    const b = givenPool(
+      "ns/b",
+      parsePoolEvent(
+        "ns/b",
+        1,
+        JSON.parse(JSON.stringify(configured({ window: { startMs: 1_000, endMs: 2_000 } }))),
+      ),
+    ).state;
+    const c = fromSnapshot(
+      toSnapshot(givenPool("ns/c", configured({ window: { startMs: 1_000, endMs: 2_000 } })).state),
+    );
+    assert.ok(specOf(a).window === specOf(b).window && specOf(b).window === specOf(c).window);
+    assert.ok(Object.isFrozen(specOf(a).window), "a shared window cannot be written");
+
+    // One millisecond apart, at either end: windows of their own.
+    const later = givenPool("ns/d", configured({ window: { startMs: 1_000, endMs: 2_001 } })).state;
+    const earlier = givenPool("ns/e", configured({ window: { startMs: 999, endMs: 2_000 } })).state;
+    assert.deepEqual(specOf(later).window, { startMs: 1_000, endMs: 2_001 });
+    assert.deepEqual(specOf(earlier).window, { startMs: 999, endMs: 2_000 });
+    assert.deepEqual(specOf(a).window, { startMs: 1_000, endMs: 2_000 });
+
+    const zone = (v: string) => JSON.parse(JSON.stringify({ zone: v, slot: `${v}-1` }));
+    const north1 = givenPool("ns/n1", configured({ labels: zone("north") })).state;
+    const north2 = givenPool("ns/n2", configured({ labels: zone("north") })).state;
+    const south = givenPool("ns/s", configured({ labels: zone("south") })).state;
+    assert.deepEqual(specOf(north1).labels, { slot: "north-1", zone: "north" });
+    assert.deepEqual(specOf(north2).labels, { slot: "north-1", zone: "north" });
+    assert.deepEqual(specOf(south).labels, { slot: "south-1", zone: "south" });
+  });
+
+  test("a pool whose window ends 1 ms before another's decides by its own window", () => {
+    const first = givenPool("ns/first", configured({ window: { startMs: 0, endMs: 10 } }));
+    const second = givenPool("ns/second", configured({ window: { startMs: 0, endMs: 11 } }));
+    const d1 = decide(first.state, reserve(1, "r1", 10));
+    const d2 = decide(second.state, reserve(1, "r1", 10));
+    assert.ok(!d1.ok && d1.rejection.code === "WINDOW_ENDED" && d1.rejection.windowEndMs === 10);
+    assert.ok(d2.ok && d2.reply.type === "reserved");
+    // Reconfiguring one pool's window leaves the other's alone.
+    const moved = evolve(first.state, configured({ window: { startMs: 0, endMs: 11 } }), 2);
+    assert.deepEqual(specOf(moved).window, { startMs: 0, endMs: 11 });
+    assert.deepEqual(specOf(first.state).window, { startMs: 0, endMs: 10 });
+  });
+});
+
 describe("snapshots", () => {
   test("a snapshot has the documented v3 shape: released ones in release order, with their time", () => {
     const { state } = given(

@@ -18,6 +18,7 @@ import {
   MAX_CALL_TOKEN_LENGTH,
   MAX_CAPACITY,
 } from "@berth/proto";
+import { BoundedInterner } from "./interning.js";
 import {
   CorruptSnapshotError,
   EventSequenceError,
@@ -1051,14 +1052,42 @@ function specProblem(s: unknown): { path: string; problem: string } | undefined 
   return undefined;
 }
 
-/** A fresh spec with only known fields and labels in key order (canonical form). */
+/**
+ * Windows and label values of the specs this process holds, shared by every spec with
+ * an equal one (see interning.ts): pools of one delivery slot have the same window, and
+ * label values (a zone, a date) repeat across pools. Label keys need no table: V8 keeps
+ * one copy of each property name.
+ */
+const windows = new BoundedInterner<TimeWindowMs>(4096);
+const labelValues = new BoundedInterner<string>(4096);
+
+/** The shared, frozen window [startMs, endMs). */
+function internWindow(startMs: number, endMs: number): TimeWindowMs {
+  const key = `${startMs}/${endMs}`;
+  return windows.intern(key, Object.freeze({ startMs, endMs }));
+}
+
+/**
+ * A fresh spec with only known fields and labels in key order (canonical form); its
+ * window and label values are the shared copies (treat them as immutable, as all of a
+ * spec). One object literal per shape, so every field is in the object itself.
+ */
 function normalizeSpec(s: PoolSpec): PoolSpec {
   const labels: Record<string, string> = {};
-  for (const k of Object.keys(s.labels).sort()) labels[k] = s.labels[k] as string;
-  const base = { capacity: s.capacity, labels, closed: s.closed, generation: s.generation };
-  return s.window === undefined
-    ? base
-    : { ...base, window: { startMs: s.window.startMs, endMs: s.window.endMs } };
+  for (const k of Object.keys(s.labels).sort()) {
+    const value = s.labels[k] as string;
+    labels[k] = labelValues.intern(value, value);
+  }
+  const w = s.window;
+  return w === undefined
+    ? { capacity: s.capacity, labels, closed: s.closed, generation: s.generation }
+    : {
+        capacity: s.capacity,
+        labels,
+        closed: s.closed,
+        generation: s.generation,
+        window: internWindow(w.startMs, w.endMs),
+      };
 }
 
 function specEquals(a: PoolSpec, b: PoolSpec): boolean {
