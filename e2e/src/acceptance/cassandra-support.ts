@@ -61,7 +61,9 @@ export async function testCassandra(): Promise<TestCassandra> {
       });
       try {
         for (const keyspace of handedOut.splice(0)) {
-          await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+          // A schema change waits for schema agreement: on a busy machine that takes
+          // longer than the driver's 12 s default read timeout.
+          await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { readTimeout: 120_000 });
         }
       } finally {
         await client.shutdown();

@@ -74,7 +74,11 @@ after(async () => {
     // A long-lived node: leave nothing behind.
     const client = await rawClient();
     try {
-      for (const ks of keyspaces) await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`);
+      // A schema change waits for the node's schema agreement: on a busy machine that
+      // takes longer than the driver's 12 s default read timeout.
+      for (const ks of keyspaces) {
+        await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 120_000 });
+      }
     } finally {
       await client.shutdown();
     }
