@@ -20,9 +20,10 @@ export const JOURNAL_RETRY_MS = 100;
 const NOTHING_TAKEN: readonly PendingCommand[] = Object.freeze([]);
 
 /**
- * Commands in arrival order, linked through {@link PendingCommand.next}: an empty queue
- * costs one small object, where an emptied array would keep its capacity (a worker
- * hosts 100,000 pools, and most have no command waiting most of the time).
+ * Commands in arrival order, linked through {@link PendingCommand.next}: a queue is one
+ * small object whatever it holds, and taking a batch from its front or putting one back
+ * moves no other command. An entity with nothing waiting keeps none (it shares
+ * {@link NO_COMMANDS}): a worker hosts 100,000 pools, most of them idle.
  */
 export class CommandQueue {
   private head: PendingCommand | undefined = undefined;

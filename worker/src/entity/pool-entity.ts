@@ -165,7 +165,7 @@ export class PoolEntity {
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
-  /** Commands waiting for their turn; {@link NO_COMMANDS} until it has one to keep. */
+  /** Commands waiting for their turn; {@link NO_COMMANDS} while it has none to keep. */
   private queue: CommandQueue = NO_COMMANDS;
   /** The batch being decided or appended, until answered or re-queued (see pump). */
   private inFlight: Decided[] | undefined;
@@ -368,8 +368,11 @@ export class PoolEntity {
     } finally {
       this.pumping = undefined;
     }
+    // An idle entity keeps no queue of its own (the next burst makes one, as an array
+    // would have to grow its emptied store again).
+    if (this.queue.length === 0) this.queue = NO_COMMANDS;
     // A command may have arrived while the final batch was being answered.
-    if (this.statusValue === "ready" && this.queue.length > 0) this.kick();
+    else if (this.statusValue === "ready") this.kick();
   }
 
   /**
