@@ -24,6 +24,12 @@ import {
   type PendingCommand,
 } from "./command-queue.js";
 import {
+  acceptedAnswer,
+  type DecidedAnswer,
+  readAnswer,
+  rejectedAnswer,
+} from "./decided-answer.js";
+import {
   type AnyEntityOutcome,
   type EntityCommand,
   type EntityFailure,
@@ -435,8 +441,7 @@ export class PoolEntity {
 
   /**
    * Decides one command against the current state, applying its events to the state
-   * and to `events`. Returns its outcome and whether the journal must confirm it before
-   * it is answered; undefined when it was answered already; "requeued" when its events
+   * and to `events`. Returns its {@link DecidedAnswer}; undefined when it was answered already; "requeued" when its events
    * would not fit in this batch (it goes back to the head of the queue); "unappliable"
    * when evolve refused a decided event (the state may be half-changed; logged).
    */
@@ -444,17 +449,13 @@ export class PoolEntity {
     p: PendingCommand,
     now: number,
     events: PoolEvent[],
-  ):
-    | { readonly outcome: AnyEntityOutcome; readonly confirm: boolean }
-    | "requeued"
-    | "unappliable"
-    | undefined {
+  ): DecidedAnswer | "requeued" | "unappliable" | undefined {
     if (p.deadline <= now) {
       p.resolve(expiredAnswer(p, this.pool));
       return undefined;
     }
     if (p.command.type === "read") {
-      return { outcome: { kind: "view", view: poolView(this.state) }, confirm: true };
+      return readAnswer(this.state);
     }
     let decision: ReturnType<typeof decide>;
     try {
@@ -464,12 +465,7 @@ export class PoolEntity {
       p.resolve({ kind: "invalid", error: e });
       return undefined;
     }
-    if (!decision.ok) {
-      return {
-        outcome: { kind: "rejected", rejection: decision.rejection, version: this.state.version },
-        confirm: true,
-      };
-    }
+    if (!decision.ok) return rejectedAnswer(decision.rejection, this.state);
     if (!replyFits(p.command, decision.reply)) {
       this.log.error(
         { command: loggable(p.command), reply: decision.reply.type },
@@ -498,32 +494,13 @@ export class PoolEntity {
       );
       return "unappliable";
     }
-    let reply = decision.reply;
-    if (
-      reply.type === "reserved" &&
-      reply.replayed &&
-      p.failedFromVersion !== undefined &&
-      reply.reservationSeq > p.failedFromVersion
-    ) {
-      // The reservation is this very command's own earlier append, whose
-      // outcome was unknown: for its caller this is the first answer.
-      reply = { ...reply, replayed: false };
-    }
-    return {
-      outcome: {
-        kind: "ok",
-        reply,
-        version: this.state.version,
-        view:
-          p.command.type === "configure" || p.command.type === "retire"
-            ? poolView(this.state)
-            : undefined,
-      },
-      // A reservation that exists, or a release already done, stays true whoever owns
-      // the pool now; "configure changed nothing" does not (a newer owner may have
-      // configured something else since).
-      confirm: decision.events.length === 0 && reply.type === "configured",
-    };
+    return acceptedAnswer(
+      p.command,
+      decision.reply,
+      decision.events.length > 0,
+      this.state,
+      p.failedFromVersion,
+    );
   }
 
   /**
