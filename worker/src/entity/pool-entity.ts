@@ -137,8 +137,10 @@ const SETTLED: Promise<void> = Promise.resolve();
  *
  * The entity is the batch loop and the lifecycle; it composes the {@link CommandQueue}
  * (waiting commands, deadlines), {@link recoverPool} (loading, with its retries),
- * {@link snapshotDue} (when to snapshot) and a {@link JournalFailureRun} (logging
- * failures). Its own fields are what an idle pool costs: keep them few.
+ * {@link acceptedAnswer} and its siblings (what a decided command answers, and whether
+ * the journal must confirm it first), {@link snapshotDue} (when to snapshot) and a
+ * {@link JournalFailureRun} (logging failures). Its own fields are what an idle pool
+ * costs: keep them few.
  */
 export class PoolEntity {
   readonly pool: string;
