@@ -1,22 +1,34 @@
 // Hosts one pool: its state in memory, its commands one at a time, its events to the journal.
-import { type BackoffPolicy, backoffDelayMs } from "@berth/proto";
+import type { BackoffPolicy } from "@berth/proto";
 import type { Logger } from "pino";
 import {
   decide,
   evolve,
-  fromSnapshot,
   InvalidCommandError,
   initialState,
   type PoolEvent,
   type PoolSpec,
   type PoolState,
   type PoolView,
-  parsePoolEvent,
   poolView,
   toSnapshot,
 } from "../domain/pool.js";
 import { FencedError, JournalUnavailableError, VersionConflictError } from "../journal/errors.js";
 import type { Journal, LoadedPool } from "../journal/journal.js";
+import {
+  CommandQueue,
+  expiredAnswer,
+  JOURNAL_RETRY_MS,
+  journalUnavailable,
+  NO_COMMANDS,
+  type PendingCommand,
+} from "./command-queue.js";
+import {
+  acceptedAnswer,
+  type DecidedAnswer,
+  readAnswer,
+  rejectedAnswer,
+} from "./decided-answer.js";
 import {
   type AnyEntityOutcome,
   type EntityCommand,
@@ -24,7 +36,10 @@ import {
   type EntityOutcome,
   replyFits,
 } from "./entity-outcome.js";
-import { DEFAULT_BACKOFF, delay } from "./journal-retry.js";
+import { JournalFailureRun } from "./journal-failure-run.js";
+import { DEFAULT_BACKOFF } from "./journal-retry.js";
+import { type RecoveryObserver, type RecoveryResult, recoverPool } from "./recovery.js";
+import { DEFAULT_SNAPSHOT_EVERY, snapshotDue, snapshotEntries } from "./snapshot-policy.js";
 
 /** How a journal append ended, for metrics. */
 export type AppendResult = "ok" | "fenced" | "error";
@@ -68,9 +83,7 @@ export interface PoolEntitySettings {
   /**
    * Save a snapshot once this many events were appended since the last one. Default 100.
    * A pool whose last snapshot held more reservations than this waits for as many
-   * events as that snapshot held: a snapshot costs time in proportion to the pool's
-   * size, so this keeps snapshot work per event constant as a pool grows, while
-   * recovery still replays no more events than the snapshot it starts from holds.
+   * events as that snapshot held (see {@link snapshotDue}).
    */
   readonly snapshotEvery?: number;
   /** Most events in one append (group commit). Default 256. */
@@ -95,26 +108,10 @@ export interface PoolEntitySettings {
 /** Lifecycle of an entity. */
 export type EntityStatus = "new" | "loading" | "ready" | "fenced" | "broken" | "closing" | "closed";
 
-interface Pending {
-  readonly command: EntityCommand;
-  readonly deadline: number;
-  readonly resolve: (outcome: AnyEntityOutcome) => void;
-  /** expectedVersion of the first failed append that carried this command's events. */
-  failedFromVersion: number | undefined;
-}
-
 interface Decided {
-  readonly pending: Pending;
+  readonly pending: PendingCommand;
   readonly outcome: AnyEntityOutcome;
 }
-
-const JOURNAL_RETRY_MS = 100;
-
-/**
- * The queue of every entity with no command waiting (most of them: a worker hosts
- * 100,000 pools). Frozen: a write to it throws instead of reaching another entity.
- */
-const NO_COMMANDS: Pending[] = Object.freeze([]) as unknown as Pending[];
 
 /** What {@link PoolEntity.start} returns once recovery has settled. */
 const SETTLED: Promise<void> = Promise.resolve();
@@ -137,6 +134,13 @@ const SETTLED: Promise<void> = Promise.resolve();
  * each command's deadline. A FencedError means a newer owner took the pool: every
  * command answers `not_owner` from then on. A RangeError or TypeError from the journal
  * (it refused the batch's arguments: a bug) answers the batch `internal`, unretried.
+ *
+ * The entity is the batch loop and the lifecycle; it composes the {@link CommandQueue}
+ * (waiting commands, deadlines), {@link recoverPool} (loading, with its retries),
+ * {@link acceptedAnswer} and its siblings (what a decided command answers, and whether
+ * the journal must confirm it first), {@link snapshotDue} (when to snapshot) and a
+ * {@link JournalFailureRun} (logging failures). Its own fields are what an idle pool
+ * costs: keep them few.
  */
 export class PoolEntity {
   readonly pool: string;
@@ -169,16 +173,15 @@ export class PoolEntity {
   /** Reservations (active and released) in the last snapshot taken or loaded. */
   private lastSnapshotEntries = 0;
   private snapshotInFlight = false;
-  /** Commands waiting for their turn; {@link NO_COMMANDS} while there are none to keep. */
-  private queue: Pending[] = NO_COMMANDS;
+  /** Commands waiting for their turn; {@link NO_COMMANDS} while it has none to keep. */
+  private queue: CommandQueue = NO_COMMANDS;
   /** The batch being decided or appended, until answered or re-queued (see pump). */
   private inFlight: Decided[] | undefined;
   private pumping: Promise<void> | undefined;
   private readyPromise: Promise<void> | undefined;
   private closeReason: EntityFailure | undefined;
-  /** Journal failures of this pool since it last answered (see journalFailed). */
-  private journalFailures = 0;
-  private lastJournalWarnAt = 0;
+  /** Journal failures of this pool since it last answered; undefined while it answers. */
+  private failureRun: JournalFailureRun | undefined;
 
   /**
    * @param target the pool; not kept (its `recovered` only until start has used it)
@@ -198,7 +201,7 @@ export class PoolEntity {
   }
 
   private get snapshotEvery(): number {
-    return this.settings.snapshotEvery ?? 100;
+    return this.settings.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
   }
 
   /**
@@ -285,14 +288,14 @@ export class PoolEntity {
       });
     }
     return new Promise<EntityOutcome<C>>((resolve) => {
-      if (this.queue === NO_COMMANDS) this.queue = [];
-      this.queue.push({
+      this.ownQueue().push({
         command,
         deadline: deadline ?? Date.now() + this.defaultTimeoutMs,
         // Sound: decideOne answers a read with a view and a write with a reply that
         // fits its type (replyFits), or with a failure, which every C admits.
         resolve: resolve as (outcome: AnyEntityOutcome) => void,
         failedFromVersion: undefined,
+        next: undefined,
       });
       this.kick();
     });
@@ -368,13 +371,16 @@ export class PoolEntity {
       this.statusValue = "broken";
       const inFlight = this.inFlight ?? [];
       this.inFlight = undefined;
-      for (const d of inFlight) d.pending.resolve(this.unavailable(d.pending, true));
+      for (const d of inFlight) d.pending.resolve(journalUnavailable(this.pool, d.pending, true));
       this.answerQueued(this.refusal() ?? { kind: "internal", message: String(e) });
     } finally {
       this.pumping = undefined;
     }
+    // An idle entity keeps no queue of its own (the next burst makes one, as an array
+    // would have to grow its emptied store again).
+    if (this.queue.length === 0) this.queue = NO_COMMANDS;
     // A command may have arrived while the final batch was being answered.
-    if (this.statusValue === "ready" && this.queue.length > 0) this.kick();
+    else if (this.statusValue === "ready") this.kick();
   }
 
   /**
@@ -401,7 +407,7 @@ export class PoolEntity {
     const expectedVersion = this.state.version;
     const events: PoolEvent[] = [];
     while (this.queue.length > 0 && events.length < this.maxBatchEvents) {
-      const p = this.queue.shift() as Pending;
+      const p = this.queue.shift() as PendingCommand;
       let decided: ReturnType<PoolEntity["decideOne"]>;
       try {
         decided = this.decideOne(p, now, events);
@@ -409,7 +415,7 @@ export class PoolEntity {
         // Answer the command in hand before the entity gives up (see pump).
         p.resolve(
           p.failedFromVersion !== undefined
-            ? this.unavailable(p, true)
+            ? journalUnavailable(this.pool, p, true)
             : { kind: "internal", message: `pool ${this.pool}: ${String(e)}` },
         );
         throw e;
@@ -437,26 +443,21 @@ export class PoolEntity {
 
   /**
    * Decides one command against the current state, applying its events to the state
-   * and to `events`. Returns its outcome and whether the journal must confirm it before
-   * it is answered; undefined when it was answered already; "requeued" when its events
+   * and to `events`. Returns its {@link DecidedAnswer}; undefined when it was answered already; "requeued" when its events
    * would not fit in this batch (it goes back to the head of the queue); "unappliable"
    * when evolve refused a decided event (the state may be half-changed; logged).
    */
   private decideOne(
-    p: Pending,
+    p: PendingCommand,
     now: number,
     events: PoolEvent[],
-  ):
-    | { readonly outcome: AnyEntityOutcome; readonly confirm: boolean }
-    | "requeued"
-    | "unappliable"
-    | undefined {
+  ): DecidedAnswer | "requeued" | "unappliable" | undefined {
     if (p.deadline <= now) {
-      p.resolve(this.expired(p));
+      p.resolve(expiredAnswer(p, this.pool));
       return undefined;
     }
     if (p.command.type === "read") {
-      return { outcome: { kind: "view", view: poolView(this.state) }, confirm: true };
+      return readAnswer(this.state);
     }
     let decision: ReturnType<typeof decide>;
     try {
@@ -466,12 +467,7 @@ export class PoolEntity {
       p.resolve({ kind: "invalid", error: e });
       return undefined;
     }
-    if (!decision.ok) {
-      return {
-        outcome: { kind: "rejected", rejection: decision.rejection, version: this.state.version },
-        confirm: true,
-      };
-    }
+    if (!decision.ok) return rejectedAnswer(decision.rejection, this.state);
     if (!replyFits(p.command, decision.reply)) {
       this.log.error(
         { command: loggable(p.command), reply: decision.reply.type },
@@ -500,32 +496,13 @@ export class PoolEntity {
       );
       return "unappliable";
     }
-    let reply = decision.reply;
-    if (
-      reply.type === "reserved" &&
-      reply.replayed &&
-      p.failedFromVersion !== undefined &&
-      reply.reservationSeq > p.failedFromVersion
-    ) {
-      // The reservation is this very command's own earlier append, whose
-      // outcome was unknown: for its caller this is the first answer.
-      reply = { ...reply, replayed: false };
-    }
-    return {
-      outcome: {
-        kind: "ok",
-        reply,
-        version: this.state.version,
-        view:
-          p.command.type === "configure" || p.command.type === "retire"
-            ? poolView(this.state)
-            : undefined,
-      },
-      // A reservation that exists, or a release already done, stays true whoever owns
-      // the pool now; "configure changed nothing" does not (a newer owner may have
-      // configured something else since).
-      confirm: decision.events.length === 0 && reply.type === "configured",
-    };
+    return acceptedAnswer(
+      p.command,
+      decision.reply,
+      decision.events.length > 0,
+      this.state,
+      p.failedFromVersion,
+    );
   }
 
   /**
@@ -605,8 +582,14 @@ export class PoolEntity {
 
   private maybeSnapshot(): void {
     const seq = this.state.version;
-    const every = Math.max(this.snapshotEvery, this.lastSnapshotEntries);
-    if (this.snapshotInFlight || seq - this.lastSnapshotSeq < every) return;
+    const due = snapshotDue(
+      seq,
+      this.lastSnapshotSeq,
+      this.lastSnapshotEntries,
+      this.snapshotInFlight,
+      this.snapshotEvery,
+    );
+    if (!due) return;
     // Taken now, synchronously: the next batch mutates the state in place.
     const snapshot = { seq, state: toSnapshot(this.state) };
     this.lastSnapshotEntries = snapshotEntries(this.state);
@@ -673,7 +656,7 @@ export class PoolEntity {
     else this.log.warn(fields, msg);
     if (this.statusValue !== "ready") {
       // Closing: no retries. The outcome may be unknown, so this is no acknowledgement.
-      for (const p of commands) p.resolve(this.unavailable(p));
+      for (const p of commands) p.resolve(journalUnavailable(this.pool, p));
       return;
     }
     if (wroteEvents) for (const p of commands) p.failedFromVersion ??= expectedVersion;
@@ -689,141 +672,107 @@ export class PoolEntity {
   private async reloadUntilReady(firstAttempt: number): Promise<void> {
     this.viewKnown = false;
     this.committedAhead = undefined;
-    const since = performance.now();
-    for (let attempt = firstAttempt; ; attempt++) {
-      if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
-      if (this.statusValue !== "ready" && this.statusValue !== "loading") {
-        this.answerQueued(this.refusal() ?? this.unavailable(undefined));
-        return;
-      }
-      this.expireQueued();
-      if (await this.loadOnce()) return;
-      // A blip is ridden out; once the journal has been down for a while, say so
-      // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
-      // to its deadline.
-      if (performance.now() - since >= JOURNAL_OUTAGE_ANSWER_MS) {
-        for (const p of this.takeQueued()) p.resolve(this.unavailable(p));
-      }
-    }
+    const reloading: RecoveryObserver = {
+      beforeAttempt: () => this.beforeLoadAttempt(),
+      unavailable: (error, _step, _attempt, elapsedMs) => {
+        this.journalFailed({ err: error }, "load failed; retrying");
+        // A blip is ridden out; once the journal has been down for a while, say so
+        // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
+        // to its deadline.
+        if (elapsedMs >= JOURNAL_OUTAGE_ANSWER_MS) {
+          for (const p of this.takeQueued()) p.resolve(journalUnavailable(this.pool, p));
+        }
+      },
+    };
+    const plan = {
+      pool: this.pool,
+      shard: this.shard,
+      epoch: this.epoch,
+      fence: false,
+      loaded: undefined,
+      firstAttempt,
+      backoff: this.backoff,
+    };
+    this.settle(await recoverPool(this.journal, plan, reloading));
   }
 
   private async recoverInitially(): Promise<void> {
     const started = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) await delay(backoffDelayMs(attempt, this.backoff));
-      if (this.statusValue !== "loading") {
-        this.answerQueued(this.refusal() ?? this.unavailable(undefined));
-        return;
-      }
-      this.expireQueued();
-      const recovered =
-        this.recovered !== undefined && this.recovered.fenceEpoch >= this.epoch
-          ? this.recovered
-          : undefined;
-      this.recovered = undefined;
-      if (this.settings.fenceOnStart && recovered === undefined) {
-        try {
-          await this.journal.fence(this.pool, this.shard, this.epoch);
-        } catch (e: unknown) {
-          if (e instanceof FencedError) {
-            this.becomeFenced(e);
-            return;
-          }
-          if (!(e instanceof JournalUnavailableError)) {
-            this.becomeBroken(e);
-            return;
-          }
-          this.journalFailed({ err: e, attempt }, "fence failed; retrying");
-          continue;
-        }
-      }
-      if (await this.loadOnce(recovered)) {
-        if (this.status === "ready" && this.settings.logger.isLevelEnabled("debug")) {
-          this.log.debug(
-            { version: this.state.version, ms: Math.round(performance.now() - started) },
-            "pool loaded",
-          );
-        }
-        return;
-      }
+    const recovering: RecoveryObserver = {
+      beforeAttempt: () => this.beforeLoadAttempt(),
+      unavailable: (error, step, attempt) => {
+        if (step === "fence") this.journalFailed({ err: error, attempt }, "fence failed; retrying");
+        else this.journalFailed({ err: error }, "load failed; retrying");
+      },
+    };
+    const plan = {
+      pool: this.pool,
+      shard: this.shard,
+      epoch: this.epoch,
+      fence: this.settings.fenceOnStart,
+      loaded: this.recovered,
+      firstAttempt: 0,
+      backoff: this.backoff,
+    };
+    this.recovered = undefined;
+    this.settle(await recoverPool(this.journal, plan, recovering));
+    if (this.status === "ready" && this.settings.logger.isLevelEnabled("debug")) {
+      this.log.debug(
+        { version: this.state.version, ms: Math.round(performance.now() - started) },
+        "pool loaded",
+      );
     }
   }
 
   /**
-   * One load attempt (from `recovered`, when given, instead of the journal). True when
-   * settled (ready, fenced or broken); false to retry.
+   * Before each load attempt: expires what waits, or, once the entity stopped serving
+   * (closing, fenced, broken), answers it and stops the recovery.
    */
-  private async loadOnce(recovered?: LoadedPool): Promise<boolean> {
-    let state: PoolState;
-    let fenceEpoch: number;
-    let snapshotSeq = 0;
-    try {
-      const loaded = recovered ?? (await this.journal.load(this.pool));
-      fenceEpoch = loaded.fenceEpoch;
-      if (loaded.snapshot !== undefined) {
-        state = fromSnapshot(loaded.snapshot.state);
-        snapshotSeq = loaded.snapshot.seq;
-        if (state.pool !== this.pool || state.version !== snapshotSeq) {
-          throw new Error(
-            `snapshot of pool ${this.pool} at seq ${snapshotSeq} holds pool ${state.pool} at version ${state.version}`,
-          );
-        }
-      } else {
-        state = initialState(this.pool);
-      }
-      for (const stored of loaded.events) {
-        state = evolve(state, parsePoolEvent(this.pool, stored.seq, stored.event), stored.seq);
-      }
-      if (state.version !== loaded.version) {
-        throw new Error(
-          `pool ${this.pool} replayed to version ${state.version}, journal says ${loaded.version}`,
-        );
-      }
-    } catch (e: unknown) {
-      if (e instanceof JournalUnavailableError) {
-        this.journalFailed({ err: e }, "load failed; retrying");
-        return false;
-      }
-      this.becomeBroken(e);
-      return true;
+  private beforeLoadAttempt(): boolean {
+    if (this.statusValue !== "ready" && this.statusValue !== "loading") {
+      this.answerQueued(this.refusal() ?? journalUnavailable(this.pool, undefined));
+      return false;
     }
-    if (fenceEpoch > this.epoch) {
-      this.becomeFenced(new FencedError(this.pool, this.epoch, fenceEpoch));
-      return true;
-    }
-    // Closed while loading: leave the state alone, nothing will use it.
-    if (this.statusValue !== "loading" && this.statusValue !== "ready") return true;
-    this.journalAnswered();
-    this.state = state;
-    this.lastSnapshotSeq = snapshotSeq;
-    this.lastSnapshotEntries = snapshotSeq > 0 ? snapshotEntries(state) : 0;
-    this.statusValue = "ready";
-    this.committed();
+    this.queue.expire(Date.now(), this.pool);
     return true;
   }
 
-  /**
-   * Logs a journal failure of this pool (an unavailable journal: retried). The first of
-   * a run is a warning, then at most one per {@link JOURNAL_WARN_EVERY_MS} with the count
-   * so far; the others go to debug. An outage must not flood the log: the worker reports
-   * the journal's health itself (readiness, and its own summarised warnings).
-   */
-  private journalFailed(fields: Record<string, unknown>, msg: string): void {
-    this.journalFailures++;
-    const now = performance.now();
-    if (this.journalFailures === 1 || now - this.lastJournalWarnAt >= JOURNAL_WARN_EVERY_MS) {
-      this.lastJournalWarnAt = now;
-      this.log.warn({ ...fields, failuresInARow: this.journalFailures }, msg);
-    } else {
-      this.log.debug(fields, msg);
+  /** Serves the state a recovery loaded, or settles as fenced or broken. */
+  private settle(result: RecoveryResult): void {
+    switch (result.kind) {
+      case "stopped":
+        return;
+      case "fenced":
+        this.becomeFenced(result.error);
+        return;
+      case "broken":
+        this.becomeBroken(result.error);
+        return;
+      case "loaded":
+        break;
     }
+    // Closed while loading: leave the state alone, nothing will use it.
+    if (this.statusValue !== "loading" && this.statusValue !== "ready") return;
+    this.journalAnswered();
+    this.state = result.state;
+    this.lastSnapshotSeq = result.snapshotSeq;
+    this.lastSnapshotEntries = result.snapshotSeq > 0 ? snapshotEntries(result.state) : 0;
+    this.statusValue = "ready";
+    this.committed();
+  }
+
+  /** Logs a journal failure of this pool (an unavailable journal: retried); see {@link JournalFailureRun}. */
+  private journalFailed(fields: Record<string, unknown>, msg: string): void {
+    this.failureRun ??= new JournalFailureRun();
+    this.failureRun.failed(this.log, fields, msg, performance.now());
   }
 
   /** The journal answered this pool: ends a run of failures (one info line when there was one). */
   private journalAnswered(): void {
-    if (this.journalFailures === 0) return;
-    this.log.info({ failures: this.journalFailures }, "journal answers this pool again");
-    this.journalFailures = 0;
+    const run = this.failureRun;
+    if (run === undefined) return;
+    this.failureRun = undefined;
+    this.log.info({ failures: run.failures }, "journal answers this pool again");
   }
 
   private becomeFenced(error: FencedError): void {
@@ -850,66 +799,28 @@ export class PoolEntity {
     for (const p of this.takeQueued()) p.resolve(outcome);
   }
 
+  /** The entity's own queue, made when it first has a command to keep. */
+  private ownQueue(): CommandQueue {
+    if (this.queue === NO_COMMANDS) this.queue = new CommandQueue();
+    return this.queue;
+  }
+
   /** Puts `commands` back at the head of the queue, in order. */
-  private requeue(commands: readonly Pending[]): void {
+  private requeue(commands: readonly PendingCommand[]): void {
     if (commands.length === 0) return;
-    if (this.queue === NO_COMMANDS) this.queue = [];
-    this.queue.unshift(...commands);
+    this.ownQueue().requeue(commands);
   }
 
   /** Empties the queue, returning what it held. */
-  private takeQueued(): readonly Pending[] {
+  private takeQueued(): readonly PendingCommand[] {
     const taken = this.queue;
     this.queue = NO_COMMANDS;
-    return taken;
-  }
-
-  private expireQueued(): void {
-    const now = Date.now();
-    for (let i = 0; i < this.queue.length; ) {
-      const p = this.queue[i] as Pending;
-      if (p.deadline <= now) {
-        this.queue.splice(i, 1);
-        p.resolve(this.expired(p));
-      } else {
-        i++;
-      }
-    }
-  }
-
-  private expired(p: Pending): EntityFailure {
-    // A command whose earlier append had an unknown outcome must not be told
-    // "nothing written": say unavailable, so the caller retries with the same id.
-    if (p.failedFromVersion !== undefined) return this.unavailable(p);
-    return {
-      kind: "deadline_exceeded",
-      message: `pool ${this.pool}: the deadline passed before the command could run`,
-    };
-  }
-
-  private unavailable(p: Pending | undefined, outcomeUnknown = false): EntityFailure {
-    const unknown = outcomeUnknown || p?.failedFromVersion !== undefined;
-    return {
-      kind: "unavailable",
-      reason: "JOURNAL_UNAVAILABLE",
-      message: unknown
-        ? `pool ${this.pool}: the journal did not confirm the write in time; its outcome is unknown — retry with the same request`
-        : `pool ${this.pool}: the journal is unavailable`,
-      retryDelayMs: JOURNAL_RETRY_MS,
-    };
+    return taken.take();
   }
 }
-
-/** Least time between two warnings about one pool's journal failures. */
-const JOURNAL_WARN_EVERY_MS = 30_000;
 
 /** How long reloads may keep failing before waiting commands are answered UNAVAILABLE. */
 const JOURNAL_OUTAGE_ANSWER_MS = 1000;
-
-/** How many reservations a snapshot of `state` lists: what its cost grows with. */
-function snapshotEntries(state: PoolState): number {
-  return state.active.size + state.released.size;
-}
 
 /** A command as it may appear in logs: reservation secrets left out. */
 function loggable(command: EntityCommand): Record<string, unknown> {
