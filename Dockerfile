@@ -86,7 +86,9 @@ RUN ln -s /app/worker/bin/berth-worker.js /usr/local/bin/berth-worker \
 WORKDIR /app
 # V8 grows the young generation to two 64 MB semi-spaces under load, and they stay resident;
 # 16 MB ones cut the gateway's and workers' peak RSS under load by 25-30 % (docs/benchmarks.md,
-# "Memory"; local mode passes the same flag). A pod's own NODE_OPTIONS replaces it.
+# "Memory"; local mode passes the same flag). A pod's own NODE_OPTIONS replaces it. The
+# old generation's flags, which NODE_OPTIONS does not accept, the gateway and the workers
+# set on themselves (SERVER_V8_FLAGS in common/src/server-v8-flags.ts).
 ENV NODE_OPTIONS="--max-semi-space-size=16"
 COPY --from=deps /app/node_modules node_modules/
 COPY --from=build /out/ ./

@@ -4,8 +4,8 @@
  * /readyz endpoints, host:port parsing, the grpc-js bindings of Berth's services, the
  * rich-status codec, cluster-id interceptors, server reflection, the credentials of
  * internal gRPC servers and clients (plaintext or mutual TLS), the file-backed ShardMap
- * source, and cluster participation: the gossip read side (Replica, Gossiper,
- * GossipService). It depends only on @berth/proto; no pool entity, journal or routing
+ * source, the V8 flags server processes set on themselves, and cluster participation:
+ * the gossip read side (Replica, Gossiper, GossipService). It depends only on @berth/proto; no pool entity, journal or routing
  * lives here.
  */
 
@@ -20,5 +20,6 @@ export * from "./internal-tls.js";
 export * from "./observability.js";
 export * from "./reflection.js";
 export * from "./rich-status.js";
+export * from "./server-v8-flags.js";
 export * from "./spec-digest.js";
 export * from "./usage-error.js";

@@ -10,6 +10,7 @@ import {
   loadInternalTls,
   parseHostPort,
   parseInternalTlsFlags,
+  setServerV8Flags,
   UsageError,
 } from "@berth/common";
 import type { ShardMapResourceSource } from "@berth/kubernetes";
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  setServerV8Flags();
   const logger = createLogger("gateway");
   const { shardMapResource, internalTls, ...gatewayConfig } = config;
   let transport: InternalTransport | undefined;

@@ -9,6 +9,7 @@ import {
   InternalTlsError,
   type InternalTransport,
   loadInternalTls,
+  setServerV8Flags,
   UsageError,
 } from "@berth/common";
 import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
@@ -38,6 +39,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  setServerV8Flags();
   const log = createLogger("worker", { worker: flags.id });
   let transport: InternalTransport | undefined;
   if (flags.internalTls !== undefined) {
