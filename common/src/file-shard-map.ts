@@ -4,9 +4,10 @@
  */
 
 import { type FSWatcher, watch } from "node:fs";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
 import { ShardMap, type ShardMapSource, shardMapProblem } from "@berth/proto";
+import { writeFileAtomic } from "./atomic-file.js";
 
 /** Options of {@link FileShardMapSource}. */
 export interface FileShardMapSourceOptions {
@@ -174,30 +175,12 @@ function isMissing(e: unknown): boolean {
 }
 
 /**
- * Writes `map` as `ShardMap.toJSON(map)` to `path` atomically: a temp file in the
- * same directory, flushed to disk, then renamed over `path`. Readers see the old
- * file or the new one, never a partial one.
+ * Writes `map` as `ShardMap.toJSON(map)` to `path` atomically (see writeFileAtomic):
+ * readers see the old file or the new one, never a partial one.
  *
  * @param path destination file (its directory must exist)
  * @param map the map to publish
  */
 export async function writeShardMapFile(path: string, map: ShardMap): Promise<void> {
-  const temp = join(
-    dirname(path),
-    `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`,
-  );
-  try {
-    const file = await open(temp, "w");
-    try {
-      await file.writeFile(`${JSON.stringify(ShardMap.toJSON(map), null, 2)}\n`, "utf8");
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, path);
-  } catch (e: unknown) {
-    // Leave no temp file behind; the original error is what the caller needs.
-    await rm(temp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, `${JSON.stringify(ShardMap.toJSON(map), null, 2)}\n`);
 }

@@ -4,11 +4,14 @@
  * /readyz endpoints, host:port parsing, the grpc-js bindings of Berth's services, the
  * rich-status codec, cluster-id interceptors, server reflection, the credentials of
  * internal gRPC servers and clients (plaintext or mutual TLS), the file-backed ShardMap
- * source, the V8 flags server processes set on themselves, and cluster participation:
- * the gossip read side (Replica, Gossiper, GossipService). It depends only on @berth/proto; no pool entity, journal or routing
- * lives here.
+ * source and its atomic writer, the address file (`--address-file`), the V8 flags
+ * server processes set on themselves, and cluster participation: the gossip read side
+ * (Replica, Gossiper, GossipService). It depends only on @berth/proto; no pool entity,
+ * journal or routing lives here.
  */
 
+export * from "./address-file.js";
+export * from "./atomic-file.js";
 export * from "./cluster-guard.js";
 export * from "./cluster-id.js";
 export * from "./file-shard-map.js";

@@ -51,6 +51,33 @@ test("listen addresses default to the local ports and --help is recognised", () 
   );
 });
 
+test("--address-file takes an absolute path, and listen addresses may ask for port 0", () => {
+  assert.deepEqual(
+    parseGatewayArgs([
+      "--shard-map-file",
+      "/m.json",
+      "--grpc",
+      "127.0.0.1:0",
+      "--gossip",
+      "127.0.0.1:0",
+      "--http",
+      "127.0.0.1:0",
+      "--shard-map-wait-ms",
+      "0",
+      "--address-file",
+      "/run/berth/gateway.addresses.json",
+    ]),
+    {
+      grpc: "127.0.0.1:0",
+      gossip: "127.0.0.1:0",
+      http: "127.0.0.1:0",
+      shardMapFile: "/m.json",
+      shardMapWaitMs: 0,
+      addressFile: "/run/berth/gateway.addresses.json",
+    },
+  );
+});
+
 test("usage errors name the flag and what is wrong with it", () => {
   const cases: [string[], RegExp][] = [
     [[], /^give exactly one of --shard-map-file and --shard-map-resource$/],
@@ -73,6 +100,10 @@ test("usage errors name the flag and what is wrong with it", () => {
     [
       ["--shard-map-file", "/m.json", "--shard-map-wait-ms", "soon"],
       /^--shard-map-wait-ms "soon" is not a non-negative integer/,
+    ],
+    [
+      ["--shard-map-file", "/m.json", "--address-file", "addresses.json"],
+      /^--address-file "addresses.json" must be an absolute path$/,
     ],
     [["--shard-map-file", "/m.json", "--bogus"], /Unknown option '--bogus'/],
     [["--shard-map-file", "/m.json", "extra"], /positional/i],

@@ -12,6 +12,7 @@ import {
   parseInternalTlsFlags,
   setServerV8Flags,
   UsageError,
+  writeAddressFile,
 } from "@berth/common";
 import type { ShardMapResourceSource } from "@berth/kubernetes";
 import { clusterIdProblem } from "@berth/proto";
@@ -23,6 +24,7 @@ export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json 
                [--shard-map-wait-ms 10000] [--node-id gateway-0] [--cluster-id <id>]
                [--kubeconfig FILE] [--gossip-pull-ms 1000]
                [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
+               [--address-file /abs/path/addresses.json]
 
   --grpc               public gRPC listen address (CapacityService, health, reflection)
   --gossip             GossipService listen address (workers push counters here)
@@ -36,6 +38,11 @@ export const USAGE = `usage: gateway (--shard-map-file /abs/path/shard-map.json 
                        Kubernetes mode, where workers do not push to gateways; else off)
   --shard-map-wait-ms  how long startup waits for a first ShardMap (default 10000)
   --node-id            id sent with gossip messages (default gateway-<hostname>-<pid>)
+  --address-file       once --grpc, --gossip and --http are bound, write the addresses they
+                       listen on to this file (absolute path), atomically, as JSON:
+                       {"version":1,"pid":…,"addresses":{"grpc":…,"gossip":…,"http":…}}
+                       (with port 0: the ports the OS chose). Startup first waits up to
+                       --shard-map-wait-ms for a ShardMap; give 0 to bind at once
   --cluster-id         the cluster this gateway belongs to (lowercase letters, digits, '-'):
                        sent with every call to workers; gossip from another cluster is
                        refused. The same id as the workers' (default: none)
@@ -47,6 +54,8 @@ ${INTERNAL_TLS_USAGE}
 export type GatewayArgs = Omit<GatewayConfig, "shardMapSource" | "transport"> & {
   /** Mutual TLS on internal connections; absent: plaintext. */
   readonly internalTls?: InternalTlsFlags;
+  /** Where to write the bound addresses once listening (`--address-file`). */
+  readonly addressFile?: string;
   /** Kubernetes mode: the ShardMap object to watch. */
   readonly shardMapResource?: {
     readonly namespace: string;
@@ -84,6 +93,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
         "cluster-id": { type: "string", default: "" },
         "internal-tls-dir": { type: "string" },
         "internal-tls-server-name": { type: "string" },
+        "address-file": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -106,6 +116,10 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
   }
   if (typeof file === "string" && !isAbsolute(file)) {
     throw new UsageError(`--shard-map-file ${JSON.stringify(file)} must be an absolute path`);
+  }
+  const addressFile = values["address-file"];
+  if (typeof addressFile === "string" && !isAbsolute(addressFile)) {
+    throw new UsageError(`--address-file ${JSON.stringify(addressFile)} must be an absolute path`);
   }
   let shardMapResource: GatewayArgs["shardMapResource"];
   if (typeof resource === "string") {
@@ -158,6 +172,7 @@ export function parseGatewayArgs(args: readonly string[]): GatewayArgs | "help" 
     ...(typeof nodeId === "string" ? { nodeId } : {}),
     ...(clusterId === "" ? {} : { clusterId }),
     ...(internalTls === undefined ? {} : { internalTls }),
+    ...(typeof addressFile === "string" ? { addressFile } : {}),
   };
 }
 
@@ -176,7 +191,7 @@ async function main(): Promise<void> {
   }
   setServerV8Flags();
   const logger = createLogger("gateway");
-  const { shardMapResource, internalTls, ...gatewayConfig } = config;
+  const { shardMapResource, internalTls, addressFile, ...gatewayConfig } = config;
   let transport: InternalTransport | undefined;
   if (internalTls !== undefined) {
     try {
@@ -207,7 +222,7 @@ async function main(): Promise<void> {
     logger,
   });
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (signal: string, code = 0): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "signal received; stopping");
@@ -218,7 +233,7 @@ async function main(): Promise<void> {
         transport?.close();
       })
       .then(
-        () => process.exit(0),
+        () => process.exit(code),
         (e: unknown) => {
           logger.error({ err: e }, "shutdown failed");
           process.exit(1);
@@ -231,6 +246,17 @@ async function main(): Promise<void> {
     // Never crash on a stray rejection: log it loudly; requests keep being served.
     logger.error({ err: e }, "unhandled promise rejection");
   });
+  if (addressFile !== undefined) {
+    // Every listener is bound: a supervisor that gave port 0 learns the ports here.
+    writeAddressFile(addressFile, {
+      grpc: gateway.grpcAddress,
+      gossip: gateway.gossipAddress,
+      http: gateway.httpAddress,
+    }).catch((e: unknown) => {
+      logger.fatal({ err: e, file: addressFile }, "cannot write the address file");
+      stop("address file", 1);
+    });
+  }
 }
 
 if (import.meta.main) {

@@ -55,6 +55,11 @@ test("a bundle newer than every source it was built from runs; a newer source, o
     const stale = childEntry(root, "worker", "p");
     assert.equal(stale.kind, "sources");
     assert.equal(stale.reason, "common/src/deep/x.ts changed since npm run build");
+    // REPO_ROOT ends with a slash: the path is named whole all the same.
+    assert.equal(
+      childEntry(`${root}/`, "worker", "p").reason,
+      "common/src/deep/x.ts changed since npm run build",
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

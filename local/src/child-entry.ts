@@ -5,7 +5,7 @@
 // start), which is most of a restart's wall time; a stale one would run code the
 // developer has since changed, so any newer source file means the sources run.
 import { readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 
 /** The packages a worker or gateway bundle is built from, besides its own. */
 const SHARED_PACKAGES = ["proto", "common", "kubernetes"] as const;
@@ -41,7 +41,7 @@ export function childEntry(root: string, pkg: "worker" | "gateway", preload: str
   for (const p of [pkg, ...SHARED_PACKAGES]) {
     const newer = newerSource(resolve(root, p, "src"), builtMs);
     if (newer !== undefined) {
-      return fromSources(`${newer.slice(root.length + 1)} changed since npm run build`);
+      return fromSources(`${relative(root, newer)} changed since npm run build`);
     }
   }
   return {

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
-import { CapacityServiceClient, parseRichStatus } from "@berth/common";
+import { CapacityServiceClient, parseRichStatus, readAddressFile } from "@berth/common";
 import { shardOf, type v1 } from "@berth/proto";
 import * as grpc from "@grpc/grpc-js";
 import { type LocalCluster, REPO_ROOT, startLocalCluster } from "./local-cluster.js";
@@ -180,6 +180,12 @@ test("a worker killed with SIGKILL is restarted and recovers its reservations", 
   assert.ok(worker.restarts >= 1);
   assert.ok(!alive(oldPid));
   childPids.push(newPid);
+  // With port 0 it was given the ports it reported the first time: the ShardMap's
+  // address for it stays right.
+  const reported = await readAddressFile(join(dataDir, "run", `${owner}.addresses.json`));
+  assert.equal(reported?.pid, newPid);
+  assert.equal(reported?.addresses.grpc, worker.grpcAddress);
+  assert.equal(cluster.shardMap().members.find((m) => m.id === owner)?.address, worker.grpcAddress);
 
   const after = await getPool(pool);
   assert.equal(after.reserved, 4);

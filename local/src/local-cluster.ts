@@ -28,12 +28,12 @@ import type { LogFormat } from "./log-format.js";
 import { ManifestCache } from "./manifest-cache.js";
 import { PoolSync, specsInForce, watchManifests } from "./pool-sync.js";
 import {
-  allocateFreePorts,
   type ClusterPorts,
   checkPortsAvailable,
   DEFAULT_GATEWAY_PORT,
   derivePorts,
   labelPorts,
+  portsToReport,
 } from "./ports.js";
 import { shardsPerMember } from "./shard-map-ops.js";
 import { ShardMapPublisher } from "./shard-map-publisher.js";
@@ -191,8 +191,10 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   // the last run on this data directory are not parsed again (manifest-cache.ts).
   const manifestCache = await ManifestCache.open(resolve(dataDir, MANIFEST_CACHE_FILE));
   const manifests = await manifestCache.load(manifestPaths);
+  // Port 0: every child binds port 0 and reports what it got (supervisor.ts).
   const ports: ClusterPorts =
-    port === 0 ? await allocateFreePorts(workerCount) : derivePorts(port, workerCount);
+    port === 0 ? portsToReport(workerCount) : derivePorts(port, workerCount);
+  const addressDir = resolve(dataDir, "run");
   // The lock before anything is written: a second start on this data directory must
   // not touch the ShardMap the running cluster follows.
   let stale: { previous: DataDirLockInfo | undefined; file: string } | undefined;
@@ -214,6 +216,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       ]);
     }
     await mkdir(logDir, { recursive: true });
+    await mkdir(addressDir, { recursive: true });
   } catch (e: unknown) {
     await unlock();
     throw e;
@@ -254,27 +257,32 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       members,
       shardCount,
     );
-    await lock.update({
-      gateway: at(ports.gateway.grpc),
-      control: at(options.controlPort ?? ports.control),
-    });
-    await publisher.publishPlanned(log);
+    if (port === 0) {
+      // Written once the workers have reported their addresses (below).
+      await publisher.withhold();
+    } else {
+      await lock.update({
+        gateway: at(ports.gateway.grpc),
+        control: at(options.controlPort ?? ports.control),
+      });
+      await publisher.publishPlanned(log);
+    }
   } catch (e: unknown) {
     await unlock();
     throw e;
   }
 
-  const gatewayAddresses = {
-    grpc: at(ports.gateway.grpc),
-    gossip: at(ports.gateway.gossip),
-    http: at(ports.gateway.http),
-  };
   const supervisor = new Supervisor({
     root: REPO_ROOT,
     clusterId,
     journal,
     shardMapFile: publisher.file,
-    gateway: gatewayAddresses,
+    addressDir,
+    gateway: {
+      grpc: at(ports.gateway.grpc),
+      gossip: at(ports.gateway.gossip),
+      http: at(ports.gateway.http),
+    },
     workers: workerSpecs,
     env: options.env,
     restartBackoff: options.restartBackoff,
@@ -282,10 +290,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     stopTimeoutMs: options.stopTimeoutMs,
     log: logs,
   });
-  // What each worker holds, from its WatchShards stream (reconnected across restarts).
-  const reports = new ShardReports(members, clusterId, log);
-  const mover = new ShardMover(publisher, reports, log);
-
+  // What each worker holds, from its WatchShards stream (reconnected across restarts);
+  // made once the workers have reported where they listen.
+  let reports: ShardReports | undefined;
   let router: Router | undefined;
   let control: ControlServer | undefined;
   let watcher: { close(): void } | undefined;
@@ -294,7 +301,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     stopping ??= (async () => {
       watcher?.close();
       router?.close();
-      reports.close();
+      reports?.close();
       await control?.close();
       log("info", "stopping the gateway and the workers");
       await supervisor.stop();
@@ -327,7 +334,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         ),
       // At start, the workers say which specs their serving shards hold in force: the
       // pools of a shard whose digest equals that of its manifests need no Configure.
-      inForce: (specs) => specsInForce(specs, publisher.map, reports),
+      inForce: (specs) => specsInForce(specs, publisher.map, reports as ShardReports),
       concurrency: CONFIGURE_CONCURRENCY,
       log,
     },
@@ -344,12 +351,24 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
     // While the processes start: remember the parsed manifests for the next run.
     const cacheSaved = saveManifestCache();
-    await orAbort(supervisor.start());
-    await cacheSaved;
     await orAbort(
-      reports.waitFor(
+      supervisor.start(async () => {
+        if (port !== 0) return;
+        publisher.locate(new Map(supervisor.addresses.workers.map((w) => [w.id, w.grpc])));
+        await publisher.publishPlanned(log);
+      }),
+    );
+    await cacheSaved;
+    const watching = new ShardReports(
+      supervisor.addresses.workers.map((w) => ({ id: w.id, address: w.grpc })),
+      clusterId,
+      log,
+    );
+    reports = watching;
+    await orAbort(
+      watching.waitFor(
         "every worker reports its shards",
-        () => reports.allReporting(),
+        () => watching.allReporting(),
         FIRST_REPORT_TIMEOUT_MS,
       ),
     );
@@ -365,11 +384,16 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   }
 
   const reloadPools = () => pools.reload();
+  const mover = new ShardMover(publisher, reports, log);
+  const addresses = supervisor.addresses;
   try {
     control = await startControlServer(
       options.controlPort ?? ports.control,
       controlHandlers({ publisher, mover, supervisor }),
     );
+    if (port === 0) {
+      await lock.update({ gateway: addresses.gateway.grpc, control: control.address });
+    }
     if (options.watch === true) {
       watcher = await watchManifests(manifestPaths, () => {
         reloadPools().catch((e: unknown) =>
@@ -385,8 +409,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
 
   const workers: LocalWorker[] = supervisor.workers.map((p, i) => ({
     id: p.name,
-    grpcAddress: workerSpecs[i]?.grpc ?? "",
-    httpAddress: workerSpecs[i]?.http ?? "",
+    grpcAddress: addresses.workers[i]?.grpc ?? "",
+    httpAddress: addresses.workers[i]?.http ?? "",
     get pid() {
       return p.pid;
     },
@@ -396,8 +420,8 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
   }));
 
   return {
-    gatewayAddress: gatewayAddresses.grpc,
-    gatewayHttpAddress: gatewayAddresses.http,
+    gatewayAddress: addresses.gateway.grpc,
+    gatewayHttpAddress: addresses.gateway.http,
     get gatewayPid() {
       return supervisor.gateway.pid;
     },
@@ -424,7 +448,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
         workers.map((w) => w.id),
       );
       return banner({
-        gateway: gatewayAddresses,
+        gateway: addresses.gateway,
         workers: workers.map((w) => ({
           id: w.id,
           grpc: w.grpcAddress,

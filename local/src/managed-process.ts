@@ -29,15 +29,18 @@ export interface ManagedProcessOptions {
   /** Short name, e.g. `worker-0`: the log prefix. */
   readonly name: string;
   readonly command: string;
-  readonly args: readonly string[];
+  /** The arguments, or a function giving them afresh for each spawn (a restart may differ). */
+  readonly args: readonly string[] | (() => readonly string[]);
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
   /**
    * Asks the process whether it is ready (e.g. its /readyz). Called after each spawn,
    * every {@link PROBE_INTERVAL_MS}, until it says ready or exits; a rejection counts
-   * as not ready (not answering yet).
+   * as not ready (not answering yet). `pid`: the process being probed.
    */
-  readonly readiness: () => Promise<ProbeAnswer>;
+  readonly readiness: (pid: number) => Promise<ProbeAnswer>;
+  /** Called right before each spawn (e.g. to remove what the previous process left). */
+  readonly beforeSpawn?: () => void;
   /** Every line the process writes. */
   readonly onLine: (line: string, stream: "stdout" | "stderr") => void;
   readonly onLifecycle?: (event: LifecycleEvent) => void;
@@ -259,7 +262,9 @@ export class ManagedProcess {
 
   #spawn(): void {
     const generation = ++this.#generation;
-    const child = spawn(this.#options.command, [...this.#options.args], {
+    const o = this.#options;
+    o.beforeSpawn?.();
+    const child = spawn(o.command, [...(typeof o.args === "function" ? o.args() : o.args)], {
       cwd: this.#options.cwd,
       env: this.#options.env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -304,7 +309,7 @@ export class ManagedProcess {
     const attempt = async () => {
       if (!current()) return;
       const answer: ProbeAnswer = await this.#options
-        .readiness()
+        .readiness(pid)
         .catch(() => ({ ready: false, reason: undefined }));
       if (!current()) return;
       if (answer.ready) {

@@ -32,7 +32,8 @@ Options (environment fallback in brackets):
                         repeatable (BERTH_POOLS, ':'-separated, default examples/pools.yaml)
   --port N              gateway gRPC port; the others derive from it: gossip N+9,
                         workers N+10+i, HTTP 9100+(N-50051) and up, control 9099+(N-50051).
-                        0 picks free ports for everything (BERTH_PORT, default 50051)
+                        0: every process binds a free port and reports it (a restart
+                        keeps it); the banner shows them (BERTH_PORT, default 50051)
   --control-port N      control HTTP server (BERTH_CONTROL_PORT, default derived)
   --shards N            shard count, fixed once a data dir is used (BERTH_SHARDS, default 256)
   --journal KIND|URL    sqlite (default: <data-dir>/journal.db), or a journal URL passed

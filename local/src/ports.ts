@@ -45,8 +45,23 @@ export function derivePorts(port: number, workers: number): ClusterPorts {
 }
 
 /**
- * Free ports on 127.0.0.1 for every process, chosen by the OS (`--port 0`). All
- * are held open until all are chosen, so none is handed out twice.
+ * `--port 0`: port 0 for every process. Each child binds a port the OS chooses and
+ * reports it in its address file (supervisor.ts); the control server binds its own.
+ */
+export function portsToReport(workers: number): ClusterPorts {
+  return {
+    gateway: { grpc: 0, gossip: 0, http: 0 },
+    workers: Array.from({ length: workers }, () => ({ grpc: 0, http: 0 })),
+    control: 0,
+  };
+}
+
+/**
+ * Free ports on 127.0.0.1 for every process, chosen by the OS. All are held open until
+ * all are chosen, so none is handed out twice; but they are closed before the caller
+ * binds them, so another program may take one meanwhile. Local mode no longer uses it
+ * (see {@link portsToReport}); the image's single-node harness (e2e/src/image) does, as
+ * it writes the ShardMap with the worker's address before its containers start.
  */
 export async function allocateFreePorts(workers: number): Promise<ClusterPorts> {
   const servers: Server[] = [];

@@ -2,7 +2,7 @@
 // <dataDir>/shard-map.json (which the gateway and workers follow) and handed to the
 // supervisor's own Router.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rename, rm } from "node:fs/promises";
 import { writeShardMapFile } from "@berth/common";
 import { planShardMapAtStart } from "@berth/operator";
 import { internal, StaticShardMapSource } from "@berth/proto";
@@ -25,11 +25,18 @@ export class ShardMapPublisher {
     this.file = file;
     this.#map = map;
     this.#previous = previous;
-    this.source = new StaticShardMapSource(map);
+    // Empty until publishPlanned: with port 0 the planned map's addresses come later.
+    this.source = new StaticShardMapSource();
+  }
+
+  /** Where {@link withhold} keeps the previous run's map until this start's is written. */
+  get #previousFile(): string {
+    return `${this.file}.previous`;
   }
 
   /**
-   * Plans the map of this start from the one `file` holds, if any (see
+   * Plans the map of this start from the one `file` holds (or, when a start that had
+   * withheld it ended before writing its own, `<file>.previous`), if any (see
    * planShardMapAtStart); writes nothing yet ({@link publishPlanned} does).
    *
    * @throws ShardCountMismatchError when `file` was written for another shard count
@@ -40,7 +47,7 @@ export class ShardMapPublisher {
     members: readonly internal.Member[],
     shardCount: number,
   ): Promise<ShardMapPublisher> {
-    const previous = await readPreviousMap(file);
+    const previous = (await readPreviousMap(file)) ?? (await readPreviousMap(`${file}.previous`));
     const map = planShardMapAtStart({ members, shardCount, previous, previousPath: file });
     return new ShardMapPublisher(file, map, previous);
   }
@@ -50,9 +57,38 @@ export class ShardMapPublisher {
     return this.#map;
   }
 
+  /**
+   * With port 0 the children start before this start's map can be written (its member
+   * addresses are those the workers report), and must not follow the previous run's
+   * map meanwhile: its addresses are stale (another program may listen there now), and
+   * a worker counts as ready only once it knows a map. Moves the file aside to
+   * `<file>.previous`, never deleting it: its epochs must survive a start that ends
+   * before {@link publishPlanned} (epochs only grow; the journal fences by them).
+   */
+  async withhold(): Promise<void> {
+    try {
+      await rename(this.file, this.#previousFile);
+    } catch (e: unknown) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+  }
+
+  /**
+   * Gives the planned map's members the gRPC addresses the workers reported (by id),
+   * before {@link publishPlanned}.
+   */
+  locate(addresses: ReadonlyMap<string, string>): void {
+    this.#map = {
+      ...this.#map,
+      members: this.#map.members.map((m) => ({ ...m, address: addresses.get(m.id) ?? m.address })),
+    };
+  }
+
   /** Writes the planned map, and says which manual moves of the previous run it kept. */
   async publishPlanned(log: Log): Promise<void> {
     await writeShardMapFile(this.file, this.#map);
+    this.source.set(this.#map);
+    await rm(this.#previousFile, { force: true });
     const map = this.#map;
     const previous = this.#previous;
     const kept = manualMoves(map);

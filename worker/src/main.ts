@@ -11,6 +11,7 @@ import {
   loadInternalTls,
   setServerV8Flags,
   UsageError,
+  writeAddressFile,
 } from "@berth/common";
 import type { PodControllerOwner, WorkerLease } from "@berth/kubernetes";
 import type { ShardMapSource } from "@berth/proto";
@@ -156,6 +157,25 @@ async function main(): Promise<number> {
     ...(transport === undefined ? {} : { transport }),
     logger: log,
   });
+  if (flags.addressFile !== undefined) {
+    // Every listener is bound (readiness comes later): a supervisor that gave port 0
+    // learns the ports here, then probes /readyz at the http address.
+    try {
+      await writeAddressFile(flags.addressFile, {
+        grpc: worker.address,
+        http: worker.httpAddress as string,
+      });
+    } catch (e: unknown) {
+      log.fatal({ err: e, file: flags.addressFile }, "cannot write the address file");
+      await worker.close();
+      leaseOwner?.stop();
+      transport?.close();
+      source.close();
+      await closeKubeConfig();
+      await journal.close();
+      return 1;
+    }
+  }
   if (lease !== undefined) {
     const held = lease;
     registerLeaseMetrics(worker.registry, () => held.stats());

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import {
   clusterClientOptions,
   parseRichStatus,
+  readAddressFile,
   WorkerServiceClient,
   writeShardMapFile,
 } from "@berth/common";
@@ -72,6 +73,63 @@ function runWorker(args: string[]) {
 }
 
 describe("the worker process", () => {
+  test("with port 0 and --address-file it writes the ports it listens on, and serves there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-worker-proc-"));
+    const addressFile = join(dir, "worker-0.addresses.json");
+    // No ShardMap file yet: a worker starts without one and waits for it.
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        mainScript,
+        ...["--id", "worker-0", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        ...["--journal", `sqlite://${join(dir, "journal.db")}`],
+        ...["--shard-map-file", join(dir, "shard-map.json"), "--address-file", addressFile],
+      ],
+      { cwd: repoRoot, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    try {
+      let record = await readAddressFile(addressFile);
+      while (record === undefined) {
+        if (child.exitCode !== null) assert.fail(`worker exited first:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+        record = await readAddressFile(addressFile);
+      }
+      assert.equal(record.pid, child.pid);
+      assert.equal(record.addresses.gossip, undefined);
+      for (const address of [record.addresses.grpc, record.addresses.http]) {
+        assert.match(address, /^127\.0\.0\.1:[1-9][0-9]*$/);
+      }
+      const health = await fetch(`http://${record.addresses.http}/healthz`);
+      assert.equal(health.status, 200);
+      // Without a ShardMap it is up but not ready, and says why.
+      const ready = await fetch(`http://${record.addresses.http}/readyz`);
+      assert.equal(ready.status, 503);
+      const grpcUp = await new Promise<boolean>((resolve) => {
+        const socket = createConnection(
+          Number(record.addresses.grpc.split(":")[1]),
+          "127.0.0.1",
+          () => {
+            socket.end();
+            resolve(true);
+          },
+        );
+        socket.once("error", () => resolve(false));
+      });
+      assert.ok(grpcUp, `gRPC listens at ${record.addresses.grpc}`);
+    } finally {
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, stderr);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("it serves, logs where it listens, and exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "berth-worker-proc-"));
     let w: ReturnType<typeof runWorker> | undefined;

@@ -74,6 +74,24 @@ describe("worker flags", () => {
     assert.match(USAGE, /--idempotency-retention/);
   });
 
+  test("--address-file is optional and takes an absolute path", () => {
+    const without = parseWorkerFlags(base);
+    assert.ok(without !== "help");
+    assert.equal(without.addressFile, undefined);
+    const flags = parseWorkerFlags([
+      ...base,
+      "--address-file",
+      "/run/berth/worker-1.addresses.json",
+    ]);
+    assert.ok(flags !== "help");
+    assert.equal(flags.addressFile, "/run/berth/worker-1.addresses.json");
+    assert.equal(
+      usage([...base, "--address-file", "worker-1.addresses.json"]),
+      '--address-file must be an absolute path, got "worker-1.addresses.json"',
+    );
+    assert.match(USAGE, /--address-file/);
+  });
+
   test("bad flags are rejected with a precise message", () => {
     assert.equal(usage(base.slice(2)), "missing required flag --id");
     assert.match(usage([...base, "--bogus"]), /Unknown option '--bogus'/);

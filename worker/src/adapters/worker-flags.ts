@@ -17,7 +17,7 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
               (--shard-map-file /abs/path/shard-map.json | --shard-map-resource NS/NAME)
               [--gossip-peer <host:port>]... [--snapshot-every <n>] [--cluster-id <id>]
               [--idempotency-retention <duration, e.g. 24h>]
-              [--hand-off-timeout-ms <ms>]
+              [--hand-off-timeout-ms <ms>] [--address-file /abs/path/addresses.json]
               [--advertise <host:port>] [--kubeconfig FILE]
               [--lease-duration-ms 6000] [--lease-renew-ms 1000] [--lease-owner-pod NAME]
               [--internal-tls-dir DIR [--internal-tls-server-name NAME]]
@@ -45,6 +45,10 @@ export const USAGE = `usage: worker --id <member-id> --grpc <host:port> --http <
   --lease-owner-pod Kubernetes mode: the pod this worker runs in ($(POD_NAME)); its
                     controller (the StatefulSet) becomes the Lease's owner, so deleting
                     the StatefulSet deletes the Lease (default: no owner)
+  --address-file    once --grpc and --http are bound, write the addresses they listen on
+                    to this file (absolute path), atomically, as JSON:
+                    {"version":1,"pid":…,"addresses":{"grpc":"host:port","http":"host:port"}}
+                    (with port 0 in --grpc or --http: the ports the OS chose)
   --gossip-peer     GossipService address of a gateway; repeatable
   --snapshot-every  save a pool snapshot every n events (default 100)
   --idempotency-retention
@@ -100,6 +104,8 @@ export interface WorkerFlags {
   readonly handOffTimeoutMs: number;
   /** Mutual TLS on the gRPC port and the gossip clients; absent: plaintext. */
   readonly internalTls?: InternalTlsFlags;
+  /** Where to write the bound addresses once listening (`--address-file`); absent: nowhere. */
+  readonly addressFile?: string;
 }
 
 const RETENTION_UNITS_MS: Readonly<Record<string, number>> = {
@@ -153,6 +159,10 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
   }
   if (shardMapFile !== undefined && !isAbsolute(shardMapFile)) {
     throw new UsageError(`--shard-map-file must be an absolute path, got "${shardMapFile}"`);
+  }
+  const addressFile = values["address-file"];
+  if (addressFile !== undefined && !isAbsolute(addressFile)) {
+    throw new UsageError(`--address-file must be an absolute path, got "${addressFile}"`);
   }
   const kubernetesOnly = [
     "kubeconfig",
@@ -254,6 +264,7 @@ export function parseWorkerFlags(args: readonly string[]): WorkerFlags | "help" 
     idempotencyRetentionMs: retentionMs,
     handOffTimeoutMs: Number(handOff),
     ...(internalTls === undefined ? {} : { internalTls }),
+    ...(addressFile === undefined ? {} : { addressFile }),
   };
 }
 
@@ -279,6 +290,7 @@ function parse(args: readonly string[]) {
       "idempotency-retention": { type: "string" },
       "cluster-id": { type: "string" },
       "hand-off-timeout-ms": { type: "string" },
+      "address-file": { type: "string" },
       "internal-tls-dir": { type: "string" },
       "internal-tls-server-name": { type: "string" },
       help: { type: "boolean", short: "h" },
