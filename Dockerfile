@@ -58,6 +58,7 @@ COPY . .
 # /out: what the runtime stage takes — each program's package.json (its "type"), launcher
 # (bin/) and bundles (dist/); not the test Cassandra's CLI (testing/dist/cassandra).
 RUN npm run build \
+ && mkdir -p /out \
  && cp package.json /out/ \
  && for p in worker gateway operator cli; do \
       mkdir -p /out/$p && cp -r $p/package.json $p/bin $p/dist /out/$p/; \

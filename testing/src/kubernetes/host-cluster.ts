@@ -9,9 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { freePorts } from "./control-plane.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const PARENT_WATCH = pathToFileURL(
-  fileURLToPath(new URL("../local/parent-watch.ts", import.meta.url)),
-).href;
+const PARENT_WATCH = pathToFileURL(resolve(REPO_ROOT, "local/src/parent-watch.ts")).href;
 
 /** One child process of the test. */
 export class HostProcess {
