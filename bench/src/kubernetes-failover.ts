@@ -398,12 +398,12 @@ export async function runKills(
         .flatMap((o) => logLinesSince(o.logFile, killAt))
         .filter((l) => l.at <= runEnd)
         .sort((a, b) => a.at - b.at);
-      const leaderChanges = opLines.filter((l) =>
-        /the leadership|became the leader/.test(l.msg),
+      const leaderChanges = opLines.filter(
+        (l) => l.event === "operator.leading" || l.event === "operator.not_leading",
       ).length;
       const takeovers = opLines.filter(
         (l) =>
-          l.msg === "published the ShardMap" &&
+          l.event === "operator.shard_map_published" &&
           typeof l.changes === "object" &&
           l.changes !== null &&
           "taken-over" in l.changes,
@@ -415,7 +415,7 @@ export async function runKills(
           ? undefined
           : firstLine(
               logLinesSince(p.logFile, killAt),
-              (l) => l.msg === "ShardMap published" && Number(l.revision) >= revision,
+              (l) => l.event === "shard_map.followed" && Number(l.revision) >= revision,
             )?.at;
       const ownerSaw = owners.map(sawAt).filter((x): x is number => x !== undefined);
       // From the new owners' own reports (WatchShards), not their logs.
@@ -544,17 +544,17 @@ export async function runTerms(
           : firstLine(
               logLinesSince(leader.logFile, termAt),
               (l) =>
-                l.msg === "published the ShardMap" &&
+                l.event === "operator.shard_map_published" &&
                 typeof l.changes === "object" &&
                 l.changes !== null &&
                 "draining" in l.changes,
             );
       const opLines = system.operators.flatMap((p) => logLinesSince(p.logFile, termAt));
-      const leaderChanges = opLines.filter((l) =>
-        /the leadership|became the leader/.test(l.msg),
+      const leaderChanges = opLines.filter(
+        (l) => l.event === "operator.leading" || l.event === "operator.not_leading",
       ).length;
       const publications = opLines
-        .filter((l) => l.msg === "published the ShardMap" && l.at <= runEnd)
+        .filter((l) => l.event === "operator.shard_map_published" && l.at <= runEnd)
         .sort((a, b) => a.at - b.at)
         .map((l) => `+${l.at - termAt} ms r${l.revision} ${JSON.stringify(l.changes)}`);
       const failures = Object.fromEntries(client.failuresBetween(termAt, runEnd));

@@ -2,7 +2,7 @@
 //   node_modules/.bin/node --import tsx bench/src/start-time.ts [--runs 10]
 // Measures, interleaving the two variants run by run (a busy machine slows both alike):
 // `berth --help`, one real `berth pool` call, and worker and gateway from spawn to their
-// "listening" log line (a worker with a SQLite journal and 8 shards). Prints min / median
+// "listening" log line (its `event`; a worker with a SQLite journal and 8 shards). Prints min / median
 // / max in ms. Run `npm run build` first.
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -29,7 +29,7 @@ const variants = {
 } as const;
 type Variant = keyof typeof variants;
 
-/** Spawns node with `args` and resolves with ms until `until` (a log message, or exit). */
+/** Spawns node with `args` and resolves with ms until `until` (a log line's `event`, or exit). */
 function timed(
   args: string[],
   until: string | "exit",
@@ -47,7 +47,7 @@ function timed(
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       output += `${line}\n`;
-      if (until !== "exit" && line.includes(`"msg":"${until}"`)) {
+      if (until !== "exit" && line.includes(`"event":"${until}"`)) {
         resolve({ ms: performance.now() - started, child });
       }
     });
@@ -101,12 +101,12 @@ try {
       );
       const worker = await timed(
         [...args("worker/src/main.ts"), ...workerArgs],
-        "worker listening",
+        "worker.listening",
       );
       record(`worker start to ready (${variant})`, worker.ms);
       const gateway = await timed(
         [...args("gateway/src/main.ts"), ...gatewayArgs],
-        "gateway listening",
+        "gateway.listening",
       );
       record(`gateway start to ready (${variant})`, gateway.ms);
       if (run === 0 && variant === "tsx") {

@@ -35,6 +35,7 @@ export function clusterGuard(
     last.set(m.callerClusterId, { atMs: t, suppressed: 0 });
     log.warn(
       {
+        event: "internal_call.refused",
         clusterId,
         callerClusterId: m.callerClusterId,
         peer: m.peer,

@@ -254,7 +254,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     });
 
     logger.info(
-      { grpc: grpcAddress, gossip: gossipAddress, http: http.address },
+      { event: "gateway.listening", grpc: grpcAddress, gossip: gossipAddress, http: http.address },
       "gateway listening",
     );
 

@@ -6,10 +6,10 @@ import { Registry } from "prom-client";
 import { OwnerOutages } from "./owner-outages.js";
 
 function capture(): {
-  lines: { level: number; msg: string; [k: string]: unknown }[];
+  lines: { level: number; event?: string; [k: string]: unknown }[];
   logger: pino.Logger;
 } {
-  const lines: { level: number; msg: string }[] = [];
+  const lines: { level: number; event?: string }[] = [];
   const stream = new Writable({
     write(chunk, _enc, done) {
       for (const l of String(chunk).split("\n")) if (l !== "") lines.push(JSON.parse(l));
@@ -33,8 +33,8 @@ describe("owner outages", () => {
     }
     // 50 failed attempts over 5 s: one warning.
     assert.deepEqual(
-      lines.map((l) => l.msg),
-      ["shard owner unreachable; retrying within the callers' deadlines"],
+      lines.map((l) => l.event),
+      ["owner.unreachable"],
     );
     for (let i = 0; i < 60; i++) {
       outages.unreachable(route, "UNAVAILABLE: connection refused");
@@ -42,13 +42,13 @@ describe("owner outages", () => {
     }
     // 110 over 11 s: one summary, counting the attempts since the first warning.
     assert.equal(lines.length, 2);
-    assert.equal(lines[1]?.msg, "shard owner still unreachable");
+    assert.equal(lines[1]?.event, "owner.still_unreachable");
     assert.equal(lines[1]?.failedAttempts, 100);
     assert.deepEqual(outages.unreachableOwners, ["worker-1"]);
     outages.answered("worker-1");
     outages.answered("worker-1");
     assert.equal(lines.length, 3);
-    assert.equal(lines[2]?.msg, "shard owner reachable again");
+    assert.equal(lines[2]?.event, "owner.reachable_again");
     assert.equal(lines[2]?.failedAttempts, 110);
     assert.equal(lines[2]?.outageMs, 11_000);
     outages.unreachable(route, "UNAVAILABLE: connection refused");

@@ -71,7 +71,13 @@ export class OwnerOutages {
       });
       this.#counter?.inc({ owner: route.owner });
       this.#logger?.warn(
-        { owner: route.owner, address: route.address, shard: route.shard, detail },
+        {
+          event: "owner.unreachable",
+          owner: route.owner,
+          address: route.address,
+          shard: route.shard,
+          detail,
+        },
         "shard owner unreachable; retrying within the callers' deadlines",
       );
       return;
@@ -82,6 +88,7 @@ export class OwnerOutages {
     if (now - known.lastWarnAt < this.#warnIntervalMs) return;
     this.#logger?.warn(
       {
+        event: "owner.still_unreachable",
         owner: route.owner,
         address: route.address,
         outageMs: now - known.since,
@@ -101,6 +108,7 @@ export class OwnerOutages {
     this.#outages.delete(owner);
     this.#logger?.info(
       {
+        event: "owner.reachable_again",
         owner,
         address: known.address,
         outageMs: this.#now() - known.since,

@@ -236,7 +236,12 @@ export class ShardMapResourceSource implements ShardMapSource {
     this.#map = read.map;
     this.#stats.published++;
     this.#logger?.info(
-      { shardMap: this.#object, revision: read.map.revision, resourceVersion },
+      {
+        event: "shard_map.followed",
+        shardMap: this.#object,
+        revision: read.map.revision,
+        resourceVersion,
+      },
       "ShardMap published",
     );
     for (const listener of [...this.#listeners]) {

@@ -23,7 +23,13 @@ export async function waitForJournal(
       log(
         "warn",
         `waiting for the journal (${Math.round((Date.now() - started) / 1000)} s so far; Ctrl-C to stop)`,
-        { journal: url, attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },
+        {
+          event: "local.waiting_for_journal",
+          journal: url,
+          attempt,
+          retryInMs,
+          reason: e instanceof Error ? e.message : String(e),
+        },
       );
     },
   });

@@ -348,7 +348,12 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       );
     }
     if (signal?.aborted) throw new LocalStartAbortedError();
-    log("info", `starting the gateway and ${workerCount} workers`, { dataDir, journal, clusterId });
+    log("info", `starting the gateway and ${workerCount} workers`, {
+      event: "local.starting",
+      dataDir,
+      journal,
+      clusterId,
+    });
     // While the processes start: remember the parsed manifests for the next run.
     const cacheSaved = saveManifestCache();
     await orAbort(

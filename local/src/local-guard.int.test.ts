@@ -27,6 +27,15 @@ const clusterOptions = {
   restartBackoff: { initialMs: 200, maxMs: 1000 },
 } as const;
 
+/** The `event` of a JSON log line (what tests key on; messages may be reworded), if any. */
+function eventOf(line: string): unknown {
+  try {
+    return (JSON.parse(line) as { event?: unknown }).event;
+  } catch {
+    return undefined;
+  }
+}
+
 before(async () => {
   a = await startLocalCluster({ ...clusterOptions, dataDir: dirA });
 });
@@ -125,7 +134,9 @@ test("a worker of another cluster pointed at this cluster's peers is refused and
         const file = join(dirA, "logs", `${w.id}.log`);
         return (
           existsSync(file) &&
-          readFileSync(file, "utf8").includes("refused an internal call from another cluster")
+          readFileSync(file, "utf8")
+            .split("\n")
+            .some((l) => eventOf(l) === "internal_call.refused")
         );
       }),
     );
@@ -197,10 +208,16 @@ test("a restart on the same data directory keeps a manual shard move and release
   a = await startLocalCluster({
     ...clusterOptions,
     dataDir: dirA,
+    logFormat: "json",
     logOutput: (l) => lines.push(l),
   });
   assert.equal(a.shardMap().shards[shard]?.owner, to, "the move is kept");
-  assert.ok(lines.some((l) => l.includes("kept 1 manual shard move of the previous run")));
+  assert.ok(
+    lines.some((l) => {
+      const j = JSON.parse(l) as { event?: string; moves?: number };
+      return j.event === "local.kept_manual_moves" && j.moves === 1;
+    }),
+  );
 });
 
 test("npm start waits for an absent Cassandra with progress lines and stops at once on Ctrl-C", async () => {
@@ -236,7 +253,7 @@ test("npm start waits for an absent Cassandra with progress lines and stops at o
   const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
   try {
     await eventually("a progress line says it waits for the journal", () =>
-      lines.some((l) => l.includes("waiting for the journal")),
+      lines.some((l) => eventOf(l) === "local.waiting_for_journal"),
     );
     child.kill("SIGINT");
     const code = await Promise.race([
@@ -246,7 +263,7 @@ test("npm start waits for an absent Cassandra with progress lines and stops at o
     assert.equal(code, 130, `exit ${String(code)}; stderr: ${stderr}`);
     assert.match(stderr, /SIGINT received; stopping/);
     assert.match(stderr, /stopped before the cluster was up/);
-    assert.ok(!lines.some((l) => l.includes("starting the gateway")), "no process was started");
+    assert.ok(!lines.some((l) => eventOf(l) === "local.starting"), "no process was started");
     assert.ok(!existsSync(join(dir, "berth.lock")), "the lock was released");
   } finally {
     if (child.exitCode === null) child.kill("SIGKILL");

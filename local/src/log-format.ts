@@ -11,7 +11,19 @@ const LEVELS: Record<number, string> = {
   50: "error",
   60: "fatal",
 };
-const HIDDEN = new Set(["level", "time", "msg", "pid", "hostname", "component", "proc", "v"]);
+// `event` names a line for programs and tests (see docs/architecture.md, "Logs"); people
+// read the message.
+const HIDDEN = new Set([
+  "level",
+  "time",
+  "msg",
+  "event",
+  "pid",
+  "hostname",
+  "component",
+  "proc",
+  "v",
+]);
 const REPEATS_NAME = new Set(["worker", "node", "id"]);
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
 const LEVEL_COLORS: Record<string, number> = {

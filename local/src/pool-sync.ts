@@ -155,6 +155,7 @@ export class PoolSync {
     }
     const total = { ...result, configured: result.configured + inForce };
     log("info", describeApplied(total), {
+      event: "local.pools_configured",
       configured: total.configured,
       created: total.created,
       updated: total.updated,

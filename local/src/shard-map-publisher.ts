@@ -96,9 +96,7 @@ export class ShardMapPublisher {
       log(
         "info",
         `kept ${kept} manual shard ${kept === 1 ? "move" : "moves"} of the previous run`,
-        {
-          moves: kept,
-        },
+        { event: "local.kept_manual_moves", moves: kept },
       );
     } else if (previous !== undefined && manualMoves(previous) > 0) {
       const n = manualMoves(previous);

@@ -89,6 +89,9 @@ export class ShardMover {
     const epoch = draining.shards[shard]?.epoch ?? 0;
     await this.#publisher.publish(draining);
     this.#log("info", `draining shard ${shard} on ${from} before moving it to ${to}`, {
+      event: "local.draining_shard",
+      from,
+      to,
       shard,
       epoch,
       revision: draining.revision,
@@ -109,7 +112,7 @@ export class ShardMover {
         this.#log(
           "warn",
           `${from} did not report shard ${shard} drained within ${DRAIN_TIMEOUT_MS} ms; moving it anyway (the new epoch fences ${from})`,
-          { shard, epoch },
+          { event: "local.drain_timeout", from, shard, epoch },
         ),
       );
   }

@@ -168,13 +168,13 @@ export function startOperator(o: OperatorOptions): RunningOperator {
       ? {}
       : { retryPeriodMs: o.leaderElection.retryPeriodMs }),
     onStartedLeading: () => {
-      log.info("became the leader; starting controllers");
+      log.info({ event: "operator.leading" }, "became the leader; starting controllers");
       metrics.leader.set(1);
       controllers = new Controllers(o, log, metrics);
       controllers.start();
     },
     onStoppedLeading: () => {
-      log.warn("lost the leadership; stopping controllers");
+      log.warn({ event: "operator.not_leading" }, "lost the leadership; stopping controllers");
       metrics.leader.set(0);
       const c = controllers;
       controllers = undefined;
@@ -473,7 +473,11 @@ class Controllers {
         for (const c of action.changes) this.#m.shardMoves.inc({ kind: c.kind });
         if (action.changes.length > 0) {
           this.#log.info(
-            { revision: action.map.revision, changes: summarize(action.changes) },
+            {
+              event: "operator.shard_map_published",
+              revision: action.map.revision,
+              changes: summarize(action.changes),
+            },
             "published the ShardMap",
           );
           void this.#events.record(

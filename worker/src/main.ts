@@ -66,24 +66,35 @@ async function main(): Promise<number> {
       ...(cassandraCredentials === undefined ? {} : { cassandraCredentials }),
       onAttemptFailed: (e, attempt, retryInMs) =>
         log.warn(
-          { attempt, retryInMs, reason: e instanceof Error ? e.message : String(e) },
+          {
+            event: "journal.attempt_failed",
+            attempt,
+            retryInMs,
+            reason: e instanceof Error ? e.message : String(e),
+          },
           "journal unavailable; not ready, retrying",
         ),
-      onConnected: (attempts) => log.info({ attempts }, "journal connected"),
+      onConnected: (attempts) =>
+        log.info({ event: "journal.connected", attempts }, "journal connected"),
       onHealthChange: (e) => {
         if (e.state === "down") {
           log.warn(
-            { reason: e.reason, failures: e.failures },
+            { event: "journal.down", reason: e.reason, failures: e.failures },
             "journal unreachable; not ready, answering JOURNAL_UNAVAILABLE until it answers again",
           );
         } else if (e.state === "still_down") {
           log.warn(
-            { reason: e.reason, failures: e.failures, outageMs: e.outageMs },
+            {
+              event: "journal.still_down",
+              reason: e.reason,
+              failures: e.failures,
+              outageMs: e.outageMs,
+            },
             "journal still unreachable",
           );
         } else {
           log.info(
-            { failures: e.failures, outageMs: e.outageMs },
+            { event: "journal.up", failures: e.failures, outageMs: e.outageMs },
             "journal reachable again; ready",
           );
         }
@@ -205,7 +216,10 @@ async function main(): Promise<number> {
     stopped,
   ]);
   if (first === "ready") {
-    log.info({ grpc: worker.address, http: worker.httpAddress }, "worker listening");
+    log.info(
+      { event: "worker.listening", grpc: worker.address, http: worker.httpAddress },
+      "worker listening",
+    );
   }
   const signal = first === "ready" ? await stopped : first;
   if (flags.handOffTimeoutMs > 0 && (signal === "SIGTERM" || signal === "SIGINT")) {
@@ -216,7 +230,7 @@ async function main(): Promise<number> {
   // instead of handing it shards again when its report stream ends.
   await lease?.stop({ release: true });
   leaseOwner?.stop();
-  log.info({ signal }, "stopping: draining in-flight calls");
+  log.info({ event: "worker.stopping", signal }, "stopping: draining in-flight calls");
   await worker.close();
   transport?.close();
   source.close();
@@ -235,7 +249,10 @@ async function main(): Promise<number> {
   if (!journalClosed) {
     log.warn({ timeoutMs: JOURNAL_CLOSE_TIMEOUT_MS }, "the journal did not close in time");
   }
-  log.info(exitCode === 0 ? "worker exited cleanly" : "worker exited");
+  log.info(
+    { event: exitCode === 0 ? "worker.exited_cleanly" : "worker.exited", exitCode },
+    exitCode === 0 ? "worker exited cleanly" : "worker exited",
+  );
   return exitCode;
 }
 
@@ -249,7 +266,7 @@ main().then(
     // 4.10 can keep reconnecting a pool after its connections were cut), exit anyway.
     setTimeout(() => {
       process.stdout.write(
-        `${JSON.stringify({ level: 40, time: Date.now(), msg: "a handle kept the process alive after shutdown; forcing exit", code })}\n`,
+        `${JSON.stringify({ level: 40, time: Date.now(), event: "worker.forced_exit", msg: "a handle kept the process alive after shutdown; forcing exit", code })}\n`,
       );
       process.exit(code);
     }, FORCED_EXIT_AFTER_MS).unref();

@@ -32,6 +32,15 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The `event` of a JSON log line (what tests key on; messages may be reworded), if any. */
+function eventOf(line: string): unknown {
+  try {
+    return (JSON.parse(line) as { event?: unknown }).event;
+  } catch {
+    return undefined;
+  }
+}
+
 function runWorker(args: string[]) {
   const child = spawn(process.execPath, ["--import", "tsx", mainScript, ...args], {
     cwd: repoRoot,
@@ -239,24 +248,17 @@ describe("the worker process", () => {
 
       w.child.kill("SIGTERM");
       assert.equal(await w.exited, 0, w.stderr());
-      assert.ok(w.lines.some((l) => l.includes("worker exited cleanly")));
+      assert.ok(w.lines.some((l) => eventOf(l) === "worker.exited_cleanly"));
       assert.ok(
-        w.lines.some((l) => l.includes("refused an internal call from another cluster")),
+        w.lines.some((l) => eventOf(l) === "internal_call.refused"),
         "the refusal is logged",
       );
       // Shutdown is summarised: one line for the 16 shards, none per shard.
-      const msgs = w.lines.flatMap((l) => {
-        try {
-          return [(JSON.parse(l) as { msg: string }).msg];
-        } catch {
-          return [];
-        }
-      });
       assert.deepEqual(
-        msgs.filter((m) =>
-          /shard leaving|shard drained|draining 16 shards|16 shards drained/.test(m),
-        ),
-        ["worker shutting down; draining 16 shards", "16 shards drained"],
+        w.lines
+          .map(eventOf)
+          .filter((e) => typeof e === "string" && /^ownership\.(shard_|shutdown_)/.test(e)),
+        ["ownership.shutdown_draining", "ownership.shutdown_drained"],
       );
     } finally {
       // A failed assertion must not leave the worker running (it would hold the test open).
@@ -326,17 +328,11 @@ describe("the worker process", () => {
       assert.equal(await w.exited, 0, w.stderr());
       assert.equal((await watch.ended).code, 0, "the stream ended with OK");
       assert.ok(map.shards.every((s) => s.owner === "worker-heir" && s.epoch === 2));
-      const msgs = w.lines.flatMap((l) => {
-        try {
-          return [(JSON.parse(l) as { msg: string }).msg];
-        } catch {
-          return [];
-        }
-      });
-      const leaving = msgs.indexOf("leaving: waiting for this worker's shards to be moved away");
-      const movedAway = msgs.indexOf("every shard was moved away");
-      const stopping = msgs.indexOf("stopping: draining in-flight calls");
-      assert.ok(0 <= leaving && leaving < movedAway && movedAway < stopping, msgs.join("\n"));
+      const events = w.lines.map(eventOf);
+      const leaving = events.indexOf("worker.leaving");
+      const movedAway = events.indexOf("worker.moved_away");
+      const stopping = events.indexOf("worker.stopping");
+      assert.ok(0 <= leaving && leaving < movedAway && movedAway < stopping, w.lines.join("\n"));
     } finally {
       watch?.close();
       if (w !== undefined && w.child.exitCode === null && w.child.signalCode === null) {

@@ -456,9 +456,9 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
     console.log(
       `# worker warnings during the ${outage.seconds.toFixed(0)} s outage: ${outage.warnings}`,
     );
-    const said = (msg: string) => w.lines.some((l) => l.includes(`"msg":"${msg}`));
-    assert.ok(said("journal unreachable; not ready"), "the outage's start is logged");
-    assert.ok(said("journal reachable again; ready"), "the outage's end is logged");
+    const said = (event: string) => w.lines.some((l) => l.includes(`"event":"${event}"`));
+    assert.ok(said("journal.down"), "the outage's start is logged");
+    assert.ok(said("journal.up"), "the outage's end is logged");
     // Summarised, not one per retry: a few at the outage's start (the journal, the pool),
     // then at most one per pool and one for the journal every 30 s.
     assert.ok(
@@ -512,7 +512,7 @@ describe("the Cassandra journal under faults, with a real worker process", { ski
       `the worker exits within 30 s of SIGTERM:\n${w.lines.slice(-20).join("\n")}`,
     );
     assert.deepEqual(exit, { code: 0, signal: null });
-    const forced = w.lines.some((l) => l.includes("forcing exit"));
+    const forced = w.lines.some((l) => l.includes('"event":"worker.forced_exit"'));
     console.log(
       `# worker exited 0 after SIGTERM${forced ? " (forced: a driver handle stayed open)" : ""}`,
     );

@@ -208,7 +208,9 @@ async function laggingOwnerScenario(journalUrl: string, openReader: () => Promis
     } catch (e: unknown) {
       assert.equal(parseRichStatus(e).reason, "NOT_OWNER");
     }
-    const fencedLines = a.lines.filter((l) => l.includes("fenced")).length;
+    const fencedLines = a.lines.filter((l) =>
+      /"event":"(entity\.fenced|ownership\.pool_fenced)"/.test(l),
+    ).length;
     assert.ok(fencedLines > 0, `A logs that it was fenced:\n${a.lines.slice(-20).join("\n")}`);
 
     // The journal, read directly: exactly the three commands the owners acknowledged.

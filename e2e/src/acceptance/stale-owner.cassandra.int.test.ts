@@ -151,7 +151,9 @@ async function staleOwnerScenario(
     const logLines = readFileSync(join(cluster.dataDir, "logs", `${a.id}.log`), "utf8")
       .split("\n")
       .filter((l) => l.includes(pool) || l.includes(`"shard":${shard}`));
-    const fencedAppends = logLines.filter((l) => l.includes("pool fenced by a newer owner")).length;
+    const fencedAppends = logLines.filter((l) =>
+      /"event":"(entity\.fenced|ownership\.pool_fenced)"/.test(l),
+    ).length;
     const fencedAnswers = answers.filter(
       (x) => x.via === "stale owner" && /taken over by a newer owner/.test(x.message ?? ""),
     ).length;

@@ -177,7 +177,7 @@ describe("the container image", { skip, concurrency: false }, () => {
       assert.equal(w.code, 0, `worker: ${w.stderr}${lines.slice(-5).join("\n")}`);
       assert.equal(g.code, 0, `gateway: ${g.stderr}`);
       assert.ok(
-        lines.some((l) => l.includes("worker exited cleanly")),
+        lines.some((l) => l.includes('"event":"worker.exited_cleanly"')),
         "the worker logged its clean exit",
       );
     } finally {

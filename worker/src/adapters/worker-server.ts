@@ -289,7 +289,7 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
       const leftAt = performance.now();
       const remaining = () => ownership.occupiedShards();
       log.info(
-        { shards: remaining(), timeoutMs: options.timeoutMs },
+        { event: "worker.leaving", shards: remaining(), timeoutMs: options.timeoutMs },
         "leaving: waiting for this worker's shards to be moved away",
       );
       const finish = () => {
@@ -298,8 +298,13 @@ export async function startWorker(config: WorkerConfig): Promise<RunningWorker> 
         leaveWaits.delete(finish);
         const left = remaining();
         metrics.observeLeave((performance.now() - leftAt) / 1000, left === 0);
-        if (left === 0) log.info("every shard was moved away");
-        else log.warn({ shards: left }, `leaving with ${left} shards not moved away`);
+        if (left === 0) log.info({ event: "worker.moved_away" }, "every shard was moved away");
+        else {
+          log.warn(
+            { event: "worker.left_shards", shards: left },
+            `leaving with ${left} shards not moved away`,
+          );
+        }
         resolve({ handedOff: left === 0, remaining: left });
       };
       const timer = setTimeout(finish, options.timeoutMs);

@@ -222,7 +222,7 @@ describe("PoolEntity", () => {
   test("a journal that keeps failing is warned about once per run of failures, not once per retry", async () => {
     await withDb(async (open) => {
       const journal = new FaultyJournal(open());
-      const lines: { level: number; msg: string; failures?: number }[] = [];
+      const lines: { level: number; event?: string; failures?: number }[] = [];
       const captured = pino(
         { level: "debug" },
         {
@@ -236,12 +236,10 @@ describe("PoolEntity", () => {
       journal.failingLoads = 40;
       const o = await e.submit(reserve("through-an-outage"), Date.now() + 60_000);
       assert.equal(seqOf(o), 2);
-      const warnings = lines.filter((l) => l.level >= 40).map((l) => l.msg);
-      assert.deepEqual(warnings, [
-        "append failed; reloading the pool and deciding the batch again",
-      ]);
-      assert.equal(lines.filter((l) => l.msg === "load failed; retrying").length, 40);
-      const recovered = lines.find((l) => l.msg === "journal answers this pool again");
+      const warnings = lines.filter((l) => l.level >= 40).map((l) => l.event);
+      assert.deepEqual(warnings, ["entity.append_failed"]);
+      assert.equal(lines.filter((l) => l.event === "entity.load_retry").length, 40);
+      const recovered = lines.find((l) => l.event === "entity.journal_answers_again");
       assert.equal(recovered?.failures, 41);
     });
   });

@@ -644,6 +644,7 @@ export class PoolEntity {
     const unknownOutcome = wroteEvents && !(error instanceof VersionConflictError);
     const fields = {
       err: error,
+      event: "entity.append_failed",
       commands: commands.length,
       expectedVersion,
       unknownOutcome,
@@ -675,7 +676,7 @@ export class PoolEntity {
     const reloading: RecoveryObserver = {
       beforeAttempt: () => this.beforeLoadAttempt(),
       unavailable: (error, _step, _attempt, elapsedMs) => {
-        this.journalFailed({ err: error }, "load failed; retrying");
+        this.journalFailed({ event: "entity.load_retry", err: error }, "load failed; retrying");
         // A blip is ridden out; once the journal has been down for a while, say so
         // (UNAVAILABLE: retry with the same request) to what waits, instead of holding it
         // to its deadline.
@@ -701,8 +702,13 @@ export class PoolEntity {
     const recovering: RecoveryObserver = {
       beforeAttempt: () => this.beforeLoadAttempt(),
       unavailable: (error, step, attempt) => {
-        if (step === "fence") this.journalFailed({ err: error, attempt }, "fence failed; retrying");
-        else this.journalFailed({ err: error }, "load failed; retrying");
+        if (step === "fence")
+          this.journalFailed(
+            { event: "entity.fence_retry", err: error, attempt },
+            "fence failed; retrying",
+          );
+        else
+          this.journalFailed({ event: "entity.load_retry", err: error }, "load failed; retrying");
       },
     };
     const plan = {
@@ -772,12 +778,18 @@ export class PoolEntity {
     const run = this.failureRun;
     if (run === undefined) return;
     this.failureRun = undefined;
-    this.log.info({ failures: run.failures }, "journal answers this pool again");
+    this.log.info(
+      { event: "entity.journal_answers_again", failures: run.failures },
+      "journal answers this pool again",
+    );
   }
 
   private becomeFenced(error: FencedError): void {
     if (this.statusValue === "fenced") return;
-    this.log.warn({ fenceEpoch: error.fenceEpoch }, "pool fenced by a newer owner");
+    this.log.warn(
+      { event: "entity.fenced", fenceEpoch: error.fenceEpoch },
+      "pool fenced by a newer owner",
+    );
     this.statusValue = "fenced";
     this.viewKnown = false;
     this.answerQueued(this.refusal() as EntityFailure);

@@ -155,7 +155,7 @@ export class ShardOwnership {
       },
       onFenced: (e) => {
         this.log.warn(
-          { pool: e.pool, shard: e.shard, epoch: e.epoch },
+          { event: "ownership.pool_fenced", pool: e.pool, shard: e.shard, epoch: e.epoch },
           "pool fenced by a newer owner; this worker's shard map is stale",
         );
         this.forget(e);
@@ -379,13 +379,18 @@ export class ShardOwnership {
     const held = [...this.shards.values()];
     if (held.length > 0) {
       this.log.info(
-        { shards: held.length },
+        { event: "ownership.shutdown_draining", shards: held.length },
         `worker shutting down; draining ${held.length} shards`,
       );
     }
     for (const h of held) this.release(h, "worker shutting down", shutdown, "debug");
     while (this.releasing.size > 0) await Promise.all([...this.releasing.values()]);
-    if (held.length > 0) this.log.info({ shards: held.length }, `${held.length} shards drained`);
+    if (held.length > 0) {
+      this.log.info(
+        { event: "ownership.shutdown_drained", shards: held.length },
+        `${held.length} shards drained`,
+      );
+    }
   }
 
   private countStatus(status: ShardStatus): number {
@@ -656,14 +661,20 @@ export class ShardOwnership {
     if (this.shards.get(held.shard) === held) this.shards.delete(held.shard);
     if (held.status === "draining") return;
     held.status = "draining";
-    this.log[level]({ shard: held.shard, epoch: held.epoch, why }, "shard leaving; draining");
+    this.log[level](
+      { event: "ownership.shard_leaving", shard: held.shard, epoch: held.epoch, why },
+      "shard leaving; draining",
+    );
     const drained = outcome ?? {
       kind: "not_owner",
       message: `this worker no longer serves shard ${held.shard} (${why})`,
     };
     const task = Promise.all([...held.entities.values()].map((e) => e.close(drained))).then(() => {
       held.entities.clear();
-      this.log[level]({ shard: held.shard, epoch: held.epoch }, "shard drained");
+      this.log[level](
+        { event: "ownership.shard_drained", shard: held.shard, epoch: held.epoch },
+        "shard drained",
+      );
     });
     this.releasing.set(held, task);
     void task.finally(() => {
