@@ -167,17 +167,20 @@ describe("the worker process", () => {
         "proc-test",
       ]);
       await w.listening;
-      const parsed = w.lines.flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
-      assert.ok(
-        parsed.some((j) => j.grpc === grpc && j.http === http),
-        `a line says where it listens:\n${w.lines.join("\n")}`,
-      );
+      // Live before ready: the line saying where it listens comes once its shards serve.
+      const saysWhere = () =>
+        w?.lines.some((l) => {
+          try {
+            const j = JSON.parse(l) as Record<string, unknown>;
+            return j.grpc === grpc && j.http === http;
+          } catch {
+            return false;
+          }
+        });
+      for (let waited = 0; !saysWhere() && waited < 30_000; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(saysWhere(), `a line says where it listens:\n${w.lines.join("\n")}`);
 
       const deadline = () => ({ deadline: Date.now() + 5000 });
       // A caller of another cluster (or of none) is refused before any handler runs.
