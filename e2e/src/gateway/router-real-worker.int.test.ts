@@ -82,6 +82,23 @@ async function startWorkers(
   return { workers, maps };
 }
 
+/**
+ * Real workers `ids` serving every shard from `owner` at `epoch` (ShardMap `revision`),
+ * each having recovered what it owns; the test pool is configured with `capacity` when
+ * given.
+ */
+async function servedBy(
+  ids: readonly string[],
+  owned: { readonly owner: string; readonly epoch: number; readonly revision: number },
+  capacity?: number,
+): Promise<{ workers: Worker[]; maps: StaticShardMapSource; map: internal.ShardMap }> {
+  const { workers, maps } = await startWorkers(ids);
+  const map = shardMapAllOwnedBy({ ...owned, members: membersOf(workers) });
+  await assign(workers, maps, map);
+  if (capacity !== undefined) await configure(maps, capacity);
+  return { workers, maps, map };
+}
+
 /** Records each command `worker` routes through its ownership layer, then runs it. */
 function recordExecuted(worker: RunningWorker): Executed[] {
   const executed: Executed[] = [];
@@ -151,16 +168,12 @@ async function retries(registry: Registry): Promise<Record<string, number>> {
 
 describe("Router against real workers", () => {
   test("it sends a command to the shard's owner with the shard's epoch, and the owner commits it", async () => {
-    const { workers, maps } = await startWorkers(["w-a", "w-b"]);
+    const { workers, map } = await servedBy(
+      ["w-a", "w-b"],
+      { owner: "w-b", epoch: 7, revision: 1 },
+      10,
+    );
     const [a, b] = workers;
-    const map = shardMapAllOwnedBy({
-      revision: 1,
-      owner: "w-b",
-      epoch: 7,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, map);
-    await configure(maps, 10);
     const r = router(new StaticShardMapSource(map));
 
     const response = await r.call("reserve", pool, request, Date.now() + 10_000);
@@ -181,15 +194,7 @@ describe("Router against real workers", () => {
   });
 
   test("it propagates the caller's deadline to the worker", async () => {
-    const { workers, maps } = await startWorkers(["w-a"]);
-    const map = shardMapAllOwnedBy({
-      revision: 1,
-      owner: "w-a",
-      epoch: 1,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, map);
-    await configure(maps, 10);
+    const { workers, map } = await servedBy(["w-a"], { owner: "w-a", epoch: 1, revision: 1 }, 10);
     // Generous: the bound is the caller's deadline however long the call takes.
     const deadline = Date.now() + 10_000;
     await router(new StaticShardMapSource(map)).call("reserve", pool, request, deadline);
@@ -202,15 +207,7 @@ describe("Router against real workers", () => {
   });
 
   test("it applies the 5 s default budget when the caller set no deadline", async () => {
-    const { workers, maps } = await startWorkers(["w-a"]);
-    const map = shardMapAllOwnedBy({
-      revision: 1,
-      owner: "w-a",
-      epoch: 1,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, map);
-    await configure(maps, 10);
+    const { workers, map } = await servedBy(["w-a"], { owner: "w-a", epoch: 1, revision: 1 }, 10);
     const r = router(new StaticShardMapSource(map));
     const before = Date.now();
     await r.call("reserve", pool, request, Number.POSITIVE_INFINITY);
@@ -262,15 +259,11 @@ describe("Router against real workers", () => {
   });
 
   test("a shard that gets an owner while a call waits is served within the deadline", async () => {
-    const { workers, maps } = await startWorkers(["w-a"]);
-    const owned = shardMapAllOwnedBy({
-      revision: 2,
-      owner: "w-a",
-      epoch: 1,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, owned);
-    await configure(maps, 10);
+    const { workers, map: owned } = await servedBy(
+      ["w-a"],
+      { owner: "w-a", epoch: 1, revision: 2 },
+      10,
+    );
     const source = new StaticShardMapSource(
       shardMapAllOwnedBy({ revision: 1, owner: "", epoch: 0, members: [] }),
     );
@@ -293,15 +286,7 @@ describe("Router against real workers", () => {
   });
 
   test("a domain rejection passes through unchanged with its details, and is not retried", async () => {
-    const { workers, maps } = await startWorkers(["w-a"]);
-    const map = shardMapAllOwnedBy({
-      revision: 1,
-      owner: "w-a",
-      epoch: 1,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, map);
-    await configure(maps, 2);
+    const { workers, map } = await servedBy(["w-a"], { owner: "w-a", epoch: 1, revision: 1 }, 2);
     const registry = new Registry();
     const err = await rejection(
       router(new StaticShardMapSource(map), registry).call(
@@ -322,14 +307,7 @@ describe("Router against real workers", () => {
   });
 
   test("NOT_FOUND for a pool never configured passes through without a retry", async () => {
-    const { workers, maps } = await startWorkers(["w-a"]);
-    const map = shardMapAllOwnedBy({
-      revision: 1,
-      owner: "w-a",
-      epoch: 1,
-      members: membersOf(workers),
-    });
-    await assign(workers, maps, map);
+    const { workers, map } = await servedBy(["w-a"], { owner: "w-a", epoch: 1, revision: 1 });
     const registry = new Registry();
     const err = await rejection(
       router(new StaticShardMapSource(map), registry).call(
